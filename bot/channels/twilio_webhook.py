@@ -1,0 +1,174 @@
+"""Receiving side of the SMS channel: step 0 of the message's path, Twilio -> InboundSms.
+
+Verifies `X-Twilio-Signature` with the SDK's `RequestValidator` against the public URL (the
+configured base URL, so it holds behind a reverse proxy), parses Twilio's form into
+`InboundSms`, hands it to the pipeline and answers TwiML with whatever replies fit the budget.
+Status callbacks become `DeliveryReport`s. Nothing from an unsigned or forged request is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import phonenumbers
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, text
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import Message, MessagingResponse
+
+from bot.errors import BadRequest, Forbidden, HttpError
+from bot.messages import DeliveryReport, InboundSms, OutboundSms
+
+log = logging.getLogger(__name__)
+
+_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+_SHORT_CODE = re.compile(r"^\d{3,8}$")
+_MAX_MEDIA = 10
+_OPT_OUT_TYPES = {"STOP", "START", "HELP"}
+_STATUSES = {
+    "accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered",
+    "failed", "read", "canceled", "partially_delivered", "receiving", "received",
+}  # fmt: skip
+XML = "application/xml"
+
+
+class TurnOutcome(Protocol):
+    twiml_replies: list[OutboundSms]
+
+
+Handle = Callable[..., Awaitable[TurnOutcome]]  # handle(inbound, *, budget: float)
+Reports = Callable[[DeliveryReport], Awaitable[Any]]
+
+
+def parse_inbound(form: Mapping[str, str]) -> InboundSms:
+    """Twilio's inbound form -> InboundSms. BadRequest names the field, never echoes its value."""
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    if not _SID.match(sid):
+        raise BadRequest("missing or malformed MessageSid")
+    sender = _e164(form.get("From"), "From", allow_short_code=False)
+    recipient = _e164(form.get("To"), "To", allow_short_code=True)
+    opt_out = (form.get("OptOutType") or "").strip().upper() or None
+    return InboundSms(
+        channel_id=sid,
+        sender=sender,
+        recipient=recipient,
+        body=form.get("Body") or "",  # MMS-only texts come without one
+        media_urls=_media(form),
+        opt_out_type=opt_out if opt_out in _OPT_OUT_TYPES else None,
+    )
+
+
+def _e164(raw: str | None, field: str, *, allow_short_code: bool) -> str:
+    raw = (raw or "").strip()
+    if allow_short_code and _SHORT_CODE.match(raw):
+        return raw
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        raise BadRequest(f"'{field}' is not a phone number") from None
+    if not phonenumbers.is_possible_number(number):
+        raise BadRequest(f"'{field}' is not a phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _media(form: Mapping[str, str]) -> tuple[str, ...]:
+    try:
+        count = int(form.get("NumMedia") or 0)
+    except ValueError:
+        raise BadRequest("'NumMedia' is not a number") from None
+    if not 0 <= count <= _MAX_MEDIA:
+        raise BadRequest(f"'NumMedia' must be between 0 and {_MAX_MEDIA}")
+    urls = []
+    for i in range(count):
+        url = form.get(f"MediaUrl{i}") or ""
+        if not url.startswith(("https://", "http://")):
+            raise BadRequest(f"'MediaUrl{i}' is missing or not a URL")
+        urls.append(url)
+    return tuple(urls)
+
+
+def parse_status(form: Mapping[str, str]) -> DeliveryReport:
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+    if not _SID.match(sid):
+        raise BadRequest("missing or malformed MessageSid")
+    if status not in _STATUSES:
+        raise BadRequest("missing or unknown MessageStatus")
+    code = form.get("ErrorCode") or ""
+    return DeliveryReport(sid, status, int(code) if code.isdigit() else None)
+
+
+def verify_signature(
+    auth_token: str, public_url: str, form: Mapping[str, Any], signature: str | None
+) -> bool:
+    """True when `signature` is Twilio's HMAC of `public_url` + the form (the URL Twilio called)."""
+    if not signature:
+        return False
+    return bool(RequestValidator(auth_token).validate(public_url, form, signature))
+
+
+def twiml(replies: Sequence[OutboundSms]) -> str:
+    """A <Response> with one <Message> per reply (the SDK escapes the XML)."""
+    response = MessagingResponse()
+    for reply in replies:
+        message = Message()
+        if reply.body:
+            message.body(reply.body)
+        for url in reply.media_urls:
+            message.media(url)
+        response.append(message)
+    return str(response)
+
+
+def public_url(base_url: str, request: Request) -> str:
+    url = base_url.rstrip("/") + request.path
+    return f"{url}?{request.query_string}" if request.query_string else url
+
+
+def webhook_blueprint(
+    handle: Handle,
+    reports: Reports,
+    *,
+    auth_token: str,
+    public_base_url: str,
+    reply_budget_s: float = 2.0,
+    name: str = "twilio_webhook",
+) -> Blueprint:
+    bp = Blueprint(name)
+
+    def signed_form(request: Request) -> dict[str, str]:
+        # Blank values count: Twilio signs "Body=" of an MMS-only text. Multi-valued, like Twilio.
+        form = request.get_form(keep_blank_values=True) or {}
+        signature = request.headers.get("X-Twilio-Signature")
+        if not verify_signature(auth_token, public_url(public_base_url, request), form, signature):
+            log.warning("twilio webhook: missing or invalid signature on %s", request.path)
+            raise Forbidden("invalid signature")
+        return {key: values[0] for key, values in form.items()}
+
+    async def inbound(request: Request) -> HTTPResponse:
+        try:
+            message = parse_inbound(signed_form(request))
+        except HttpError as exc:
+            return _error(exc)
+        outcome = await handle(message, budget=reply_budget_s)
+        return text(twiml(outcome.twiml_replies), content_type=XML)
+
+    async def status(request: Request) -> HTTPResponse:
+        try:
+            report = parse_status(signed_form(request))
+        except HttpError as exc:
+            return _error(exc)
+        await reports(report)  # unknown SIDs are fine: Twilio only needs a 2xx
+        return text("", status=200)
+
+    bp.add_route(inbound, "/webhooks/twilio/sms", methods=["POST"], name="sms")
+    bp.add_route(inbound, "/webhooks/twilio/webhook", methods=["POST"], name="webhook")
+    bp.add_route(status, "/webhooks/twilio/status", methods=["POST"], name="status")
+    return bp
+
+
+def _error(exc: HttpError) -> HTTPResponse:
+    return text(str(exc), status=exc.status)

@@ -1,0 +1,91 @@
+"""A fan line's content (flows, domain, NLU data), loaded and validated once at start-up.
+
+The server refuses to start on invalid content; `fanline validate` prints the same problems.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError, Location, ValidationFailed
+from bot.flows import Domain, Flow, load_domain, load_flows, validate_content
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    project_dir: Path
+    flows: dict[str, Flow]
+    domain: Domain
+    nlu_data: Any  # bot.nlu.TrainingData
+    warnings: tuple[ConfigError, ...] = ()
+
+    @property
+    def intents(self) -> set[str]:
+        return set(self.nlu_data.intents) if self.nlu_data is not None else set()
+
+
+def content_paths(project_dir: Path) -> dict[str, list[Path]]:
+    """Where a project keeps its content: Rasa's layout plus `flows/`."""
+    domain = [project_dir / "domain.yml"] if (project_dir / "domain.yml").exists() else []
+    if (project_dir / "domain").is_dir():
+        domain += sorted((project_dir / "domain").rglob("*.yml"))
+    return {
+        "flows": sorted((project_dir / "flows").rglob("*.yml")),
+        "domain": domain,
+        "nlu": sorted(p for p in (project_dir / "data").rglob("*.yml")),
+    }
+
+
+def load_content(
+    project_dir: Path,
+    *,
+    actions: set[str] | None = None,
+    max_segments: int = 3,
+) -> Content:
+    """Load and cross-check everything; raise ValidationFailed listing every error."""
+    from bot.nlu import load_training_data
+
+    paths = content_paths(project_dir)
+    problems: list[ConfigError] = []
+    flows: dict[str, Flow] = {}
+    domain: Domain | None = None
+    nlu_data = None
+    for kind, loader in (
+        ("flows", load_flows),
+        ("domain", load_domain),
+        ("nlu", load_training_data),
+    ):
+        try:
+            result = loader(paths[kind])
+        except ValidationFailed as exc:
+            problems.extend(exc.problems)
+            continue
+        except ConfigError as exc:
+            problems.append(exc)
+            continue
+        if kind == "flows":
+            flows = result
+        elif kind == "domain":
+            domain = result
+        else:
+            nlu_data = result
+    if not paths["flows"]:
+        problems.append(ConfigError("no flow files found", Location(str(project_dir / "flows"))))
+    if domain is not None and not problems:
+        problems.extend(
+            validate_content(
+                flows,
+                domain,
+                intents=set(nlu_data.intents) if nlu_data is not None else None,
+                actions=actions,
+                max_segments=max_segments,
+            )
+        )
+    errors = [p for p in problems if not p.warning]
+    if errors:
+        raise ValidationFailed(problems)
+    assert domain is not None
+    warnings = tuple(p for p in problems if p.warning)
+    return Content(project_dir, flows, domain, nlu_data, warnings)

@@ -1,0 +1,103 @@
+"""Plain domain types the store returns and the pipeline hands back: fans, conversations, turns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.messages import OutboundSms
+
+SUBSCRIPTION_STATES = ("pending", "subscribed", "unsubscribed")
+CONVERSATION_STATES = ("bot", "open", "snoozed", "resolved")
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    id: int
+    phone: str | None  # None once erased
+    profile: dict[str, Any]
+    subscription: str  # pending | subscribed | unsubscribed
+    created_at: datetime
+    subscribed_at: datetime | None = None
+
+    def fan_fields(self, *, is_new: bool = False) -> dict[str, Any]:
+        """What flows and responses may see of a fan (`fan.*`): never the phone number."""
+        return {
+            **self.profile,
+            "subscription": self.subscription,
+            "subscribed": self.subscription == "subscribed",
+            "is_new": is_new,
+            "tags": list(self.profile.get("tags", [])),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """Result of recording an inbound text (step 1 of the pipeline)."""
+
+    contact: Contact
+    message_id: int
+    duplicate: bool  # the channel delivered this MessageSid before
+    is_new_contact: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PendingText:
+    message_id: int
+    body: str
+    num_media: int
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TurnContext:
+    """Everything a turn reads, loaded in one round trip under the fan's lock."""
+
+    contact: Contact
+    conversation_id: int
+    status: str  # bot | open | snoozed | resolved
+    dialogue: dict[str, Any]
+    pending: tuple[PendingText, ...]  # unprocessed inbound texts, oldest first
+    last_broadcast_id: int | None = None  # a broadcast sent within the reply window
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationSpec:
+    reason: str
+    priority: str = "normal"
+    guesses: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    action: str  # opt_in | opt_out | resubscribe
+    method: str  # sms_keyword | sms_yes | carrier | web_form | agent
+    text_shown: str | None = None
+
+
+@dataclass(slots=True)
+class TurnRecord:
+    """Everything a turn writes, in one transaction (step 9 of the pipeline)."""
+
+    contact_id: int
+    conversation_id: int
+    message_id: int  # the inbound text this turn answered
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    replies: list[OutboundSms] = field(default_factory=list)
+    dialogue: dict[str, Any] | None = None  # None: unchanged
+    status: str | None = None  # new conversation status
+    profile_updates: dict[str, Any] = field(default_factory=dict)
+    consent: ConsentChange | None = None
+    escalation: EscalationSpec | None = None
+    inbound_status: str = "processed"  # processed | held
+    # replies wait in the outbox until then, so the webhook can answer them inline as TwiML
+    hold_replies_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedReply:
+    outbox_id: int
+    reply: OutboundSms
+    status: str = "queued"

@@ -1,0 +1,411 @@
+"""The flow engine: one fan turn in, commands out (step 7 of the message path). Pure.
+
+`FlowEngine.turn(state, input)` decides what the fan's text means for the flows in progress:
+(a) an event (first contact, reply to a broadcast) starts the flows listening to it; (b) a
+question is waiting: the text answers it, interrupts it (another flow's keyword or intent), or
+is re-asked (then handed to a human past `max_retries`); (c) nothing is waiting: a keyword, an
+intent, a retrieval intent or a pattern answers. Steps then run until the engine waits for the
+fan, stops at a custom action (`Progress.pending_action`; the pipeline runs it and calls
+`resume`) or the stack is empty. A step budget per turn turns endless loops into
+`pattern_internal_error`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from bot.errors import ConfigError
+from bot.flows import triggers as t
+from bot.flows.conditions import evaluate
+from bot.flows.model import END, CollectStep, Domain, Flow, NextIf, StepBase
+from bot.flows.responses import Responses
+from bot.flows.slot_types import parse_slot_value
+from bot.flows.state import (
+    Command,
+    DialogueState,
+    FlowEnded,
+    FlowStarted,
+    Frame,
+    HandOff,
+    Progress,
+    RunAction,
+    Say,
+    SetSlot,
+    StepTaken,
+    Subscribe,
+    TurnInput,
+    Unsubscribe,
+)
+
+MAX_STEPS_PER_TURN = 64
+REPHRASE = "utter_ask_rephrase"
+# Slot types that accept any text: there only an exact keyword counts as an interruption.
+FREE_TEXT_TYPES = {"text", "any"}
+
+
+class FlowEngine:
+    def __init__(
+        self,
+        flows: Mapping[str, Flow],
+        domain: Domain,
+        *,
+        default_threshold: float = 0.5,
+        max_steps: int = MAX_STEPS_PER_TURN,
+    ) -> None:
+        self.flows = dict(flows)
+        self.domain = domain
+        self.responses = Responses(domain)
+        self.triggers = t.Triggers(self.flows, default_threshold)
+        self.max_steps = max_steps
+        self.initial_slots = {
+            name: slot.initial_value
+            for name, slot in domain.slots.items()
+            if slot.initial_value is not None
+        }
+
+    def turn(self, state: DialogueState, inp: TurnInput) -> Progress:
+        run = _Turn(self, state, inp)
+        if run.dispatch():
+            run.run()
+        return run.progress()
+
+    def resume(
+        self, state: DialogueState, slot_events: Mapping[str, Any], inp: TurnInput
+    ) -> Progress:
+        """Continue after the custom action the last Progress stopped at returned its slots."""
+        run = _Turn(self, state, inp)
+        for name, value in slot_events.items():
+            run.set_slot(name, value)
+        run.run()
+        return run.progress()
+
+
+class _EngineFault(Exception):
+    """Content the validator should have caught (unknown step, flow or response) met at run time."""
+
+
+class _Turn:
+    """The mutable working copy of one turn; `progress()` freezes it back into values."""
+
+    def __init__(self, engine: FlowEngine, state: DialogueState, inp: TurnInput) -> None:
+        self.engine = engine
+        self.flows = engine.flows
+        self.inp = inp
+        self.stack = list(state.stack)
+        self.slots = dict(state.slots)
+        self.commands: list[Command] = []
+        self.rng = random.Random(inp.seed)
+        self.budget = engine.max_steps
+        self.failed = False
+        self.pending_action: str | None = None
+
+    # ------------------------------------------------------------ dispatch (a), (b), (c)
+
+    def dispatch(self) -> bool:
+        """Start or feed flows for this input; True when steps should run."""
+        if self.inp.event and (found := self._startable(self.engine.triggers.by_event(self.inp.event))):
+            return self.interrupt(*found)
+        waiting = self.waiting_collect()
+        if waiting is not None:
+            return self.answer(waiting)
+        return self.unprompted()
+
+    def unprompted(self) -> bool:
+        if found := self.match_trigger():
+            return self.interrupt(*found)
+        prediction = self.inp.prediction
+        if prediction and prediction.retrieval_intent:
+            name = f"utter_{prediction.retrieval_intent}"
+            if name in self.engine.responses:
+                self.say(name)
+                return bool(self.stack)
+        if prediction and prediction.intent == "human_handoff" and t.HANDOFF_FLOW in self.flows:
+            return self.start(t.HANDOFF_FLOW, "intent:human_handoff")
+        return self.start(t.CANNOT_HANDLE_FLOW, "pattern")
+
+    def answer(self, step: CollectStep) -> bool:
+        slot = self.engine.domain.slots.get(step.collect)
+        value = self.fill(step)
+        command_word = bool(self._startable(self.engine.triggers.by_keyword(self.inp.text)))
+        if value is not None and not (command_word and slot and slot.type in FREE_TEXT_TYPES):
+            rejection = self.rejection(step, value)
+            if rejection is None:
+                self.set_slot(step.collect, value)
+                return True
+            return self.retry(step, rejection)
+        if found := self.match_trigger():
+            return self.interrupt(*found)
+        prediction = self.inp.prediction
+        faq = f"utter_{prediction.retrieval_intent}" if prediction and prediction.retrieval_intent else ""
+        if faq in self.engine.responses:
+            self.say(faq)
+            return self.ask(step)
+        invalid = f"utter_invalid_{step.collect}"
+        return self.retry(step, invalid if invalid in self.engine.responses else REPHRASE)
+
+    def fill(self, step: CollectStep) -> Any:
+        slot = self.engine.domain.slots.get(step.collect)
+        if slot is None:
+            return self.inp.text.strip() or None
+        prediction = self.inp.prediction
+        for entity in prediction.entities if prediction else ():
+            if entity.entity == step.collect and entity.value is not None:
+                value = parse_slot_value(slot, str(entity.value))
+                if value is not None:
+                    return value
+        return parse_slot_value(slot, self.inp.text)
+
+    def rejection(self, step: CollectStep, value: Any) -> str | None:
+        context = self.context(slots={**self.slot_values(), step.collect: value})
+        for rejection in step.rejections:
+            if evaluate(rejection.if_, context):
+                return rejection.utter
+        return None
+
+    def retry(self, step: CollectStep, utter: str) -> bool:
+        frame = self.stack[-1]
+        if frame.retries + 1 > step.max_retries:
+            self.stack[-1] = replace(frame, retries=0)
+            return self.start(t.HANDOFF_FLOW, "pattern", reason="retry_limit")
+        self.stack[-1] = replace(frame, retries=frame.retries + 1)
+        self.say(utter)
+        return self.ask(step)
+
+    def match_trigger(self) -> tuple[str, str] | None:
+        candidates = self.engine.triggers.by_keyword(self.inp.text)
+        candidates += self.engine.triggers.by_intent(self.inp.prediction)
+        return self._startable(candidates)
+
+    def _startable(self, candidates: list[tuple[str, str]]) -> tuple[str, str] | None:
+        running = {frame.flow_id for frame in self.stack}
+        for flow_id, label in candidates:
+            flow = self.flows.get(flow_id)
+            if flow is None or flow_id in running:
+                continue
+            if flow_id == t.CANCEL_FLOW and not self.stack:
+                continue  # nothing to cancel
+            if flow.if_ is None or evaluate(flow.if_, self.context()):
+                return flow_id, label
+        return None
+
+    def interrupt(self, flow_id: str, trigger: str) -> bool:
+        if self.waiting_collect() is not None:
+            self.stack[-1] = replace(self.stack[-1], interrupted=True)
+        return self.start(flow_id, trigger)
+
+    # ------------------------------------------------------------ running steps
+
+    def run(self) -> None:
+        while self.stack:
+            if self.budget <= 0:
+                self.internal_error()
+                continue
+            try:
+                if not self.step_once():
+                    return
+            except (_EngineFault, ConfigError, KeyError):
+                self.internal_error()
+
+    def step_once(self) -> bool:
+        frame = self.stack[-1]
+        flow = self.flow(frame.flow_id)
+        step_id = self.next_step_id(flow, frame)
+        if step_id == END:
+            return self.end_top("completed")
+        try:
+            step = flow.step(step_id)
+        except KeyError:
+            raise _EngineFault(f"flow {flow.id}: no step {step_id}") from None
+        self.budget -= 1
+        self.stack[-1] = replace(frame, step_id=step_id, retries=0)
+        self.commands.append(StepTaken(flow.id, step_id))
+        return self.execute(flow, step)
+
+    def next_step_id(self, flow: Flow, frame: Frame) -> str:
+        if frame.step_id is None:
+            return flow.steps[0].step_id
+        index = flow.index(frame.step_id)
+        step = flow.steps[index]
+        sequential = flow.steps[index + 1].step_id if index + 1 < len(flow.steps) else END
+        if step.next is None:
+            return sequential
+        if isinstance(step.next, str):
+            return step.next
+        context = self.context()
+        for branch in step.next:
+            if not isinstance(branch, NextIf):
+                return branch.else_
+            if evaluate(branch.if_, context):
+                return branch.then
+        return sequential  # no branch matched and no `else`: carry on in order
+
+    def execute(self, flow: Flow, step: StepBase) -> bool:
+        """Take one step; True to keep going, False when the engine must stop for now."""
+        if isinstance(step, CollectStep):
+            return self.enter_collect(step)
+        kind = step.kind
+        if kind == "action":
+            return self.action(step.action)  # type: ignore[attr-defined]
+        if kind == "set_slots":
+            for name, value in step.assignments:  # type: ignore[attr-defined]
+                self.set_slot(name, value)
+        elif kind == "link":
+            self.end_top("linked", quiet=True)
+            return self.start(step.link, f"link:{flow.id}")  # type: ignore[attr-defined]
+        elif kind == "call":
+            return self.start(step.call, f"call:{flow.id}")  # type: ignore[attr-defined]
+        elif kind == "escalate":
+            reason = self.stack[-1].reason or step.escalate.reason  # type: ignore[attr-defined]
+            self.commands.append(HandOff(reason, step.escalate.priority))  # type: ignore[attr-defined]
+            self.end_all("escalated")
+            return False
+        return True
+
+    def enter_collect(self, step: CollectStep) -> bool:
+        if self.slot_values().get(step.collect) is not None and not step.ask_before_filling:
+            return True
+        if self.slots.get(step.collect) is None and (value := self._entity_value(step)) is not None:
+            self.set_slot(step.collect, value)  # the same text already carried the answer
+            return True
+        return self.ask(step)
+
+    def _entity_value(self, step: CollectStep) -> Any:
+        slot = self.engine.domain.slots.get(step.collect)
+        prediction = self.inp.prediction
+        for entity in prediction.entities if prediction and slot else ():
+            if entity.entity == step.collect and entity.value is not None:
+                return parse_slot_value(slot, str(entity.value))  # type: ignore[arg-type]
+        return None
+
+    def ask(self, step: CollectStep) -> bool:
+        self.say(step.question)
+        return False
+
+    def action(self, name: str) -> bool:
+        if name.startswith("utter_"):
+            self.say(name)
+        elif name == "action_subscribe":
+            self.commands.append(Subscribe("sms_keyword"))
+        elif name == "action_unsubscribe":
+            self.commands.append(Unsubscribe())
+        elif name == "action_cancel_flow":
+            while len(self.stack) > 1:  # everything under the cancel pattern itself
+                self.commands.append(FlowEnded(self.stack.pop(-2).flow_id, "cancelled"))
+        elif name != "action_listen":
+            self.commands.append(RunAction(name))
+            self.pending_action = name
+            return False
+        return True
+
+    # ------------------------------------------------------------ flows in and out
+
+    def start(self, flow_id: str, trigger: str, *, reason: str | None = None) -> bool:
+        self.flow(flow_id)
+        self.budget -= 1
+        self.stack.append(Frame(flow_id, reason=reason))
+        self.commands.append(FlowStarted(flow_id, trigger))
+        return True
+
+    def end_top(self, outcome: str, *, quiet: bool = False) -> bool:
+        """Pop the top flow; then carry on with whatever is under it. `quiet`: no follow-up."""
+        frame = self.stack.pop()
+        flow = self.flow(frame.flow_id)
+        self.commands.append(FlowEnded(flow.id, outcome))
+        self.forget_slots(flow)
+        if quiet:
+            return True
+        if not self.stack:
+            if outcome == "completed" and not flow.is_pattern and t.COMPLETED_FLOW in self.flows:
+                return self.start(t.COMPLETED_FLOW, "pattern")
+            return False
+        below = self.stack[-1]
+        if below.interrupted:
+            self.stack[-1] = replace(below, interrupted=False)
+            return self.start(t.CONTINUE_FLOW, "pattern") if t.CONTINUE_FLOW in self.flows else True
+        step = self.flow(below.flow_id).step(below.step_id) if below.step_id else None
+        if isinstance(step, CollectStep) and self.slot_values().get(step.collect) is None:
+            return self.ask(step)  # back from an interruption: ask the pending question again
+        return True
+
+    def end_all(self, outcome: str) -> None:
+        while self.stack:
+            self.commands.append(FlowEnded(self.stack.pop().flow_id, outcome))
+
+    def internal_error(self) -> None:
+        self.end_all("error")
+        if self.failed or t.INTERNAL_ERROR_FLOW not in self.flows:
+            self.commands.append(HandOff("internal_error", "high"))
+            return
+        self.failed = True
+        self.budget = self.engine.max_steps
+        self.start(t.INTERNAL_ERROR_FLOW, "pattern")
+
+    def forget_slots(self, flow: Flow) -> None:
+        if flow.persisted_slots is None:
+            return
+        for name in _slots_written(flow) - set(flow.persisted_slots):
+            if self.slots.get(name) is not None:
+                self.set_slot(name, None)
+
+    def flow(self, flow_id: str) -> Flow:
+        try:
+            return self.flows[flow_id]
+        except KeyError:
+            raise _EngineFault(f"unknown flow {flow_id}") from None
+
+    # ------------------------------------------------------------ values
+
+    def waiting_collect(self) -> CollectStep | None:
+        frame = self.stack[-1] if self.stack else None
+        if frame is None or frame.step_id is None or frame.flow_id not in self.flows:
+            return None
+        try:
+            step = self.flows[frame.flow_id].step(frame.step_id)
+        except KeyError:
+            return None  # content changed under a stored conversation
+        return step if isinstance(step, CollectStep) else None
+
+    def set_slot(self, name: str, value: Any) -> None:
+        if value is None:
+            self.slots.pop(name, None)
+        else:
+            self.slots[name] = value
+        self.commands.append(SetSlot(name, value))
+
+    def slot_values(self) -> dict[str, Any]:
+        return {**self.engine.initial_slots, **self.slots}
+
+    def context(self, *, slots: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        prediction = self.inp.prediction
+        return {
+            "slots": self.slot_values() if slots is None else slots,
+            "fan": self.inp.fan,
+            "message": {"text": self.inp.text, "num_media": self.inp.num_media},
+            "intent": {
+                "name": prediction.intent if prediction else None,
+                "confidence": prediction.confidence if prediction else 0.0,
+            },
+        }
+
+    def say(self, name: str) -> None:
+        if name not in self.engine.responses:
+            raise _EngineFault(f"unknown response {name}")
+        rendered = self.engine.responses.render(name, self.slot_values(), self.inp.fan, self.rng)
+        self.commands.append(Say(rendered.text, rendered.media_urls, name))
+
+    def progress(self) -> Progress:
+        state = DialogueState(tuple(self.stack), self.slots)
+        return Progress(state, tuple(self.commands), self.pending_action)
+
+
+def _slots_written(flow: Flow) -> set[str]:
+    written: set[str] = set()
+    for step in flow.steps:
+        if isinstance(step, CollectStep):
+            written.add(step.collect)
+        elif step.kind == "set_slots":
+            written.update(name for name, _ in step.assignments)  # type: ignore[attr-defined]
+    return written

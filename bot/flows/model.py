@@ -1,0 +1,332 @@
+"""Pydantic models of the content files: `flows:` (flow files) and `slots:`/`responses:` (domain).
+
+Content is loaded once at start-up (loader.py), before any message arrives; the engine and the
+validator only read these models. Every model remembers where it came from (file, line, and the
+line of each of its keys) so that later checks can name the place in the YAML.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.functional_validators import AfterValidator
+
+from bot.errors import Location
+from bot.flows.conditions import check_expression
+
+END = "END"
+STEP_KINDS = ("collect", "action", "set_slots", "link", "call", "escalate", "noop")
+EVENTS = ("first_contact", "broadcast_reply")
+SLOT_TYPES = ("text", "bool", "float", "categorical", "date", "email", "postal_code", "any")
+
+
+def _check_condition(expr: str) -> str:
+    check_expression(expr)  # raises ValueError, which pydantic reports at the key's line
+    return expr
+
+
+Condition = Annotated[str, AfterValidator(_check_condition)]
+
+
+class Located(BaseModel):
+    """Base: strict keys, and the file/line of the mapping and of each key it was read from."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    _file: str = PrivateAttr(default="<memory>")
+    _line: int | None = PrivateAttr(default=None)
+    _key_lines: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_place(cls, data: Any, handler: Any, info: ValidationInfo) -> Any:
+        model = handler(data)
+        if isinstance(model, Located):
+            context = info.context or {}
+            model._file = context.get("file", model._file)
+            model._line = getattr(data, "line", None)
+            model._key_lines = dict(getattr(data, "key_lines", {}))
+        return model
+
+    def where(self, key: str | None = None, *, path: str | None = None) -> Location:
+        """Location of this mapping, or of one of its keys when `key` is given."""
+        line = self._key_lines.get(key, self._line) if key else self._line
+        label = ".".join(p for p in (path, key) if p) or None
+        return Location(self._file, line, label)
+
+
+# ---------------------------------------------------------------- flows
+
+
+class IntentTrigger(Located):
+    name: str
+    confidence_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class NluTrigger(Located):
+    intent: IntentTrigger
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, data: Any) -> Any:
+        # Accept `- greet` and `- intent: greet` besides Rasa's `- intent: {name: greet}`.
+        if isinstance(data, str):
+            return {"intent": {"name": data}}
+        if isinstance(data, dict) and isinstance(data.get("intent"), str):
+            return {**data, "intent": {"name": data["intent"]}}
+        return data
+
+
+class NextIf(Located):
+    if_: Condition = Field(alias="if")
+    then: str
+
+
+class NextElse(Located):
+    else_: str = Field(alias="else")
+
+
+Next = str | list[NextIf | NextElse]
+
+
+class Rejection(Located):
+    if_: Condition = Field(alias="if")
+    utter: str
+
+
+class StepBase(Located):
+    id: str | None = None
+    description: str | None = None
+    next: Next | None = None
+
+    _auto_id: str = PrivateAttr(default="")
+
+    @property
+    def step_id(self) -> str:
+        return self.id or self._auto_id
+
+    @property
+    def kind(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def is_collect(self) -> bool:
+        return False
+
+
+class CollectStep(StepBase):
+    collect: str
+    utter: str | None = None
+    ask_before_filling: bool = False
+    max_retries: int = Field(default=2, ge=0)
+    rejections: list[Rejection] = Field(default_factory=list)
+
+    kind = property(lambda self: "collect")
+    is_collect = property(lambda self: True)
+
+    @property
+    def question(self) -> str:
+        return self.utter or f"utter_ask_{self.collect}"
+
+
+class ActionStep(StepBase):
+    action: str
+    kind = property(lambda self: "action")
+
+
+class SetSlotsStep(StepBase):
+    set_slots: list[dict[str, Any]]
+    kind = property(lambda self: "set_slots")
+
+    @field_validator("set_slots", mode="before")
+    @classmethod
+    def _mapping_or_list(cls, value: Any) -> Any:
+        # Rasa writes a list of one-key mappings; a plain mapping is accepted too.
+        if isinstance(value, dict):
+            return [{k: v} for k, v in value.items()]
+        return value
+
+    @property
+    def assignments(self) -> list[tuple[str, Any]]:
+        return [(k, v) for item in self.set_slots for k, v in item.items()]
+
+
+class LinkStep(StepBase):
+    link: str
+    kind = property(lambda self: "link")
+
+
+class CallStep(StepBase):
+    call: str
+    kind = property(lambda self: "call")
+
+
+class Escalation(Located):
+    reason: str
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+
+
+class EscalateStep(StepBase):
+    escalate: Escalation
+    kind = property(lambda self: "escalate")
+
+
+class NoopStep(StepBase):
+    noop: Literal[True]
+    kind = property(lambda self: "noop")
+
+
+def _step_kind(data: Any) -> str | None:
+    if isinstance(data, dict):
+        found = [k for k in STEP_KINDS if k in data]
+        return found[0] if len(found) == 1 else None
+    if isinstance(data, StepBase):
+        return data.kind
+    return None
+
+
+Step = Annotated[
+    Annotated[CollectStep, Tag("collect")]
+    | Annotated[ActionStep, Tag("action")]
+    | Annotated[SetSlotsStep, Tag("set_slots")]
+    | Annotated[LinkStep, Tag("link")]
+    | Annotated[CallStep, Tag("call")]
+    | Annotated[EscalateStep, Tag("escalate")]
+    | Annotated[NoopStep, Tag("noop")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step needs exactly one of: " + ", ".join(STEP_KINDS),
+    ),
+]
+
+
+class Flow(Located):
+    name: str | None = None
+    description: str = ""
+    nlu_trigger: list[NluTrigger] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    events: list[Literal["first_contact", "broadcast_reply"]] = Field(default_factory=list)
+    if_: Condition | None = Field(default=None, alias="if")
+    persisted_slots: list[str] | None = None
+    steps: list[Step] = Field(min_length=1)
+
+    _id: str = PrivateAttr(default="")  # the `flows:` key, set by FlowFile
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _keywords_as_strings(cls, value: Any) -> Any:
+        # YAML reads `keywords: [YES, 1]` as bool/int; a keyword is always text.
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _number_steps(self) -> Flow:
+        seen: set[str] = set()
+        for index, step in enumerate(self.steps):
+            target = getattr(step, step.kind)
+            suffix = f"_{target}" if isinstance(target, str) else ""
+            step._auto_id = f"{index}_{step.kind}{suffix}"
+            if step.step_id in seen or step.step_id == END:
+                raise ValueError(f"step id {step.step_id!r} is used twice (or is reserved)")
+            seen.add(step.step_id)
+        return self
+
+    @property
+    def is_pattern(self) -> bool:
+        return self.id.startswith("pattern_")
+
+    def step(self, step_id: str) -> StepBase:
+        for step in self.steps:
+            if step.step_id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def index(self, step_id: str) -> int:
+        return next(i for i, s in enumerate(self.steps) if s.step_id == step_id)
+
+
+class FlowFile(Located):
+    """One flow file: `flows:` keyed by flow id (Rasa's `version:` is accepted)."""
+
+    version: str | None = None
+    flows: dict[str, Flow] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _name_flows(self) -> FlowFile:
+        for flow_id, flow in self.flows.items():
+            flow._id = flow_id
+        return self
+
+
+# ---------------------------------------------------------------- domain
+
+
+class SlotCondition(Located):
+    type: Literal["slot"] = "slot"
+    name: str
+    value: Any = None
+
+
+class ResponseVariant(Located):
+    text: str | None = None
+    image: str | None = None
+    buttons: list[Any] | None = None  # accepted for Rasa compatibility; SMS has no buttons
+    condition: list[SlotCondition] = Field(default_factory=list)
+    channel: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _has_content(self) -> ResponseVariant:
+        if not self.text and not self.image:
+            raise ValueError("a response variant needs `text` or `image`")
+        return self
+
+
+class Slot(Located):
+    type: Literal["text", "bool", "float", "categorical", "date", "email", "postal_code", "any"]
+    values: list[str] | None = None
+    initial_value: Any = None
+    mappings: list[Any] | None = None  # Rasa slot mappings: accepted, ignored (flows fill slots)
+    influence_conversation: bool | None = None  # Rasa: accepted, ignored
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _values_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _categorical_values(self) -> Slot:
+        if self.type == "categorical" and not self.values:
+            raise ValueError("a categorical slot needs `values`")
+        return self
+
+
+class Domain(Located):
+    """`domain.yml`: slots and responses (Rasa's `intents`, `entities`, `actions` are accepted)."""
+
+    version: str | None = None
+    slots: dict[str, Slot] = Field(default_factory=dict)
+    responses: dict[str, list[ResponseVariant]] = Field(default_factory=dict)
+    intents: list[Any] | None = None
+    entities: list[Any] | None = None
+    actions: list[str] | None = None
+    session_config: dict[str, Any] | None = None

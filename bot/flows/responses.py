@@ -1,0 +1,126 @@
+"""Renders a domain response into the text of an SMS, and counts the segments it will cost.
+
+The engine calls `Responses.render()` for `action: utter_*`; the validator calls
+`sms_segments()` to warn about long texts. Interpolation is deliberately tiny: `{name}` is
+replaced by the slot or fan field of that name (missing -> empty), `{{`/`}}` are literal braces,
+and nothing else is interpreted (no attribute access, no format specs).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.errors import ConfigError
+from bot.flows.model import Domain, ResponseVariant
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# GSM 03.38 basic character set (one septet each) and its extension table (escape + char).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedResponse:
+    name: str
+    text: str
+    media_urls: tuple[str, ...] = ()
+
+
+class Responses:
+    """The domain's responses, ready to render with a fan's slots and profile."""
+
+    def __init__(self, domain: Domain) -> None:
+        self._responses = domain.responses
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._responses
+
+    def render(
+        self,
+        name: str,
+        slots: Mapping[str, Any],
+        fan: Mapping[str, Any],
+        rng: random.Random,
+    ) -> RenderedResponse:
+        variants = self._responses.get(name)
+        if not variants:
+            raise ConfigError(f"unknown response {name!r}")
+        variant = rng.choice(choose_variants(variants, slots))
+        text = interpolate(variant.text or "", slots, fan)
+        return RenderedResponse(name, text, (variant.image,) if variant.image else ())
+
+
+def choose_variants(
+    variants: list[ResponseVariant], slots: Mapping[str, Any]
+) -> list[ResponseVariant]:
+    """Variants whose conditions hold; conditional ones win over unconditional ones (Rasa)."""
+    matching = [
+        v for v in variants if v.condition and all(slots.get(c.name) == c.value for c in v.condition)
+    ]
+    if matching:
+        return matching
+    plain = [v for v in variants if not v.condition]
+    return plain or list(variants[:1])
+
+
+def interpolate(template: str, slots: Mapping[str, Any], fan: Mapping[str, Any]) -> str:
+    """Replace `{name}` with the slot (or else fan field) called `name`; missing -> ''."""
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        name = match.group(1)
+        value = slots.get(name)
+        if value is None:
+            value = fan.get(name)
+        return _as_text(value)
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def placeholders(template: str) -> set[str]:
+    return {m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1)}
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list | tuple):
+        return ", ".join(_as_text(v) for v in value)
+    return str(value)
+
+
+def sms_segments(text: str) -> tuple[int, str]:
+    """(segments, encoding) of an SMS body: GSM-7 160/153 septets, else UCS-2 70/67 units."""
+    if all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text):
+        septets = [2 if c in GSM7_EXTENSION else 1 for c in text]
+        return _count(septets, single=160, multi=153), "GSM-7"
+    # UTF-16 code units: characters outside the BMP (most emoji) take two and are not split.
+    units = [2 if ord(c) > 0xFFFF else 1 for c in text]
+    return _count(units, single=70, multi=67), "UCS-2"
+
+
+def _count(sizes: list[int], *, single: int, multi: int) -> int:
+    total = sum(sizes)
+    if total <= single:
+        return 1 if total else 0
+    segments, used = 1, 0
+    for size in sizes:  # an escape pair or surrogate pair never straddles two segments
+        if used + size > multi:
+            segments, used = segments + 1, 0
+        used += size
+    return max(segments, math.ceil(total / multi))

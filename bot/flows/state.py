@@ -1,0 +1,157 @@
+"""Values the flow engine takes and returns: dialogue state, one turn's input, commands, progress.
+
+The pipeline loads a `DialogueState` with the conversation (step 4 of the message path), hands
+the engine a `TurnInput` (step 7), and carries out the returned `Progress.commands` (steps 7-9):
+`Say` becomes an outbound SMS, `RunAction` a custom action, `HandOff` an escalation, and the
+`Flow*`/`StepTaken`/`SetSlot` commands rows of the event log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from bot.messages import Prediction
+
+STATE_VERSION = 1
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One flow in progress. `step_id` is the step last taken (None: not started yet)."""
+
+    flow_id: str
+    step_id: str | None = None
+    retries: int = 0
+    interrupted: bool = False  # another flow was started on top while this one asked a question
+    reason: str | None = None  # escalation reason a pattern was started with (e.g. retry_limit)
+
+
+@dataclass(frozen=True, slots=True)
+class DialogueState:
+    stack: tuple[Frame, ...] = ()
+    slots: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stack", tuple(self.stack))
+        object.__setattr__(self, "slots", _frozen(self.slots))
+
+    @property
+    def active(self) -> Frame | None:
+        return self.stack[-1] if self.stack else None
+
+    def to_json(self) -> dict[str, Any]:
+        stack = [
+            {
+                "flow_id": f.flow_id,
+                "step_id": f.step_id,
+                "retries": f.retries,
+                "interrupted": f.interrupted,
+                "reason": f.reason,
+            }
+            for f in self.stack
+        ]
+        return {"version": STATE_VERSION, "stack": stack, "slots": dict(self.slots)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> DialogueState:
+        if not data:
+            return cls()
+        frames = tuple(
+            Frame(
+                flow_id=f["flow_id"],
+                step_id=f.get("step_id"),
+                retries=int(f.get("retries", 0)),
+                interrupted=bool(f.get("interrupted", False)),
+                reason=f.get("reason"),
+            )
+            for f in data.get("stack", ())
+        )
+        return cls(stack=frames, slots=data.get("slots") or {})
+
+
+@dataclass(frozen=True, slots=True)
+class TurnInput:
+    text: str
+    prediction: Prediction | None = None
+    event: str | None = None  # "first_contact" | "broadcast_reply"
+    fan: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    num_media: int = 0
+    seed: int = 0  # seeds the choice among response variants (deterministic in tests)
+
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    text: str
+    media_urls: tuple[str, ...] = ()
+    response: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetSlot:
+    name: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RunAction:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class HandOff:
+    reason: str
+    priority: str = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStarted:
+    flow_id: str
+    trigger: str  # keyword:BDAY | intent:greet | event:first_contact | link | call | pattern
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEnded:
+    flow_id: str
+    outcome: str  # completed | linked | cancelled | escalated | error
+
+
+@dataclass(frozen=True, slots=True)
+class StepTaken:
+    flow_id: str
+    step_id: str
+
+
+Command = (
+    Say | SetSlot | RunAction | HandOff | Subscribe | Unsubscribe | FlowStarted | FlowEnded
+    | StepTaken
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    state: DialogueState
+    commands: tuple[Command, ...]
+    pending_action: str | None = None  # the engine stopped at this RunAction; call resume()
+
+    def says(self) -> list[str]:
+        return [c.text for c in self.commands if isinstance(c, Say)]

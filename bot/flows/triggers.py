@@ -1,0 +1,63 @@
+"""Which flows a fan's text or an event could start: keywords, NLU intents, events.
+
+Built once from the loaded flows; the engine asks it for candidates on every turn (step 7 of
+the message path) and then checks each candidate's `if:` guard. Order is the flows' load order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.flows.model import Flow
+from bot.flows.slot_types import normalise
+from bot.messages import Prediction
+
+CANCEL_FLOW = "pattern_cancel_flow"
+HANDOFF_FLOW = "pattern_human_handoff"
+CANNOT_HANDLE_FLOW = "pattern_cannot_handle"
+COMPLETED_FLOW = "pattern_completed"
+INTERNAL_ERROR_FLOW = "pattern_internal_error"
+CONTINUE_FLOW = "pattern_continue_interrupted"
+# Intents that always mean a pattern, even when a project's override forgot the nlu_trigger.
+PATTERN_INTENTS = {"cancel": CANCEL_FLOW, "human_handoff": HANDOFF_FLOW}
+
+
+class Triggers:
+    def __init__(self, flows: Mapping[str, Flow], default_threshold: float) -> None:
+        self._keywords: dict[str, list[str]] = {}
+        self._intents: dict[str, list[tuple[str, float]]] = {}
+        self._events: dict[str, list[str]] = {}
+        for flow_id, flow in flows.items():
+            for keyword in flow.keywords:
+                self._keywords.setdefault(normalise(keyword), []).append(flow_id)
+            for trigger in flow.nlu_trigger:
+                threshold = trigger.intent.confidence_threshold
+                self._intents.setdefault(trigger.intent.name, []).append(
+                    (flow_id, default_threshold if threshold is None else threshold)
+                )
+            for event in flow.events:
+                self._events.setdefault(event, []).append(flow_id)
+        for intent, flow_id in PATTERN_INTENTS.items():
+            listed = [f for f, _ in self._intents.get(intent, [])]
+            if flow_id in flows and flow_id not in listed:
+                self._intents.setdefault(intent, []).append((flow_id, default_threshold))
+
+    def by_keyword(self, text: str) -> list[tuple[str, str]]:
+        """(flow id, label) of flows whose keyword is the whole text, normalised."""
+        words = normalise(text)
+        return [(f, f"keyword:{words.upper()}") for f in self._keywords.get(words, [])]
+
+    def by_intent(self, prediction: Prediction | None) -> list[tuple[str, str]]:
+        if prediction is None or not prediction.intent:
+            return []
+        return [
+            (flow_id, f"intent:{prediction.intent}")
+            for flow_id, threshold in self._intents.get(prediction.intent, [])
+            if prediction.confidence >= threshold
+        ]
+
+    def by_event(self, event: str | None) -> list[tuple[str, str]]:
+        return [(f, f"event:{event}") for f in self._events.get(event or "", [])]
+
+    def keywords(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in self._keywords.items()}

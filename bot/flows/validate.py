@@ -1,0 +1,236 @@
+"""Cross-checks of loaded content (`fanline validate`, and start-up before serving messages).
+
+The loader already refused what cannot be read; this module finds what reads fine but cannot
+work: names that point nowhere (responses, slots, intents, flows, actions, step ids), steps no
+path reaches, loops that would never wait for the fan, and texts too long for a few SMS.
+Every problem is a ConfigError with file, line and key; `warning=True` ones do not block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from bot.errors import ConfigError, Location
+from bot.flows.conditions import referenced_slots
+from bot.flows.model import END, CollectStep, Domain, Flow, Located, NextIf, StepBase
+from bot.flows.responses import sms_segments
+from bot.flows.slot_types import normalise
+
+BUILTIN_ACTIONS = {"action_subscribe", "action_unsubscribe", "action_listen", "action_cancel_flow"}
+
+
+def validate_content(
+    flows: Mapping[str, Flow],
+    domain: Domain,
+    *,
+    intents: set[str] | None = None,
+    actions: set[str] | None = None,
+    max_segments: int = 3,
+) -> list[ConfigError]:
+    checker = _Checker(flows, domain, intents, actions)
+    for flow in flows.values():
+        checker.flow(flow)
+        checker.graph(flow)
+    checker.keywords()
+    checker.long_responses(max_segments)
+    return checker.problems
+
+
+class _Checker:
+    def __init__(
+        self,
+        flows: Mapping[str, Flow],
+        domain: Domain,
+        intents: set[str] | None,
+        actions: set[str] | None,
+    ) -> None:
+        self.flows = flows
+        self.domain = domain
+        self.intents = intents
+        self.actions = actions
+        self.problems: list[ConfigError] = []
+
+    def report(self, message: str, where: Location, *, warning: bool = False) -> None:
+        self.problems.append(ConfigError(message, where, warning=warning))
+
+    # ------------------------------------------------------------ names
+
+    def flow(self, flow: Flow) -> None:
+        path = f"flows.{flow.id}"
+        for trigger in flow.nlu_trigger:
+            name = trigger.intent.name
+            if self.intents is not None and name not in self.intents:
+                self.report(f"unknown intent {name!r}", trigger.intent.where("name", path=path))
+        for slot in flow.persisted_slots or ():
+            self.slot(slot, flow.where("persisted_slots", path=path))
+        if flow.if_:
+            self.condition(flow.if_, flow.where("if", path=path))
+        for index, step in enumerate(flow.steps):
+            self.step(flow, step, f"{path}.steps[{index}]")
+
+    def step(self, flow: Flow, step: StepBase, path: str) -> None:
+        if isinstance(step, CollectStep):
+            self.slot(step.collect, step.where("collect", path=path))
+            self.response(step.question, step.where("utter" if step.utter else "collect", path=path))
+            for rejection in step.rejections:
+                self.response(rejection.utter, rejection.where("utter", path=f"{path}.rejections"))
+                self.condition(rejection.if_, rejection.where("if", path=f"{path}.rejections"))
+        elif step.kind == "action":
+            self.action(step.action, step.where("action", path=path))  # type: ignore[attr-defined]
+        elif step.kind == "set_slots":
+            for name, _ in step.assignments:  # type: ignore[attr-defined]
+                self.slot(name, step.where("set_slots", path=path))
+        elif step.kind in ("link", "call"):
+            target = getattr(step, step.kind)
+            if target not in self.flows:
+                self.report(f"unknown flow {target!r}", step.where(step.kind, path=path))
+        self.next_targets(flow, step, path)
+
+    def next_targets(self, flow: Flow, step: StepBase, path: str) -> None:
+        ids = {s.step_id for s in flow.steps} | {END}
+        for target, where in _next_targets(step, path):
+            if target not in ids:
+                self.report(f"`next` points to unknown step {target!r} in flow {flow.id!r}", where)
+        for branch in step.next if isinstance(step.next, list) else ():
+            if isinstance(branch, NextIf):
+                self.condition(branch.if_, branch.where("if", path=f"{path}.next"))
+
+    def slot(self, name: str, where: Location) -> None:
+        if name not in self.domain.slots:
+            self.report(f"unknown slot {name!r} (declare it under `slots:` in the domain)", where)
+
+    def response(self, name: str, where: Location) -> None:
+        if name not in self.domain.responses:
+            self.report(f"unknown response {name!r} (define it under `responses:`)", where)
+
+    def action(self, name: str, where: Location) -> None:
+        if name.startswith("utter_"):
+            self.response(name, where)
+        elif name not in BUILTIN_ACTIONS and self.actions is not None and name not in self.actions:
+            self.report(f"unknown custom action {name!r}", where)
+
+    def condition(self, expr: str, where: Location) -> None:
+        for name in sorted(referenced_slots(expr) - self.domain.slots.keys()):
+            self.report(f"condition reads unknown slot {name!r}", where)
+
+    # ------------------------------------------------------------ structure
+
+    def graph(self, flow: Flow) -> None:
+        edges = _edges(flow)
+        reached = _reachable(flow.steps[0].step_id, edges)
+        for index, step in enumerate(flow.steps):
+            if step.step_id not in reached:
+                where = step.where(path=f"flows.{flow.id}.steps[{index}]")
+                self.report(f"step {step.step_id!r} can never be reached", where, warning=True)
+        silent = {s.step_id for s in flow.steps if not isinstance(s, CollectStep)}
+        for cycle in _cycles(edges, silent):
+            first = flow.step(cycle[0])
+            where = first.where(path=f"flows.{flow.id}.steps[{flow.index(cycle[0])}]")
+            loop = " -> ".join([*cycle, cycle[0]])
+            self.report(f"loop that never waits for the fan: {loop}", where)
+
+    def keywords(self) -> None:
+        owners: dict[str, str] = {}
+        for flow in self.flows.values():
+            for keyword in flow.keywords:
+                word = normalise(keyword)
+                if word in owners and owners[word] != flow.id:
+                    message = f"keyword {keyword!r} also starts flow {owners[word]!r}"
+                    self.report(message, flow.where("keywords", path=f"flows.{flow.id}"), warning=True)
+                owners.setdefault(word, flow.id)
+
+    def long_responses(self, max_segments: int) -> None:
+        for name, variants in self.domain.responses.items():
+            for index, variant in enumerate(variants):
+                count, encoding = sms_segments(variant.text or "")
+                if count > max_segments:
+                    message = (
+                        f"response {name!r} is {count} SMS segments in {encoding} "
+                        f"(more than {max_segments})"
+                    )
+                    where = _where(variant, "text", f"responses.{name}[{index}]")
+                    self.report(message, where, warning=True)
+
+
+def _where(model: Located, key: str, path: str) -> Location:
+    return model.where(key, path=path)
+
+
+def _next_targets(step: StepBase, path: str) -> Iterator[tuple[str, Location]]:
+    if isinstance(step.next, str):
+        yield step.next, step.where("next", path=path)
+    for branch in step.next if isinstance(step.next, list) else ():
+        key = "then" if isinstance(branch, NextIf) else "else"
+        target = branch.then if isinstance(branch, NextIf) else branch.else_
+        yield target, branch.where(key, path=f"{path}.next")
+
+
+def _edges(flow: Flow) -> dict[str, list[str]]:
+    """Step graph of one flow; `END`, `link` and `escalate` leave it."""
+    edges: dict[str, list[str]] = {}
+    for index, step in enumerate(flow.steps):
+        sequential = flow.steps[index + 1].step_id if index + 1 < len(flow.steps) else END
+        if step.kind in ("link", "escalate"):
+            targets: list[str] = []
+        elif step.next is None:
+            targets = [sequential]
+        elif isinstance(step.next, str):
+            targets = [step.next]
+        else:
+            targets = [t for t, _ in _next_targets(step, "")]
+            if all(isinstance(b, NextIf) for b in step.next):
+                targets.append(sequential)
+        edges[step.step_id] = [t for t in targets if t != END]
+    return edges
+
+
+def _reachable(start: str, edges: Mapping[str, list[str]]) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        if node not in seen and node in edges:
+            seen.add(node)
+            todo.extend(edges[node])
+    return seen
+
+
+def _cycles(edges: Mapping[str, list[str]], nodes: set[str]) -> list[list[str]]:
+    """One representative cycle per strongly connected group of `nodes` (Tarjan, iterative)."""
+    graph = {n: [m for m in edges.get(n, []) if m in nodes] for n in nodes}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    for root in sorted(nodes):
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    group = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        group.append(member)
+                        if member == node:
+                            break
+                    if len(group) > 1 or node in graph[node]:
+                        found.append(sorted(group, key=list(edges).index))
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(graph[child])))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return found

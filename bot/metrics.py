@@ -1,0 +1,36 @@
+"""Prometheus metrics: turns, latency, intents, escalations, sends and failures by error code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+TURNS = Counter("fanline_turns", "Inbound texts handled", ["outcome"], registry=REGISTRY)
+TURN_SECONDS = Histogram(
+    "fanline_turn_seconds",
+    "Time from receipt to committed turn",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+INTENTS = Counter("fanline_intents", "Predicted intents", ["intent"], registry=REGISTRY)
+ESCALATIONS = Counter("fanline_escalations", "Hand-offs to humans", ["reason"], registry=REGISTRY)
+SENDS = Counter("fanline_sends", "Outbound send attempts", ["result"], registry=REGISTRY)
+SEND_FAILURES = Counter(
+    "fanline_send_failures", "Failed sends by provider error code", ["code"], registry=REGISTRY
+)
+
+
+def count_turn(outcome: Any) -> None:
+    TURNS.labels("held" if outcome.held else "answered").inc()
+    if outcome.prediction is not None:
+        INTENTS.labels(outcome.prediction.intent or "none").inc()
+    escalation = outcome.escalation
+    if escalation is not None:
+        ESCALATIONS.labels(escalation["reason"]).inc()
+
+
+def exposition() -> bytes:
+    return generate_latest(REGISTRY)

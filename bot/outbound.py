@@ -1,0 +1,221 @@
+"""The outbox sender: step 10 of the message's path, after a turn commits.
+
+Claims due outbox rows, sends them through a gateway (Twilio or local) under a per-sender
+token-bucket rate limit, and records results: sent rows in batches, retryable failures with
+exponential backoff and jitter, permanent failures once (21610 also opts the fan out, in the
+store). Storage is reached only through the `OutboxStore` protocol below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.errors import PermanentSendError, RetryableSendError
+from bot.messages import DeliveryReport
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SENDER = ""  # bucket key for rows without an explicit sender (default number/service)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One claimed outbox row. `attempts` counts earlier failed tries (outbox_retry adds one)."""
+
+    id: int
+    message_id: int
+    contact_id: int | None
+    to: str
+    sender: str | None
+    body: str
+    media_urls: tuple[str, ...]
+    attempts: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    sid: str
+    status: str
+    segments: int
+    encoding: str | None = None
+
+
+class OutboxStore(Protocol):
+    async def claim_outbox(self, limit: int) -> list[OutboxItem]:
+        """Due rows (queued, not_before <= now) -> sending, exactly once across processes;
+        rows to opted-out fans are cancelled here, except kind == "compliance"."""
+        ...
+
+    async def outbox_sent(self, results: Sequence[tuple[int, str, int, str]]) -> None:
+        """(outbox id, provider sid, segments, encoding) for each sent row."""
+        ...
+
+    async def outbox_retry(self, outbox_id: int, delay_s: float, error: str) -> None: ...
+
+    async def outbox_failed(self, outbox_id: int, code: int | None, error: str) -> None:
+        """Permanent failure; 21610 also opts the fan out (the store decides)."""
+        ...
+
+    async def apply_delivery_report(self, report: DeliveryReport) -> bool: ...
+
+
+class Gateway(Protocol):
+    async def send(self, item: OutboxItem) -> SendResult: ...
+
+
+class TokenBucket:
+    """`rate` tokens per second, bursts up to `burst`; acquire() waits for a token."""
+
+    def __init__(
+        self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate / 10)
+        self._clock = clock
+        self._tokens = self.burst
+        self._at = clock()
+
+    def take(self) -> float:
+        """Take a token now (possibly going into debt); return how long to wait for it."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        self._tokens -= 1
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    async def acquire(self) -> None:
+        wait = self.take()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class OutboundSender:
+    """Sends due outbox rows; one per process is enough (claims are exclusive across processes)."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        gateway: Gateway,
+        *,
+        rate_per_second: float,
+        batch_size: int = 100,
+        max_attempts: int = 8,
+        backoff_base: float = 1.0,
+        backoff_max: float = 300.0,
+        rates: Mapping[str, float] | None = None,
+        poll_interval: float = 1.0,
+        lanes: int = 4,
+    ) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.rate_per_second = rate_per_second
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.poll_interval = poll_interval
+        self.lanes = lanes  # concurrent claim->send->record loops, so batches overlap
+        self._rates = dict(rates or {})
+        self._buckets: dict[str, TokenBucket] = {}
+        self._wake = asyncio.Event()
+        self._random = random.Random()
+        self.counts = {"sent": 0, "retried": 0, "failed": 0}
+
+    def notify(self) -> None:
+        """A turn committed outbox rows: wake the loop now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop_event: asyncio.Event) -> None:
+        """Send until `stop_event` is set; finishes the batches in flight before returning."""
+        await asyncio.gather(*(self._lane(stop_event) for _ in range(self.lanes)))
+
+    async def _lane(self, stop_event: asyncio.Event) -> None:
+        while not stop_event.is_set():
+            try:
+                claimed = await self.send_batch()
+            except Exception:  # top of a background task: log, back off, keep going
+                log.exception("outbox batch failed")
+                claimed = 0
+            if claimed == 0:
+                await self._idle(stop_event)
+
+    async def _idle(self, stop_event: asyncio.Event) -> None:
+        waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop_event.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        self._wake.clear()
+
+    async def drain(self) -> int:
+        """Send everything due now (retries due later stay queued); return rows handled."""
+        total = 0
+        while claimed := await self.send_batch():
+            total += claimed
+        return total
+
+    async def send_batch(self) -> int:
+        """Claim one batch, send it concurrently, record the results; return the rows claimed."""
+        items = await self.store.claim_outbox(self.batch_size)
+        if not items:
+            return 0
+        outcomes = await asyncio.gather(*(self._send_one(item) for item in items))
+        sent = [o for o in outcomes if o is not None]
+        if sent:
+            await self.store.outbox_sent(sent)
+            self.counts["sent"] += len(sent)
+        return len(items)
+
+    async def _send_one(self, item: OutboxItem) -> tuple[int, str, int, str] | None:
+        await self._bucket(item.sender).acquire()
+        try:
+            result = await self.gateway.send(item)
+        except RetryableSendError as exc:
+            await self._retry_or_fail(item, exc)
+            return None
+        except PermanentSendError as exc:
+            log.warning("outbox %s failed permanently (code %s)", item.id, exc.code)
+            await self.store.outbox_failed(item.id, exc.code, str(exc))
+            self.counts["failed"] += 1
+            return None
+        except Exception as exc:  # a bug below us must not lose the row: retry it later
+            log.exception("outbox %s: unexpected send error", item.id)
+            await self._retry_or_fail(item, RetryableSendError(type(exc).__name__))
+            return None
+        return (item.id, result.sid, result.segments, result.encoding or "")
+
+    async def _retry_or_fail(self, item: OutboxItem, exc: RetryableSendError) -> None:
+        if item.attempts + 1 >= self.max_attempts:
+            log.warning("outbox %s gave up after %d attempts", item.id, item.attempts + 1)
+            await self.store.outbox_failed(item.id, exc.code, f"gave up: {exc}")
+            self.counts["failed"] += 1
+            return
+        delay = self.backoff(item.attempts, exc.retry_after)
+        await self.store.outbox_retry(item.id, delay, str(exc))
+        self.counts["retried"] += 1
+
+    def backoff(self, attempts: int, retry_after: float | None = None) -> float:
+        """Exponential backoff with equal jitter, never sooner than the provider's Retry-After."""
+        ceiling = min(self.backoff_max, self.backoff_base * (2**attempts))
+        delay = self._random.uniform(ceiling / 2, ceiling)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.backoff_max))
+        return delay
+
+    def _bucket(self, sender: str | None) -> TokenBucket:
+        key = sender or DEFAULT_SENDER
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(self._rates.get(key, self.rate_per_second))
+            self._buckets[key] = bucket
+        return bucket

@@ -1,0 +1,349 @@
+"""The path of one inbound text, top to bottom: record, compliance, lock, load, decide, persist.
+
+`Pipeline.handle_inbound` is the whole story; each stage is a named call. Decisions are made
+from values (compliance, NLU, the flow engine); nothing but the inbound text is written before
+`store.finish_turn`, which writes the turn's events, state and replies in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot import compliance, metrics
+from bot.actions import ActionCall, ActionRunner
+from bot.domain import (
+    ConsentChange,
+    EscalationSpec,
+    PendingText,
+    QueuedReply,
+    TurnContext,
+    TurnRecord,
+)
+from bot.errors import ActionError
+from bot.flows import (
+    DialogueState,
+    FlowEnded,
+    FlowEngine,
+    FlowStarted,
+    HandOff,
+    Progress,
+    Say,
+    SetSlot,
+    StepTaken,
+    Subscribe,
+    TurnInput,
+    Unsubscribe,
+)
+from bot.flows.responses import RenderedResponse, Responses
+from bot.locks import ContactLocks
+from bot.messages import InboundSms, OutboundSms, Prediction, utcnow
+from bot.storage import Store
+
+log = logging.getLogger(__name__)
+HUMAN_STATES = ("open", "snoozed")
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    """What happened to one inbound text; the channel answers with it."""
+
+    message_id: int
+    contact_id: int
+    replies: tuple[QueuedReply, ...] = ()
+    duplicate: bool = False
+    held: bool = False  # a human owns the thread: the bot stayed silent
+    prediction: Prediction | None = None
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+    @property
+    def escalation(self) -> dict[str, Any] | None:
+        return next((d for t, d in self.events if t == "escalated"), None)
+
+
+@dataclass(slots=True)
+class _Turn:
+    """The working record of one turn while it is being decided."""
+
+    ctx: TurnContext
+    message_id: int
+    msg: InboundSms
+    record: TurnRecord
+    prediction: Prediction | None = None
+    said: list[Say] = field(default_factory=list)
+    num_media: int = 0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        locks: ContactLocks,
+        engine: FlowEngine,
+        interpreter: Any,  # bot.nlu.Interpreter: parse(text) -> Prediction
+        actions: ActionRunner,
+        on_commit: Callable[[TurnOutcome], None] = lambda outcome: None,
+        in_team_hours: Callable[[datetime], bool] = lambda at: True,
+    ):
+        self.store = store
+        self.locks = locks
+        self.engine = engine
+        self.responses = Responses(engine.domain)
+        self.interpreter = interpreter
+        self.actions = actions
+        self.on_commit = on_commit  # wakes the outbox sender and the inbox's live feed
+        self.in_team_hours = in_team_hours
+
+    def reload(self, engine: FlowEngine, interpreter: Any) -> None:
+        """Swap content and model between turns (hot reload; no turn sees a mix)."""
+        self.engine, self.interpreter = engine, interpreter
+        self.responses = Responses(engine.domain)
+
+    async def handle_inbound(self, msg: InboundSms, *, hold_replies_s: float = 0.0) -> TurnOutcome:
+        started = time.perf_counter()
+        recorded = await self.store.record_inbound(msg)  # 1. nothing a fan says is lost
+        if recorded.duplicate:
+            replies = await self.store.replies_to(recorded.message_id)
+            return TurnOutcome(recorded.message_id, recorded.contact.id, tuple(replies), True)
+        hold = utcnow() + timedelta(seconds=hold_replies_s) if hold_replies_s else None
+        outcome: TurnOutcome | None = None
+        async with self.locks.hold(recorded.contact.id):  # 3. one turn at a time per fan
+            ctx = await self.store.load_turn(recorded.contact.id)  # 4. one round trip
+            # texts that arrived before this one (another worker's) are answered first, in order
+            while ctx.pending:
+                text = ctx.pending[0]
+                is_new = recorded.is_new_contact and text.message_id == recorded.message_id
+                result = await self._turn(ctx, text, msg, is_new, hold)
+                if text.message_id == recorded.message_id:
+                    outcome = result
+                    break
+                ctx = await self.store.load_turn(recorded.contact.id)
+        if outcome is None:  # another process answered it while we waited for the lock
+            replies = await self.store.replies_to(recorded.message_id)
+            outcome = TurnOutcome(recorded.message_id, recorded.contact.id, tuple(replies))
+        metrics.TURN_SECONDS.observe(time.perf_counter() - started)
+        return outcome
+
+    async def _turn(
+        self,
+        ctx: TurnContext,
+        text: PendingText,
+        msg: InboundSms,
+        is_new: bool,
+        hold: datetime | None,
+    ) -> TurnOutcome:
+        message_id, body = text.message_id, text.body
+        record = TurnRecord(
+            ctx.contact.id, ctx.conversation_id, message_id, hold_replies_until=hold
+        )
+        turn = _Turn(ctx, message_id, msg, record, num_media=text.num_media)
+        decision = compliance.classify(
+            body, subscription=ctx.contact.subscription, opt_out_type=msg.opt_out_type
+        )  # 2. STOP always wins, even over a human holding the thread
+        if decision is not None:
+            self._comply(turn, decision)
+        elif ctx.contact.subscription == "unsubscribed":
+            record.events.append(("ignored", {"why": "opted_out"}))  # stored, never answered
+        elif ctx.status in HUMAN_STATES:  # 5. a human owns the thread: the bot stays silent
+            self._hold_for_human(turn)
+        else:
+            await self._converse(turn, body, is_new)  # 6-8. NLU, flows, actions, responses
+        replies = await self.store.finish_turn(record)  # 9. one transaction
+        outcome = TurnOutcome(
+            message_id, ctx.contact.id, tuple(replies), held=record.inbound_status == "held",
+            prediction=turn.prediction, events=tuple(record.events),
+        )  # fmt: skip
+        metrics.count_turn(outcome)
+        self.on_commit(outcome)  # 10. side effects only after commit
+        return outcome
+
+    # ---- stages -----------------------------------------------------------------------
+
+    def _comply(self, turn: _Turn, decision: compliance.Decision) -> None:
+        record, contact = turn.record, turn.ctx.contact
+        record.events.append(("compliance", {"kind": decision.kind, "keyword": decision.keyword}))
+        if decision.kind == "opt_out":
+            if contact.subscription != "unsubscribed":
+                record.consent = ConsentChange("opt_out", _method(decision))
+                record.dialogue = DialogueState().to_json()  # forget any half-finished flow
+                if not decision.provider_handled:  # at most one confirmation, ever
+                    self._say(turn, "utter_opt_out_confirmed", kind="compliance")
+        elif decision.kind == "opt_in":
+            action = "resubscribe" if contact.subscription == "unsubscribed" else "opt_in"
+            if contact.subscription != "subscribed":
+                text = self._render("utter_resubscribed", turn).text
+                record.consent = ConsentChange(action, _method(decision), text)
+            if not decision.provider_handled:
+                self._say(turn, "utter_resubscribed", kind="compliance")
+        elif not decision.provider_handled:
+            self._say(turn, "utter_help", kind="compliance")
+
+    def _hold_for_human(self, turn: _Turn) -> None:
+        turn.record.inbound_status = "held"
+        if turn.ctx.status == "snoozed":  # a fan writing back wakes a snoozed thread
+            turn.record.status = "open"
+        turn.record.events.append(("held_for_human", {"status": turn.ctx.status}))
+
+    async def _converse(self, turn: _Turn, body: str, is_new: bool) -> None:
+        ctx, record = turn.ctx, turn.record
+        turn.prediction = self._understand(body)
+        record.events.append(("intent", _intent_event(turn.prediction)))
+        state = DialogueState.from_json(ctx.dialogue)
+        event = (
+            "first_contact" if is_new else ("broadcast_reply" if ctx.last_broadcast_id else None)
+        )
+        inp = TurnInput(
+            text=body, prediction=turn.prediction, event=event,
+            fan=ctx.contact.fan_fields(is_new=is_new),
+            num_media=turn.num_media,
+            seed=turn.message_id,
+        )  # fmt: skip
+        try:
+            progress = self.engine.turn(state, inp)
+            progress = await self._carry_out(turn, progress, inp)
+        except ActionError as exc:
+            log.warning("custom action failed: %s", exc, extra={"contact_id": ctx.contact.id})
+            self._internal_error(turn, str(exc))
+            return
+        record.dialogue = progress.state.to_json()
+        if turn.record.escalation is not None:
+            self._acknowledge_escalation(turn)
+
+    def _understand(self, body: str) -> Prediction:
+        if not body.strip():
+            return Prediction(text=body, intent=None, confidence=0.0)
+        return self.interpreter.parse(body)
+
+    async def _carry_out(self, turn: _Turn, progress: Progress, inp: TurnInput) -> Progress:
+        """Apply the engine's commands; run custom actions and resume until the flow waits."""
+        while True:
+            for command in progress.commands:
+                self._apply(turn, command, progress.state)
+            if progress.pending_action is None:
+                return progress
+            result = await self.actions.run(self._action_call(turn, progress))
+            turn.record.events.append(("action", {"name": progress.pending_action}))
+            for message in result.messages:
+                self._action_message(turn, message, progress.state)
+            progress = self.engine.resume(progress.state, result.slots, inp)
+
+    def _apply(self, turn: _Turn, command: Any, state: DialogueState) -> None:
+        record = turn.record
+        match command:
+            case Say():
+                turn.said.append(command)
+                self._queue(turn, command.text, command.media_urls, command.response)
+            case SetSlot(name=name, value=value):
+                record.events.append(("slot_set", {"name": name, "value": value}))
+                if name in PROFILE_SLOTS:  # what a fan tells us once is remembered on the profile
+                    record.profile_updates[PROFILE_SLOTS[name]] = value
+            case HandOff(reason=reason, priority=priority):
+                guesses = turn.prediction.ranking[:3] if turn.prediction else ()
+                record.escalation = EscalationSpec(reason, priority, tuple(guesses))
+                record.status = "open"
+                record.events.append(("escalated", {"reason": reason, "priority": priority}))
+            case Subscribe(method=method):
+                if turn.ctx.contact.subscription != "subscribed":
+                    shown = turn.said[-1].text if turn.said else None
+                    record.consent = ConsentChange("opt_in", method, shown)
+            case Unsubscribe():
+                record.consent = ConsentChange("opt_out", "flow")
+            case FlowStarted(flow_id=flow_id, trigger=trigger):
+                record.events.append(("flow_started", {"flow": flow_id, "trigger": trigger}))
+            case FlowEnded(flow_id=flow_id, outcome=outcome):
+                record.events.append(("flow_ended", {"flow": flow_id, "outcome": outcome}))
+            case StepTaken(flow_id=flow_id, step_id=step_id):
+                record.events.append(("step", {"flow": flow_id, "step": step_id}))
+
+    def _action_call(self, turn: _Turn, progress: Progress) -> ActionCall:
+        p = turn.prediction
+        latest = {
+            "text": turn.msg.body if p is None else p.text,
+            "intent": {"name": p.intent, "confidence": p.confidence} if p else {},
+            "entities": [
+                {"entity": e.entity, "value": e.value, "start": e.start, "end": e.end}
+                for e in (p.entities if p else ())
+            ],
+        }
+        active = progress.state.active
+        return ActionCall(
+            name=progress.pending_action or "",
+            sender_id=str(turn.ctx.contact.id),  # never the phone number
+            slots=dict(progress.state.slots),
+            latest_message=latest,
+            active_flow=active.flow_id if active else None,
+        )
+
+    def _action_message(self, turn: _Turn, message: dict[str, Any], state: DialogueState) -> None:
+        if message.get("response"):
+            self._say(turn, message["response"], slots=state.slots)
+        elif message.get("text") or message.get("image"):
+            media = (message["image"],) if message.get("image") else ()
+            self._queue(turn, message.get("text") or "", media, None)
+
+    def _internal_error(self, turn: _Turn, detail: str) -> None:
+        record = turn.record
+        record.events.append(("error", {"where": "action", "detail": detail[:200]}))
+        record.replies.clear()  # nothing half-done reaches the fan
+        self._say(turn, "utter_internal_error")
+        record.escalation = EscalationSpec("internal_error", "high")
+        record.status = "open"
+        record.events.append(("escalated", {"reason": "internal_error", "priority": "high"}))
+
+    def _acknowledge_escalation(self, turn: _Turn) -> None:
+        if not self.in_team_hours(utcnow()) and "utter_after_hours" in self.responses:
+            self._say(turn, "utter_after_hours")
+        elif not turn.record.replies and "utter_escalation_ack" in self.responses:
+            self._say(turn, "utter_escalation_ack")
+
+    # ---- replies ----------------------------------------------------------------------
+
+    def _render(self, name: str, turn: _Turn, slots: Any = None) -> RenderedResponse:
+        state_slots = slots if slots is not None else turn.ctx.dialogue.get("slots", {})
+        fan = turn.ctx.contact.fan_fields()
+        return self.responses.render(name, state_slots, fan, random.Random(turn.message_id))
+
+    def _say(self, turn: _Turn, name: str, *, kind: str = "reply", slots: Any = None) -> None:
+        rendered = self._render(name, turn, slots)
+        self._queue(turn, rendered.text, rendered.media_urls, name, kind=kind)
+
+    def _queue(
+        self,
+        turn: _Turn,
+        text: str,
+        media: tuple[str, ...],
+        response: str | None,
+        *,
+        kind: str = "reply",
+    ) -> None:
+        if not text and not media:
+            return
+        turn.record.replies.append(
+            OutboundSms(to=turn.msg.sender, body=text, media_urls=media,
+                        sender=turn.msg.recipient or None, kind=kind)
+        )  # fmt: skip
+        turn.record.events.append(("utter", {"response": response}))
+
+
+# slots whose values belong on the fan's profile, not only in the conversation
+PROFILE_SLOTS = {"first_name": "first_name", "birthday": "birthday", "zip": "zip",
+                 "email": "email", "country": "country"}  # fmt: skip
+
+
+def _intent_event(p: Prediction) -> dict[str, Any]:
+    return {
+        "intent": p.intent,
+        "confidence": round(p.confidence, 4),
+        "ranking": [[name, round(conf, 4)] for name, conf in p.ranking[:3]],
+        "entities": [e.entity for e in p.entities],
+    }
+
+
+def _method(decision: compliance.Decision) -> str:
+    return "provider" if decision.provider_handled else "sms_keyword"

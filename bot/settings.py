@@ -1,0 +1,217 @@
+"""config.yml + endpoints.yml + credentials.yml + environment -> one frozen Settings, read once.
+
+This is the only module that reads environment variables. `${VAR}` and `${VAR:-default}` in
+the YAML files are expanded from the environment, the usual way to inject secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError, Location
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioSettings:
+    account_sid: str
+    auth_token: str
+    number: str | None = None
+    messaging_service_sid: str | None = None
+    api_base_url: str | None = None  # only for the local Twilio-compatible test server
+
+
+@dataclass(frozen=True, slots=True)
+class TeamHours:
+    timezone: str = "America/New_York"
+    days: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday = 0
+    start: str = "09:00"
+    end: str = "18:00"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    project_dir: Path
+    database_url: str
+    secret_key: bytes
+    public_url: str = "http://127.0.0.1:5005"
+    host: str = "127.0.0.1"
+    port: int = 5005
+    workers: int = 1
+    action_endpoint: str | None = None
+    twilio: TwilioSettings | None = None
+    reply_budget_s: float = 2.0
+    max_segments: int = 3
+    send_rate: float = 10.0  # messages per second per sending number (Twilio long code: ~1)
+    rate_limits: dict[str, float] = field(default_factory=dict)
+    team_hours: TeamHours | None = None
+    log_json: bool = False
+    reply_window_h: float = 24.0
+
+    @property
+    def data_dir(self) -> Path:
+        return self.project_dir / ".fanline"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.project_dir / "models"
+
+    @property
+    def local_mode(self) -> bool:
+        """No Twilio credentials: replies are delivered to the web simulator instead."""
+        return self.twilio is None
+
+
+def load_settings(project_dir: Path | str = ".", env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    project = Path(project_dir).resolve()
+    config = _read(project / "config.yml", env)
+    endpoints = _read(project / "endpoints.yml", env)
+    credentials = _read(project / "credentials.yml", env)
+    engine = _section(config, "fanline", project / "config.yml")
+
+    db_url = env.get("FANLINE_DATABASE_URL") or _tracker_url(endpoints, project)
+    action = env.get("FANLINE_ACTION_ENDPOINT") or _get(endpoints, "action_endpoint", "url")
+    public = env.get("FANLINE_PUBLIC_URL") or engine.get("public_url")
+    port = int(env.get("FANLINE_PORT") or engine.get("port", 5005))
+    host = env.get("FANLINE_HOST") or engine.get("host", "127.0.0.1")
+    where = project / "config.yml"
+    return Settings(
+        project_dir=project,
+        database_url=db_url,
+        secret_key=_secret_key(env, project),
+        public_url=(public or f"http://{host}:{port}").rstrip("/"),
+        host=host,
+        port=port,
+        workers=int(env.get("FANLINE_WORKERS") or engine.get("workers", 1)),
+        action_endpoint=action or None,
+        twilio=_twilio(credentials, env),
+        reply_budget_s=_number(engine, "reply_budget_ms", 2000, where) / 1000,
+        max_segments=int(_number(engine, "max_sms_segments", 3, where)),
+        send_rate=_number(engine, "send_rate_per_second", 10, where),
+        rate_limits={str(k): float(v) for k, v in (engine.get("rate_limits") or {}).items()},
+        team_hours=_team_hours(engine.get("team_hours"), where),
+        log_json=(env.get("FANLINE_LOG_FORMAT") or engine.get("log_format", "text")) == "json",
+        reply_window_h=_number(engine, "broadcast_reply_window_hours", 24, where),
+    )
+
+
+def _read(path: Path, env: dict[str, str]) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    from bot.flows.loader import read_yaml
+
+    data = read_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping at the top level", Location(str(path), 1))
+    return _expand(data, env)
+
+
+def _expand(value: Any, env: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: env.get(m.group(1), m.group(2) or ""), value)
+    if isinstance(value, dict):
+        out = type(value)()
+        out.update({k: _expand(v, env) for k, v in value.items()})
+        for attr in ("line", "key_lines"):
+            if hasattr(value, attr):
+                setattr(out, attr, getattr(value, attr))
+        return out
+    if isinstance(value, list):
+        return [_expand(v, env) for v in value]
+    return value
+
+
+def _section(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError("expected a mapping", _loc(data, key, path))
+    value = dict(value)
+    value["__lines__"] = getattr(data.get(key), "key_lines", {})
+    return value
+
+
+def _loc(data: Any, key: str, path: Path) -> Location:
+    return Location(str(path), getattr(data, "key_lines", {}).get(key), key)
+
+
+def _number(section: dict[str, Any], key: str, default: float, path: Path) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        line = section.get("__lines__", {}).get(key)
+        raise ConfigError(
+            f"must be a non-negative number, got {value!r}",
+            Location(str(path), line, f"fanline.{key}"),
+        )
+    return float(value)
+
+
+def _get(data: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)  # type: ignore[assignment]
+    return data
+
+
+def _tracker_url(endpoints: dict[str, Any], project: Path) -> str:
+    url = _get(endpoints, "tracker_store", "url")
+    if url:
+        return str(url)
+    return f"sqlite:///{project / '.fanline' / 'fanline.db'}"
+
+
+def _twilio(credentials: dict[str, Any], env: dict[str, str]) -> TwilioSettings | None:
+    section = credentials.get("twilio") or {}
+    sid = env.get("TWILIO_ACCOUNT_SID") or section.get("account_sid")
+    token = env.get("TWILIO_AUTH_TOKEN") or section.get("auth_token")
+    if not sid or not token:
+        return None
+    return TwilioSettings(
+        account_sid=sid,
+        auth_token=token,
+        number=env.get("TWILIO_NUMBER") or section.get("twilio_number") or None,
+        messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID")
+        or section.get("messaging_service_sid")
+        or None,
+        api_base_url=env.get("TWILIO_API_BASE_URL") or section.get("api_base_url") or None,
+    )
+
+
+def _team_hours(value: Any, path: Path) -> TeamHours | None:
+    if not value:
+        return None
+    days = value.get("days", [0, 1, 2, 3, 4])
+    names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    try:
+        parsed = tuple(d if isinstance(d, int) else names.index(str(d)[:3].lower()) for d in days)
+    except ValueError as exc:
+        raise ConfigError(
+            f"unknown day in {days!r}", Location(str(path), None, "fanline.team_hours.days")
+        ) from exc
+    return TeamHours(
+        timezone=value.get("timezone", "America/New_York"),
+        days=parsed,
+        start=str(value.get("start", "09:00")),
+        end=str(value.get("end", "18:00")),
+    )
+
+
+def _secret_key(env: dict[str, str], project: Path) -> bytes:
+    """Signs cookies and links and keys the phone-number hashes; made once and kept if unset."""
+    if env.get("FANLINE_SECRET_KEY"):
+        return env["FANLINE_SECRET_KEY"].encode()
+    path = project / ".fanline" / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()

@@ -1,0 +1,480 @@
+"""Units of work over the schema: each public coroutine is one transaction, one database trip."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from bot.domain import (
+    ConsentChange,
+    Contact,
+    PendingText,
+    QueuedReply,
+    Recorded,
+    TurnContext,
+    TurnRecord,
+)
+from bot.messages import DeliveryReport, InboundSms, OutboundSms
+from bot.outbound import OutboxItem
+from bot.storage.db import Database
+from bot.storage.tables import (
+    consent_events,
+    contacts,
+    conversations,
+    escalations,
+    events,
+    messages,
+    suppressions,
+)
+
+# a delivery report never moves a message backwards (callbacks can arrive out of order)
+_STATUS_RANK = {
+    "queued": 0, "sending": 1, "twiml": 2, "sent": 2, "undelivered": 3,
+    "failed": 3, "delivered": 4, "read": 5,
+}  # fmt: skip
+CARRIER_OPT_OUT = 21610
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """The persistence layer. Returns domain types from `bot.domain`; never leaks rows."""
+
+    def __init__(self, db: Database, *, hash_key: bytes, reply_window_h: float = 24.0):
+        self.db = db
+        self._hash_key = hash_key
+        self.reply_window = timedelta(hours=reply_window_h)
+
+    @classmethod
+    def open(cls, url: str, *, hash_key: bytes, migrate: bool = True) -> Store:
+        db = Database(url)
+        if migrate:
+            db.migrate()
+        return cls(db, hash_key=hash_key)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def phone_hash(self, phone: str) -> str:
+        # keyed, so a leaked suppression list cannot be reversed by enumerating numbers
+        return hmac.new(self._hash_key, phone.encode(), hashlib.sha256).hexdigest()
+
+    def _insert(self, table: sa.Table) -> Any:
+        dialect = postgresql if self.db.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    # ---- step 1: record the inbound text -------------------------------------------------
+
+    async def record_inbound(self, msg: InboundSms) -> Recorded:
+        return await self.db.run(self._record_inbound, msg)
+
+    def _record_inbound(self, conn: Connection, msg: InboundSms) -> Recorded:
+        contact, is_new = self._contact_for(conn, msg.sender, msg.received_at)
+        row = {
+            "contact_id": contact.id, "direction": "in", "channel_id": msg.channel_id,
+            "from_number": msg.sender, "to_number": msg.recipient, "body": msg.body,
+            "media_urls": list(msg.media_urls), "kind": "sms", "status": "received",
+            "created_at": msg.received_at,
+        }  # fmt: skip
+        stmt = (
+            self._insert(messages).values(row).on_conflict_do_nothing(index_elements=["channel_id"])
+        )
+        inserted = conn.execute(stmt.returning(messages.c.id)).scalar()
+        if inserted is None:
+            existing = conn.execute(
+                sa.select(messages.c.id).where(messages.c.channel_id == msg.channel_id)
+            ).scalar_one()
+            return Recorded(contact, existing, duplicate=True, is_new_contact=False)
+        conn.execute(
+            contacts.update()
+            .where(contacts.c.id == contact.id)
+            .values(last_inbound_at=msg.received_at)
+        )
+        return Recorded(contact, inserted, duplicate=False, is_new_contact=is_new)
+
+    def _contact_for(self, conn: Connection, phone: str, at: datetime) -> tuple[Contact, bool]:
+        row = conn.execute(sa.select(contacts).where(contacts.c.phone == phone)).first()
+        if row is not None:
+            return _contact(row), False
+        values = {
+            "phone": phone, "phone_hash": self.phone_hash(phone), "profile": {},
+            "subscription": "pending", "created_at": at,
+        }  # fmt: skip
+        # a number that was erased keeps its opt-out: the suppression list survives erasure
+        suppressed = conn.execute(
+            sa.select(suppressions.c.reason).where(
+                suppressions.c.phone_hash == values["phone_hash"]
+            )
+        ).first()
+        if suppressed is not None:
+            values["subscription"] = "unsubscribed"
+        ins = self._insert(contacts).values(values).on_conflict_do_nothing()
+        new_id = conn.execute(ins.returning(contacts.c.id)).scalar()
+        if new_id is None:  # another process created it in the meantime
+            row = conn.execute(sa.select(contacts).where(contacts.c.phone == phone)).one()
+            return _contact(row), False
+        conn.execute(
+            conversations.insert().values(
+                contact_id=new_id, status="bot", dialogue={}, updated_at=at
+            )
+        )
+        row = conn.execute(sa.select(contacts).where(contacts.c.id == new_id)).one()
+        return _contact(row), suppressed is None
+
+    # ---- step 4: load what the turn reads ------------------------------------------------
+
+    async def load_turn(self, contact_id: int) -> TurnContext:
+        return await self.db.run(self._load_turn, contact_id)
+
+    def _load_turn(self, conn: Connection, contact_id: int) -> TurnContext:
+        crow = conn.execute(sa.select(contacts).where(contacts.c.id == contact_id)).one()
+        conv = conn.execute(
+            sa.select(conversations).where(conversations.c.contact_id == contact_id)
+        ).one()
+        pending = conn.execute(
+            sa.select(messages.c.id, messages.c.body, messages.c.media_urls, messages.c.created_at)
+            .where(
+                messages.c.contact_id == contact_id,
+                messages.c.direction == "in",
+                messages.c.status == "received",
+            )
+            .order_by(messages.c.id)
+        ).all()
+        broadcast = conn.execute(
+            sa.select(messages.c.broadcast_id)
+            .where(
+                messages.c.contact_id == contact_id,
+                messages.c.direction == "out",
+                messages.c.kind == "broadcast",
+                messages.c.created_at >= now() - self.reply_window,
+            )
+            .order_by(messages.c.id.desc())
+            .limit(1)
+        ).scalar()
+        return TurnContext(
+            contact=_contact(crow),
+            conversation_id=conv.id,
+            status=conv.status,
+            dialogue=conv.dialogue or {},
+            pending=tuple(
+                PendingText(r.id, r.body, len(r.media_urls or ()), r.created_at) for r in pending
+            ),
+            last_broadcast_id=broadcast,
+        )
+
+    async def replies_to(self, message_id: int) -> list[QueuedReply]:
+        """The replies already produced for an inbound text (for duplicates and late waiters)."""
+        return await self.db.run(self._replies_to, message_id)
+
+    def _replies_to(self, conn: Connection, message_id: int) -> list[QueuedReply]:
+        rows = conn.execute(
+            sa.select(messages)
+            .where(messages.c.reply_to == message_id, messages.c.direction == "out")
+            .order_by(messages.c.id)
+        ).all()
+        return [QueuedReply(r.id, _outbound(r), r.status) for r in rows]
+
+    async def message_status(self, message_id: int) -> str:
+        return await self.db.run(
+            lambda c: c.execute(
+                sa.select(messages.c.status).where(messages.c.id == message_id)
+            ).scalar_one()
+        )
+
+    # ---- step 9: write what the turn decided ---------------------------------------------
+
+    async def finish_turn(self, rec: TurnRecord) -> list[QueuedReply]:
+        return await self.db.run(self._finish_turn, rec)
+
+    def _finish_turn(self, conn: Connection, rec: TurnRecord) -> list[QueuedReply]:
+        at = now()
+        if rec.events:
+            conn.execute(
+                events.insert(),
+                [
+                    {"contact_id": rec.contact_id, "message_id": rec.message_id,
+                     "type": kind, "data": data, "at": at}
+                    for kind, data in rec.events
+                ],
+            )  # fmt: skip
+        conv_values: dict[str, Any] = {"updated_at": at}
+        if rec.dialogue is not None:
+            conv_values["dialogue"] = rec.dialogue
+        if rec.status is not None:
+            conv_values["status"] = rec.status
+        conn.execute(
+            conversations.update()
+            .where(conversations.c.id == rec.conversation_id)
+            .values(conv_values)
+        )
+        if rec.profile_updates:
+            self._update_profile(conn, rec.contact_id, rec.profile_updates)
+        if rec.consent is not None:
+            self._change_consent(conn, rec.contact_id, rec.consent, at, rec.message_id)
+        if rec.escalation is not None:
+            conn.execute(
+                escalations.insert().values(
+                    contact_id=rec.contact_id, conversation_id=rec.conversation_id,
+                    message_id=rec.message_id, reason=rec.escalation.reason,
+                    priority=rec.escalation.priority,
+                    guesses=[list(g) for g in rec.escalation.guesses], created_at=at,
+                )
+            )  # fmt: skip
+        conn.execute(
+            messages.update()
+            .where(messages.c.id == rec.message_id)
+            .values(status=rec.inbound_status)
+        )
+        return self._enqueue(
+            conn, rec.contact_id, rec.replies, at, rec.hold_replies_until, rec.message_id
+        )
+
+    def _enqueue(
+        self,
+        conn: Connection,
+        contact_id: int | None,
+        replies: Sequence[OutboundSms],
+        at: datetime,
+        not_before: datetime | None,
+        reply_to: int | None = None,
+        **extra: Any,
+    ) -> list[QueuedReply]:
+        if not replies:
+            return []
+        rows = [
+            {"contact_id": contact_id, "direction": "out", "to_number": r.to,
+             "from_number": r.sender, "body": r.body, "media_urls": list(r.media_urls),
+             "kind": r.kind, "status": "queued", "reply_to": reply_to,
+             "not_before": not_before, "created_at": at, **extra}
+            for r in replies
+        ]  # fmt: skip
+        ids = conn.execute(
+            messages.insert().returning(messages.c.id, sort_by_parameter_order=True), rows
+        ).scalars()
+        return [QueuedReply(i, r) for i, r in zip(ids, replies, strict=True)]
+
+    def _update_profile(self, conn: Connection, contact_id: int, updates: dict[str, Any]) -> None:
+        profile = conn.execute(
+            sa.select(contacts.c.profile).where(contacts.c.id == contact_id)
+        ).scalar_one()
+        merged = {**(profile or {}), **updates}
+        conn.execute(contacts.update().where(contacts.c.id == contact_id).values(profile=merged))
+
+    def _change_consent(
+        self,
+        conn: Connection,
+        contact_id: int,
+        change: ConsentChange,
+        at: datetime,
+        message_id: int | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> None:
+        subscribed = change.action in ("opt_in", "resubscribe")
+        values: dict[str, Any] = {"subscription": "subscribed" if subscribed else "unsubscribed"}
+        if subscribed:
+            values["subscribed_at"] = at
+        conn.execute(contacts.update().where(contacts.c.id == contact_id).values(values))
+        source = None
+        if message_id is not None:
+            source = conn.execute(
+                sa.select(messages.c.to_number).where(messages.c.id == message_id)
+            ).scalar()
+        conn.execute(
+            consent_events.insert().values(
+                contact_id=contact_id, action=change.action, method=change.method,
+                text_shown=change.text_shown, source_number=source, ip=ip,
+                user_agent=user_agent, at=at,
+            )
+        )  # fmt: skip
+        if not subscribed:
+            # STOP stops everything already queued, except the one confirmation
+            conn.execute(
+                messages.update()
+                .where(
+                    messages.c.contact_id == contact_id,
+                    messages.c.direction == "out",
+                    messages.c.status == "queued",
+                    messages.c.kind != "compliance",
+                )
+                .values(status="cancelled", error="fan opted out")
+            )
+
+    # ---- the outbox (bot.outbound.OutboxStore) -------------------------------------------
+
+    async def claim_outbox(self, limit: int) -> list[OutboxItem]:
+        return await self.db.run(self._claim_outbox, limit)
+
+    def _claim_outbox(self, conn: Connection, limit: int) -> list[OutboxItem]:
+        at = now()
+        due = sa.and_(
+            messages.c.direction == "out",
+            messages.c.status == "queued",
+            sa.or_(messages.c.not_before.is_(None), messages.c.not_before <= at),
+        )
+        opted_out = sa.select(contacts.c.id).where(contacts.c.subscription == "unsubscribed")
+        # checked again at send time: a fan who opted out since the row was queued gets nothing
+        conn.execute(
+            messages.update()
+            .where(due, messages.c.kind != "compliance", messages.c.contact_id.in_(opted_out))
+            .values(status="cancelled", error="fan opted out")
+        )
+        pick = sa.select(messages.c.id).where(due).order_by(messages.c.id).limit(limit)
+        if conn.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        rows = conn.execute(
+            messages.update()
+            .where(messages.c.id.in_(pick.scalar_subquery()))
+            .values(status="sending", attempts=messages.c.attempts + 1)
+            .returning(
+                messages.c.id, messages.c.contact_id, messages.c.to_number,
+                messages.c.from_number, messages.c.body, messages.c.media_urls,
+                messages.c.attempts, messages.c.kind,
+            )
+        ).all()  # fmt: skip
+        rows.sort(key=lambda r: r.id)
+        return [
+            OutboxItem(
+                id=r.id, message_id=r.id, contact_id=r.contact_id, to=r.to_number,
+                sender=r.from_number, body=r.body, media_urls=tuple(r.media_urls or ()),
+                attempts=r.attempts, kind=r.kind,
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    async def claim_for_twiml(self, outbox_ids: Sequence[int]) -> list[int]:
+        """Take queued replies for an inline TwiML answer; the sender never sees them then."""
+        if not outbox_ids:
+            return []
+
+        def claim(conn: Connection) -> list[int]:
+            rows = conn.execute(
+                messages.update()
+                .where(messages.c.id.in_(list(outbox_ids)), messages.c.status == "queued")
+                .values(status="twiml", sent_at=now())
+                .returning(messages.c.id)
+            ).scalars()
+            return sorted(rows)
+
+        return await self.db.run(claim)
+
+    async def outbox_sent(self, results: Sequence[tuple[int, str, int, str]]) -> None:
+        def mark(conn: Connection) -> None:
+            at = now()
+            for outbox_id, sid, segments, encoding in results:
+                conn.execute(
+                    messages.update()
+                    .where(messages.c.id == outbox_id, messages.c.status == "sending")
+                    .values(status="sent", channel_id=sid, segments=segments,
+                            encoding=encoding, sent_at=at, error=None)
+                )  # fmt: skip
+
+        if results:
+            await self.db.run(mark)
+
+    async def outbox_retry(self, outbox_id: int, delay_s: float, error: str) -> None:
+        def mark(conn: Connection) -> None:
+            conn.execute(
+                messages.update()
+                .where(messages.c.id == outbox_id)
+                .values(status="queued", not_before=now() + timedelta(seconds=delay_s),
+                        error=error[:500])
+            )  # fmt: skip
+
+        await self.db.run(mark)
+
+    async def outbox_failed(self, outbox_id: int, code: int | None, error: str) -> None:
+        def mark(conn: Connection) -> None:
+            contact_id = conn.execute(
+                messages.update()
+                .where(messages.c.id == outbox_id)
+                .values(status="failed", error_code=code, error=error[:500])
+                .returning(messages.c.contact_id)
+            ).scalar()
+            if code == CARRIER_OPT_OUT and contact_id is not None:
+                change = ConsentChange("opt_out", "carrier", "Twilio error 21610")
+                self._change_consent(conn, contact_id, change, now())
+
+        await self.db.run(mark)
+
+    async def apply_delivery_report(self, report: DeliveryReport) -> bool:
+        return await self.db.run(self._apply_report, report)
+
+    def _apply_report(self, conn: Connection, report: DeliveryReport) -> bool:
+        row = conn.execute(
+            sa.select(messages.c.id, messages.c.status, messages.c.contact_id).where(
+                messages.c.channel_id == report.channel_id, messages.c.direction == "out"
+            )
+        ).first()
+        if row is None:
+            return False
+        if _STATUS_RANK.get(report.status, 0) >= _STATUS_RANK.get(row.status, 0):
+            conn.execute(
+                messages.update()
+                .where(messages.c.id == row.id)
+                .values(status=report.status, error_code=report.error_code)
+            )
+        if report.error_code == CARRIER_OPT_OUT and row.contact_id is not None:
+            change = ConsentChange("opt_out", "carrier", "Twilio error 21610")
+            self._change_consent(conn, row.contact_id, change, now())
+        return True
+
+    # ---- queries used by the CLI, tests and the inbox ------------------------------------
+
+    async def contact_by_phone(self, phone: str) -> Contact | None:
+        def get(conn: Connection) -> Contact | None:
+            row = conn.execute(sa.select(contacts).where(contacts.c.phone == phone)).first()
+            return _contact(row) if row else None
+
+        return await self.db.run(get)
+
+    async def conversation_status(self, contact_id: int) -> str:
+        return await self.db.run(
+            lambda c: c.execute(
+                sa.select(conversations.c.status).where(conversations.c.contact_id == contact_id)
+            ).scalar_one()
+        )
+
+    async def events_for(self, contact_id: int) -> list[tuple[str, dict[str, Any]]]:
+        def get(conn: Connection) -> list[tuple[str, dict[str, Any]]]:
+            rows = conn.execute(
+                sa.select(events.c.type, events.c.data)
+                .where(events.c.contact_id == contact_id)
+                .order_by(events.c.id)
+            ).all()
+            return [(r.type, r.data) for r in rows]
+
+        return await self.db.run(get)
+
+    async def set_subscription(self, contact_id: int, change: ConsentChange) -> None:
+        await self.db.run(lambda c: self._change_consent(c, contact_id, change, now()))
+
+
+def _contact(row: Any) -> Contact:
+    return Contact(
+        id=row.id,
+        phone=row.phone,
+        profile=dict(row.profile or {}),
+        subscription=row.subscription,
+        created_at=row.created_at,
+        subscribed_at=row.subscribed_at,
+    )
+
+
+def _outbound(row: Any) -> OutboundSms:
+    return OutboundSms(
+        to=row.to_number or "",
+        body=row.body,
+        media_urls=tuple(row.media_urls or ()),
+        sender=row.from_number,
+        kind=row.kind,
+    )

@@ -1,0 +1,130 @@
+"""The schema, as SQLAlchemy Core tables; Alembic migrations under `migrations/` create it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = sa.DateTime(timezone=True)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("phone", sa.String(32), nullable=True, unique=True),  # E.164; NULL once erased
+    sa.Column("phone_hash", sa.String(64), nullable=False, unique=True),  # survives erasure
+    sa.Column("profile", sa.JSON, nullable=False, default=dict),
+    # pending (never opted in) | subscribed | unsubscribed
+    sa.Column("subscription", sa.String(16), nullable=False, default="pending"),
+    sa.Column("subscribed_at", TS, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("last_inbound_at", TS, nullable=True),
+    sa.Column("erased_at", TS, nullable=True),
+)
+
+consent_events = sa.Table(
+    "consent_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("contact_id", sa.Integer, sa.ForeignKey("contacts.id"), nullable=False, index=True),
+    sa.Column("action", sa.String(16), nullable=False),  # opt_in | opt_out | resubscribe
+    sa.Column(
+        "method", sa.String(32), nullable=False
+    ),  # sms_keyword | sms_yes | web_form | carrier | agent
+    sa.Column("text_shown", sa.Text, nullable=True),
+    sa.Column("source_number", sa.String(32), nullable=True),  # our number the fan texted
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.Text, nullable=True),
+    sa.Column("at", TS, nullable=False),
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("contact_id", sa.Integer, sa.ForeignKey("contacts.id"), nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False, default="bot"),  # bot|open|snoozed|resolved
+    sa.Column("dialogue", sa.JSON, nullable=False, default=dict),  # flow stack + slots
+    sa.Column("assignee_id", sa.Integer, nullable=True),
+    sa.Column("snoozed_until", TS, nullable=True),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("contact_id", sa.Integer, sa.ForeignKey("contacts.id"), nullable=True, index=True),
+    sa.Column("direction", sa.String(3), nullable=False),  # in | out
+    # provider id: MessageSid of an inbound text (idempotency key), SM... once an outbound is sent
+    sa.Column("channel_id", sa.String(64), nullable=True, unique=True),
+    sa.Column("from_number", sa.String(64), nullable=True),
+    sa.Column("to_number", sa.String(64), nullable=True),
+    sa.Column("body", sa.Text, nullable=False, default=""),
+    sa.Column("media_urls", sa.JSON, nullable=False, default=list),
+    # reply | agent | broadcast | compliance | system; for inbound: sms
+    sa.Column("kind", sa.String(16), nullable=False),
+    # inbound: received | processed | held (human owns the thread)
+    # outbound: queued | sending | sent | delivered | undelivered | failed | cancelled | twiml
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reply_to", sa.Integer, nullable=True, index=True),  # inbound message answered
+    sa.Column("broadcast_id", sa.Integer, nullable=True, index=True),
+    sa.Column("agent_id", sa.Integer, nullable=True),
+    sa.Column("private", sa.Boolean, nullable=False, default=False),  # agent note
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("not_before", TS, nullable=True),
+    sa.Column("error_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("segments", sa.Integer, nullable=True),
+    sa.Column("encoding", sa.String(8), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("sent_at", TS, nullable=True),
+    sa.Index("ix_messages_outbox", "status", "not_before"),
+    sa.Index("ix_messages_contact_created", "contact_id", "id"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("contact_id", sa.Integer, sa.ForeignKey("contacts.id"), nullable=True, index=True),
+    sa.Column("message_id", sa.Integer, nullable=True, index=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False, default=dict),
+    sa.Column("at", TS, nullable=False),
+)
+
+escalations = sa.Table(
+    "escalations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("contact_id", sa.Integer, sa.ForeignKey("contacts.id"), nullable=False, index=True),
+    sa.Column("conversation_id", sa.Integer, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("message_id", sa.Integer, nullable=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("priority", sa.String(8), nullable=False, default="normal"),
+    sa.Column("guesses", sa.JSON, nullable=False, default=list),  # [[intent, confidence], ...]
+    sa.Column("assignee_id", sa.Integer, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("first_response_at", TS, nullable=True),
+    sa.Column("resolved_at", TS, nullable=True),
+    sa.Index("ix_escalations_open", "resolved_at", "priority", "created_at"),
+)
+
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    # hashed numbers that must never be texted again, kept after erasure
+    sa.Column("phone_hash", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("at", TS, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Test-only rasa-sdk actions: echo the tracker back, raise, reject, hang."""

@@ -1,0 +1,97 @@
+"""A test-only, in-memory OutboxStore: a stand-in for bot.storage's Store in sender tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bot.messages import DeliveryReport
+from bot.outbound import OutboxItem
+
+
+@dataclass
+class Row:
+    id: int
+    to: str
+    body: str
+    sender: str | None = None
+    media_urls: tuple[str, ...] = ()
+    kind: str = "reply"
+    status: str = "queued"
+    attempts: int = 0
+    not_before: float = 0.0
+    sid: str | None = None
+    segments: int | None = None
+    encoding: str | None = None
+    error: str | None = None
+    code: int | None = None
+    delivery: list[str] = field(default_factory=list)
+    retry_delays: list[float] = field(default_factory=list)
+
+
+class MemoryOutboxStore:
+    def __init__(self) -> None:
+        self.rows: dict[int, Row] = {}
+        self.opted_out: set[str] = set()
+        self.claims = 0
+        self._next = 1
+
+    def add(self, to: str, body: str, **kw: object) -> Row:
+        row = Row(self._next, to, body, **kw)  # type: ignore[arg-type]
+        self.rows[row.id] = row
+        self._next += 1
+        return row
+
+    def pending(self) -> list[Row]:
+        return [r for r in self.rows.values() if r.status in ("queued", "sending")]
+
+    async def claim_outbox(self, limit: int) -> list[OutboxItem]:
+        self.claims += 1
+        now = time.monotonic()
+        items = []
+        for row in self.rows.values():
+            if len(items) == limit:
+                break
+            if row.status != "queued" or row.not_before > now:
+                continue
+            if row.to in self.opted_out and row.kind != "compliance":
+                row.status = "cancelled"
+                continue
+            row.status = "sending"
+            items.append(
+                OutboxItem(row.id, row.id, None, row.to, row.sender, row.body, row.media_urls, row.attempts, row.kind)
+            )
+        return items
+
+    def _sending(self, outbox_id: int) -> Row:
+        row = self.rows[outbox_id]
+        if row.status != "sending":  # a result for a row nobody claimed: a sender bug
+            raise AssertionError(f"row {outbox_id} is {row.status}, not sending")
+        return row
+
+    async def outbox_sent(self, results: Sequence[tuple[int, str, int, str]]) -> None:
+        for outbox_id, sid, segments, encoding in results:
+            row = self._sending(outbox_id)
+            row.status, row.sid, row.segments, row.encoding = "sent", sid, segments, encoding
+
+    async def outbox_retry(self, outbox_id: int, delay_s: float, error: str) -> None:
+        row = self._sending(outbox_id)
+        row.status, row.error = "queued", error
+        row.attempts += 1
+        row.not_before = time.monotonic() + delay_s
+        row.retry_delays.append(delay_s)
+
+    async def outbox_failed(self, outbox_id: int, code: int | None, error: str) -> None:
+        row = self._sending(outbox_id)
+        row.status, row.code, row.error = "failed", code, error
+        if code == 21610:
+            self.opted_out.add(row.to)
+
+    async def apply_delivery_report(self, report: DeliveryReport) -> bool:
+        for row in self.rows.values():
+            if row.sid == report.channel_id:
+                row.delivery.append(report.status)
+                row.code = report.error_code
+                return True
+        return False

@@ -1,0 +1,202 @@
+"""Inbound webhook: parsing recorded forms, signatures (with the SDK's RequestValidator), TwiML."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from sanic import Sanic
+from twilio.request_validator import RequestValidator
+
+from bot.channels.twilio_webhook import parse_inbound, parse_status, twiml, verify_signature, webhook_blueprint
+from bot.errors import BadRequest
+from bot.messages import DeliveryReport, InboundSms, OutboundSms
+from bot.testing import serve_in_process
+
+from .conftest import load_form
+
+TOKEN = "webhook-token-abc"
+PUBLIC = "https://fans.example.com"
+
+
+def test_parse_basic_sms() -> None:
+    msg = parse_inbound(load_form("sms_basic"))
+    assert msg.channel_id == "SM" + "0" * 31 + "1"
+    assert (msg.sender, msg.recipient, msg.body) == ("+14155550123", "+14155550100", "Hi! When is the next show?")
+    assert msg.media_urls == () and msg.opt_out_type is None
+
+
+def test_parse_mms_only() -> None:
+    msg = parse_inbound(load_form("mms_only"))
+    assert msg.body == ""
+    assert len(msg.media_urls) == 2 and msg.media_urls[1].endswith("ME" + "b" * 32)
+
+
+def test_parse_emoji_and_1600_chars() -> None:
+    assert parse_inbound(load_form("emoji")).body == "love you 💖🎤 see you at the gig 🙌"
+    assert parse_inbound(load_form("emoji")).sender == "+447700900123"
+    assert len(parse_inbound(load_form("long_1600")).body) == 1600
+
+
+def test_missing_body_is_an_empty_text_not_a_crash() -> None:
+    assert parse_inbound(load_form("missing_body")).body == ""
+
+
+def test_opt_out_type() -> None:
+    assert parse_inbound(load_form("opt_out_stop")).opt_out_type == "STOP"
+
+
+def test_numbers_are_normalised_to_e164() -> None:
+    form = load_form("sms_basic") | {"From": "+1 (415) 555-0123", "To": "12345"}
+    msg = parse_inbound(form)
+    assert (msg.sender, msg.recipient) == ("+14155550123", "12345")  # short codes stay as they are
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"From": "not-a-number"}, "'From'"),
+        ({"From": ""}, "'From'"),
+        ({"To": "nope"}, "'To'"),
+        ({"MessageSid": "", "SmsSid": ""}, "MessageSid"),
+        ({"NumMedia": "x"}, "'NumMedia'"),
+        ({"NumMedia": "1"}, "'MediaUrl0'"),
+        ({"NumMedia": "11"}, "'NumMedia'"),
+    ],
+)
+def test_malformed_forms_are_bad_requests_that_do_not_echo(change: dict, field: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_inbound(load_form("sms_basic") | change)
+    assert field in str(caught.value)
+    for value in change.values():
+        if value:
+            assert value not in str(caught.value).replace(field, "")
+
+
+def test_parse_status_forms() -> None:
+    assert parse_status(load_form("status_delivered")) == DeliveryReport("SM" + "0" * 31 + "8", "delivered")
+    assert parse_status(load_form("status_undelivered")).error_code == 30003
+    with pytest.raises(BadRequest):
+        parse_status(load_form("status_delivered") | {"MessageStatus": "exploded", "SmsStatus": ""})
+
+
+def test_verify_signature() -> None:
+    form = load_form("sms_basic")
+    url = PUBLIC + "/webhooks/twilio/sms"
+    good = RequestValidator(TOKEN).compute_signature(url, form)
+    assert verify_signature(TOKEN, url, form, good)
+    assert not verify_signature(TOKEN, url, form | {"Body": "changed"}, good)
+    assert not verify_signature("other-token", url, form, good)
+    assert not verify_signature(TOKEN, url, form, None)
+    assert not verify_signature(TOKEN, url, form, "")
+
+
+def test_twiml_escapes_and_carries_media() -> None:
+    evil = "<script>alert('x')</script> & \"quotes\" ]]>"
+    xml = twiml([OutboundSms("+1", evil), OutboundSms("+1", "pic", media_urls=("https://e.com/a.png?x=1&y=2",))])
+    assert "<script>" not in xml and "&lt;script&gt;" in xml
+    root = ET.fromstring(xml)
+    messages = root.findall("Message")
+    assert messages[0].findtext("Body") == evil
+    assert messages[1].findtext("Media") == "https://e.com/a.png?x=1&y=2"
+    assert ET.fromstring(twiml([])).tag == "Response" and len(ET.fromstring(twiml([]))) == 0
+
+
+@dataclass
+class Outcome:
+    twiml_replies: list[OutboundSms]
+
+
+@dataclass
+class Recorder:
+    """Stands in for the pipeline: records what reached it and answers with one reply."""
+
+    seen: list[tuple[InboundSms, float]] = field(default_factory=list)
+    reports: list[DeliveryReport] = field(default_factory=list)
+
+    async def handle(self, inbound: InboundSms, *, budget: float) -> Outcome:
+        self.seen.append((inbound, budget))
+        return Outcome([OutboundSms(inbound.sender, f"got <{len(inbound.media_urls)}> & thanks")])
+
+    async def report(self, report: DeliveryReport) -> None:
+        self.reports.append(report)
+
+
+_apps = iter(range(10_000))
+
+
+@pytest.fixture
+async def webhook() -> AsyncIterator[tuple[str, Recorder]]:
+    recorder = Recorder()
+    app = Sanic(f"webhook_test_{next(_apps)}")
+    app.blueprint(webhook_blueprint(recorder.handle, recorder.report, auth_token=TOKEN, public_base_url=PUBLIC, reply_budget_s=1.5))
+    async with serve_in_process(app) as url:
+        yield url, recorder
+
+
+def signed(path: str, form: dict[str, str], base: str = PUBLIC) -> dict[str, str]:
+    return {"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(base + path, form)}
+
+
+@pytest.mark.parametrize("path", ["/webhooks/twilio/sms", "/webhooks/twilio/webhook"])
+async def test_signed_inbound_reaches_the_pipeline_and_gets_twiml(webhook, path: str) -> None:
+    url, recorder = webhook
+    form = load_form("mms_only")  # Body= is blank and still signed
+    async with httpx.AsyncClient(base_url=url) as http:
+        answer = await http.post(path, data=form, headers=signed(path, form))
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/xml")
+    assert ET.fromstring(answer.text).findtext("Message/Body") == "got <2> & thanks"
+    [(inbound, budget)] = recorder.seen
+    assert inbound.channel_id == form["MessageSid"] and budget == 1.5
+
+
+async def test_signature_over_the_query_string_too(webhook) -> None:
+    url, recorder = webhook
+    form = load_form("sms_basic")
+    path = "/webhooks/twilio/sms?tenant=a"
+    async with httpx.AsyncClient(base_url=url) as http:
+        answer = await http.post(path, data=form, headers=signed(path, form))
+    assert answer.status_code == 200 and len(recorder.seen) == 1
+
+
+@pytest.mark.parametrize("case", ["missing", "forged", "local_url", "tampered"])
+async def test_unsigned_or_forged_requests_are_403_and_record_nothing(webhook, case: str) -> None:
+    url, recorder = webhook
+    path = "/webhooks/twilio/sms"
+    form = load_form("sms_basic")
+    headers = {
+        "missing": {},
+        "forged": {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"},
+        "local_url": signed(path, form, base=url),  # behind a proxy only the public URL counts
+        "tampered": signed(path, form | {"Body": "something else"}),
+    }[case]
+    async with httpx.AsyncClient(base_url=url) as http:
+        answer = await http.post(path, data=form, headers=headers)
+        status = await http.post("/webhooks/twilio/status", data=load_form("status_delivered"), headers=headers)
+    assert (answer.status_code, status.status_code) == (403, 403)
+    assert recorder.seen == [] and recorder.reports == []
+    assert form["Body"] not in answer.text
+
+
+async def test_signed_but_malformed_form_is_400_without_echo(webhook) -> None:
+    url, recorder = webhook
+    form = load_form("malformed_from")
+    path = "/webhooks/twilio/sms"
+    async with httpx.AsyncClient(base_url=url) as http:
+        answer = await http.post(path, data=form, headers=signed(path, form))
+    assert answer.status_code == 400 and "'From'" in answer.text
+    assert "not-a-number" not in answer.text and recorder.seen == []
+
+
+async def test_status_callback_is_parsed_and_reported(webhook) -> None:
+    url, recorder = webhook
+    path = "/webhooks/twilio/status"
+    form = load_form("status_undelivered")
+    async with httpx.AsyncClient(base_url=url) as http:
+        answer = await http.post(path, data=form, headers=signed(path, form))
+    assert answer.status_code == 200
+    assert recorder.reports == [DeliveryReport(form["MessageSid"], "undelivered", 30003)]
