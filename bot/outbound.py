@@ -26,7 +26,7 @@ DEFAULT_SENDER = ""  # bucket key for rows without an explicit sender (default n
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """One claimed outbox row. `attempts` counts earlier failed tries (outbox_retry adds one)."""
+    """One claimed outbox row. `attempts` counts tries including this one (claim adds one)."""
 
     id: int
     message_id: int
@@ -49,8 +49,8 @@ class SendResult:
 
 class OutboxStore(Protocol):
     async def claim_outbox(self, limit: int) -> list[OutboxItem]:
-        """Due rows (queued, not_before <= now) -> sending, exactly once across processes;
-        rows to opted-out fans are cancelled here, except kind == "compliance"."""
+        """Due rows (queued, not_before <= now) -> sending with attempts + 1, exactly once across
+        processes; rows to opted-out fans are cancelled here, except kind == "compliance"."""
         ...
 
     async def outbox_sent(self, results: Sequence[tuple[int, str, int, str]]) -> None:
@@ -151,7 +151,9 @@ class OutboundSender:
     async def _idle(self, stop_event: asyncio.Event) -> None:
         waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop_event.wait())]
         try:
-            await asyncio.wait(waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for w in waits:
                 w.cancel()
@@ -195,12 +197,12 @@ class OutboundSender:
         return (item.id, result.sid, result.segments, result.encoding or "")
 
     async def _retry_or_fail(self, item: OutboxItem, exc: RetryableSendError) -> None:
-        if item.attempts + 1 >= self.max_attempts:
-            log.warning("outbox %s gave up after %d attempts", item.id, item.attempts + 1)
+        if item.attempts >= self.max_attempts:
+            log.warning("outbox %s gave up after %d attempts", item.id, item.attempts)
             await self.store.outbox_failed(item.id, exc.code, f"gave up: {exc}")
             self.counts["failed"] += 1
             return
-        delay = self.backoff(item.attempts, exc.retry_after)
+        delay = self.backoff(max(item.attempts - 1, 0), exc.retry_after)
         await self.store.outbox_retry(item.id, delay, str(exc))
         self.counts["retried"] += 1
 

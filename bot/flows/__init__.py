@@ -1,8 +1,8 @@
 """Flows: the content model, its loader and validator, and the pure engine (message path step 7).
 
-    load_flows / load_domain   YAML -> models, file:line errors
-    validate_content           cross-checks of flows against the domain and NLU
-    FlowEngine                 state + turn input -> progress (commands)
+load_flows / load_domain   YAML -> models, file:line errors
+validate_content           cross-checks of flows against the domain and NLU
+FlowEngine                 state + turn input -> progress (commands)
 """
 
 from bot.flows.conditions import check_expression, evaluate

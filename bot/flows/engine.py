@@ -106,7 +106,9 @@ class _Turn:
 
     def dispatch(self) -> bool:
         """Start or feed flows for this input; True when steps should run."""
-        if self.inp.event and (found := self._startable(self.engine.triggers.by_event(self.inp.event))):
+        if self.inp.event and (
+            found := self._startable(self.engine.triggers.by_event(self.inp.event))
+        ):
             return self.interrupt(*found)
         waiting = self.waiting_collect()
         if waiting is not None:
@@ -139,7 +141,11 @@ class _Turn:
         if found := self.match_trigger():
             return self.interrupt(*found)
         prediction = self.inp.prediction
-        faq = f"utter_{prediction.retrieval_intent}" if prediction and prediction.retrieval_intent else ""
+        faq = (
+            f"utter_{prediction.retrieval_intent}"
+            if prediction and prediction.retrieval_intent
+            else ""
+        )
         if faq in self.engine.responses:
             self.say(faq)
             return self.ask(step)

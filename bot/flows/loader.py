@@ -9,6 +9,7 @@ project content overrides them by id.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,15 @@ class _MarkedLoader(yaml.SafeLoader):
         return result
 
 
+# YAML 1.2 booleans, as Rasa reads them: only true/false. Under YAML 1.1 `then: yes` or
+# `keywords: [NO]` would silently become booleans.
+_MarkedLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_MarkedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _MarkedLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _MarkedLoader.construct_mapping
 )
@@ -110,7 +120,9 @@ def load_flows(paths: Iterable[Path], *, defaults: bool = True) -> dict[str, Flo
         for flow_id, flow in parsed.flows.items():  # type: ignore[attr-defined]
             here = flow.where(path=f"flows.{flow_id}")
             if flow_id in seen:
-                problems.append(ConfigError(f"flow {flow_id!r} is also defined at {seen[flow_id]}", here))
+                problems.append(
+                    ConfigError(f"flow {flow_id!r} is also defined at {seen[flow_id]}", here)
+                )
                 continue
             seen[flow_id] = here
             flows[flow_id] = flow  # a project flow replaces a default pattern of the same id
@@ -182,11 +194,12 @@ def _parse(path: Path, model: type[BaseModel], problems: list[ConfigError]) -> B
 
 
 def _config_errors(exc: ValidationError, data: Any, file: str) -> list[ConfigError]:
-    errors = []
+    errors: dict[str, ConfigError] = {}
     for error in exc.errors(include_url=False):
         line, key = locate(data, error["loc"])
-        errors.append(ConfigError(_message(error), Location(file, line, key)))
-    return errors
+        problem = ConfigError(_message(error), Location(file, line, key))
+        errors.setdefault(str(problem), problem)  # union members repeat the same complaint
+    return list(errors.values())
 
 
 def _message(error: Any) -> str:

@@ -97,7 +97,29 @@ class NextElse(Located):
     else_: str = Field(alias="else")
 
 
-Next = str | list[NextIf | NextElse]
+def _branch_kind(data: Any) -> str | None:
+    if isinstance(data, dict):
+        return "if branch" if "if" in data else "else branch" if "else" in data else None
+    return "if branch" if isinstance(data, NextIf) else "else branch"
+
+
+def _next_kind(data: Any) -> str:
+    return "step id" if isinstance(data, str) else "branches"
+
+
+Branch = Annotated[
+    Annotated[NextIf, Tag("if branch")] | Annotated[NextElse, Tag("else branch")],
+    Discriminator(
+        _branch_kind,
+        custom_error_type="next_branch",
+        custom_error_message="a `next` branch is `{if: ..., then: step}` or `{else: step}`",
+    ),
+]
+# Tags name the alternatives in error locations; they differ from YAML keys on purpose.
+Next = Annotated[
+    Annotated[str, Tag("step id")] | Annotated[list[Branch], Tag("branches")],
+    Discriminator(_next_kind),
+]
 
 
 class Rejection(Located):
@@ -190,20 +212,20 @@ class NoopStep(StepBase):
 def _step_kind(data: Any) -> str | None:
     if isinstance(data, dict):
         found = [k for k in STEP_KINDS if k in data]
-        return found[0] if len(found) == 1 else None
+        return f"{found[0]} step" if len(found) == 1 else None
     if isinstance(data, StepBase):
-        return data.kind
+        return f"{data.kind} step"
     return None
 
 
 Step = Annotated[
-    Annotated[CollectStep, Tag("collect")]
-    | Annotated[ActionStep, Tag("action")]
-    | Annotated[SetSlotsStep, Tag("set_slots")]
-    | Annotated[LinkStep, Tag("link")]
-    | Annotated[CallStep, Tag("call")]
-    | Annotated[EscalateStep, Tag("escalate")]
-    | Annotated[NoopStep, Tag("noop")],
+    Annotated[CollectStep, Tag("collect step")]
+    | Annotated[ActionStep, Tag("action step")]
+    | Annotated[SetSlotsStep, Tag("set_slots step")]
+    | Annotated[LinkStep, Tag("link step")]
+    | Annotated[CallStep, Tag("call step")]
+    | Annotated[EscalateStep, Tag("escalate step")]
+    | Annotated[NoopStep, Tag("noop step")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",

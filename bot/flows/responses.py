@@ -64,7 +64,9 @@ def choose_variants(
 ) -> list[ResponseVariant]:
     """Variants whose conditions hold; conditional ones win over unconditional ones (Rasa)."""
     matching = [
-        v for v in variants if v.condition and all(slots.get(c.name) == c.value for c in v.condition)
+        v
+        for v in variants
+        if v.condition and all(slots.get(c.name) == c.value for c in v.condition)
     ]
     if matching:
         return matching

@@ -57,10 +57,16 @@ class _Checker:
 
     def flow(self, flow: Flow) -> None:
         path = f"flows.{flow.id}"
-        for trigger in flow.nlu_trigger:
+        for index, trigger in enumerate(flow.nlu_trigger):
             name = trigger.intent.name
-            if self.intents is not None and name not in self.intents:
-                self.report(f"unknown intent {name!r}", trigger.intent.where("name", path=path))
+            # Patterns' intents (cancel, human_handoff) are optional for a project's NLU.
+            if self.intents is None or name in self.intents or flow.is_pattern:
+                continue
+            where = trigger.intent.where()
+            if where.line is None:  # a bare `- greet` item: point at the list
+                where = flow.where("nlu_trigger")
+            key = f"{path}.nlu_trigger[{index}]"
+            self.report(f"unknown intent {name!r}", Location(where.file, where.line, key))
         for slot in flow.persisted_slots or ():
             self.slot(slot, flow.where("persisted_slots", path=path))
         if flow.if_:
@@ -71,7 +77,9 @@ class _Checker:
     def step(self, flow: Flow, step: StepBase, path: str) -> None:
         if isinstance(step, CollectStep):
             self.slot(step.collect, step.where("collect", path=path))
-            self.response(step.question, step.where("utter" if step.utter else "collect", path=path))
+            self.response(
+                step.question, step.where("utter" if step.utter else "collect", path=path)
+            )
             for rejection in step.rejections:
                 self.response(rejection.utter, rejection.where("utter", path=f"{path}.rejections"))
                 self.condition(rejection.if_, rejection.where("if", path=f"{path}.rejections"))
@@ -136,7 +144,9 @@ class _Checker:
                 word = normalise(keyword)
                 if word in owners and owners[word] != flow.id:
                     message = f"keyword {keyword!r} also starts flow {owners[word]!r}"
-                    self.report(message, flow.where("keywords", path=f"flows.{flow.id}"), warning=True)
+                    self.report(
+                        message, flow.where("keywords", path=f"flows.{flow.id}"), warning=True
+                    )
                 owners.setdefault(word, flow.id)
 
     def long_responses(self, max_segments: int) -> None:

@@ -49,7 +49,10 @@ ERRORS: dict[int, tuple[int, str]] = {
     21602: (400, "Message body is required."),
     21603: (400, "A 'From' phone number is required."),
     21604: (400, "A 'To' phone number is required."),
-    21606: (400, "The 'From' phone number provided is not a valid message-capable Twilio phone number for this destination."),
+    21606: (
+        400,
+        "The 'From' phone number provided is not a valid message-capable Twilio phone number for this destination.",
+    ),
     21609: (400, "Invalid StatusCallback url"),
     21610: (400, "Attempt to send to unsubscribed recipient"),
     21612: (400, "The 'To' phone number is not currently reachable via SMS"),
@@ -260,7 +263,10 @@ class TwilioServer:
             "price_unit": "USD",
             "sid": sid,
             "status": "accepted" if service and not _first(form, "From") else "queued",
-            "subresource_uris": {"media": f"{base}/Media.json", "feedback": f"{base}/Feedback.json"},
+            "subresource_uris": {
+                "media": f"{base}/Media.json",
+                "feedback": f"{base}/Feedback.json",
+            },
             "to": _first(form, "To"),
             "uri": f"{base}.json",
         }
@@ -272,7 +278,9 @@ class TwilioServer:
             self._set_status(message, "sent")
             self._set_status(message, final, error)
             return
-        task = asyncio.get_running_loop().create_task(self._callbacks(message, callback, final, error))
+        task = asyncio.get_running_loop().create_task(
+            self._callbacks(message, callback, final, error)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -285,7 +293,9 @@ class TwilioServer:
             message["_sent_on"] = now.date().isoformat()
         message["error_code"] = error
 
-    async def _callbacks(self, message: dict[str, Any], url: str, final: str, error: int | None) -> None:
+    async def _callbacks(
+        self, message: dict[str, Any], url: str, final: str, error: int | None
+    ) -> None:
         for status in ("queued", "sent", final):
             if self._callback_delay_s:
                 await asyncio.sleep(self._callback_delay_s)
@@ -309,7 +319,9 @@ class TwilioServer:
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=10.0)
         try:
-            answer = await self._http.post(url, data=params, headers={"X-Twilio-Signature": signature})
+            answer = await self._http.post(
+                url, data=params, headers={"X-Twilio-Signature": signature}
+            )
             self.callbacks.append((url, params, answer.status_code))
         except httpx.HTTPError:
             self.callbacks.append((url, params, 0))  # Twilio does not retry callbacks either
@@ -338,7 +350,9 @@ class TwilioServer:
         chunk = hits[page * size : (page + 1) * size]
         return json(self._page(args, hits, chunk, page, size))
 
-    def _page(self, args: dict[str, str], hits: list[Any], chunk: list[Any], page: int, size: int) -> dict[str, Any]:
+    def _page(
+        self, args: dict[str, str], hits: list[Any], chunk: list[Any], page: int, size: int
+    ) -> dict[str, Any]:
         path = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
         filters = {k: v for k, v in args.items() if k not in ("Page", "PageSize", "PageToken")}
 
@@ -372,7 +386,9 @@ class TwilioServer:
         return json({"ok": True})
 
     async def _admin_messages(self, request: Request) -> HTTPResponse:
-        return json({"requests": self.requests, "messages": [_public(m) for m in self.messages.values()]})
+        return json(
+            {"requests": self.requests, "messages": [_public(m) for m in self.messages.values()]}
+        )
 
 
 def _first(form: dict[str, list[str]], key: str) -> str | None:
@@ -409,7 +425,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--auth-token", default=TEST_AUTH_TOKEN)
     args = parser.parse_args(argv)
     server = TwilioServer(args.account_sid, args.auth_token)
-    server.app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
+    server.app.run(
+        host=args.host, port=args.port, single_process=True, access_log=False, motd=False
+    )
 
 
 if __name__ == "__main__":

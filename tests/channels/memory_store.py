@@ -59,8 +59,19 @@ class MemoryOutboxStore:
                 row.status = "cancelled"
                 continue
             row.status = "sending"
+            row.attempts += 1
             items.append(
-                OutboxItem(row.id, row.id, None, row.to, row.sender, row.body, row.media_urls, row.attempts, row.kind)
+                OutboxItem(
+                    row.id,
+                    row.id,
+                    None,
+                    row.to,
+                    row.sender,
+                    row.body,
+                    row.media_urls,
+                    row.attempts,
+                    row.kind,
+                )
             )
         return items
 
@@ -78,7 +89,6 @@ class MemoryOutboxStore:
     async def outbox_retry(self, outbox_id: int, delay_s: float, error: str) -> None:
         row = self._sending(outbox_id)
         row.status, row.error = "queued", error
-        row.attempts += 1
         row.not_before = time.monotonic() + delay_s
         row.retry_delays.append(delay_s)
 

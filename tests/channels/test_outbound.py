@@ -20,11 +20,15 @@ def fill(store: MemoryOutboxStore, n: int) -> None:
         store.add(FANS[i % len(FANS)], f"message {i}")
 
 
-async def test_storm_of_429_500_and_drops_delivers_each_message_exactly_once(twilio: LocalTwilio, gateway) -> None:
+async def test_storm_of_429_500_and_drops_delivers_each_message_exactly_once(
+    twilio: LocalTwilio, gateway
+) -> None:
     store = MemoryOutboxStore()
     fill(store, 300)
     twilio.server.set_faults(rate_429=0.25, rate_500=0.15, rate_drop=0.1, retry_after=0)
-    sender = OutboundSender(store, gateway, rate_per_second=100_000, batch_size=50, max_attempts=60, backoff_base=0)
+    sender = OutboundSender(
+        store, gateway, rate_per_second=100_000, batch_size=50, max_attempts=60, backoff_base=0
+    )
 
     await sender.drain()
 
@@ -39,7 +43,9 @@ async def test_storm_of_429_500_and_drops_delivers_each_message_exactly_once(twi
     assert twilio.server.requests == 300 + sender.counts["retried"]
 
 
-async def test_permanent_errors_are_recorded_once_and_21610_opts_out(twilio: LocalTwilio, gateway) -> None:
+async def test_permanent_errors_are_recorded_once_and_21610_opts_out(
+    twilio: LocalTwilio, gateway
+) -> None:
     store = MemoryOutboxStore()
     gone, bad, ok = FANS[0], FANS[1], FANS[2]
     first = store.add(gone, "one")
@@ -54,7 +60,7 @@ async def test_permanent_errors_are_recorded_once_and_21610_opts_out(twilio: Loc
 
     assert (first.status, first.code) == ("failed", 21610)
     assert (invalid.status, invalid.code) == ("failed", 21211)
-    assert fine.status == "sent" and first.attempts == 0
+    assert fine.status == "sent" and first.attempts == 1
     assert store.opted_out == {gone}
     assert later.status == "cancelled"  # the store refuses to hand it out again
     assert [m["body"] for m in twilio.server.accepted()] == ["three"]
@@ -68,7 +74,7 @@ async def test_gives_up_after_max_attempts(twilio: LocalTwilio, gateway) -> None
 
     await sender.drain()
 
-    assert (row.status, row.code, row.attempts) == ("failed", 20500, 2)
+    assert (row.status, row.code, row.attempts) == ("failed", 20500, 3)
     assert twilio.server.requests == 3
     assert row.error and row.error.startswith("gave up")
 
@@ -88,7 +94,9 @@ async def test_retry_after_is_honoured_and_retry_waits(twilio: LocalTwilio, gate
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_ceiling() -> None:
-    sender = OutboundSender(MemoryOutboxStore(), gateway=None, rate_per_second=1, backoff_base=1.0, backoff_max=60)  # type: ignore[arg-type]
+    sender = OutboundSender(
+        MemoryOutboxStore(), gateway=None, rate_per_second=1, backoff_base=1.0, backoff_max=60
+    )  # type: ignore[arg-type]
     for attempts in range(5):
         delay = sender.backoff(attempts)
         assert 2**attempts / 2 <= delay <= 2**attempts
@@ -107,7 +115,9 @@ def test_token_bucket_spaces_sends_at_the_rate() -> None:
 
 
 async def test_buckets_are_per_sender_number(gateway) -> None:
-    sender = OutboundSender(MemoryOutboxStore(), gateway, rate_per_second=5, rates={"+14155550001": 50})
+    sender = OutboundSender(
+        MemoryOutboxStore(), gateway, rate_per_second=5, rates={"+14155550001": 50}
+    )
     assert sender._bucket("+14155550001").rate == 50
     assert sender._bucket("+14155550002").rate == 5
     assert sender._bucket(None) is sender._bucket("")

@@ -60,13 +60,18 @@ async def next_event(lines: AsyncIterator[str]) -> tuple[str, dict]:
 async def test_round_trip_through_the_outbox_and_sse(simulator) -> None:
     url, bot = simulator
     evil = "<img src=x onerror=alert(1)> 💖"
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        async with http.stream("GET", "/simulator/events", params={"number": "(415) 555-0123"}) as stream:
-            lines = stream.aiter_lines()
-            assert await next_event(lines) == ("ready", {"number": "+14155550123"})
-            sent = await http.post("/simulator/send", json={"from": "415-555-0123", "body": evil})
-            assert sent.status_code == 200 and sent.json()["from"] == "+14155550123"
-            assert await next_event(lines) == ("message", {"body": f"you said: {evil}", "media_urls": []})
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+        http.stream("GET", "/simulator/events", params={"number": "(415) 555-0123"}) as stream,
+    ):
+        lines = stream.aiter_lines()
+        assert await next_event(lines) == ("ready", {"number": "+14155550123"})
+        sent = await http.post("/simulator/send", json={"from": "415-555-0123", "body": evil})
+        assert sent.status_code == 200 and sent.json()["from"] == "+14155550123"
+        assert await next_event(lines) == (
+            "message",
+            {"body": f"you said: {evil}", "media_urls": []},
+        )
     [inbound] = bot.seen
     assert inbound.sender == "+14155550123" and inbound.channel_id.startswith("SIM")
     assert bot.store.rows[1].status == "sent"
@@ -84,7 +89,12 @@ async def test_page_is_served_with_a_strict_policy_and_no_html_injection(simulat
 
 @pytest.mark.parametrize(
     "payload",
-    [{"from": "hello", "body": "x"}, {"from": "+14155550123", "body": ""}, {"from": "+14155550123", "body": "x" * 1601}, ["not", "an", "object"]],
+    [
+        {"from": "hello", "body": "x"},
+        {"from": "+14155550123", "body": ""},
+        {"from": "+14155550123", "body": "x" * 1601},
+        ["not", "an", "object"],
+    ],
 )
 async def test_bad_sends_are_400(simulator, payload) -> None:
     url, bot = simulator

@@ -21,14 +21,20 @@ async def no_turns(inbound, *, budget):  # pragma: no cover - status callbacks o
 
 
 @pytest.mark.parametrize("public_base", [None, "https://fans.example.com"])
-async def test_status_callbacks_are_signed_and_update_delivery(twilio: LocalTwilio, public_base) -> None:
+async def test_status_callbacks_are_signed_and_update_delivery(
+    twilio: LocalTwilio, public_base
+) -> None:
     store = MemoryOutboxStore()
     sock = bind_local()
     url = url_of(sock)
     app = Sanic(f"status_test_{public_base is None}")
     # Twilio calls the URL it was given and signs that; a different public base must not verify.
     base = public_base or url
-    app.blueprint(webhook_blueprint(no_turns, store.apply_delivery_report, auth_token=TEST_AUTH_TOKEN, public_base_url=base))
+    app.blueprint(
+        webhook_blueprint(
+            no_turns, store.apply_delivery_report, auth_token=TEST_AUTH_TOKEN, public_base_url=base
+        )
+    )
     async with serve_in_process(app, sock):
         gw = twilio.gateway(status_callback_url=f"{url}/webhooks/twilio/status")
         ok, lost = store.add(FAN, "will arrive"), store.add(LOST, "will not")

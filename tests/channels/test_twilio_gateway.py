@@ -20,7 +20,9 @@ def item(to: str = FAN, body: str = "hello", **kw) -> OutboxItem:
     return OutboxItem(**fields)
 
 
-async def test_send_returns_sid_segments_and_encoding(gateway: TwilioGateway, twilio: LocalTwilio) -> None:
+async def test_send_returns_sid_segments_and_encoding(
+    gateway: TwilioGateway, twilio: LocalTwilio
+) -> None:
     gsm = await gateway.send(item(body="a" * 161))
     ucs = await gateway.send(item(body="héllo 💖"))
     assert gsm.sid.startswith("SM") and gsm.status == "queued"
@@ -32,7 +34,12 @@ async def test_send_returns_sid_segments_and_encoding(gateway: TwilioGateway, tw
 
 async def test_messaging_service_and_media(twilio: LocalTwilio) -> None:
     service = "MG" + "a" * 32
-    gw = TwilioGateway("AC" + "0" * 31 + "1", twilio.server.auth_token, messaging_service_sid=service, base_url=twilio.url)
+    gw = TwilioGateway(
+        "AC" + "0" * 31 + "1",
+        twilio.server.auth_token,
+        messaging_service_sid=service,
+        base_url=twilio.url,
+    )
     try:
         result = await gw.send(item(body="", media_urls=("https://example.com/poster.jpg",)))
     finally:
@@ -42,16 +49,25 @@ async def test_messaging_service_and_media(twilio: LocalTwilio) -> None:
     assert sent["messaging_service_sid"] == service and sent["num_media"] == "1"
 
 
-async def test_explicit_sender_wins_over_default(gateway: TwilioGateway, twilio: LocalTwilio) -> None:
+async def test_explicit_sender_wins_over_default(
+    gateway: TwilioGateway, twilio: LocalTwilio
+) -> None:
     await gateway.send(item(sender="+14155550199"))
     assert twilio.server.accepted()[0]["from"] == "+14155550199"
 
 
 @pytest.mark.parametrize(
     ("faults", "retry_after"),
-    [({"count_429": 1, "retry_after": 7}, 7.0), ({"count_429": 1}, None), ({"count_500": 1}, None), ({"count_drop": 1}, None)],
+    [
+        ({"count_429": 1, "retry_after": 7}, 7.0),
+        ({"count_429": 1}, None),
+        ({"count_500": 1}, None),
+        ({"count_drop": 1}, None),
+    ],
 )
-async def test_transient_failures_are_retryable(gateway, twilio: LocalTwilio, faults, retry_after) -> None:
+async def test_transient_failures_are_retryable(
+    gateway, twilio: LocalTwilio, faults, retry_after
+) -> None:
     twilio.server.set_faults(**faults)
     with pytest.raises(RetryableSendError) as caught:
         await gateway.send(item())
@@ -61,7 +77,9 @@ async def test_transient_failures_are_retryable(gateway, twilio: LocalTwilio, fa
 
 
 async def test_connection_refused_is_retryable() -> None:
-    gw = TwilioGateway("AC" + "0" * 31 + "1", "t", from_number=OUR_NUMBER, base_url="http://127.0.0.1:9", timeout=2)
+    gw = TwilioGateway(
+        "AC" + "0" * 31 + "1", "t", from_number=OUR_NUMBER, base_url="http://127.0.0.1:9", timeout=2
+    )
     try:
         with pytest.raises(RetryableSendError):
             await gw.send(item())

@@ -27,7 +27,12 @@ async def test_sdk_create_fetch_list_round_trip(twilio: LocalTwilio, gateway) ->
     assert created.uri == f"/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Messages/{created.sid}.json"
 
     fetched = await client.messages(created.sid).fetch_async()
-    assert (fetched.sid, fetched.body, fetched.to, fetched.from_) == (created.sid, "hello there", FAN, OUR_NUMBER)
+    assert (fetched.sid, fetched.body, fetched.to, fetched.from_) == (
+        created.sid,
+        "hello there",
+        FAN,
+        OUR_NUMBER,
+    )
     assert fetched.status == "delivered"  # no callback asked for: it moved on at once
 
     listed = await client.messages.list_async(to=FAN)
@@ -36,7 +41,10 @@ async def test_sdk_create_fetch_list_round_trip(twilio: LocalTwilio, gateway) ->
 
 async def test_list_pages_and_filters(twilio: LocalTwilio, gateway) -> None:
     client = gateway._sdk()
-    sids = [(await client.messages.create_async(to=FAN, from_=OUR_NUMBER, body=f"n{i}")).sid for i in range(5)]
+    sids = [
+        (await client.messages.create_async(to=FAN, from_=OUR_NUMBER, body=f"n{i}")).sid
+        for i in range(5)
+    ]
     await client.messages.create_async(to="+14155550999", from_=OUR_NUMBER, body="other")
 
     # page_size 2 forces the SDK to follow next_page_uri through three pages, newest first.
@@ -70,7 +78,9 @@ async def test_fetch_unknown_sid_is_404(gateway) -> None:
 )
 async def test_validation_errors_answer_like_twilio(twilio: LocalTwilio, form, code) -> None:
     async with httpx.AsyncClient(base_url=twilio.url, auth=AUTH) as http:
-        answer = await http.post(f"/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Messages.json", data=form)
+        answer = await http.post(
+            f"/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Messages.json", data=form
+        )
     assert answer.status_code == 400
     body = answer.json()
     assert body["code"] == code and body["status"] == 400
@@ -91,7 +101,9 @@ async def test_wrong_credentials_are_401(twilio: LocalTwilio) -> None:
 
 async def test_media_messages_get_mm_sids(gateway, twilio: LocalTwilio) -> None:
     created = await gateway._sdk().messages.create_async(
-        to=FAN, from_=OUR_NUMBER, media_url=["https://example.com/a.jpg", "https://example.com/b.png"]
+        to=FAN,
+        from_=OUR_NUMBER,
+        media_url=["https://example.com/a.jpg", "https://example.com/b.png"],
     )
     assert created.sid.startswith("MM") and created.num_media == "2"
 

@@ -11,7 +11,13 @@ import pytest
 from sanic import Sanic
 from twilio.request_validator import RequestValidator
 
-from bot.channels.twilio_webhook import parse_inbound, parse_status, twiml, verify_signature, webhook_blueprint
+from bot.channels.twilio_webhook import (
+    parse_inbound,
+    parse_status,
+    twiml,
+    verify_signature,
+    webhook_blueprint,
+)
 from bot.errors import BadRequest
 from bot.messages import DeliveryReport, InboundSms, OutboundSms
 from bot.testing import serve_in_process
@@ -25,7 +31,11 @@ PUBLIC = "https://fans.example.com"
 def test_parse_basic_sms() -> None:
     msg = parse_inbound(load_form("sms_basic"))
     assert msg.channel_id == "SM" + "0" * 31 + "1"
-    assert (msg.sender, msg.recipient, msg.body) == ("+14155550123", "+14155550100", "Hi! When is the next show?")
+    assert (msg.sender, msg.recipient, msg.body) == (
+        "+14155550123",
+        "+14155550100",
+        "Hi! When is the next show?",
+    )
     assert msg.media_urls == () and msg.opt_out_type is None
 
 
@@ -77,7 +87,9 @@ def test_malformed_forms_are_bad_requests_that_do_not_echo(change: dict, field: 
 
 
 def test_parse_status_forms() -> None:
-    assert parse_status(load_form("status_delivered")) == DeliveryReport("SM" + "0" * 31 + "8", "delivered")
+    assert parse_status(load_form("status_delivered")) == DeliveryReport(
+        "SM" + "0" * 31 + "8", "delivered"
+    )
     assert parse_status(load_form("status_undelivered")).error_code == 30003
     with pytest.raises(BadRequest):
         parse_status(load_form("status_delivered") | {"MessageStatus": "exploded", "SmsStatus": ""})
@@ -96,7 +108,12 @@ def test_verify_signature() -> None:
 
 def test_twiml_escapes_and_carries_media() -> None:
     evil = "<script>alert('x')</script> & \"quotes\" ]]>"
-    xml = twiml([OutboundSms("+1", evil), OutboundSms("+1", "pic", media_urls=("https://e.com/a.png?x=1&y=2",))])
+    xml = twiml(
+        [
+            OutboundSms("+1", evil),
+            OutboundSms("+1", "pic", media_urls=("https://e.com/a.png?x=1&y=2",)),
+        ]
+    )
     assert "<script>" not in xml and "&lt;script&gt;" in xml
     root = ET.fromstring(xml)
     messages = root.findall("Message")
@@ -132,7 +149,15 @@ _apps = iter(range(10_000))
 async def webhook() -> AsyncIterator[tuple[str, Recorder]]:
     recorder = Recorder()
     app = Sanic(f"webhook_test_{next(_apps)}")
-    app.blueprint(webhook_blueprint(recorder.handle, recorder.report, auth_token=TOKEN, public_base_url=PUBLIC, reply_budget_s=1.5))
+    app.blueprint(
+        webhook_blueprint(
+            recorder.handle,
+            recorder.report,
+            auth_token=TOKEN,
+            public_base_url=PUBLIC,
+            reply_budget_s=1.5,
+        )
+    )
     async with serve_in_process(app) as url:
         yield url, recorder
 
@@ -176,7 +201,9 @@ async def test_unsigned_or_forged_requests_are_403_and_record_nothing(webhook, c
     }[case]
     async with httpx.AsyncClient(base_url=url) as http:
         answer = await http.post(path, data=form, headers=headers)
-        status = await http.post("/webhooks/twilio/status", data=load_form("status_delivered"), headers=headers)
+        status = await http.post(
+            "/webhooks/twilio/status", data=load_form("status_delivered"), headers=headers
+        )
     assert (answer.status_code, status.status_code) == (403, 403)
     assert recorder.seen == [] and recorder.reports == []
     assert form["Body"] not in answer.text

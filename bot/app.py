@@ -1,0 +1,154 @@
+"""Composition root: `create_app(settings)` wires the runtime, channels, sender and web routes.
+
+Nothing imports this module back; it is the only place that knows every part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sanic import Sanic
+from sanic.request import Request
+from sanic.response import HTTPResponse, json, raw
+
+from bot import metrics
+from bot.channels.simulator import SimulatorFeed, simulator_blueprint
+from bot.channels.twilio_gateway import LocalGateway, TwilioGateway
+from bot.channels.twilio_webhook import webhook_blueprint
+from bot.errors import HttpError
+from bot.messages import InboundSms, OutboundSms
+from bot.outbound import OutboundSender
+from bot.pipeline import TurnOutcome
+from bot.runtime import Runtime
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAnswer:
+    """What the webhook answers Twilio: the replies that made it into the reply budget."""
+
+    twiml_replies: list[OutboundSms]
+
+
+def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
+    app = Sanic(name)
+    app.config.RESPONSE_TIMEOUT = 30
+    app.config.REQUEST_MAX_SIZE = 1_000_000  # a Twilio form is a few KB
+    app.ctx.settings = settings
+    app.ctx.feed = SimulatorFeed()
+    app.ctx.runtime = None
+
+    async def handle(msg: InboundSms, *, budget: float) -> WebhookAnswer:
+        return await answer_within_budget(app.ctx.runtime, msg, budget)
+
+    async def reports(report: Any) -> None:
+        await app.ctx.runtime.store.apply_delivery_report(report)
+
+    async def handle_local(msg: InboundSms) -> None:
+        await app.ctx.runtime.handle(msg)
+
+    auth_token = settings.twilio.auth_token if settings.twilio else ""
+    app.blueprint(
+        webhook_blueprint(
+            handle,
+            reports,
+            auth_token=auth_token,
+            public_base_url=settings.public_url,
+            reply_budget_s=settings.reply_budget_s,
+        )
+    )
+    if settings.local_mode:
+        app.blueprint(simulator_blueprint(handle_local, app.ctx.feed))
+
+    @app.before_server_start
+    async def start(app: Sanic, _loop: Any) -> None:
+        sender: OutboundSender | None = None
+        runtime = await Runtime.start(settings, on_commit=lambda outcome: _wake(app))
+        app.ctx.runtime = runtime
+        gateway = _gateway(settings, app.ctx.feed)
+        sender = OutboundSender(
+            runtime.store, gateway, rate_per_second=settings.send_rate, rates=settings.rate_limits
+        )
+        app.ctx.sender, app.ctx.gateway = sender, gateway
+        app.ctx.stop = asyncio.Event()
+        app.add_task(sender.run(app.ctx.stop), name="outbox-sender")
+
+    @app.before_server_stop
+    async def stop(app: Sanic, _loop: Any) -> None:
+        app.ctx.stop.set()
+        await app.ctx.gateway.aclose()
+        await app.ctx.runtime.close()
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> HTTPResponse:
+        return json({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> HTTPResponse:
+        runtime: Runtime | None = app.ctx.runtime
+        if runtime is None:
+            return json({"status": "starting"}, status=503)
+        try:
+            await runtime.store.db.run(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
+        except Exception:  # readiness reports, it never raises
+            return json({"status": "database unreachable"}, status=503)
+        return json({"status": "ready", "model": runtime.interpreter.fingerprint[:12]})
+
+    @app.get("/metrics")
+    async def prometheus(request: Request) -> HTTPResponse:
+        return raw(metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+    @app.exception(HttpError)
+    async def http_error(request: Request, exc: HttpError) -> HTTPResponse:
+        return json({"error": str(exc)}, status=exc.status)
+
+    return app
+
+
+async def answer_within_budget(runtime: Runtime, msg: InboundSms, budget: float) -> WebhookAnswer:
+    """Run the turn; replies ready within the budget go back inline as TwiML, later ones by API.
+
+    The turn runs as its own task: if the budget runs out, the webhook answers at once and the
+    turn still completes; its replies wait in the outbox until the budget has passed, then the
+    sender takes them. Twilio waits 15 s and does not retry, so we never come near that.
+    """
+    task = asyncio.ensure_future(runtime.handle(msg, hold_replies_s=budget + 1.0))
+    done, _ = await asyncio.wait({task}, timeout=budget)
+    if not done:
+        task.add_done_callback(_log_failure)
+        return WebhookAnswer([])
+    outcome: TurnOutcome = task.result()
+    if outcome.duplicate:  # Twilio retried: repeat what we answered inline before, nothing else
+        return WebhookAnswer([q.reply for q in outcome.replies if q.status == "twiml"])
+    claimed = set(await runtime.store.claim_for_twiml([q.outbox_id for q in outcome.replies]))
+    return WebhookAnswer([q.reply for q in outcome.replies if q.outbox_id in claimed])
+
+
+def _wake(app: Sanic) -> None:
+    sender = getattr(app.ctx, "sender", None)
+    if sender is not None:
+        sender.notify()
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("turn failed after the webhook answered", exc_info=task.exception())
+
+
+def _gateway(settings: Settings, feed: SimulatorFeed) -> Any:
+    if settings.twilio is None:
+        return LocalGateway(feed)
+    tw = settings.twilio
+    return TwilioGateway(
+        tw.account_sid,
+        tw.auth_token,
+        from_number=tw.number,
+        messaging_service_sid=tw.messaging_service_sid,
+        status_callback_url=settings.public_url + "/webhooks/twilio/status",
+        base_url=tw.api_base_url,
+    )

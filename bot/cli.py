@@ -1,0 +1,248 @@
+"""The `fanline` command: run, shell, train, validate, test, init, db (Rasa's verbs where they exist).
+
+User mistakes (bad content, missing files) print a clear message and exit 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError, FanlineError, ValidationFailed
+
+DEMO_FILES = ("flows", "data", "actions", "domain.yml", "config.yml", "endpoints.yml",
+              "credentials.yml", "tests/conversations")  # fmt: skip
+EXTRA_COMMANDS: dict[str, Any] = {}  # `fanline agents`, `fanline fans`, ... register here
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    try:
+        return int(args.func(args) or 0)
+    except ValidationFailed as exc:
+        _print_problems(exc.problems)
+        return 2
+    except (ConfigError, FanlineError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fanline", description=__doc__.splitlines()[0])
+    p.add_argument("--project", type=Path, default=Path("."), help="fan line folder (default: .)")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start the server (webhooks, simulator, inbox)")
+    run.add_argument("--host"), run.add_argument("--port", type=int)
+    run.add_argument("--workers", type=int, help="server processes (PostgreSQL for more than 1)")
+    run.set_defaults(func=cmd_run)
+
+    shell = sub.add_parser("shell", help="text the bot as a fan, in this terminal")
+    shell.add_argument("--number", default="+15555550123", help="the fan's phone number")
+    shell.add_argument("--debug", action="store_true", help="show intent, confidence, flow, step")
+    shell.set_defaults(func=cmd_shell)
+
+    train = sub.add_parser("train", help="train the NLU model (skipped when nothing changed)")
+    train.add_argument("--force", action="store_true", help="train even if nothing changed")
+    train.set_defaults(func=cmd_train)
+
+    val = sub.add_parser("validate", help="check flows, responses, NLU data and config")
+    val.set_defaults(func=cmd_validate)
+
+    test = sub.add_parser("test", help="run conversation tests, or `test nlu` for the NLU report")
+    test.add_argument("what", nargs="?", choices=["conversations", "nlu"], default="conversations")
+    test.add_argument("paths", nargs="*", type=Path, help="test files (default: tests/conversations)")
+    test.add_argument("--folds", type=int, default=5, help="nlu: cross-validation folds")
+    test.set_defaults(func=cmd_test)
+
+    init = sub.add_parser("init", help="create a new fan line from the demo")
+    init.add_argument("dir", type=Path)
+    init.set_defaults(func=cmd_init)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade"])
+    db.set_defaults(func=cmd_db)
+
+    for name, register in EXTRA_COMMANDS.items():
+        register(sub.add_parser(name))
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from bot.settings import load_settings
+
+    return load_settings(args.project)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    from bot.app import create_app
+    from bot.runtime import Runtime
+
+    settings = _settings(args)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
+                                   ("workers", args.workers)) if v}  # fmt: skip
+    if overrides:
+        from dataclasses import replace
+
+        settings = replace(settings, **overrides)
+    # fail fast, in the terminal, on invalid content or a broken model: before any worker starts
+    runtime = asyncio.run(Runtime.start(settings))
+    asyncio.run(runtime.close())
+    mode = "local simulator" if settings.local_mode else "Twilio"
+    print(f"Fanline on {settings.public_url} ({mode}); simulator: {settings.public_url}/simulator")
+    loader = AppLoader(factory=partial(create_app, settings))
+    app = loader.load()
+    app.prepare(host=settings.host, port=settings.port, workers=settings.workers,
+                single_process=settings.workers == 1, access_log=False, motd=False)  # fmt: skip
+    Sanic.serve(primary=app, app_loader=loader)
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    return asyncio.run(_shell(_settings(args), args.number, args.debug))
+
+
+async def _shell(settings: Any, number: str, debug: bool) -> int:
+    from bot.channels.twilio_webhook import parse_inbound
+    from bot.runtime import Runtime
+
+    runtime = await Runtime.start(settings)
+    print("Text the bot as a fan (Ctrl-D to quit). STOP, START and HELP work as on a phone.")
+    try:
+        while True:
+            try:
+                line = await asyncio.to_thread(input, "you> ")
+            except EOFError:
+                print()
+                return 0
+            form = {"From": number, "To": "+15550100000", "Body": line,
+                    "MessageSid": "SM" + uuid.uuid4().hex}  # fmt: skip
+            outcome = await runtime.handle(parse_inbound(form))
+            # the shell is the phone: replies are delivered here, not by the sender
+            await runtime.store.claim_for_twiml([q.outbox_id for q in outcome.replies])
+            if debug:
+                _print_debug(outcome)
+            for q in outcome.replies:
+                print(f"bot> {q.reply.body}" + "".join(f" [{u}]" for u in q.reply.media_urls))
+            if outcome.held:
+                print("   (a person from the team has this conversation; the bot stays quiet)")
+    finally:
+        await runtime.close()
+
+
+def _print_debug(outcome: Any) -> None:
+    p = outcome.prediction
+    if p is not None:
+        print(f"   intent={p.intent} confidence={p.confidence:.2f} entities={[e.entity for e in p.entities]}")
+    for kind, data in outcome.events:
+        if kind in ("flow_started", "flow_ended", "step", "slot_set", "escalated", "compliance", "action"):
+            print(f"   {kind}: {data}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bot.nlu.cli import train_command
+
+    settings = _settings(args)
+    return train_command(settings.project_dir, settings.project_dir / "config.yml",
+                         settings.model_dir, args.force)  # fmt: skip
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bot.actions import ActionRunner
+    from bot.content import load_content
+    from bot.runtime import _actions_package
+
+    settings = _settings(args)
+    runner = ActionRunner(package=_actions_package(settings.project_dir))
+    content = load_content(settings.project_dir, actions=runner.known_actions() or None,
+                           max_segments=settings.max_segments)  # fmt: skip
+    _print_problems(list(content.warnings))
+    print(f"ok: {len(content.flows)} flows, {len(content.domain.responses)} responses, "
+          f"{len(content.intents)} intents")  # fmt: skip
+    return 0
+
+
+def _print_problems(problems: list[ConfigError]) -> None:
+    for p in problems:
+        label = "warning" if p.warning else "error"
+        print(f"{label}: {p}", file=sys.stderr)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.what == "nlu":
+        from bot.nlu.cli import test_command
+
+        out = settings.project_dir / "results" / "nlu"
+        return test_command(settings.project_dir, settings.project_dir / "config.yml", out, args.folds)
+    return asyncio.run(_conversation_tests(settings, args.paths))
+
+
+async def _conversation_tests(settings: Any, paths: list[Path]) -> int:
+    import tempfile
+
+    from bot.conversation_tests import discover, load_cases, run_case
+    from bot.runtime import Runtime
+
+    cases = load_cases(paths or discover(settings.project_dir))
+    with tempfile.TemporaryDirectory() as tmp:  # a throwaway database: tests never touch fans
+        runtime = await Runtime.start(settings, database_url=f"sqlite:///{tmp}/test.db")
+        try:
+            results = [await run_case(runtime, case) for case in cases]
+        finally:
+            await runtime.close()
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        print(f"FAILED {r.case.name} ({r.case.file}:{r.case.line})")
+        for f in r.failures:
+            print(f"    {f}")
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    source = Path(__file__).resolve().parent.parent
+    target: Path = args.dir
+    if target.exists() and any(target.iterdir()):
+        raise ConfigError(f"{target} exists and is not empty")
+    if not (source / "flows").is_dir():
+        raise ConfigError("the demo content is not available in this installation")
+    for name in DEMO_FILES:
+        src = source / name
+        if src.is_dir():
+            shutil.copytree(src, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target / name)
+    print(f"created {target}: edit flows/, domain.yml and data/, then `fanline --project {target} shell`")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from bot.storage import Database
+
+    db = Database(_settings(args).database_url)
+    db.migrate()
+    db.close()
+    print("database schema is up to date")
+    return 0

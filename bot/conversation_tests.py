@@ -1,0 +1,160 @@
+"""Conversation tests (`tests/conversations/*.yml`): scripted fans against the real pipeline.
+
+Each test case gets a fresh phone number and runs through `Pipeline.handle_inbound` on a real
+database, so a passing test means the same turn passes in production. Steps, in the spirit of
+Rasa's end-to-end tests: user, bot, bot_contains, utter, intent, slot_was_set, escalated,
+no_reply.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.domain import ConsentChange, TurnRecord
+from bot.errors import ConfigError, Location
+from bot.flows import read_yaml
+from bot.messages import InboundSms
+from bot.pipeline import TurnOutcome
+from bot.runtime import Runtime
+
+OUR_NUMBER = "+15550100000"
+STEP_KINDS = {"user", "bot", "bot_contains", "utter", "intent", "slot_was_set", "escalated", "no_reply"}
+_numbers = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    file: str
+    line: int | None
+    fan: dict[str, Any]
+    steps: tuple[tuple[str, Any, int | None], ...]
+
+
+@dataclass(slots=True)
+class CaseResult:
+    case: Case
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def load_cases(paths: list[Path]) -> list[Case]:
+    cases: list[Case] = []
+    for path in paths:
+        data = read_yaml(path) or {}
+        for raw in data.get("test_cases") or []:
+            cases.append(_case(raw, str(path)))
+    return cases
+
+
+def _case(raw: Any, file: str) -> Case:
+    line = getattr(raw, "line", None)
+    if not isinstance(raw, dict) or "test_case" not in raw:
+        raise ConfigError("each item needs a `test_case` name", Location(file, line))
+    steps = []
+    for i, step in enumerate(raw.get("steps") or []):
+        step_line = (getattr(raw.get("steps"), "item_lines", None) or [None] * (i + 1))[i]
+        if not isinstance(step, dict) or len(step) != 1 or next(iter(step)) not in STEP_KINDS:
+            raise ConfigError(
+                f"a step is one of {', '.join(sorted(STEP_KINDS))}",
+                Location(file, step_line, raw["test_case"]),
+            )
+        kind, value = next(iter(step.items()))
+        steps.append((kind, value, step_line))
+    return Case(str(raw["test_case"]), file, line, dict(raw.get("fan") or {}), tuple(steps))
+
+
+async def run_case(runtime: Runtime, case: Case) -> CaseResult:
+    result = CaseResult(case)
+    phone = f"+1555{next(_numbers) % 10_000_000:07d}"
+    phone = await _fresh_fan(runtime, phone, case.fan)
+    last: TurnOutcome | None = None
+    replies: list[str] = []
+    for kind, value, line in case.steps:
+        where = f"{case.file}:{line}" if line else case.file
+        if kind == "user":
+            msg = InboundSms(f"TEST{uuid.uuid4().hex}", phone, OUR_NUMBER, str(value or ""))
+            last = await runtime.handle(msg)
+            replies = [q.reply.body for q in last.replies]
+            continue
+        if last is None:
+            result.failures.append(f"{where}: `{kind}` before any `user` step")
+            break
+        problem = _check(kind, value, last, replies)
+        if problem:
+            result.failures.append(f"{where}: {problem}")
+    return result
+
+
+def _check(kind: str, value: Any, outcome: TurnOutcome, replies: list[str]) -> str | None:
+    said = [d.get("response") for t, d in outcome.events if t == "utter"]
+    if kind == "bot":
+        return None if str(value) in replies else f"expected the bot to say {value!r}; it said {replies!r}"
+    if kind == "bot_contains":
+        ok = any(str(value).lower() in r.lower() for r in replies)
+        return None if ok else f"no reply contains {value!r}; replies: {replies!r}"
+    if kind == "utter":
+        return None if value in said else f"expected {value}; the bot uttered {said!r}"
+    if kind == "intent":
+        got = outcome.prediction.intent if outcome.prediction else None
+        return None if got == value else f"expected intent {value!r}, got {got!r}"
+    if kind == "slot_was_set":
+        return _check_slots(value, outcome)
+    if kind == "escalated":
+        esc = outcome.escalation
+        if value is False:
+            return None if esc is None else f"expected no escalation, got {esc['reason']!r}"
+        if esc is None:
+            return "expected an escalation; there was none"
+        return None if value is True or esc["reason"] == value else f"escalated with {esc['reason']!r}, expected {value!r}"
+    if kind == "no_reply":
+        return None if not replies or not value else f"expected silence; the bot said {replies!r}"
+    return f"unknown step {kind}"
+
+
+def _check_slots(value: Any, outcome: TurnOutcome) -> str | None:
+    set_now = {d["name"]: d["value"] for t, d in outcome.events if t == "slot_set"}
+    expected = value if isinstance(value, list) else [value]
+    for item in expected:
+        pairs = item.items() if isinstance(item, dict) else [(item, None)]
+        for name, want in pairs:
+            if name not in set_now:
+                return f"slot {name!r} was not set; set: {sorted(set_now)}"
+            if want is not None and str(set_now[name]) != str(want):
+                return f"slot {name!r} = {set_now[name]!r}, expected {want!r}"
+    return None
+
+
+async def _fresh_fan(runtime: Runtime, phone: str, fan: dict[str, Any]) -> str:
+    """Create the fan as the case describes (subscribed by default: most cases skip opt-in)."""
+    if not fan.get("subscribed", True):
+        return phone
+    from bot.storage.store import now
+
+    store = runtime.store
+    recorded = await store.record_inbound(
+        InboundSms(f"SETUP{uuid.uuid4().hex}", phone, OUR_NUMBER, "", received_at=now())
+    )
+    ctx = await store.load_turn(recorded.contact.id)
+    await store.finish_turn(
+        TurnRecord(
+            recorded.contact.id,
+            ctx.conversation_id,
+            recorded.message_id,
+            events=[("test_fixture", {})],
+            profile_updates={k: v for k, v in fan.items() if k != "subscribed"},
+            consent=ConsentChange("opt_in", "test_fixture"),
+        )
+    )
+    return phone
+
+
+def discover(project_dir: Path) -> list[Path]:
+    return sorted((project_dir / "tests" / "conversations").glob("*.yml"))

@@ -1,0 +1,128 @@
+"""Everything a running fan line needs, built once from Settings: store, content, model, pipeline.
+
+Shared by the server (`bot.app`), the shell, conversation tests and benchmarks, so they all run
+the very same pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.actions import ActionRunner
+from bot.content import Content, load_content
+from bot.errors import NluError
+from bot.flows import FlowEngine
+from bot.locks import ContactLocks
+from bot.pipeline import Pipeline, TurnOutcome
+from bot.settings import Settings, TeamHours
+from bot.storage import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    locks: ContactLocks
+    content: Content
+    interpreter: Any
+    actions: ActionRunner
+    pipeline: Pipeline
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        *,
+        train: bool = True,
+        on_commit: Any = None,
+        database_url: str | None = None,
+    ) -> Runtime:
+        actions = ActionRunner(
+            package=None if settings.action_endpoint else _actions_package(settings.project_dir),
+            endpoint_url=settings.action_endpoint,
+        )
+        known = actions.known_actions() or None
+        content = load_content(
+            settings.project_dir, actions=known, max_segments=settings.max_segments
+        )
+        interpreter = await asyncio.to_thread(ensure_model, settings, content, train)
+        url = database_url or settings.database_url
+        store = await asyncio.to_thread(
+            Store.open, url, hash_key=settings.secret_key, reply_window_h=settings.reply_window_h
+        )
+        pg = store.db.engine.dialect.name == "postgresql"
+        locks = ContactLocks(_libpq_dsn(store.db.engine.url) if pg else None)
+        pipeline = Pipeline(
+            store=store,
+            locks=locks,
+            engine=build_engine(content, interpreter),
+            interpreter=interpreter,
+            actions=actions,
+            on_commit=on_commit or (lambda outcome: None),
+            in_team_hours=team_clock(settings.team_hours),
+        )
+        return cls(settings, store, locks, content, interpreter, actions, pipeline)
+
+    async def handle(self, msg: Any, **kw: Any) -> TurnOutcome:
+        return await self.pipeline.handle_inbound(msg, **kw)
+
+    async def close(self) -> None:
+        await self.actions.aclose()
+        await self.locks.aclose()
+        await asyncio.to_thread(self.store.close)
+
+
+def build_engine(content: Content, interpreter: Any) -> FlowEngine:
+    threshold = float(getattr(interpreter, "threshold", 0.5) or 0.5)
+    return FlowEngine(content.flows, content.domain, default_threshold=threshold)
+
+
+def ensure_model(settings: Settings, content: Content, train: bool = True) -> Any:
+    """Load the NLU model, training it first when it is missing or its input changed."""
+    from bot.nlu import load_interpreter, load_nlu_config
+    from bot.nlu import train as train_model
+
+    config = load_nlu_config(settings.project_dir / "config.yml")
+    if content.nlu_data is None:
+        raise NluError("no NLU training data under data/")
+    if train:
+        model_dir = train_model(config, content.nlu_data, settings.model_dir, progress=False)
+    else:
+        model_dir = settings.model_dir
+    return load_interpreter(model_dir)
+
+
+def team_clock(hours: TeamHours | None) -> Any:
+    """A predicate telling whether humans are at work at a given instant."""
+    if hours is None:
+        return lambda at: True
+    zone = ZoneInfo(hours.timezone)
+    start, end = hours.start, hours.end
+
+    def in_hours(at: datetime) -> bool:
+        local = at.astimezone(zone)
+        return local.weekday() in hours.days and start <= local.strftime("%H:%M") < end
+
+    return in_hours
+
+
+def _actions_package(project_dir: Path) -> str | None:
+    if (project_dir / "actions" / "__init__.py").exists():
+        import sys
+
+        if str(project_dir) not in sys.path:
+            sys.path.insert(0, str(project_dir))
+        return "actions"
+    return None
+
+
+def _libpq_dsn(url: Any) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
