@@ -66,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 
     test = sub.add_parser("test", help="run conversation tests, or `test nlu` for the NLU report")
     test.add_argument("what", nargs="?", choices=["conversations", "nlu"], default="conversations")
-    test.add_argument("paths", nargs="*", type=Path, help="test files (default: tests/conversations)")
+    test.add_argument(
+        "paths", nargs="*", type=Path, help="test files (default: tests/conversations)"
+    )
     test.add_argument("--folds", type=int, default=5, help="nlu: cross-validation folds")
     test.set_defaults(func=cmd_test)
 
@@ -153,9 +155,19 @@ async def _shell(settings: Any, number: str, debug: bool) -> int:
 def _print_debug(outcome: Any) -> None:
     p = outcome.prediction
     if p is not None:
-        print(f"   intent={p.intent} confidence={p.confidence:.2f} entities={[e.entity for e in p.entities]}")
+        print(
+            f"   intent={p.intent} confidence={p.confidence:.2f} entities={[e.entity for e in p.entities]}"
+        )
     for kind, data in outcome.events:
-        if kind in ("flow_started", "flow_ended", "step", "slot_set", "escalated", "compliance", "action"):
+        if kind in (
+            "flow_started",
+            "flow_ended",
+            "step",
+            "slot_set",
+            "escalated",
+            "compliance",
+            "action",
+        ):
             print(f"   {kind}: {data}")
 
 
@@ -194,7 +206,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         from bot.nlu.cli import test_command
 
         out = settings.project_dir / "results" / "nlu"
-        return test_command(settings.project_dir, settings.project_dir / "config.yml", out, args.folds)
+        return test_command(
+            settings.project_dir, settings.project_dir / "config.yml", out, args.folds
+        )
     return asyncio.run(_conversation_tests(settings, args.paths))
 
 
@@ -234,7 +248,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         elif src.exists():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target / name)
-    print(f"created {target}: edit flows/, domain.yml and data/, then `fanline --project {target} shell`")
+    print(
+        f"created {target}: edit flows/, domain.yml and data/, then `fanline --project {target} shell`"
+    )
     return 0
 
 

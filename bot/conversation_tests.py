@@ -22,7 +22,16 @@ from bot.pipeline import TurnOutcome
 from bot.runtime import Runtime
 
 OUR_NUMBER = "+15550100000"
-STEP_KINDS = {"user", "bot", "bot_contains", "utter", "intent", "slot_was_set", "escalated", "no_reply"}
+STEP_KINDS = {
+    "user",
+    "bot",
+    "bot_contains",
+    "utter",
+    "intent",
+    "slot_was_set",
+    "escalated",
+    "no_reply",
+}
 _numbers = itertools.count(1)
 
 
@@ -96,7 +105,11 @@ async def run_case(runtime: Runtime, case: Case) -> CaseResult:
 def _check(kind: str, value: Any, outcome: TurnOutcome, replies: list[str]) -> str | None:
     said = [d.get("response") for t, d in outcome.events if t == "utter"]
     if kind == "bot":
-        return None if str(value) in replies else f"expected the bot to say {value!r}; it said {replies!r}"
+        return (
+            None
+            if str(value) in replies
+            else f"expected the bot to say {value!r}; it said {replies!r}"
+        )
     if kind == "bot_contains":
         ok = any(str(value).lower() in r.lower() for r in replies)
         return None if ok else f"no reply contains {value!r}; replies: {replies!r}"
@@ -113,7 +126,11 @@ def _check(kind: str, value: Any, outcome: TurnOutcome, replies: list[str]) -> s
             return None if esc is None else f"expected no escalation, got {esc['reason']!r}"
         if esc is None:
             return "expected an escalation; there was none"
-        return None if value is True or esc["reason"] == value else f"escalated with {esc['reason']!r}, expected {value!r}"
+        return (
+            None
+            if value is True or esc["reason"] == value
+            else f"escalated with {esc['reason']!r}, expected {value!r}"
+        )
     if kind == "no_reply":
         return None if not replies or not value else f"expected silence; the bot said {replies!r}"
     return f"unknown step {kind}"

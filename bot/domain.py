@@ -41,6 +41,7 @@ class Recorded:
     message_id: int
     duplicate: bool  # the channel delivered this MessageSid before
     is_new_contact: bool
+    answered: bool = False  # a duplicate whose original turn has already been processed
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,16 @@
 """The one error tree of the engine.
 
-    FanlineError
-    ├── ConfigError            content or configuration is invalid (file, line, key)  -> CLI exit 2
-    │   └── ValidationFailed   several ConfigErrors collected by `fanline validate`
-    ├── NluError               model missing, stale or broken
-    ├── ActionError            a custom action failed or timed out
-    ├── StorageError           the database refused (after retries)
-    ├── ChannelError           a provider call failed
-    │   ├── RetryableSendError     429, 5xx, network: try again later
-    │   └── PermanentSendError     the message can never be sent (carries the provider code)
-    └── HttpError              reaches HTTP with its status code; bodies never echo request data
-        ├── BadRequest (400)  Forbidden (403)  Unauthorized (401)  NotFound (404)  Conflict (409)
+FanlineError
+├── ConfigError            content or configuration is invalid (file, line, key)  -> CLI exit 2
+│   └── ValidationFailed   several ConfigErrors collected by `fanline validate`
+├── NluError               model missing, stale or broken
+├── ActionError            a custom action failed or timed out
+├── StorageError           the database refused (after retries)
+├── ChannelError           a provider call failed
+│   ├── RetryableSendError     429, 5xx, network: try again later
+│   └── PermanentSendError     the message can never be sent (carries the provider code)
+└── HttpError              reaches HTTP with its status code; bodies never echo request data
+    ├── BadRequest (400)  Forbidden (403)  Unauthorized (401)  NotFound (404)  Conflict (409)
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ class ValidationFailed(ConfigError):
     def __init__(self, problems: list[ConfigError]):
         self.problems = problems
         errors = [p for p in problems if not p.warning]
-        super().__init__(f"{len(errors)} error(s) in content:\n" + "\n".join(f"  {p}" for p in errors))
+        super().__init__(
+            f"{len(errors)} error(s) in content:\n" + "\n".join(f"  {p}" for p in errors)
+        )
 
 
 class NluError(FanlineError):

@@ -108,9 +108,10 @@ class Pipeline:
     async def handle_inbound(self, msg: InboundSms, *, hold_replies_s: float = 0.0) -> TurnOutcome:
         started = time.perf_counter()
         recorded = await self.store.record_inbound(msg)  # 1. nothing a fan says is lost
-        if recorded.duplicate:
+        if recorded.duplicate and recorded.answered:
             replies = await self.store.replies_to(recorded.message_id)
             return TurnOutcome(recorded.message_id, recorded.contact.id, tuple(replies), True)
+        # a redelivery of a text whose turn never finished (a crash) is answered now
         hold = utcnow() + timedelta(seconds=hold_replies_s) if hold_replies_s else None
         outcome: TurnOutcome | None = None
         async with self.locks.hold(recorded.contact.id):  # 3. one turn at a time per fan
@@ -270,6 +271,8 @@ class Pipeline:
                 {"entity": e.entity, "value": e.value, "start": e.start, "end": e.end}
                 for e in (p.entities if p else ())
             ],
+            # actions may read the fan's profile (never the phone number: fan_fields omits it)
+            "metadata": {"fan": turn.ctx.contact.fan_fields()},
         }
         active = progress.state.active
         return ActionCall(

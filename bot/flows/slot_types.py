@@ -48,12 +48,11 @@ _MIN_YEAR, _MAX_YEAR = 1900, 2100
 
 def parse_slot_value(slot: Slot, text: str, *, today: date | None = None) -> Any | None:
     """The value `text` gives `slot`, or None when it is not a valid answer."""
-    parser = _PARSERS[slot.type]
     if slot.type == "categorical":
         return parse_categorical(text, slot.values or [])
     if slot.type == "date":
         return parse_date(text, today=today)
-    return parser(text)
+    return _PARSERS[slot.type](text)
 
 
 def normalise(text: str) -> str:
@@ -149,8 +148,6 @@ _PARSERS: dict[str, Any] = {
     "text": parse_text,
     "bool": parse_bool,
     "float": parse_float,
-    "categorical": parse_categorical,
-    "date": parse_date,
     "email": parse_email,
     "postal_code": parse_postal_code,
     "any": parse_any,

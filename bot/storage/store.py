@@ -91,9 +91,12 @@ class Store:
         inserted = conn.execute(stmt.returning(messages.c.id)).scalar()
         if inserted is None:
             existing = conn.execute(
-                sa.select(messages.c.id).where(messages.c.channel_id == msg.channel_id)
-            ).scalar_one()
-            return Recorded(contact, existing, duplicate=True, is_new_contact=False)
+                sa.select(messages.c.id, messages.c.status).where(
+                    messages.c.channel_id == msg.channel_id
+                )
+            ).one()
+            answered = existing.status != "received"
+            return Recorded(contact, existing.id, True, False, answered=answered)
         conn.execute(
             contacts.update()
             .where(contacts.c.id == contact.id)

@@ -40,3 +40,18 @@ def test_schema_accepts_default_flows_and_docs_example():
 def test_schema_refuses_bad_flows(flow):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"flows": {"a": flow}}, flow_file_schema())
+
+
+def test_reference_example_in_docs_loads_and_matches_the_schema(tmp_path):
+    from bot.flows import load_flows
+
+    text = (DOCS.parent / "flows.md").read_text(encoding="utf-8")
+    example = text.split("## A flow", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.yml"
+    path.write_text(example, encoding="utf-8")
+    flows = load_flows([path])
+    flow = flows["birthday_shoutout"]
+    assert [s.kind for s in flow.steps] == [
+        "collect", "collect", "action", "set_slots", "noop", "action", "link", "call", "escalate"
+    ]  # fmt: skip
+    jsonschema.validate(json.loads(json.dumps(read_yaml(path))), flow_file_schema())

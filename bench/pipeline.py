@@ -1,0 +1,143 @@
+"""Benchmark: the in-process pipeline on the demo fan line, many distinct fans at once.
+
+    python bench/pipeline.py [--fans 500] [--turns-per-fan 6] [--concurrency 32] [--database-url URL]
+
+Prints turns/s and p50/p99 latency per turn for SQLite (a temp file) and, when a URL is given
+(or FANLINE_TEST_DATABASE_URL is set), PostgreSQL. Beside them, the same texts through the NLU
+alone and through NLU + flow engine alone, in this process, so the storage share is visible.
+Bounded: a fixed number of turns, no network beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.flows import DialogueState, TurnInput  # noqa: E402
+from bot.messages import InboundSms  # noqa: E402
+from bot.runtime import Runtime  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
+
+SCRIPT = ["hey!", "YES", "TOUR", "when does the presale start", "is there merch", "love you nova",
+          "how much is shipping to canada", "thanks!!"]  # fmt: skip
+
+
+async def run_backend(url: str, fans: int, per_fan: int, concurrency: int) -> dict[str, float]:
+    settings = load_settings(ROOT, env={"FANLINE_DATABASE_URL": url, "FANLINE_SECRET_KEY": "bench"})
+    runtime = await Runtime.start(settings)
+    latencies: list[float] = []
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one_fan(i: int) -> None:
+        number = f"+1555{i:07d}"
+        for body in SCRIPT[:per_fan]:
+            async with sem:
+                t0 = time.perf_counter()
+                await runtime.handle(
+                    InboundSms(f"SM{uuid.uuid4().hex}", number, "+15550100000", body)
+                )
+                latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one_fan(i) for i in range(fans)))
+    wall = time.perf_counter() - start
+    await runtime.close()
+    return _summary(latencies, wall)
+
+
+def _summary(latencies: list[float], wall: float) -> dict[str, float]:
+    q = statistics.quantiles(latencies, n=100)
+    return {"turns": len(latencies), "tps": len(latencies) / wall,
+            "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000}  # fmt: skip
+
+
+async def compute_only(n: int) -> tuple[float, float]:
+    """Per-turn cost of NLU alone and of NLU + flow engine, with no storage."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(
+            ROOT, env={"FANLINE_DATABASE_URL": f"sqlite:///{tmp}/x.db", "FANLINE_SECRET_KEY": "b"}
+        )
+        runtime = await Runtime.start(settings)
+        texts = [SCRIPT[i % len(SCRIPT)] for i in range(n)]
+        t0 = time.perf_counter()
+        for t in texts:
+            runtime.interpreter.parse(t)
+        nlu = (time.perf_counter() - t0) / n
+        engine = runtime.pipeline.engine
+        t0 = time.perf_counter()
+        for t in texts:
+            pred = runtime.interpreter.parse(t)
+            engine.turn(
+                DialogueState(),
+                TurnInput(text=t, prediction=pred, fan={"subscription": "subscribed"}),
+            )
+        both = (time.perf_counter() - t0) / n
+        await runtime.close()
+    return nlu, both
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fans", type=int, default=500)
+    ap.add_argument("--turns-per-fan", type=int, default=len(SCRIPT))
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--database-url", default=os.environ.get("FANLINE_TEST_DATABASE_URL"))
+    args = ap.parse_args()
+
+    nlu, both = asyncio.run(compute_only(2000))
+    print(f"NLU alone:           {nlu * 1e3:.3f} ms/turn ({1 / nlu:,.0f}/s)")
+    print(f"NLU + flow engine:   {both * 1e3:.3f} ms/turn ({1 / both:,.0f}/s)")
+    backends = []
+    with tempfile.TemporaryDirectory() as tmp:
+        backends.append(("SQLite", f"sqlite:///{tmp}/bench.db"))
+        if args.database_url:
+            backends.append(("PostgreSQL", args.database_url))
+        for name, url in backends:
+            drop = None
+            if name == "PostgreSQL":
+                url, drop = _bench_schema(url)
+            try:
+                r = asyncio.run(run_backend(url, args.fans, args.turns_per_fan, args.concurrency))
+            finally:
+                if drop:
+                    drop()
+            print(f"{name:<11} pipeline: {r['turns']:,.0f} turns, {r['tps']:,.0f} turns/s, "
+                  f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms "
+                  f"(concurrency {args.concurrency}, {args.fans} fans)")  # fmt: skip
+            print(f"            storage + orchestration share: {1 - both * r['tps']:.0%} of a turn")
+
+
+def _bench_schema(url: str) -> tuple[str, object]:
+    """A throwaway schema, so the run neither sees nor touches anything else in that database."""
+    from urllib.parse import quote
+
+    import sqlalchemy as sa
+
+    from bot.storage.db import normalise_url
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}", drop
+
+
+if __name__ == "__main__":
+    main()

