@@ -45,7 +45,7 @@ def load_content(
     max_segments: int = 3,
 ) -> Content:
     """Load and cross-check everything; raise ValidationFailed listing every error."""
-    from bot.nlu import load_training_data
+    from bot.nlu.data import load_training_data
 
     paths = content_paths(project_dir)
     problems: list[ConfigError] = []

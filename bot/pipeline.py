@@ -195,7 +195,7 @@ class Pipeline:
         ctx, record = turn.ctx, turn.record
         turn.prediction = self._understand(body)
         record.events.append(("intent", _intent_event(turn.prediction)))
-        state = DialogueState.from_json(ctx.dialogue)
+        state = self._known_state(ctx)
         event = (
             "first_contact" if is_new else ("broadcast_reply" if ctx.last_broadcast_id else None)
         )
@@ -215,6 +215,17 @@ class Pipeline:
         record.dialogue = progress.state.to_json()
         if turn.record.escalation is not None:
             self._acknowledge_escalation(turn)
+
+    def _known_state(self, ctx: TurnContext) -> DialogueState:
+        """The dialogue state, with what the fan's profile already tells us filled into slots."""
+        state = DialogueState.from_json(ctx.dialogue)
+        declared = self.engine.domain.slots
+        known = {
+            slot: ctx.contact.profile[field]
+            for slot, field in PROFILE_SLOTS.items()
+            if slot in declared and field in ctx.contact.profile and state.slots.get(slot) is None
+        }
+        return DialogueState(state.stack, {**state.slots, **known}) if known else state
 
     def _understand(self, body: str) -> Prediction:
         if not body.strip():
@@ -308,7 +319,7 @@ class Pipeline:
     # ---- replies ----------------------------------------------------------------------
 
     def _render(self, name: str, turn: _Turn, slots: Any = None) -> RenderedResponse:
-        state_slots = slots if slots is not None else turn.ctx.dialogue.get("slots", {})
+        state_slots = slots if slots is not None else self._known_state(turn.ctx).slots
         fan = turn.ctx.contact.fan_fields()
         return self.responses.render(name, state_slots, fan, random.Random(turn.message_id))
 

@@ -55,11 +55,13 @@ class Store:
         self.reply_window = timedelta(hours=reply_window_h)
 
     @classmethod
-    def open(cls, url: str, *, hash_key: bytes, migrate: bool = True) -> Store:
+    def open(
+        cls, url: str, *, hash_key: bytes, migrate: bool = True, reply_window_h: float = 24.0
+    ) -> Store:
         db = Database(url)
         if migrate:
             db.migrate()
-        return cls(db, hash_key=hash_key)
+        return cls(db, hash_key=hash_key, reply_window_h=reply_window_h)
 
     def close(self) -> None:
         self.db.close()

@@ -1,0 +1,182 @@
+"""Entity extraction: regexes, lookup tables, synonyms and a token tagger learnt from annotations.
+
+Trained by `bot.nlu.train`, run by `Interpreter.parse` (step 6 of the message path); the flow
+engine fills slots from the resulting `Entity` values. The tagger is a linear model over
+token features, fitted with scikit-learn and applied with numpy (no pickle, fast per text).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from bot.messages import Entity
+from bot.nlu.data import TrainingData
+
+_TOKEN = re.compile(r"\w+(?:['’]\w+)?|[^\w\s]", re.UNICODE)
+
+
+def tokenize(text: str) -> list[tuple[str, int, int]]:
+    return [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
+class PatternExtractor:
+    """`RegexEntityExtractor`: regexes named after an entity, and lookup tables."""
+
+    name = "RegexEntityExtractor"
+
+    def __init__(self, patterns: dict[str, list[str]], options: dict[str, Any]):
+        self.patterns = patterns
+        self.options = options
+        flags = 0 if options["case_sensitive"] else re.IGNORECASE
+        self._compiled = [(n, re.compile("|".join(f"(?:{p})" for p in ps), flags)) for n, ps in patterns.items()]
+
+    @classmethod
+    def from_data(cls, data: TrainingData, options: dict[str, Any]) -> PatternExtractor:
+        patterns: dict[str, list[str]] = {}
+        if options["use_regexes"]:
+            for regex in data.regexes:
+                patterns.setdefault(regex.name, []).append(regex.pattern)
+        if options["use_lookup_tables"]:
+            for name, values in data.lookups.items():
+                alternatives = sorted((re.escape(v) for v in values), key=len, reverse=True)
+                edge = r"\b" if options["use_word_boundaries"] else ""
+                patterns.setdefault(name, []).append(edge + "(?:" + "|".join(alternatives) + ")" + edge)
+        return cls(patterns, options)
+
+    def extract(self, text: str) -> list[Entity]:
+        found = []
+        for name, pattern in self._compiled:
+            for m in pattern.finditer(text):
+                if m.end() > m.start():
+                    found.append(Entity(name, m.group(0), m.start(), m.end(), extractor=self.name))
+        return found
+
+    def state(self) -> dict[str, Any]:
+        return {"patterns": self.patterns, "options": self.options}
+
+
+class TokenTagger:
+    """`TokenEntityExtractor`: BIO tags per token from a linear model over token features."""
+
+    name = "TokenEntityExtractor"
+
+    def __init__(self, vocabulary: dict[str, int], weights: np.ndarray, bias: np.ndarray,
+                 labels: list[str], window: int):
+        self.vocabulary = vocabulary
+        self.weights = weights  # (n_features, n_labels)
+        self.bias = bias
+        self.labels = labels
+        self.window = window
+
+    @classmethod
+    def fit(cls, data: TrainingData, options: dict[str, Any]) -> TokenTagger | None:
+        from sklearn.feature_extraction import DictVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        annotated = [e for e in data.examples if e.entities]
+        counts: dict[str, int] = {}
+        for e in annotated:
+            for ent in e.entities:
+                counts[ent.entity] = counts.get(ent.entity, 0) + 1
+        if not counts or max(counts.values()) < options["min_examples"]:
+            return None
+        rows: list[dict[str, float]] = []
+        tags: list[str] = []
+        for example in data.examples:  # unannotated texts teach "O" too
+            tokens = tokenize(example.text)
+            rows += [dict.fromkeys(f, 1.0) for f in token_features(tokens, options["window"])]
+            tags += bio_tags(tokens, example.entities)
+        if len(set(tags)) < 2:
+            return None
+        vectorizer = DictVectorizer()
+        matrix = vectorizer.fit_transform(rows)
+        model = LogisticRegression(C=options["C"], max_iter=1000).fit(matrix, tags)
+        labels = [str(c) for c in model.classes_]
+        coef, bias = model.coef_, model.intercept_
+        if len(labels) == 2:  # binary: scikit-learn keeps one row; expand to two columns
+            coef = np.vstack([-coef[0], coef[0]])
+            bias = np.array([-bias[0], bias[0]])
+        vocab = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}
+        return cls(vocab, coef.T.astype(np.float32), bias.astype(np.float32), labels, options["window"])
+
+    def extract(self, text: str) -> list[Entity]:
+        tokens = tokenize(text)
+        if not tokens:
+            return []
+        scores = np.tile(self.bias, (len(tokens), 1))
+        for i, feats in enumerate(token_features(tokens, self.window)):
+            idx = [self.vocabulary[f] for f in feats if f in self.vocabulary]
+            if idx:
+                scores[i] += self.weights[idx].sum(axis=0)
+        return decode_bio(text, tokens, [self.labels[j] for j in scores.argmax(axis=1)], self.name)
+
+
+def token_features(tokens: list[tuple[str, int, int]], window: int) -> list[list[str]]:
+    words = [t[0] for t in tokens]
+    lower = [w.lower() for w in words]
+    out = []
+    for i, word in enumerate(words):
+        feats = [f"w={lower[i]}", f"suf3={lower[i][-3:]}", f"pre2={lower[i][:2]}", f"shape={_shape(word)}"]
+        for d in range(1, window + 1):
+            feats.append(f"w-{d}={lower[i - d] if i - d >= 0 else '<s>'}")
+            feats.append(f"w+{d}={lower[i + d] if i + d < len(words) else '</s>'}")
+        out.append(feats)
+    return out
+
+
+def _shape(word: str) -> str:
+    if word.isdigit():
+        return "digits"
+    if word[:1].isupper():
+        return "Title" if word[1:].islower() or len(word) == 1 else "UPPER"
+    return "lower" if word.isalpha() else "other"
+
+
+def bio_tags(tokens: list[tuple[str, int, int]], entities: tuple[Entity, ...]) -> list[str]:
+    tags = ["O"] * len(tokens)
+    for ent in entities:
+        inside = [i for i, (_, s, e) in enumerate(tokens) if s >= ent.start and e <= ent.end]
+        for n, i in enumerate(inside):
+            tags[i] = ("B-" if n == 0 else "I-") + ent.entity
+    return tags
+
+
+def decode_bio(text: str, tokens, tags: list[str], extractor: str) -> list[Entity]:
+    entities: list[Entity] = []
+    current: list[Any] | None = None  # [name, start, end]
+    for (_, start, end), tag in zip(tokens, tags, strict=True):
+        if tag == "O":
+            current = None
+            continue
+        prefix, name = tag.split("-", 1)
+        if current is not None and prefix == "I" and current[0] == name:
+            current[2] = end
+            entities[-1] = Entity(name, text[current[1] : end], current[1], end, extractor=extractor)
+            continue
+        current = [name, start, end]
+        entities.append(Entity(name, text[start:end], start, end, extractor=extractor))
+    return entities
+
+
+def map_synonyms(entities: list[Entity], synonyms: dict[str, str]) -> list[Entity]:
+    """`EntitySynonymMapper`: replace a value by its canonical form, keep the span."""
+    out = []
+    for ent in entities:
+        key = str(ent.value).lower()
+        if key in synonyms:
+            ent = Entity(ent.entity, synonyms[key], ent.start, ent.end, ent.role, ent.group,
+                         f"{ent.extractor},EntitySynonymMapper")
+        out.append(ent)
+    return out
+
+
+def merge(entities: list[Entity]) -> list[Entity]:
+    """Drop spans that overlap an earlier (higher-priority) extractor's span."""
+    kept: list[Entity] = []
+    for ent in entities:
+        if all(ent.end <= k.start or ent.start >= k.end for k in kept):
+            kept.append(ent)
+    return sorted(kept, key=lambda e: (e.start or 0))

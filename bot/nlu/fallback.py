@@ -1,0 +1,126 @@
+"""The out-of-scope decision: a calibrated confidence and a threshold chosen on held-out data.
+
+Pure numpy, used at training (calibration), in `Interpreter.parse` (step 6) and by the
+evaluation and benchmark code. The raw score of a text is the classifier's best in-scope
+margin, minus any vote for `out_of_scope`, plus how close the text is to its nearest training
+example; a logistic fit on held-out texts turns it into a probability of "answered right".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# When the project has no out_of_scope examples, keep this share of held-out texts that the
+# classifier got right: the rest of the distribution below it is treated as "not sure".
+KEEP_WITHOUT_OOS = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    slope: float = 4.0
+    intercept: float = 0.0
+    threshold: float = 0.5  # in probability space, compared with `confidence()`
+
+    def probability(self, raw: np.ndarray | float) -> np.ndarray:
+        z = np.clip(self.slope * np.asarray(raw, dtype=np.float64) + self.intercept, -30, 30)
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+def raw_scores(decisions: np.ndarray, oos_column: int | None, neighbour: np.ndarray, weight: float):
+    """Per text and class: margin of that class, less the out_of_scope vote, plus closeness."""
+    scores = decisions.astype(np.float64, copy=True)
+    if oos_column is not None:
+        scores -= np.clip(decisions[:, [oos_column]], 0, None)
+    return scores + weight * neighbour[:, None]
+
+
+def best_in_scope(decisions: np.ndarray, oos_column: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class, True where out_of_scope itself wins) per row."""
+    masked = decisions.copy()
+    if oos_column is not None:
+        masked[:, oos_column] = -np.inf
+    best = masked.argmax(axis=1)
+    if oos_column is None:
+        return best, np.zeros(len(best), bool)
+    return best, decisions[:, oos_column] > masked[np.arange(len(best)), best]
+
+
+def fit_calibration(raw: np.ndarray, correct: np.ndarray, is_oos: np.ndarray) -> Calibration:
+    """Platt scaling on held-out texts, then the threshold that decides most of them right.
+
+    raw: best in-scope raw score; correct: the in-scope intent was right; is_oos: an
+    out_of_scope text. Positives are texts answered right; everything else should escalate.
+    """
+    slope, intercept = _platt(raw, correct & ~is_oos)
+    cal = Calibration(slope, intercept)
+    prob = cal.probability(raw)
+    return Calibration(slope, intercept, choose_threshold(prob, correct, is_oos))
+
+
+def choose_threshold(confidence: np.ndarray, correct: np.ndarray, is_oos: np.ndarray) -> float:
+    """Maximise right decisions: in-scope texts answered right + out-of-scope texts escalated.
+
+    Without out-of-scope examples that would never escalate; then keep KEEP_WITHOUT_OOS of
+    the correctly answered texts instead.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    in_scope = ~is_oos
+    if not is_oos.any():
+        kept = confidence[correct & in_scope]
+        return float(np.quantile(kept, 1 - KEEP_WITHOUT_OOS)) if len(kept) else 0.5
+    candidates = np.unique(np.concatenate([confidence, [0.0]]))
+    order = np.argsort(confidence)
+    c_sorted = confidence[order]
+    good_in = (correct & in_scope)[order].astype(np.int64)
+    oos = is_oos[order].astype(np.int64)
+    # texts with confidence < t escalate: count right answers kept and oos escalated
+    below = np.searchsorted(c_sorted, candidates, side="left")
+    kept_right = good_in.sum() - np.concatenate([[0], np.cumsum(good_in)])[below]
+    oos_caught = np.concatenate([[0], np.cumsum(oos)])[below]
+    best = int(np.argmax(kept_right + oos_caught))
+    return float(candidates[best])
+
+
+def _platt(raw: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """A one-feature logistic regression by Newton steps (no scikit-learn needed here)."""
+    if positive.all() or not positive.any():
+        return 4.0, float(-4.0 * np.median(raw))
+    x = np.asarray(raw, dtype=np.float64)
+    y = positive.astype(np.float64)
+    a, b = 1.0, 0.0
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-np.clip(a * x + b, -30, 30)))
+        w = p * (1 - p) + 1e-9
+        grad = np.array([((p - y) * x).sum(), (p - y).sum()]) + 1e-3 * np.array([a, 0])
+        hess = np.array([[(w * x * x).sum() + 1e-3, (w * x).sum()], [(w * x).sum(), w.sum()]])
+        step = np.linalg.solve(hess, grad)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(a), float(b)
+
+
+def auroc(in_scope_scores: np.ndarray, oos_scores: np.ndarray) -> float:
+    """Probability that an in-scope text scores above an out-of-scope one (ties count half)."""
+    scores = np.concatenate([in_scope_scores, oos_scores])
+    ranks = _average_ranks(scores)
+    n_in, n_oos = len(in_scope_scores), len(oos_scores)
+    if not n_in or not n_oos:
+        return float("nan")
+    return float((ranks[:n_in].sum() - n_in * (n_in + 1) / 2) / (n_in * n_oos))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), np.float64)
+    sorted_vals = values[order]
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks

@@ -1,0 +1,198 @@
+"""`train()`: training data + pipeline -> a model directory, skipped when the fingerprint is unchanged.
+
+Content time (`fanline train`, `fanline test nlu`, the benchmark). Steps: featurize, hold out
+part of the data to calibrate the out-of-scope decision, fit the final model on everything,
+fit the entity extractors, save with metadata. Never on the hot path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from bot.errors import NluError
+from bot.nlu import model as store
+from bot.nlu.classifier import Features, LinearModel, featurize
+from bot.nlu.config import NluConfig
+from bot.nlu.data import OUT_OF_SCOPE, TrainingData
+from bot.nlu.entities import PatternExtractor, TokenTagger
+from bot.nlu.fallback import Calibration, best_in_scope, fit_calibration, raw_scores
+from bot.nlu.features import NgramFeaturizer
+
+SEED = 20190101  # fixed: the same data and config always give the same model
+
+
+def fingerprint(cfg: NluConfig, data: TrainingData) -> str:
+    return hashlib.sha256(f"{store.FORMAT}:{cfg.fingerprint}:{data.fingerprint}".encode()).hexdigest()
+
+
+def train(cfg: NluConfig, data: TrainingData, out_dir: Path, *, progress: bool = True,
+          force: bool = False) -> Path:
+    """Train (or reuse) the model for this data and config; return its directory."""
+    fp = fingerprint(cfg, data)
+    target = store.model_dir_for(out_dir, fp)
+    if not force and (target / "metadata.json").is_file():
+        return target
+    started = time.perf_counter()
+    model = build_model(cfg, data, progress=progress)
+    model.metadata |= {
+        "trained_at": datetime.now(UTC).isoformat(),
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "config_source": cfg.source,
+        "language": cfg.language,
+        "assistant_id": cfg.assistant_id,
+        "pipeline": [{"name": c.name, **c.options} for c in cfg.pipeline],
+        "examples": len(data.examples),
+        "intents": sorted(data.intents),
+        "retrieval_intents": sorted(data.retrieval_intents),
+    }
+    model.fingerprint = fp
+    return store.save(model, target)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The pipeline's options, resolved once."""
+
+    ngram_options: list[dict[str, Any]]
+    embedding: dict[str, Any] | None
+    classifier: dict[str, Any]
+    fallback: dict[str, Any] | None
+    regex: dict[str, Any] | None
+    tagger: dict[str, Any] | None
+    synonyms: bool
+
+    @classmethod
+    def of(cls, cfg: NluConfig) -> _Plan:
+        def opts(name: str) -> dict[str, Any] | None:
+            c = cfg.component(name)
+            return dict(c.options) if c else None
+
+        return cls(
+            [dict(c.options) for c in cfg.pipeline if c.name == "CountVectorsFeaturizer"],
+            opts("SentenceEmbeddingFeaturizer"),
+            opts("LinearIntentClassifier") or {},
+            opts("FallbackClassifier"),
+            opts("RegexEntityExtractor"),
+            opts("TokenEntityExtractor"),
+            cfg.component("EntitySynonymMapper") is not None,
+        )
+
+    @property
+    def oos_intent(self) -> str:
+        return self.fallback["intent"] if self.fallback else OUT_OF_SCOPE
+
+
+def build_model(cfg: NluConfig, data: TrainingData, *, progress: bool = False,
+                embeddings: np.ndarray | None = None) -> store.NluModel:
+    """Fit every component; `embeddings` lets the benchmark reuse vectors it already has."""
+    plan = _Plan.of(cfg)
+    texts = [e.text for e in data.examples]
+    labels = [e.intent for e in data.examples]
+    if len(set(labels)) < 2:
+        raise NluError("training needs at least two intents with examples")
+    steps = tqdm(total=5, desc="training NLU", unit="step", disable=not progress, leave=False)
+    with steps:
+        if plan.embedding is not None and embeddings is None:
+            steps.set_postfix_str("sentence embeddings")
+            embeddings = embed(plan.embedding, texts)
+        steps.update()
+        steps.set_postfix_str("n-gram features")
+        featurizers = [NgramFeaturizer.fit(o, texts) for o in plan.ngram_options]
+        features = featurize([f for f, _ in featurizers], texts, embeddings)
+        steps.update()
+        steps.set_postfix_str("calibrating out-of-scope")
+        calibration = calibrate(plan, features, labels)
+        steps.update()
+        steps.set_postfix_str("intent classifier")
+        linear = fit_linear(plan, features, labels)
+        steps.update()
+        steps.set_postfix_str("entities")
+        tagger = TokenTagger.fit(data, plan.tagger) if plan.tagger else None
+        steps.update()
+    return store.NluModel(
+        fingerprint="",
+        featurizers=[f for f, _ in featurizers],
+        embedding_options=plan.embedding,
+        linear=linear,
+        calibration=calibration,
+        neighbour_weight=plan.fallback["neighbour_weight"] if plan.fallback else 0.0,
+        oos_intent=plan.oos_intent,
+        ranking_length=plan.classifier.get("ranking_length", 5),
+        patterns=PatternExtractor.from_data(data, plan.regex) if plan.regex else None,
+        tagger=tagger,
+        synonyms=dict(data.synonyms) if plan.synonyms else None,
+        metadata={},
+    )
+
+
+def embed(options: dict[str, Any], texts: list[str]) -> np.ndarray:
+    from bot.nlu.embeddings import open_encoder
+
+    encoder, identity = open_encoder(options)
+    options["model_sha256"] = identity
+    return encoder.encode(texts, options["batch_size"])
+
+
+def fit_linear(plan: _Plan, features: Features, labels: list[str]) -> LinearModel:
+    return LinearModel.fit(
+        features,
+        labels,
+        C=plan.classifier.get("C", 1.0),
+        max_iter=plan.classifier.get("max_iter", 2000),
+        embedding_weight=plan.embedding["weight"] if plan.embedding else 1.0,
+        oos_intent=plan.oos_intent,
+    )
+
+
+def calibrate(plan: _Plan, features: Features, labels: list[str]) -> Calibration:
+    """Fit on part of the data, score the held-out rest, choose the out-of-scope threshold."""
+    if plan.fallback is None:
+        return Calibration(threshold=0.0)
+    fixed = plan.fallback["threshold"]
+    train_idx, held_idx = holdout_split(labels, plan.fallback["holdout"])
+    if not len(held_idx) or len({labels[i] for i in train_idx}) < 2:
+        return Calibration(threshold=float(fixed) if fixed != "auto" else 0.0)
+    linear = fit_linear(plan, features.rows(train_idx), [labels[i] for i in train_idx])
+    held = features.rows(held_idx)
+    raw, predicted, oos_wins = score_batch(linear, held, plan.oos_intent, plan.fallback["neighbour_weight"])
+    truth = np.array([labels[i] for i in held_idx])
+    is_oos = truth == plan.oos_intent
+    correct = (np.array(linear.classes)[predicted] == truth) & ~oos_wins
+    cal = fit_calibration(raw, correct, is_oos)
+    if fixed != "auto":
+        cal = Calibration(cal.slope, cal.intercept, float(fixed))
+    return cal
+
+
+def score_batch(linear: LinearModel, features: Features, oos_intent: str, weight: float):
+    """(raw score of the best in-scope intent, its class index, out_of_scope won) per text."""
+    decisions = linear.decisions(features)
+    oos_col = linear.classes.index(oos_intent) if oos_intent in linear.classes else None
+    closeness = linear.closeness(features) if weight else np.zeros(len(features))
+    predicted, oos_wins = best_in_scope(decisions, oos_col)
+    raw = raw_scores(decisions, oos_col, closeness, weight)[np.arange(len(predicted)), predicted]
+    return raw, predicted, oos_wins
+
+
+def holdout_split(labels: list[str], fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified: each intent with 2+ examples gives about `fraction` of them (at least one)."""
+    rng = np.random.default_rng(SEED)
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    train_idx: list[int] = []
+    held_idx: list[int] = []
+    for label in sorted(by_label):
+        idx = rng.permutation(by_label[label]).tolist()
+        n_held = max(1, round(len(idx) * fraction)) if len(idx) >= 2 else 0
+        held_idx += idx[:n_held]
+        train_idx += idx[n_held:]
+    return np.array(sorted(train_idx), dtype=np.int64), np.array(sorted(held_idx), dtype=np.int64)
