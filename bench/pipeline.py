@@ -73,7 +73,7 @@ async def compute_only(n: int) -> tuple[float, float]:
         for t in texts:
             runtime.interpreter.parse(t)
         nlu = (time.perf_counter() - t0) / n
-        engine = runtime.pipeline.engine
+        engine = runtime.pipeline.brain.engine
         t0 = time.perf_counter()
         for t in texts:
             pred = runtime.interpreter.parse(t)

@@ -22,6 +22,7 @@ from bot.errors import HttpError
 from bot.messages import InboundSms, OutboundSms
 from bot.outbound import OutboundSender
 from bot.pipeline import TurnOutcome
+from bot.reloader import Reloader
 from bot.runtime import Runtime
 from bot.settings import Settings
 
@@ -44,7 +45,7 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
     app.ctx.runtime = None
 
     async def handle(msg: InboundSms, *, budget: float) -> WebhookAnswer:
-        return await answer_within_budget(app.ctx.runtime, msg, budget)
+        return await answer_within_budget(app.ctx.runtime, msg, budget, lambda: _wake(app))
 
     async def reports(report: Any) -> None:
         await app.ctx.runtime.store.apply_delivery_report(report)
@@ -66,8 +67,7 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         app.blueprint(simulator_blueprint(handle_local, app.ctx.feed))
 
     @app.before_server_start
-    async def start(app: Sanic, _loop: Any) -> None:
-        sender: OutboundSender | None = None
+    async def start(app: Sanic) -> None:
         runtime = await Runtime.start(settings, on_commit=lambda outcome: _wake(app))
         app.ctx.runtime = runtime
         gateway = _gateway(settings, app.ctx.feed)
@@ -76,11 +76,15 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         )
         app.ctx.sender, app.ctx.gateway = sender, gateway
         app.ctx.stop = asyncio.Event()
-        app.add_task(sender.run(app.ctx.stop), name="outbox-sender")
+        app.ctx.tasks = [
+            asyncio.create_task(sender.run(app.ctx.stop), name="outbox-sender"),
+            asyncio.create_task(Reloader(runtime).run(app.ctx.stop), name="content-reloader"),
+        ]
 
     @app.before_server_stop
-    async def stop(app: Sanic, _loop: Any) -> None:
+    async def stop(app: Sanic) -> None:
         app.ctx.stop.set()
+        await asyncio.gather(*app.ctx.tasks, return_exceptions=True)
         await app.ctx.gateway.aclose()
         await app.ctx.runtime.close()
 
@@ -97,7 +101,9 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
             await runtime.store.db.run(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
         except Exception:  # readiness reports, it never raises
             return json({"status": "database unreachable"}, status=503)
-        return json({"status": "ready", "model": runtime.interpreter.fingerprint[:12]})
+        return json(
+            {"status": "ready", "model": runtime.pipeline.brain.interpreter.fingerprint[:12]}
+        )
 
     @app.get("/metrics")
     async def prometheus(request: Request) -> HTTPResponse:
@@ -110,7 +116,9 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
     return app
 
 
-async def answer_within_budget(runtime: Runtime, msg: InboundSms, budget: float) -> WebhookAnswer:
+async def answer_within_budget(
+    runtime: Runtime, msg: InboundSms, budget: float, wake: Any = None
+) -> WebhookAnswer:
     """Run the turn; replies ready within the budget go back inline as TwiML, later ones by API.
 
     The turn runs as its own task: if the budget runs out, the webhook answers at once and the
@@ -120,7 +128,7 @@ async def answer_within_budget(runtime: Runtime, msg: InboundSms, budget: float)
     task = asyncio.ensure_future(runtime.handle(msg, hold_replies_s=budget + 1.0))
     done, _ = await asyncio.wait({task}, timeout=budget)
     if not done:
-        task.add_done_callback(_log_failure)
+        asyncio.ensure_future(_release_when_done(runtime, task, wake))
         return WebhookAnswer([])
     outcome: TurnOutcome = task.result()
     if outcome.duplicate:  # Twilio retried: repeat what we answered inline before, nothing else
@@ -135,9 +143,16 @@ def _wake(app: Sanic) -> None:
         sender.notify()
 
 
-def _log_failure(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("turn failed after the webhook answered", exc_info=task.exception())
+async def _release_when_done(runtime: Runtime, task: asyncio.Future[Any], wake: Any) -> None:
+    """The budget ran out: once the turn commits, its replies go out by API straight away."""
+    try:
+        outcome: TurnOutcome = await task
+        await runtime.store.release_held([q.outbox_id for q in outcome.replies])
+    except Exception:  # a background task's top: log, never raise into the loop
+        log.exception("turn failed after the webhook answered")
+        return
+    if wake is not None:
+        wake()
 
 
 def _gateway(settings: Settings, feed: SimulatorFeed) -> Any:

@@ -66,6 +66,15 @@ class TurnOutcome:
         return next((d for t, d in self.events if t == "escalated"), None)
 
 
+@dataclass(frozen=True, slots=True)
+class Brain:
+    """Content and model that answer turns; swapped whole on reload, captured whole per turn."""
+
+    engine: FlowEngine
+    interpreter: Any  # bot.nlu.Interpreter: parse(text) -> Prediction
+    responses: Responses
+
+
 @dataclass(slots=True)
 class _Turn:
     """The working record of one turn while it is being decided."""
@@ -74,6 +83,7 @@ class _Turn:
     message_id: int
     msg: InboundSms
     record: TurnRecord
+    brain: Brain
     prediction: Prediction | None = None
     said: list[Say] = field(default_factory=list)
     num_media: int = 0
@@ -93,17 +103,14 @@ class Pipeline:
     ):
         self.store = store
         self.locks = locks
-        self.engine = engine
-        self.responses = Responses(engine.domain)
-        self.interpreter = interpreter
+        self.brain = Brain(engine, interpreter, Responses(engine.domain))
         self.actions = actions
         self.on_commit = on_commit  # wakes the outbox sender and the inbox's live feed
         self.in_team_hours = in_team_hours
 
     def reload(self, engine: FlowEngine, interpreter: Any) -> None:
         """Swap content and model between turns (hot reload; no turn sees a mix)."""
-        self.engine, self.interpreter = engine, interpreter
-        self.responses = Responses(engine.domain)
+        self.brain = Brain(engine, interpreter, Responses(engine.domain))
 
     async def handle_inbound(self, msg: InboundSms, *, hold_replies_s: float = 0.0) -> TurnOutcome:
         started = time.perf_counter()
@@ -143,7 +150,7 @@ class Pipeline:
         record = TurnRecord(
             ctx.contact.id, ctx.conversation_id, message_id, hold_replies_until=hold
         )
-        turn = _Turn(ctx, message_id, msg, record, num_media=text.num_media)
+        turn = _Turn(ctx, message_id, msg, record, self.brain, num_media=text.num_media)
         decision = compliance.classify(
             body, subscription=ctx.contact.subscription, opt_out_type=msg.opt_out_type
         )  # 2. STOP always wins, even over a human holding the thread
@@ -193,9 +200,9 @@ class Pipeline:
 
     async def _converse(self, turn: _Turn, body: str, is_new: bool) -> None:
         ctx, record = turn.ctx, turn.record
-        turn.prediction = self._understand(body)
+        turn.prediction = self._understand(turn.brain, body)
         record.events.append(("intent", _intent_event(turn.prediction)))
-        state = self._known_state(ctx)
+        state = self._known_state(turn)
         event = (
             "first_contact" if is_new else ("broadcast_reply" if ctx.last_broadcast_id else None)
         )
@@ -206,7 +213,7 @@ class Pipeline:
             seed=turn.message_id,
         )  # fmt: skip
         try:
-            progress = self.engine.turn(state, inp)
+            progress = turn.brain.engine.turn(state, inp)
             progress = await self._carry_out(turn, progress, inp)
         except ActionError as exc:
             log.warning("custom action failed: %s", exc, extra={"contact_id": ctx.contact.id})
@@ -216,10 +223,11 @@ class Pipeline:
         if turn.record.escalation is not None:
             self._acknowledge_escalation(turn)
 
-    def _known_state(self, ctx: TurnContext) -> DialogueState:
+    def _known_state(self, turn: _Turn) -> DialogueState:
         """The dialogue state, with what the fan's profile already tells us filled into slots."""
+        ctx = turn.ctx
         state = DialogueState.from_json(ctx.dialogue)
-        declared = self.engine.domain.slots
+        declared = turn.brain.engine.domain.slots
         known = {
             slot: ctx.contact.profile[field]
             for slot, field in PROFILE_SLOTS.items()
@@ -227,10 +235,10 @@ class Pipeline:
         }
         return DialogueState(state.stack, {**state.slots, **known}) if known else state
 
-    def _understand(self, body: str) -> Prediction:
+    def _understand(self, brain: Brain, body: str) -> Prediction:
         if not body.strip():
             return Prediction(text=body, intent=None, confidence=0.0)
-        return self.interpreter.parse(body)
+        return brain.interpreter.parse(body)
 
     async def _carry_out(self, turn: _Turn, progress: Progress, inp: TurnInput) -> Progress:
         """Apply the engine's commands; run custom actions and resume until the flow waits."""
@@ -243,7 +251,7 @@ class Pipeline:
             turn.record.events.append(("action", {"name": progress.pending_action}))
             for message in result.messages:
                 self._action_message(turn, message, progress.state)
-            progress = self.engine.resume(progress.state, result.slots, inp)
+            progress = turn.brain.engine.resume(progress.state, result.slots, inp)
 
     def _apply(self, turn: _Turn, command: Any, state: DialogueState) -> None:
         record = turn.record
@@ -296,7 +304,9 @@ class Pipeline:
 
     def _action_message(self, turn: _Turn, message: dict[str, Any], state: DialogueState) -> None:
         if message.get("response"):
-            self._say(turn, message["response"], slots=state.slots)
+            # values the action passes with a response fill its {placeholders}, as in Rasa
+            extra = {k: v for k, v in message.items() if k not in ("response", "text", "image")}
+            self._say(turn, message["response"], slots={**state.slots, **extra})
         elif message.get("text") or message.get("image"):
             media = (message["image"],) if message.get("image") else ()
             self._queue(turn, message.get("text") or "", media, None)
@@ -311,17 +321,18 @@ class Pipeline:
         record.events.append(("escalated", {"reason": "internal_error", "priority": "high"}))
 
     def _acknowledge_escalation(self, turn: _Turn) -> None:
-        if not self.in_team_hours(utcnow()) and "utter_after_hours" in self.responses:
+        responses = turn.brain.responses
+        if not self.in_team_hours(utcnow()) and "utter_after_hours" in responses:
             self._say(turn, "utter_after_hours")
-        elif not turn.record.replies and "utter_escalation_ack" in self.responses:
+        elif not turn.record.replies and "utter_escalation_ack" in responses:
             self._say(turn, "utter_escalation_ack")
 
     # ---- replies ----------------------------------------------------------------------
 
     def _render(self, name: str, turn: _Turn, slots: Any = None) -> RenderedResponse:
-        state_slots = slots if slots is not None else self._known_state(turn.ctx).slots
+        state_slots = slots if slots is not None else self._known_state(turn).slots
         fan = turn.ctx.contact.fan_fields()
-        return self.responses.render(name, state_slots, fan, random.Random(turn.message_id))
+        return turn.brain.responses.render(name, state_slots, fan, random.Random(turn.message_id))
 
     def _say(self, turn: _Turn, name: str, *, kind: str = "reply", slots: Any = None) -> None:
         rendered = self._render(name, turn, slots)

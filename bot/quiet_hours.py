@@ -36,24 +36,21 @@ ZIP3_STATES: tuple[tuple[int, int, str], ...] = (
 )  # fmt: skip
 
 # A state's main zone (states split between zones get the zone most of their people live in).
-STATE_ZONES: dict[str, str] = {
-    **dict.fromkeys(
-        "ME NH VT MA RI CT NY NJ PA DE MD DC VA WV NC SC GA FL OH MI IN KY".split(),
-        "America/New_York",
-    ),
-    **dict.fromkeys(
-        "AL MS TN IL WI MN IA MO AR LA OK KS NE SD ND TX".split(), "America/Chicago"
-    ),
-    **dict.fromkeys("MT WY CO NM UT ID TX-W".split(), "America/Denver"),
-    "AZ": "America/Phoenix",
-    **dict.fromkeys("CA NV OR WA".split(), "America/Los_Angeles"),
-    "AK": "America/Anchorage",
-    "HI": "Pacific/Honolulu",
-    "PR": "America/Puerto_Rico",
-    "GU": "Pacific/Guam",
-}
+_ZONE_STATES = {
+    "America/New_York": ("ME", "NH", "VT", "MA", "RI", "CT", "NY", "NJ", "PA", "DE", "MD", "DC",
+                         "VA", "WV", "NC", "SC", "GA", "FL", "OH", "MI", "IN", "KY"),
+    "America/Chicago": ("AL", "MS", "TN", "IL", "WI", "MN", "IA", "MO", "AR", "LA", "OK", "KS",
+                        "NE", "SD", "ND", "TX"),
+    "America/Denver": ("MT", "WY", "CO", "NM", "UT", "ID", "TX-W"),
+    "America/Phoenix": ("AZ",),
+    "America/Los_Angeles": ("CA", "NV", "OR", "WA"),
+    "America/Anchorage": ("AK",),
+    "Pacific/Honolulu": ("HI",),
+    "America/Puerto_Rico": ("PR",),
+    "Pacific/Guam": ("GU",),
+}  # fmt: skip
+STATE_ZONES: dict[str, str] = {st: zone for zone, states in _ZONE_STATES.items() for st in states}
 
-# ISO country (as the signup form stores it) -> zone, for fans who gave a country, not a ZIP.
 _PHONE_PREFIX_DIGITS = 4  # country code + NANP area code: enough for a zone, keeps SQL small
 
 
@@ -105,9 +102,7 @@ def valid_zone(name: str) -> bool:
 
 def zip3_zones() -> dict[int, str]:
     """ZIP prefix (0-999) -> zone, for every prefix the table covers."""
-    return {
-        p: STATE_ZONES[state] for lo, hi, state in ZIP3_STATES for p in range(lo, hi + 1)
-    }
+    return {p: STATE_ZONES[state] for lo, hi, state in ZIP3_STATES for p in range(lo, hi + 1)}
 
 
 def zone_for_zip(zip_code: str | None) -> str | None:
@@ -155,8 +150,4 @@ def zone_for_fan(profile: dict[str, object], phone: str | None, default: str = D
     explicit = profile.get("timezone")
     if isinstance(explicit, str) and valid_zone(explicit):
         return explicit
-    return (
-        zone_for_zip(str(profile.get("zip") or ""))
-        or zone_for_phone(phone)
-        or default
-    )
+    return zone_for_zip(str(profile.get("zip") or "")) or zone_for_phone(phone) or default

@@ -50,8 +50,16 @@ class LinearModel:
     neighbours_embeddings: np.ndarray | None  # (n_examples, dim)
 
     @classmethod
-    def fit(cls, features: Features, labels: list[str], *, C: float, max_iter: int,
-            embedding_weight: float, oos_intent: str) -> LinearModel:
+    def fit(
+        cls,
+        features: Features,
+        labels: list[str],
+        *,
+        C: float,
+        max_iter: int,
+        embedding_weight: float,
+        oos_intent: str,
+    ) -> LinearModel:
         from sklearn.svm import LinearSVC
 
         classes = sorted(set(labels))
@@ -86,7 +94,11 @@ class LinearModel:
     def closeness(self, features: Features, chunk: int = 512) -> np.ndarray:
         """Cosine similarity to the nearest in-scope training example, per text."""
         out = np.zeros(len(features))
-        unit = None if self.neighbours_embeddings is not None else _unit_columns(features.ngrams).T.tocsr()
+        unit = (
+            None
+            if self.neighbours_embeddings is not None
+            else _unit_columns(features.ngrams).T.tocsr()
+        )
         for start in range(0, len(features), chunk):  # chunks bound the similarity matrix
             part = slice(start, start + chunk)
             if unit is None:

@@ -164,7 +164,8 @@ def _component(path: Path, node: yaml.Node) -> Component:
         if key not in options:
             allowed = ", ".join(COMPONENTS[name]) or "none"
             raise ConfigError(
-                f"unknown option {key!r} for {name} (allowed: {allowed})", yn.where(path, knode, key)
+                f"unknown option {key!r} for {name} (allowed: {allowed})",
+                yn.where(path, knode, key),
             )
         options[key] = _option(path, name, key, vnode)
     return Component(name, options)

@@ -222,14 +222,25 @@ def _example_lines(path: Path, node: yaml.Node):
             if "text" not in spec:
                 raise ConfigError("example needs a 'text' key", yn.where(path, item, "text"))
             meta = yn.value(spec["metadata"]) if "metadata" in spec else None
-            yield yn.expect_str(path, spec["text"], "example text", "text").strip(), item.start_mark.line + 1, meta
+            yield (
+                yn.expect_str(path, spec["text"], "example text", "text").strip(),
+                item.start_mark.line + 1,
+                meta,
+            )
         else:
-            yield yn.expect_str(path, item, "example", "examples").strip(), item.start_mark.line + 1, None
+            yield (
+                yn.expect_str(path, item, "example", "examples").strip(),
+                item.start_mark.line + 1,
+                None,
+            )
 
 
 def _add_intent(path: Path, name: str, lines, metadata, acc: _Accumulator) -> None:
     if name.count("/") > 1 or name.startswith("/") or name.endswith("/"):
-        raise ConfigError(f"intent name {name!r} is not `name` or `name/sub`", Location(str(path), lines[0][1], "intent"))
+        raise ConfigError(
+            f"intent name {name!r} is not `name` or `name/sub`",
+            Location(str(path), lines[0][1], "intent"),
+        )
     for raw, line, meta in lines:
         loc = Location(str(path), line, "examples")
         try:
@@ -262,7 +273,12 @@ def _add_lookup(path: Path, name: str, lines, metadata, acc: _Accumulator) -> No
     acc.lookups.setdefault(name, []).extend(raw for raw, _, _ in lines)
 
 
-_ADDERS = {"intent": _add_intent, "synonym": _add_synonym, "regex": _add_regex, "lookup": _add_lookup}
+_ADDERS = {
+    "intent": _add_intent,
+    "synonym": _add_synonym,
+    "regex": _add_regex,
+    "lookup": _add_lookup,
+}
 
 
 def _load_responses(path: Path, node: yaml.Node, acc: _Accumulator) -> None:
@@ -279,5 +295,9 @@ def missing_retrieval_responses(data: TrainingData, known: set[str]) -> list[Con
     for intent in sorted(data.retrieval_intents):
         if f"utter_{intent}" not in known and f"utter_{intent}" not in data.responses:
             first = next(e for e in data.examples if e.intent == intent)
-            problems.append(ConfigError(f"retrieval intent {intent!r} has no response utter_{intent}", first.location))
+            problems.append(
+                ConfigError(
+                    f"retrieval intent {intent!r} has no response utter_{intent}", first.location
+                )
+            )
     return problems

@@ -31,7 +31,9 @@ class PatternExtractor:
         self.patterns = patterns
         self.options = options
         flags = 0 if options["case_sensitive"] else re.IGNORECASE
-        self._compiled = [(n, re.compile("|".join(f"(?:{p})" for p in ps), flags)) for n, ps in patterns.items()]
+        self._compiled = [
+            (n, re.compile("|".join(f"(?:{p})" for p in ps), flags)) for n, ps in patterns.items()
+        ]
 
     @classmethod
     def from_data(cls, data: TrainingData, options: dict[str, Any]) -> PatternExtractor:
@@ -43,7 +45,9 @@ class PatternExtractor:
             for name, values in data.lookups.items():
                 alternatives = sorted((re.escape(v) for v in values), key=len, reverse=True)
                 edge = r"\b" if options["use_word_boundaries"] else ""
-                patterns.setdefault(name, []).append(edge + "(?:" + "|".join(alternatives) + ")" + edge)
+                patterns.setdefault(name, []).append(
+                    edge + "(?:" + "|".join(alternatives) + ")" + edge
+                )
         return cls(patterns, options)
 
     def extract(self, text: str) -> list[Entity]:
@@ -63,8 +67,14 @@ class TokenTagger:
 
     name = "TokenEntityExtractor"
 
-    def __init__(self, vocabulary: dict[str, int], weights: np.ndarray, bias: np.ndarray,
-                 labels: list[str], window: int):
+    def __init__(
+        self,
+        vocabulary: dict[str, int],
+        weights: np.ndarray,
+        bias: np.ndarray,
+        labels: list[str],
+        window: int,
+    ):
         self.vocabulary = vocabulary
         self.weights = weights  # (n_features, n_labels)
         self.bias = bias
@@ -100,7 +110,9 @@ class TokenTagger:
             coef = np.vstack([-coef[0], coef[0]])
             bias = np.array([-bias[0], bias[0]])
         vocab = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}
-        return cls(vocab, coef.T.astype(np.float32), bias.astype(np.float32), labels, options["window"])
+        return cls(
+            vocab, coef.T.astype(np.float32), bias.astype(np.float32), labels, options["window"]
+        )
 
     def extract(self, text: str) -> list[Entity]:
         tokens = tokenize(text)
@@ -119,7 +131,12 @@ def token_features(tokens: list[tuple[str, int, int]], window: int) -> list[list
     lower = [w.lower() for w in words]
     out = []
     for i, word in enumerate(words):
-        feats = [f"w={lower[i]}", f"suf3={lower[i][-3:]}", f"pre2={lower[i][:2]}", f"shape={_shape(word)}"]
+        feats = [
+            f"w={lower[i]}",
+            f"suf3={lower[i][-3:]}",
+            f"pre2={lower[i][:2]}",
+            f"shape={_shape(word)}",
+        ]
         for d in range(1, window + 1):
             feats.append(f"w-{d}={lower[i - d] if i - d >= 0 else '<s>'}")
             feats.append(f"w+{d}={lower[i + d] if i + d < len(words) else '</s>'}")
@@ -154,7 +171,9 @@ def decode_bio(text: str, tokens, tags: list[str], extractor: str) -> list[Entit
         prefix, name = tag.split("-", 1)
         if current is not None and prefix == "I" and current[0] == name:
             current[2] = end
-            entities[-1] = Entity(name, text[current[1] : end], current[1], end, extractor=extractor)
+            entities[-1] = Entity(
+                name, text[current[1] : end], current[1], end, extractor=extractor
+            )
             continue
         current = [name, start, end]
         entities.append(Entity(name, text[start:end], start, end, extractor=extractor))
@@ -167,8 +186,15 @@ def map_synonyms(entities: list[Entity], synonyms: dict[str, str]) -> list[Entit
     for ent in entities:
         key = str(ent.value).lower()
         if key in synonyms:
-            ent = Entity(ent.entity, synonyms[key], ent.start, ent.end, ent.role, ent.group,
-                         f"{ent.extractor},EntitySynonymMapper")
+            ent = Entity(
+                ent.entity,
+                synonyms[key],
+                ent.start,
+                ent.end,
+                ent.role,
+                ent.group,
+                f"{ent.extractor},EntitySynonymMapper",
+            )
         out.append(ent)
     return out
 
@@ -179,4 +205,4 @@ def merge(entities: list[Entity]) -> list[Entity]:
     for ent in entities:
         if all(ent.end <= k.start or ent.start >= k.end for k in kept):
             kept.append(ent)
-    return sorted(kept, key=lambda e: (e.start or 0))
+    return sorted(kept, key=lambda e: e.start or 0)

@@ -79,8 +79,12 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, is_oos: np.nda
     below = np.searchsorted(c_sorted, candidates, side="left")
     kept_right = good_in.sum() - np.concatenate([[0], np.cumsum(good_in)])[below]
     oos_caught = np.concatenate([[0], np.cumsum(oos)])[below]
-    best = int(np.argmax(kept_right + oos_caught))
-    return float(candidates[best])
+    right = kept_right + oos_caught
+    best = int(np.argmax(right))
+    last = best  # ties form a plateau; its middle is the least fragile choice
+    while last + 1 < len(right) and right[last + 1] == right[best]:
+        last += 1
+    return float((candidates[best] + candidates[last]) / 2)
 
 
 def _platt(raw: np.ndarray, positive: np.ndarray) -> tuple[float, float]:

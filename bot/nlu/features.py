@@ -40,7 +40,9 @@ class NgramFeaturizer:
         return len(self.vocabulary)
 
     @classmethod
-    def fit(cls, options: dict[str, Any], texts: list[str]) -> tuple[NgramFeaturizer, sparse.csr_matrix]:
+    def fit(
+        cls, options: dict[str, Any], texts: list[str]
+    ) -> tuple[NgramFeaturizer, sparse.csr_matrix]:
         vectorizer = _vectorizer(options)
         min_df = options["min_df"]
         try:
@@ -73,7 +75,9 @@ class NgramFeaturizer:
         idx = np.fromiter((i for i, _ in pairs), np.int64, len(pairs))
         sublinear = self.options["sublinear_tf"]
         tf = np.fromiter(
-            ((1.0 + math.log(n)) if sublinear else float(n) for _, n in pairs), np.float64, len(pairs)
+            ((1.0 + math.log(n)) if sublinear else float(n) for _, n in pairs),
+            np.float64,
+            len(pairs),
         )
         vals = tf * self.idf[idx]
         vals /= np.sqrt(vals @ vals)

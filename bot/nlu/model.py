@@ -80,8 +80,12 @@ def _arrays(model: NluModel) -> dict[str, np.ndarray]:
         arrays["embedding_weights"] = lin.embedding_weights
     if lin.neighbours_ngrams is not None:
         n = lin.neighbours_ngrams
-        arrays |= {"nb_data": n.data, "nb_indices": n.indices, "nb_indptr": n.indptr,
-                   "nb_shape": np.array(n.shape)}
+        arrays |= {
+            "nb_data": n.data,
+            "nb_indices": n.indices,
+            "nb_indptr": n.indptr,
+            "nb_shape": np.array(n.shape),
+        }
     if lin.neighbours_embeddings is not None:
         arrays["nb_embeddings"] = lin.neighbours_embeddings
     if model.tagger is not None:
@@ -104,8 +108,13 @@ def _meta(model: NluModel) -> dict[str, Any]:
         "oos_intent": model.oos_intent,
         "ranking_length": model.ranking_length,
         "patterns": model.patterns.state() if model.patterns else None,
-        "tagger": {"vocabulary": model.tagger.vocabulary, "labels": model.tagger.labels,
-                   "window": model.tagger.window} if model.tagger else None,
+        "tagger": {
+            "vocabulary": model.tagger.vocabulary,
+            "labels": model.tagger.labels,
+            "window": model.tagger.window,
+        }
+        if model.tagger
+        else None,
         "synonyms": model.synonyms,
     }
 
@@ -136,14 +145,24 @@ def _assemble(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> NluModel:
         neighbours = sparse.csr_matrix(
             (arrays["nb_data"], arrays["nb_indices"], arrays["nb_indptr"]), shape=shape
         )
-    linear = LinearModel(meta["classes"], arrays.get("ngram_weights"),
-                         arrays.get("embedding_weights"), arrays["bias"], neighbours,
-                         arrays.get("nb_embeddings"))
+    linear = LinearModel(
+        meta["classes"],
+        arrays.get("ngram_weights"),
+        arrays.get("embedding_weights"),
+        arrays["bias"],
+        neighbours,
+        arrays.get("nb_embeddings"),
+    )
     tagger = None
     if meta["tagger"]:
         t = meta["tagger"]
-        tagger = TokenTagger(t["vocabulary"], arrays["tagger_weights"], arrays["tagger_bias"],
-                             t["labels"], t["window"])
+        tagger = TokenTagger(
+            t["vocabulary"],
+            arrays["tagger_weights"],
+            arrays["tagger_bias"],
+            t["labels"],
+            t["window"],
+        )
     patterns = meta["patterns"]
     return NluModel(
         fingerprint=meta["fingerprint"],

@@ -30,11 +30,14 @@ SEED = 20190101  # fixed: the same data and config always give the same model
 
 
 def fingerprint(cfg: NluConfig, data: TrainingData) -> str:
-    return hashlib.sha256(f"{store.FORMAT}:{cfg.fingerprint}:{data.fingerprint}".encode()).hexdigest()
+    return hashlib.sha256(
+        f"{store.FORMAT}:{cfg.fingerprint}:{data.fingerprint}".encode()
+    ).hexdigest()
 
 
-def train(cfg: NluConfig, data: TrainingData, out_dir: Path, *, progress: bool = True,
-          force: bool = False) -> Path:
+def train(
+    cfg: NluConfig, data: TrainingData, out_dir: Path, *, progress: bool = True, force: bool = False
+) -> Path:
     """Train (or reuse) the model for this data and config; return its directory."""
     fp = fingerprint(cfg, data)
     target = store.model_dir_for(out_dir, fp)
@@ -90,8 +93,13 @@ class _Plan:
         return self.fallback["intent"] if self.fallback else OUT_OF_SCOPE
 
 
-def build_model(cfg: NluConfig, data: TrainingData, *, progress: bool = False,
-                embeddings: np.ndarray | None = None) -> store.NluModel:
+def build_model(
+    cfg: NluConfig,
+    data: TrainingData,
+    *,
+    progress: bool = False,
+    embeddings: np.ndarray | None = None,
+) -> store.NluModel:
     """Fit every component; `embeddings` lets the benchmark reuse vectors it already has."""
     plan = _Plan.of(cfg)
     texts = [e.text for e in data.examples]
@@ -162,7 +170,9 @@ def calibrate(plan: _Plan, features: Features, labels: list[str]) -> Calibration
         return Calibration(threshold=float(fixed) if fixed != "auto" else 0.0)
     linear = fit_linear(plan, features.rows(train_idx), [labels[i] for i in train_idx])
     held = features.rows(held_idx)
-    raw, predicted, oos_wins = score_batch(linear, held, plan.oos_intent, plan.fallback["neighbour_weight"])
+    raw, predicted, oos_wins = score_batch(
+        linear, held, plan.oos_intent, plan.fallback["neighbour_weight"]
+    )
     truth = np.array([labels[i] for i in held_idx])
     is_oos = truth == plan.oos_intent
     correct = (np.array(linear.classes)[predicted] == truth) & ~oos_wins

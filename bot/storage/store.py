@@ -372,6 +372,20 @@ class Store:
 
         return await self.db.run(claim)
 
+    async def release_held(self, outbox_ids: Sequence[int]) -> None:
+        """Replies held for an inline answer that came too late: due now, for the sender."""
+        if not outbox_ids:
+            return
+
+        def release(conn: Connection) -> None:
+            conn.execute(
+                messages.update()
+                .where(messages.c.id.in_(list(outbox_ids)), messages.c.status == "queued")
+                .values(not_before=None)
+            )
+
+        await self.db.run(release)
+
     async def outbox_sent(self, results: Sequence[tuple[int, str, int, str]]) -> None:
         def mark(conn: Connection) -> None:
             at = now()

@@ -127,6 +127,7 @@ class TwilioServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
         self._validator = RequestValidator(auth_token)
+        self._arrived = asyncio.Condition()
         self.app = self._build_app()
 
     # -- in-process API ---------------------------------------------------------------------
@@ -141,6 +142,15 @@ class TwilioServer:
 
     def accepted(self, to: str | None = None) -> list[dict[str, Any]]:
         return [m for m in self.messages.values() if to is None or m["to"] == to]
+
+    async def wait_accepted(
+        self, count: int, *, to: str | None = None, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Wait (bounded) until at least `count` messages were accepted; synchronisation for tests."""
+        async with asyncio.timeout(timeout):
+            async with self._arrived:
+                await self._arrived.wait_for(lambda: len(self.accepted(to)) >= count)
+        return self.accepted(to)
 
     async def flush_callbacks(self) -> None:
         """Wait until every scheduled status callback has been posted."""
@@ -214,6 +224,8 @@ class TwilioServer:
             return twilio_error(code)
         message = self._new_message(form)
         self.messages[message["sid"]] = message
+        async with self._arrived:
+            self._arrived.notify_all()
         answer = json(message, status=201)
         self._advance(message, form.get("StatusCallback", [None])[0])
         return answer

@@ -1,0 +1,167 @@
+"""CLINC150 ("Full") benchmark of the shipped NLU pipelines, beside the paper's rows.
+
+    python bench/nlu_clinc150.py [--configs default accurate] [--few-shot 10] [--json out.json]
+
+Protocol (the dataset's README): train on `train` (+ `oos_train` as the out_of_scope intent),
+choose the out-of-scope threshold on `val` + `oos_val` only, report on `test` + `oos_test`.
+Each configuration runs in its own process so peak memory is its own. Never run in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.errors import Location  # noqa: E402
+from bot.nlu.config import shipped_config  # noqa: E402
+from bot.nlu.data import OUT_OF_SCOPE, Example, TrainingData  # noqa: E402
+from bot.nlu.evaluate import in_scope_accuracy_at_recall, predict_batch, report  # noqa: E402
+from bot.nlu.fallback import choose_threshold  # noqa: E402
+from bot.nlu.interpreter import Interpreter  # noqa: E402
+from bot.nlu.train import build_model  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "benchmarks" / "clinc150" / "data_full.json"
+PAPER = [
+    ("Rasa NLU (paper)", 90.9, 31.2),
+    ("DialogFlow (paper)", 90.8, 26.7),
+    ("MLP on USE (paper)", 93.4, 49.1),
+    ("BERT fine-tuned (paper)", 96.2, 52.3),
+]
+LATENCY_SAMPLE = 1000
+
+
+def split(raw: dict, name: str, oos_name: str) -> tuple[list[str], list[str]]:
+    rows = raw[name] + [[t, OUT_OF_SCOPE] for t, _ in raw[oos_name]]
+    return [t for t, _ in rows], [OUT_OF_SCOPE if i == "oos" else i for _, i in rows]
+
+
+def training_data(texts: list[str], labels: list[str]) -> TrainingData:
+    where = Location("clinc150/data_full.json")
+    return TrainingData(
+        examples=tuple(Example(t, i, (), where) for t, i in zip(texts, labels, strict=True))
+    )
+
+
+def few_shot(texts: list[str], labels: list[str], per_intent: int) -> tuple[list[str], list[str]]:
+    """A fixed sample: the first `per_intent` examples of each intent in a seeded shuffle."""
+    rng = np.random.default_rng(150)
+    order = rng.permutation(len(texts))
+    taken: dict[str, int] = {}
+    keep = []
+    for i in order:
+        if taken.get(labels[i], 0) < per_intent:
+            taken[labels[i]] = taken.get(labels[i], 0) + 1
+            keep.append(i)
+    keep.sort()
+    return [texts[i] for i in keep], [labels[i] for i in keep]
+
+
+def run_one(config: str, per_intent: int | None) -> dict:
+    raw = json.loads(DATA.read_text())
+    train_x, train_y = split(raw, "train", "oos_train")
+    if per_intent:
+        train_x, train_y = few_shot(train_x, train_y, per_intent)
+    val_x, val_y = split(raw, "val", "oos_val")
+    test_x, test_y = split(raw, "test", "oos_test")
+    cfg = shipped_config(config)
+
+    started = time.perf_counter()
+    model = build_model(cfg, training_data(train_x, train_y))
+    train_seconds = time.perf_counter() - started
+    interp = Interpreter(model)
+
+    val = predict_batch(interp, val_x)
+    val_truth = np.array(val_y, dtype=object)
+    correct = (np.array(val.best, dtype=object) == val_truth) & ~val.oos_wins
+    threshold = choose_threshold(val.confidence, correct, val_truth == OUT_OF_SCOPE)
+    test = predict_batch(interp, test_x)
+    rep = report(test, test_y, threshold, OUT_OF_SCOPE)
+    at90 = in_scope_accuracy_at_recall(test, test_y, OUT_OF_SCOPE, 0.9)
+
+    tuned = interp.with_threshold(threshold)
+    sample = test_x[:: max(1, len(test_x) // LATENCY_SAMPLE)][:LATENCY_SAMPLE]
+    for text in sample[:50]:
+        tuned.parse(text)  # warm caches before timing
+    latencies = []
+    for text in sample:
+        t0 = time.perf_counter()
+        tuned.parse(text)
+        latencies.append((time.perf_counter() - t0) * 1000)
+    latencies.sort()
+    return {
+        "config": config + (f" ({per_intent}/intent)" if per_intent else ""),
+        "in_scope": rep.in_scope_accuracy * 100,
+        "oos_recall": (rep.oos_recall or 0) * 100,
+        "auroc": rep.auroc,
+        "in_scope_at_90": at90 * 100,
+        "threshold": threshold,
+        "internal_threshold": model.calibration.threshold,
+        "train_s": train_seconds,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def table(rows: list[dict]) -> str:
+    head = (
+        "| classifier | in-scope acc. | out-of-scope recall | AUROC | in-scope @ 90 % oos recall "
+        "| training | p50 / p99 per text | peak memory |\n|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for name, acc, rec in PAPER:
+        lines.append(f"| {name} | {acc:.1f} | {rec:.1f} | | | | | |")
+    for r in rows:
+        lines.append(
+            f"| Fanline `{r['config']}` | {r['in_scope']:.1f} | {r['oos_recall']:.1f} | "
+            f"{r['auroc']:.3f} | {r['in_scope_at_90']:.1f} | {r['train_s']:.1f} s | "
+            f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f} ms | {r['peak_mb']:.0f} MB |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["default", "accurate"])
+    parser.add_argument(
+        "--few-shot", type=int, default=10, help="also run N examples/intent (0: skip)"
+    )
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: config[:per_intent]
+    args = parser.parse_args()
+    if args.one:
+        config, _, per = args.one.partition(":")
+        print(json.dumps(run_one(config, int(per) if per else None)))
+        return 0
+    jobs = [c for c in args.configs] + (
+        [f"{c}:{args.few_shot}" for c in args.configs] if args.few_shot else []
+    )
+    rows = []
+    for job in jobs:
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", job], capture_output=True, text=True
+        )
+        if out.returncode != 0:
+            print(f"{job} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+            continue
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Broadcast value types and the personalisation template (pure; shared by service and storage).
+
+A template is text with `{field}` placeholders filled from the fan's profile (`{first_name}`),
+optionally with a fallback for fans without one: `{first_name|friend}`. `{{` and `}}` are
+literal braces; nothing else is interpreted. The storage layer compiles the same parts into SQL,
+so a million personalised texts are written without a row passing through Python.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.errors import ConfigError, Location
+from bot.segments import Segment
+
+_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]{0,63})(?:\|([^{}]{0,40}))?\}")
+STATUSES = ("draft", "scheduled", "enqueuing", "sending", "paused", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    name: str
+    fallback: str = ""
+
+
+Part = str | Placeholder
+
+
+def parse_template(text: str) -> tuple[Part, ...]:
+    """Split a broadcast text into literal parts and placeholders; stray braces are errors."""
+    parts: list[Part] = []
+    pos = 0
+    for m in _TOKEN.finditer(text):
+        literal = text[pos : m.start()]
+        if "{" in literal or "}" in literal:
+            break
+        parts.append(literal)
+        token = m.group(0)
+        parts.append(
+            token[0] if token in ("{{", "}}") else Placeholder(m.group(1), m.group(2) or "")
+        )
+        pos = m.end()
+    else:
+        tail = text[pos:]
+        if "{" not in tail and "}" not in tail:
+            parts.append(tail)
+            return tuple(p for p in parts if p != "")
+    raise ConfigError(
+        "a `{` or `}` that is not a placeholder: write {first_name}, {first_name|friend}, "
+        "or {{ and }} for literal braces",
+        Location("broadcast text", None, "body"),
+    )
+
+
+def render(parts: tuple[Part, ...], profile: dict[str, Any]) -> str:
+    out = []
+    for part in parts:
+        if isinstance(part, Placeholder):
+            value = profile.get(part.name)
+            out.append(str(value) if value not in (None, "") else part.fallback)
+        else:
+            out.append(part)
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class NewBroadcast:
+    name: str
+    body: str
+    segment: Segment
+    media_urls: tuple[str, ...] = ()
+    sender: str | None = None
+    rate: float = 10.0  # messages per second (the sender's throughput)
+    quiet_start: str = "08:00"
+    quiet_end: str = "21:00"
+    default_zone: str = "America/New_York"
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    id: int
+    name: str
+    body: str
+    media_urls: tuple[str, ...]
+    segment: Segment
+    status: str
+    sender: str | None
+    rate: float
+    quiet_start: str
+    quiet_end: str
+    default_zone: str
+    send_at: datetime | None
+    cursor: int
+    enqueued: int
+    created_at: datetime
+    started_at: datetime | None = None
+    enqueued_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a broadcast would cost, before it is sent."""
+
+    recipients: int
+    sample: tuple[str, ...]  # a few personalised texts (no phone numbers)
+    segments_per_text: float  # average over the sample
+    max_segments: int  # with the longest profile values in the segment
+    encoding: str
+    estimated_segments: int
+    estimated_cost: float
+    held_now: int  # recipients whose quiet hours would hold the text right now
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastStats:
+    broadcast_id: int
+    status: str
+    recipients: int  # rows in broadcast_recipients
+    by_status: dict[str, int] = field(default_factory=dict)  # message status -> count
+    failed_by_code: dict[str, int] = field(default_factory=dict)  # Twilio error code -> count
+    opted_out_since: int = 0
+    replied: int = 0
+    segments_sent: int = 0
+
+    def count(self, *statuses: str) -> int:
+        return sum(self.by_status.get(s, 0) for s in statuses)
+
+    @property
+    def done(self) -> int:
+        """Texts that left the queue for good: sent, delivered, failed or cancelled."""
+        return self.count("sent", "delivered", "undelivered", "failed", "cancelled", "read")

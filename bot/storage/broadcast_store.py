@@ -1,0 +1,428 @@
+"""Broadcast units of work: create, enqueue in chunks (set-based), pause/resume/cancel, statistics.
+
+Enqueuing is restartable and exactly-once: each chunk is one transaction that locks the
+broadcast row, inserts the next recipients (`INSERT ... SELECT` over the segment, in contact-id
+order after the stored cursor), writes their outbox messages from those rows, and moves the
+cursor. A crash loses at most an uncommitted chunk, which the next run redoes; the unique
+(broadcast, fan) constraints make a second copy impossible even if that logic were wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.broadcast_model import Broadcast, BroadcastStats, NewBroadcast, Part, Placeholder
+from bot.errors import Conflict, NotFound
+from bot.quiet_hours import QuietHours, phone_prefix_zones, zip3_zones
+from bot.segments import Segment
+from bot.storage.broadcast_tables import broadcast_recipients, broadcasts
+from bot.storage.segment_sql import field, segment_condition, zip3
+from bot.storage.store import Store
+from bot.storage.tables import TS, consent_events, contacts, messages
+
+MAX_PACE_BUCKETS = 50  # CASE branches per chunk for pacing
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    added: int
+    done: bool  # every recipient is in the outbox
+    status: str
+
+
+class BroadcastStore:
+    """Broadcast persistence over the engine's `Store` (same database, same unit-of-work style)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
+        self.dialect = store.db.engine.dialect.name
+
+    # ---- create and read ----------------------------------------------------------------
+
+    async def create(self, spec: NewBroadcast, send_at: datetime | None = None) -> int:
+        def insert(conn: Connection) -> int:
+            return conn.execute(
+                broadcasts.insert()
+                .values(
+                    name=spec.name, body=spec.body, media_urls=list(spec.media_urls),
+                    segment=spec.segment.to_json(), status="draft", sender=spec.sender,
+                    rate=spec.rate, quiet_start=spec.quiet_start, quiet_end=spec.quiet_end,
+                    default_zone=spec.default_zone, send_at=send_at, cursor=0, enqueued=0,
+                    created_at=now(),
+                )
+                .returning(broadcasts.c.id)
+            ).scalar_one()  # fmt: skip
+
+        return await self.db.run(insert)
+
+    async def get(self, broadcast_id: int) -> Broadcast:
+        return await self.db.run(_get, broadcast_id)
+
+    async def all(self) -> list[Broadcast]:
+        def rows(conn: Connection) -> list[Broadcast]:
+            found = conn.execute(sa.select(broadcasts).order_by(broadcasts.c.id)).all()
+            return [_broadcast(r) for r in found]
+
+        return await self.db.run(rows)
+
+    async def due(self, at: datetime) -> list[int]:
+        """Broadcasts to enqueue now: scheduled and due, or interrupted while enqueuing."""
+
+        def ids(conn: Connection) -> list[int]:
+            b = broadcasts.c
+            return list(
+                conn.execute(
+                    sa.select(b.id)
+                    .where(
+                        sa.or_(
+                            sa.and_(b.status == "scheduled", b.send_at <= at),
+                            b.status == "enqueuing",
+                        )
+                    )
+                    .order_by(b.id)
+                ).scalars()
+            )
+
+        return await self.db.run(ids)
+
+    # ---- segment queries (preview) -------------------------------------------------------
+
+    async def count(self, segment: Segment) -> int:
+        cond = segment_condition(segment, self.dialect)
+        return await self.db.run(
+            lambda c: c.execute(sa.select(sa.func.count()).where(cond)).scalar_one()
+        )
+
+    async def sample_profiles(self, segment: Segment, limit: int) -> list[dict[str, Any]]:
+        cond = segment_condition(segment, self.dialect)
+        query = sa.select(contacts.c.profile).where(cond).order_by(contacts.c.id).limit(limit)
+        return await self.db.run(lambda c: [dict(p or {}) for p in c.execute(query).scalars()])
+
+    async def longest_values(self, segment: Segment, names: list[str]) -> dict[str, int]:
+        if not names:
+            return {}
+        cond = segment_condition(segment, self.dialect)
+        cols = [sa.func.max(sa.func.length(field(n))) for n in names]
+        row = await self.db.run(lambda c: c.execute(sa.select(*cols).where(cond)).one())
+        return {n: int(v or 0) for n, v in zip(names, row, strict=True)}
+
+    async def count_held(self, segment: Segment, quiet: QuietHours, zone: str, at: datetime) -> int:
+        cond = sa.and_(
+            segment_condition(segment, self.dialect, at), quiet_expr(quiet, zone, at).is_not(None)
+        )
+        return await self.db.run(
+            lambda c: c.execute(sa.select(sa.func.count()).where(cond)).scalar_one()
+        )
+
+    # ---- status changes ------------------------------------------------------------------
+
+    async def start(self, broadcast_id: int, send_at: datetime | None) -> Broadcast:
+        """draft/scheduled -> scheduled (a future send_at) or enqueuing (now)."""
+
+        def go(conn: Connection) -> Broadcast:
+            b = _get(conn, broadcast_id, lock=True)
+            if b.status not in ("draft", "scheduled"):
+                raise Conflict(f"broadcast {broadcast_id} is {b.status}; it can only start once")
+            at = now()
+            if send_at is not None and send_at > at:
+                values: dict[str, Any] = {"status": "scheduled", "send_at": send_at}
+            else:
+                values = {"status": "enqueuing", "started_at": at}
+            _update(conn, broadcast_id, **values)
+            return _get(conn, broadcast_id)
+
+        return await self.db.run(go)
+
+    async def pause(self, broadcast_id: int) -> int:
+        def go(conn: Connection) -> int:
+            b = _get(conn, broadcast_id, lock=True)
+            if b.status not in ("enqueuing", "sending", "scheduled"):
+                raise Conflict(f"broadcast {broadcast_id} is {b.status}; only a running one pauses")
+            _update(conn, broadcast_id, status="paused")
+            return _move(conn, broadcast_id, "queued", "paused")
+
+        return await self.db.run(go)
+
+    async def resume(self, broadcast_id: int) -> int:
+        def go(conn: Connection) -> int:
+            b = _get(conn, broadcast_id, lock=True)
+            if b.status != "paused":
+                raise Conflict(f"broadcast {broadcast_id} is {b.status}, not paused")
+            if b.started_at is None:
+                status = "scheduled"
+            else:
+                status = "sending" if b.enqueued_at else "enqueuing"
+            _update(conn, broadcast_id, status=status)
+            return _move(conn, broadcast_id, "paused", "queued")
+
+        return await self.db.run(go)
+
+    async def cancel(self, broadcast_id: int) -> int:
+        def go(conn: Connection) -> int:
+            b = _get(conn, broadcast_id, lock=True)
+            if b.status == "cancelled":
+                return 0
+            _update(conn, broadcast_id, status="cancelled", finished_at=now())
+            return _move(conn, broadcast_id, "queued", "cancelled") + _move(
+                conn, broadcast_id, "paused", "cancelled"
+            )
+
+        return await self.db.run(go)
+
+    # ---- enqueue one chunk ---------------------------------------------------------------
+
+    async def enqueue_chunk(
+        self, broadcast_id: int, parts: tuple[Part, ...], chunk: int
+    ) -> ChunkResult:
+        return await self.db.run(self._enqueue_chunk, broadcast_id, parts, chunk)
+
+    def _enqueue_chunk(
+        self, conn: Connection, broadcast_id: int, parts: tuple[Part, ...], chunk: int
+    ) -> ChunkResult:
+        b = _get(conn, broadcast_id, lock=True)  # serialises enqueuers of one broadcast
+        if b.status != "enqueuing":
+            return ChunkResult(0, b.enqueued_at is not None, b.status)
+        at = now()
+        r = broadcast_recipients.c
+        pick = (
+            sa.select(sa.literal(broadcast_id), contacts.c.id, sa.literal(at, TS))
+            .where(segment_condition(b.segment, self.dialect, at), contacts.c.id > b.cursor)
+            .order_by(contacts.c.id)
+            .limit(chunk)
+        )
+        conn.execute(
+            broadcast_recipients.insert().from_select(
+                ["broadcast_id", "contact_id", "created_at"], pick
+            )
+        )
+        added, last = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(r.contact_id)).where(
+                r.broadcast_id == broadcast_id, r.contact_id > b.cursor
+            )
+        ).one()
+        if not added:
+            _update(conn, broadcast_id, status="sending", enqueued_at=at)
+            return ChunkResult(0, True, "sending")
+        self._insert_messages(conn, b, parts, at, chunk)
+        _update(conn, broadcast_id, cursor=last, enqueued=b.enqueued + added)
+        return ChunkResult(added, False, b.status)
+
+    def _insert_messages(
+        self, conn: Connection, b: Broadcast, parts: tuple[Part, ...], at: datetime, chunk: int
+    ) -> None:
+        r = broadcast_recipients.c
+        quiet = QuietHours.parse(b.quiet_start, b.quiet_end)
+        pace = _pace_expr(b, at, sa.func.row_number().over(order_by=r.contact_id), chunk)
+        media = json.dumps(list(b.media_urls))
+        cols = {
+            "contact_id": r.contact_id,
+            "direction": sa.literal("out"),
+            "to_number": contacts.c.phone,
+            "from_number": sa.literal(b.sender, sa.String),
+            "body": body_expr(parts),
+            "media_urls": sa.cast(sa.literal(media), sa.JSON)
+            if self.dialect == "postgresql"
+            else sa.literal(media),
+            "kind": sa.literal("broadcast"),
+            "status": sa.literal("queued"),
+            "broadcast_id": r.broadcast_id,
+            "private": sa.false(),
+            "attempts": sa.literal(0),
+            "not_before": sa.func.coalesce(quiet_expr(quiet, b.default_zone, at), pace),
+            "created_at": sa.literal(at, TS),
+        }
+        select = (
+            sa.select(*cols.values())
+            .select_from(broadcast_recipients.join(contacts, contacts.c.id == r.contact_id))
+            .where(r.broadcast_id == b.id, r.contact_id > b.cursor)
+        )
+        conn.execute(messages.insert().from_select(list(cols), select, include_defaults=False))
+
+    # ---- statistics ----------------------------------------------------------------------
+
+    async def stats(self, broadcast_id: int) -> BroadcastStats:
+        return await self.db.run(self._stats, broadcast_id)
+
+    def _stats(self, conn: Connection, broadcast_id: int) -> BroadcastStats:
+        b = _get(conn, broadcast_id)
+        m = messages.c
+        mine = sa.and_(m.broadcast_id == broadcast_id, m.kind == "broadcast")
+        rows = conn.execute(
+            sa.select(m.status, m.error_code, sa.func.count(), sa.func.sum(m.segments))
+            .where(mine)
+            .group_by(m.status, m.error_code)
+        ).all()
+        by_status: dict[str, int] = defaultdict(int)
+        failed: dict[str, int] = defaultdict(int)
+        segments = 0
+        for status, code, n, segs in rows:
+            by_status[status] += n
+            segments += int(segs or 0)
+            if status in ("failed", "undelivered"):
+                failed[str(code) if code is not None else "unknown"] += n
+        return BroadcastStats(
+            broadcast_id=broadcast_id, status=b.status, recipients=b.enqueued,
+            by_status=dict(by_status), failed_by_code=dict(failed),
+            opted_out_since=self._opted_out_since(conn, b), replied=self._replied(conn, b),
+            segments_sent=segments,
+        )  # fmt: skip
+
+    def _opted_out_since(self, conn: Connection, b: Broadcast) -> int:
+        if b.started_at is None:
+            return 0
+        r, ce = broadcast_recipients.c, consent_events.c
+        return conn.execute(
+            sa.select(sa.func.count(sa.distinct(ce.contact_id)))
+            .select_from(consent_events.join(broadcast_recipients, r.contact_id == ce.contact_id))
+            .where(r.broadcast_id == b.id, ce.action == "opt_out", ce.at >= b.started_at)
+        ).scalar_one()
+
+    def _replied(self, conn: Connection, b: Broadcast) -> int:
+        """Recipients who texted back within the reply window after their copy was sent."""
+        out, inbound = messages.alias("bout"), messages.alias("bin")
+        if self.dialect == "postgresql":
+            until = out.c.sent_at + self.store.reply_window
+        else:  # SQLite keeps timestamps as ISO text; datetime() shifts one
+            seconds = int(self.store.reply_window.total_seconds())
+            until = sa.func.datetime(out.c.sent_at, f"+{seconds} seconds")
+        return conn.execute(
+            sa.select(sa.func.count()).select_from(out).where(
+                out.c.broadcast_id == b.id, out.c.kind == "broadcast",
+                out.c.sent_at.is_not(None),
+                sa.exists().where(
+                    inbound.c.contact_id == out.c.contact_id, inbound.c.direction == "in",
+                    inbound.c.created_at >= out.c.sent_at, inbound.c.created_at <= until,
+                ),
+            )
+        ).scalar_one()  # fmt: skip
+
+
+# ---- SQL expressions ---------------------------------------------------------------------
+
+
+def body_expr(parts: tuple[Part, ...]) -> Any:
+    """The personalised text as SQL: literals || coalesce(nullif(profile field, ''), fallback)."""
+    pieces: list[Any] = []
+    for part in parts:
+        if isinstance(part, Placeholder):
+            pieces.append(sa.func.coalesce(sa.func.nullif(field(part.name), ""), part.fallback))
+        else:
+            pieces.append(sa.literal(part, sa.String))
+    if not pieces:
+        return sa.literal("", sa.String)
+    expr = pieces[0]
+    for piece in pieces[1:]:
+        expr = expr.op("||")(piece)
+    return sa.type_coerce(expr, sa.String)
+
+
+def quiet_expr(quiet: QuietHours, default_zone: str, at: datetime) -> Any:
+    """When each fan's window opens (UTC), or NULL when it is open at `at`.
+
+    The fan's zone is found as in `bot.quiet_hours.zone_for_fan`; only zones that are closed
+    now get CASE branches, so in the daytime the expression is short.
+    """
+    zip_map = {f"{p:03d}": z for p, z in zip3_zones().items()}
+    phone_maps: dict[int, dict[str, str]] = defaultdict(dict)
+    for prefix, zone in phone_prefix_zones().items():
+        phone_maps[len(prefix)][prefix] = zone
+    zones = sorted({*zip_map.values(), *phone_prefix_zones().values(), default_zone})
+    closed = {z: t for z in zones if (t := quiet.opens_at(z, at)) is not None}
+
+    def pick(key: Any, mapping: dict[str, str]) -> Any:
+        groups: dict[datetime, list[str]] = defaultdict(list)
+        for k, zone in mapping.items():
+            if zone in closed:
+                groups[closed[zone]].append(k)
+        whens = [(key.in_(keys), sa.literal(t, TS)) for t, keys in sorted(groups.items())]
+        return sa.case(*whens, else_=sa.null()) if whens else sa.null()
+
+    tz = field("timezone")
+    branches = [(tz.in_(zones), pick(tz, {z: z for z in zones}))]
+    branches.append((sa.and_(sa.func.length(field("zip")) >= 5, zip3().in_(list(zip_map))),
+                     pick(zip3(), zip_map)))  # fmt: skip
+    for length in sorted(phone_maps, reverse=True):  # longest prefix first
+        key = sa.func.substr(contacts.c.phone, 2, length)
+        branches.append((key.in_(list(phone_maps[length])), pick(key, phone_maps[length])))
+    default = closed.get(default_zone)
+    else_ = sa.literal(default, TS) if default else sa.null()
+    return sa.type_coerce(sa.case(*branches, else_=else_), TS)
+
+
+def _pace_expr(b: Broadcast, at: datetime, row_number: Any, chunk: int) -> Any:
+    """Spread a chunk over time at the broadcast's rate, in at most MAX_PACE_BUCKETS steps.
+
+    Paced rows are not due all at once, so replies to fans never queue behind a whole
+    broadcast; the sender's token bucket does the fine-grained pacing within a step.
+    """
+    rate = max(b.rate, 0.001)
+    start = max(at, (b.started_at or at) + timedelta(seconds=b.enqueued / rate))
+    step = max(math.ceil(rate), math.ceil(chunk / MAX_PACE_BUCKETS), 1)
+    buckets = math.ceil(chunk / step)
+    if buckets <= 1:
+        return sa.literal(start, TS)
+    whens = [
+        (row_number <= (k + 1) * step, sa.literal(start + timedelta(seconds=k * step / rate), TS))
+        for k in range(buckets - 1)
+    ]
+    last = start + timedelta(seconds=(buckets - 1) * step / rate)
+    return sa.type_coerce(sa.case(*whens, else_=sa.literal(last, TS)), TS)
+
+
+# ---- rows --------------------------------------------------------------------------------
+
+
+def _get(conn: Connection, broadcast_id: int, lock: bool = False) -> Broadcast:
+    query = sa.select(broadcasts).where(broadcasts.c.id == broadcast_id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no broadcast {broadcast_id}")
+    return _broadcast(row)
+
+
+def _update(conn: Connection, broadcast_id: int, **values: Any) -> None:
+    conn.execute(broadcasts.update().where(broadcasts.c.id == broadcast_id).values(**values))
+
+
+def _move(conn: Connection, broadcast_id: int, old: str, new: str) -> int:
+    m = messages.c
+    result = conn.execute(
+        messages.update()
+        .where(m.broadcast_id == broadcast_id, m.kind == "broadcast", m.status == old)
+        .values(status=new)
+    )
+    return result.rowcount or 0
+
+
+def _broadcast(row: Any) -> Broadcast:
+    return Broadcast(
+        id=row.id, name=row.name, body=row.body, media_urls=tuple(row.media_urls or ()),
+        segment=Segment.from_json({"name": f"broadcast {row.id}", **(row.segment or {})}),
+        status=row.status, sender=row.sender, rate=row.rate, quiet_start=row.quiet_start,
+        quiet_end=row.quiet_end, default_zone=row.default_zone, send_at=_utc(row.send_at),
+        cursor=row.cursor, enqueued=row.enqueued, created_at=_utc(row.created_at),
+        started_at=_utc(row.started_at), enqueued_at=_utc(row.enqueued_at),
+        finished_at=_utc(row.finished_at),
+    )  # fmt: skip
+
+
+def _utc(value: datetime | None) -> Any:
+    """SQLite hands back naive datetimes (stored as UTC); make them aware again."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,57 @@
+"""Broadcast tables, on the same `metadata` as `bot.storage.tables` (migration 0003 creates them).
+
+`broadcast_recipients` has one row per (broadcast, fan): the exactly-once guarantee lives in its
+UNIQUE constraint, and in the partial unique index on broadcast messages beside it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from bot.storage.tables import TS, messages, metadata
+
+broadcasts = sa.Table(
+    "broadcasts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # template: {first_name}, {field|fallback}
+    sa.Column("media_urls", sa.JSON, nullable=False, default=list),
+    sa.Column("segment", sa.JSON, nullable=False, default=dict),  # Segment.to_json()
+    # draft | scheduled | enqueuing | sending | paused | cancelled
+    sa.Column("status", sa.String(16), nullable=False, default="draft"),
+    sa.Column("sender", sa.String(64), nullable=True),  # None: the default number / service
+    sa.Column("rate", sa.Float, nullable=False),  # messages per second this broadcast is paced at
+    sa.Column("quiet_start", sa.String(5), nullable=False, default="08:00"),
+    sa.Column("quiet_end", sa.String(5), nullable=False, default="21:00"),
+    sa.Column("default_zone", sa.String(64), nullable=False, default="America/New_York"),
+    sa.Column("send_at", TS, nullable=True),  # scheduled start; None: when `send` is run
+    # resumable enqueuing: the last contact id already enqueued and how many so far
+    sa.Column("cursor", sa.Integer, nullable=False, default=0),
+    sa.Column("enqueued", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("started_at", TS, nullable=True),
+    sa.Column("enqueued_at", TS, nullable=True),  # every recipient is in the outbox
+    sa.Column("finished_at", TS, nullable=True),  # cancelled, or nothing left to send
+)
+
+broadcast_recipients = sa.Table(
+    "broadcast_recipients",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("broadcast_id", sa.Integer, sa.ForeignKey("broadcasts.id"), nullable=False),
+    sa.Column("contact_id", sa.Integer, sa.ForeignKey("contacts.id"), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("broadcast_id", "contact_id", name="uq_broadcast_recipients_fan"),
+)
+
+# At most one outbound broadcast text per (broadcast, fan), whatever happens to the enqueuer;
+# it also serves the per-broadcast statistics and the recipient -> message lookups.
+ix_broadcast_messages = sa.Index(
+    "ux_messages_broadcast_fan",
+    messages.c.broadcast_id,
+    messages.c.contact_id,
+    unique=True,
+    sqlite_where=messages.c.kind == "broadcast",
+    postgresql_where=messages.c.kind == "broadcast",
+)
