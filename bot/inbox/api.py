@@ -24,7 +24,6 @@ from bot.inbox.web import Inbox, authorise, client_ip, json_body
 
 def api_blueprint(inbox: Inbox) -> Blueprint:
     bp = Blueprint("inbox_api", url_prefix="/api/v1")
-    db = inbox.db
 
     @bp.exception(HttpError)
     async def http_error(request: Request, exc: HttpError) -> HTTPResponse:
@@ -61,7 +60,13 @@ def api_blueprint(inbox: Inbox) -> Blueprint:
         inbox.clear_session_cookie(response)
         return response
 
-    # ---- the queue and threads ----------------------------------------------------------
+    _thread_routes(bp, inbox)
+    _agent_routes(bp, inbox)
+    return bp
+
+
+def _thread_routes(bp: Blueprint, inbox: Inbox) -> None:
+    db = inbox.db
 
     @bp.get("/queue")
     async def list_queue(request: Request) -> HTTPResponse:
@@ -103,7 +108,9 @@ def api_blueprint(inbox: Inbox) -> Blueprint:
         )
         await stream(response, inbox.hub)
 
-    # ---- agents (admins only) -----------------------------------------------------------
+
+def _agent_routes(bp: Blueprint, inbox: Inbox) -> None:
+    """Admins manage agents; agents may list active colleagues (to hand a thread over)."""
 
     @bp.get("/agents")
     async def agents(request: Request) -> HTTPResponse:
@@ -127,8 +134,6 @@ def api_blueprint(inbox: Inbox) -> Blueprint:
     async def set_active(request: Request, username: str, state: str) -> HTTPResponse:
         await authorise(request, inbox, admin=True)
         return json((await inbox.auth.set_active(username, state == "enable")).to_json())
-
-    return bp
 
 
 async def perform(

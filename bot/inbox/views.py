@@ -99,6 +99,13 @@ def views_blueprint(inbox: Inbox) -> Blueprint:
         inbox.clear_session_cookie(response)
         return response
 
+    _work_routes(bp, inbox, page)
+    return bp
+
+
+def _work_routes(bp: Blueprint, inbox: Inbox, page: Any) -> None:
+    """The queue and the threads: pages, live fragments, and the thread's forms."""
+
     @bp.get("/")
     async def queue_page(request: Request) -> HTTPResponse:
         session = await authorise(request, inbox)
@@ -150,8 +157,6 @@ def views_blueprint(inbox: Inbox) -> Blueprint:
         if conv is None:
             raise NotFound("no such fan")
         return redirect(f"/inbox/threads/{conv}", status=303)
-
-    return bp
 
 
 def _login_page(page: Any, inbox: Inbox, error: str = "", status: int = 200) -> HTTPResponse:

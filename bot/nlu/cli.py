@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from bot.nlu.config import load_nlu_config
 from bot.nlu.data import TrainingData, load_training_data
 from bot.nlu.evaluate import BatchResult, Report, concat, predict_batch, report
 from bot.nlu.interpreter import Interpreter, load_interpreter
-from bot.nlu.train import SEED, build_model, train
+from bot.nlu.model import model_dir_for
+from bot.nlu.train import SEED, build_model, fingerprint, train
 
 
 def train_command(project_dir: Path, config_path: Path, out_dir: Path, force: bool = False) -> int:
@@ -28,7 +28,8 @@ def train_command(project_dir: Path, config_path: Path, out_dir: Path, force: bo
         data = load_training_data([project_dir / "data"])
         for warning in data.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        started = time.perf_counter()
+        existing = model_dir_for(out_dir, fingerprint(cfg, data))
+        reused = (existing / "metadata.json").is_file() and not force
         model_dir = train(cfg, data, out_dir, progress=True, force=force)
         interp = load_interpreter(model_dir)
     except ConfigError as exc:
@@ -37,7 +38,6 @@ def train_command(project_dir: Path, config_path: Path, out_dir: Path, force: bo
     except NluError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    reused = time.perf_counter() - started < 0.5 and not force
     meta = interp.metadata
     print(f"{'unchanged, reusing' if reused else 'trained'} model {model_dir}")
     print(

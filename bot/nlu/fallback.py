@@ -92,7 +92,9 @@ def _platt(raw: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
     if positive.all() or not positive.any():
         return 4.0, float(-4.0 * np.median(raw))
     x = np.asarray(raw, dtype=np.float64)
-    y = positive.astype(np.float64)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    # Platt's smoothed targets: separable held-out data must not give an infinite slope
+    y = np.where(positive, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
     a, b = 1.0, 0.0
     for _ in range(50):
         p = 1.0 / (1.0 + np.exp(-np.clip(a * x + b, -30, 30)))

@@ -31,7 +31,7 @@ def test_fixture_project_loads_every_kind_of_item(fixture_data):
     assert "utter_faq/ask_vip" in fixture_data.responses
     merch = [e for e in fixture_data.examples if e.intent == "buy_merch"]
     assert len(merch) == 10  # list form of examples
-    assert merch[0].location.file.endswith("nlu.yml") and merch[0].location.line == 44
+    assert merch[0].location.file.endswith("nlu.yml") and merch[0].location.line == 43
 
 
 def test_example_lines_point_at_their_line(fixture_data):

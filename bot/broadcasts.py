@@ -1,0 +1,215 @@
+"""Broadcasts: one personalised text to a segment of fans, at a sane hour, paced, exactly once.
+
+Off the inbound path: a broadcast is written into the same outbox the replies use (kind
+`broadcast`), and `bot.outbound.OutboundSender` sends it. Lifecycle:
+
+    create (draft) -> preview -> send (enqueuing -> sending) | schedule (scheduled -> ...)
+                   pause <-> resume;  cancel at any time
+
+Enqueuing runs in chunks (`BroadcastStore.enqueue_chunk`), each one transaction, resumable
+after a crash from the stored cursor. Each text gets `not_before`: the opening of the fan's
+quiet-hours window when it is closed (default 08:00-21:00 local), otherwise a pacing slot at
+the broadcast's rate; the sender's token bucket paces within a slot. A fan who opts out after
+being enqueued gets nothing: the outbox claim cancels texts to unsubscribed fans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from bot.broadcast_model import (
+    Broadcast,
+    BroadcastStats,
+    NewBroadcast,
+    Placeholder,
+    Preview,
+    parse_template,
+    render,
+)
+from bot.errors import ConfigError, Location
+from bot.flows.responses import sms_segments
+from bot.quiet_hours import QuietHours, valid_zone
+from bot.segments import Segment
+from bot.storage import Store
+from bot.storage.broadcast_store import BroadcastStore, ChunkResult
+
+log = logging.getLogger(__name__)
+
+SMS_SEGMENT_PRICE = 0.0083  # USD per outbound SMS segment (Twilio US list price; configurable)
+MMS_PRICE = 0.0220  # USD per outbound MMS
+PREVIEW_SAMPLE = 200
+MAX_SEGMENTS = 10  # Twilio refuses bodies over 1600 characters; a broadcast stays well below
+
+
+class BroadcastService:
+    """The broadcast use cases; the CLI, the inbox and the scheduler task call these."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        default_rate: float = 10.0,
+        chunk_size: int = 5_000,
+        segment_price: float = SMS_SEGMENT_PRICE,
+        mms_price: float = MMS_PRICE,
+    ) -> None:
+        self.records = BroadcastStore(store)
+        self.default_rate = default_rate
+        self.chunk_size = chunk_size
+        self.segment_price = segment_price
+        self.mms_price = mms_price
+
+    async def create(self, spec: NewBroadcast) -> int:
+        """Validate and store a draft; nothing is sent until `send` or `schedule`."""
+        check(spec)
+        return await self.records.create(spec)
+
+    async def get(self, broadcast_id: int) -> Broadcast:
+        return await self.records.get(broadcast_id)
+
+    async def all(self) -> list[Broadcast]:
+        return await self.records.all()
+
+    async def preview(self, broadcast_id: int, at: datetime | None = None) -> Preview:
+        b = await self.records.get(broadcast_id)
+        return await self.preview_spec(
+            NewBroadcast(b.name, b.body, b.segment, b.media_urls, b.sender, b.rate,
+                         b.quiet_start, b.quiet_end, b.default_zone),
+            at,
+        )  # fmt: skip
+
+    async def preview_spec(self, spec: NewBroadcast, at: datetime | None = None) -> Preview:
+        """Recipients, sample texts, SMS segments and cost; the database does the counting."""
+        parts = parse_template(spec.body)
+        names = sorted({p.name for p in parts if isinstance(p, Placeholder)})
+        count = await self.records.count(spec.segment)
+        profiles = await self.records.sample_profiles(spec.segment, PREVIEW_SAMPLE)
+        texts = [render(parts, p) for p in profiles] or [render(parts, {})]
+        counted = [sms_segments(t) for t in texts]
+        longest = await self.records.longest_values(spec.segment, names)
+        worst = render(parts, {n: "x" * longest.get(n, 0) for n in names})
+        encoding = "UCS-2" if any(e == "UCS-2" for _, e in counted) else "GSM-7"
+        average = sum(n for n, _ in counted) / len(counted)
+        worst_count = max(max(n for n, _ in counted), sms_segments(worst)[0])
+        estimated = round(average * count)
+        cost = count * self.mms_price if spec.media_urls else estimated * self.segment_price
+        quiet = QuietHours.parse(spec.quiet_start, spec.quiet_end)
+        held = await self.records.count_held(
+            spec.segment, quiet, spec.default_zone, at or datetime.now(UTC)
+        )
+        return Preview(count, tuple(texts[:3]), round(average, 2), worst_count, encoding,
+                       estimated, round(cost, 2), held)  # fmt: skip
+
+    async def send(self, broadcast_id: int) -> Broadcast:
+        """Start now: the caller (CLI, scheduler) then runs `enqueue`."""
+        return await self.records.start(broadcast_id, None)
+
+    async def schedule(self, broadcast_id: int, at: datetime) -> Broadcast:
+        if at.tzinfo is None:
+            raise ConfigError("a schedule needs a time zone (e.g. 2026-05-01T18:00-04:00)")
+        return await self.records.start(broadcast_id, at)
+
+    async def enqueue(
+        self,
+        broadcast_id: int,
+        *,
+        on_chunk: Callable[[ChunkResult], None] | None = None,
+        max_chunks: int | None = None,
+    ) -> int:
+        """Write the broadcast's texts into the outbox, chunk by chunk; return texts added.
+
+        Stops when every recipient is enqueued, when the broadcast is paused or cancelled, or
+        after `max_chunks`. Safe to run again, and from several processes at once.
+        """
+        b = await self.records.get(broadcast_id)
+        parts = parse_template(b.body)
+        total, chunks = 0, 0
+        while max_chunks is None or chunks < max_chunks:
+            result = await self.records.enqueue_chunk(broadcast_id, parts, self.chunk_size)
+            total += result.added
+            chunks += 1
+            if on_chunk is not None:
+                on_chunk(result)
+            if result.done or result.status != "enqueuing":
+                break
+        log.info("broadcast %s: %d texts enqueued", broadcast_id, total)
+        return total
+
+    async def run_due(self, at: datetime | None = None) -> list[int]:
+        """Scheduler step: start broadcasts whose time has come, finish interrupted ones."""
+        started = []
+        for broadcast_id in await self.records.due(at or datetime.now(UTC)):
+            b = await self.records.get(broadcast_id)
+            if b.status == "scheduled":
+                await self.records.start(broadcast_id, None)
+            await self.enqueue(broadcast_id)
+            started.append(broadcast_id)
+        return started
+
+    async def run_scheduler(self, stop_event: asyncio.Event, interval_s: float = 15.0) -> None:
+        """Background task for `fanline run`: poll for due broadcasts until stopped."""
+        while not stop_event.is_set():
+            try:
+                await self.run_due()
+            except Exception:  # top of a background task: log and keep the schedule going
+                log.exception("broadcast scheduler step failed")
+            try:
+                await asyncio.wait_for(stop_event.wait(), timeout=interval_s)
+            except TimeoutError:
+                pass
+
+    async def pause(self, broadcast_id: int) -> int:
+        """Hold every queued text of the broadcast (texts already handed to Twilio go on)."""
+        return await self.records.pause(broadcast_id)
+
+    async def resume(self, broadcast_id: int) -> int:
+        held = await self.records.resume(broadcast_id)
+        b = await self.records.get(broadcast_id)
+        if b.status == "enqueuing":
+            await self.enqueue(broadcast_id)
+        return held
+
+    async def cancel(self, broadcast_id: int) -> int:
+        return await self.records.cancel(broadcast_id)
+
+    async def stats(self, broadcast_id: int) -> BroadcastStats:
+        return await self.records.stats(broadcast_id)
+
+
+def check(spec: NewBroadcast) -> None:
+    """A broadcast's settings, checked before anything is stored (errors name the field)."""
+    where = Location(f"broadcast {spec.name!r}")
+
+    def fail(message: str, key: str) -> None:
+        raise ConfigError(message, replace(where, key=key))
+
+    if not spec.body.strip() and not spec.media_urls:
+        fail("a broadcast needs a text or media", "body")
+    parts = parse_template(spec.body)
+    longest = render(parts, {p.name: "x" * 20 for p in parts if isinstance(p, Placeholder)})
+    if sms_segments(longest)[0] > MAX_SEGMENTS:
+        fail(f"the text is longer than {MAX_SEGMENTS} SMS segments", "body")
+    if spec.rate <= 0:
+        fail("the rate must be a positive number of messages per second", "rate")
+    try:
+        QuietHours.parse(spec.quiet_start, spec.quiet_end)
+    except ValueError as exc:
+        fail(str(exc), "quiet_hours")
+    if not valid_zone(spec.default_zone):
+        fail(f"unknown time zone {spec.default_zone!r}", "default_zone")
+    for url in spec.media_urls:
+        if not url.startswith(("https://", "http://")):
+            fail(f"media must be an http(s) URL, got {url!r}", "media")
+
+
+def new_broadcast(
+    name: str, body: str, segment: Segment, *, default_rate: float, **options: object
+) -> NewBroadcast:
+    """A NewBroadcast with the engine's defaults for what the caller left out."""
+    values = {k: v for k, v in options.items() if v is not None}
+    values.setdefault("rate", default_rate)
+    return NewBroadcast(name=name, body=body, segment=segment, **values)  # type: ignore[arg-type]

@@ -1,0 +1,53 @@
+"""The agent inbox: where escalated fans reach a person (queue, threads, live feed, JSON API).
+
+The pipeline hands a thread to humans by opening an escalation; `LiveHub.publish_outcome`,
+hooked to the pipeline's `on_commit`, announces it; agents answer through `queue`'s service
+functions, and their replies leave through the same outbox as the bot's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sanic import Blueprint
+
+from bot.inbox.api import api_blueprint
+from bot.inbox.auth import Auth
+from bot.inbox.config import InboxConfig, load_inbox_config
+from bot.inbox.live import LiveHub, Webhook
+from bot.inbox.views import views_blueprint
+from bot.inbox.web import Inbox
+from bot.settings import Settings
+from bot.storage import Database
+
+__all__ = ["LiveHub", "build_hub", "inbox_blueprints"]
+
+
+def build_hub(settings: Settings, config: InboxConfig | None = None) -> LiveHub:
+    """A hub with the configured escalation webhook, if any (`inbox.webhook_url`)."""
+    config = config or load_inbox_config(settings.project_dir)
+    webhook = None
+    if config.webhook_url and config.webhook_secret:
+        webhook = Webhook(config.webhook_url, config.webhook_secret)
+    return LiveHub(webhook=webhook, inbox_url=settings.public_url)
+
+
+def inbox_blueprints(
+    *,
+    db: Database,
+    settings: Settings,
+    hub: LiveHub,
+    notify_outbox: Callable[[], None],
+    config: InboxConfig | None = None,
+) -> list[Blueprint]:
+    """The inbox pages (/inbox) and its JSON API (/api/v1), sharing one set of rules."""
+    config = config or load_inbox_config(settings.project_dir)
+    inbox = Inbox(
+        db=db,
+        auth=Auth(db, settings.secret_key, session_hours=config.session_hours),
+        hub=hub,
+        config=config,
+        notify_outbox=notify_outbox,
+        secure_cookies=settings.public_url.startswith("https://"),
+    )
+    return [views_blueprint(inbox), api_blueprint(inbox)]

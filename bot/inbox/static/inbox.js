@@ -1,0 +1,75 @@
+// Fanline inbox: live updates (Server-Sent Events), notifications, SMS segment counter, canned
+// replies. Plain JavaScript, no build step; every page works without it.
+"use strict";
+(function () {
+  const body = document.body;
+  const page = body.dataset.page;
+  if (!page) return;
+
+  // ---- live updates -------------------------------------------------------------------------
+  const live = document.getElementById("live");
+  let timer = null;
+  function soon(fn) { clearTimeout(timer); timer = setTimeout(fn, 150); }  // coalesce bursts
+
+  async function swap(url, el) {
+    const r = await fetch(url, { credentials: "same-origin" });
+    if (r.status === 401) { location.href = "/inbox/login"; return; }
+    if (r.ok && el) el.innerHTML = await r.text();
+  }
+  function refreshQueue() { swap("/inbox/queue-rows?view=" + encodeURIComponent(body.dataset.view), document.getElementById("queue")); }
+  function refreshThread() {
+    const tl = document.getElementById("timeline");
+    swap("/inbox/threads/" + body.dataset.conversation + "/timeline", tl).then(() => { if (tl) tl.lastElementChild?.scrollIntoView({ block: "end" }); });
+  }
+  function notify(data) {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    const n = new Notification("Fan needs a person", { body: "Escalated: " + String(data.reason || "").replace(/_/g, " "), tag: "fanline-" + data.contact_id });
+    n.onclick = () => { window.focus(); location.href = "/inbox/fans/" + data.contact_id; };
+  }
+  const events = new EventSource("/api/v1/events");
+  events.addEventListener("ready", () => live && live.classList.add("on"));
+  events.onerror = () => live && live.classList.remove("on");
+  function onEvent(kind) {
+    return (e) => {
+      const data = JSON.parse(e.data);
+      if (kind === "escalation") notify(data);
+      if (page === "queue") soon(refreshQueue);
+      else if (page === "thread" && (String(data.contact_id) === body.dataset.contact || String(data.conversation_id) === body.dataset.conversation)) soon(refreshThread);
+    };
+  }
+  for (const kind of ["message", "escalation", "thread"]) events.addEventListener(kind, onEvent(kind));
+
+  const ask = document.getElementById("notify");
+  if (ask && "Notification" in window && Notification.permission === "default") {
+    ask.hidden = false;
+    ask.onclick = () => Notification.requestPermission().then(() => { ask.hidden = true; });
+  }
+
+  // ---- reply box: segments and canned replies ---------------------------------------------
+  const GSM = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+  const EXT = "^{}\\[~]|€\f";
+  function segments(text) {
+    let septets = 0;
+    for (const ch of text) {
+      if (GSM.includes(ch)) septets += 1;
+      else if (EXT.includes(ch)) septets += 2;
+      else {
+        const units = text.length;  // UTF-16 code units, as carriers count them
+        return { enc: "UCS-2", n: units <= 70 ? 1 : Math.ceil(units / 67), len: units };
+      }
+    }
+    return { enc: "GSM-7", n: septets <= 160 ? 1 : Math.ceil(septets / 153), len: septets };
+  }
+  const reply = document.getElementById("reply");
+  const counter = document.getElementById("segments");
+  function count() {
+    const s = segments(reply.value);
+    counter.textContent = reply.value ? `${s.len} chars · ${s.n} SMS · ${s.enc}` : "0 characters";
+  }
+  if (reply && counter) { reply.addEventListener("input", count); count(); }
+  const canned = document.getElementById("canned");
+  if (canned && reply) canned.addEventListener("change", () => {
+    if (canned.value) { reply.value = canned.value; count(); reply.focus(); canned.value = ""; }
+  });
+  if (page === "thread") document.getElementById("timeline")?.lastElementChild?.scrollIntoView({ block: "end" });
+})();
