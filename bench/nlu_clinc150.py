@@ -15,6 +15,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +29,8 @@ from bot.nlu.config import shipped_config  # noqa: E402
 from bot.nlu.data import OUT_OF_SCOPE, Example, TrainingData  # noqa: E402
 from bot.nlu.evaluate import in_scope_accuracy_at_recall, predict_batch, report  # noqa: E402
 from bot.nlu.fallback import choose_threshold  # noqa: E402
-from bot.nlu.interpreter import Interpreter  # noqa: E402
+from bot.nlu.interpreter import load_interpreter  # noqa: E402
+from bot.nlu.model import save  # noqa: E402
 from bot.nlu.train import build_model  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "benchmarks" / "clinc150" / "data_full.json"
@@ -79,7 +81,11 @@ def run_one(config: str, per_intent: int | None) -> dict:
     started = time.perf_counter()
     model = build_model(cfg, training_data(train_x, train_y))
     train_seconds = time.perf_counter() - started
-    interp = Interpreter(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        save(model, Path(tmp) / "model")
+        t0 = time.perf_counter()
+        interp = load_interpreter(Path(tmp) / "model")
+        load_seconds = time.perf_counter() - t0
 
     val = predict_batch(interp, val_x)
     val_truth = np.array(val_y, dtype=object)
@@ -108,6 +114,7 @@ def run_one(config: str, per_intent: int | None) -> dict:
         "threshold": threshold,
         "internal_threshold": model.calibration.threshold,
         "train_s": train_seconds,
+        "load_s": load_seconds,
         "p50_ms": statistics.median(latencies),
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -117,15 +124,16 @@ def run_one(config: str, per_intent: int | None) -> dict:
 def table(rows: list[dict]) -> str:
     head = (
         "| classifier | in-scope acc. | out-of-scope recall | AUROC | in-scope @ 90 % oos recall "
-        "| training | p50 / p99 per text | peak memory |\n|---|---|---|---|---|---|---|---|"
+        "| training | load | p50 / p99 per text | peak memory |\n|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for name, acc, rec in PAPER:
-        lines.append(f"| {name} | {acc:.1f} | {rec:.1f} | | | | | |")
+        lines.append(f"| {name} | {acc:.1f} | {rec:.1f} | | | | | | |")
     for r in rows:
         lines.append(
             f"| Fanline `{r['config']}` | {r['in_scope']:.1f} | {r['oos_recall']:.1f} | "
             f"{r['auroc']:.3f} | {r['in_scope_at_90']:.1f} | {r['train_s']:.1f} s | "
+            f"{r.get('load_s', float('nan')):.2f} s | "
             f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f} ms | {r['peak_mb']:.0f} MB |"
         )
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from bot.channels.simulator import SimulatorFeed, simulator_blueprint
 from bot.channels.twilio_gateway import LocalGateway, TwilioGateway
 from bot.channels.twilio_webhook import webhook_blueprint
 from bot.errors import HttpError
+from bot.inbox import build_hub, inbox_blueprints  # inbox:
 from bot.messages import InboundSms, OutboundSms
 from bot.outbound import OutboundSender
 from bot.pipeline import TurnOutcome
@@ -65,10 +66,20 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
     )
     if settings.local_mode:
         app.blueprint(simulator_blueprint(handle_local, app.ctx.feed))
+    app.ctx.hub = build_hub(settings)  # inbox: the agents' live feed and escalation webhook
+    for bp in inbox_blueprints(  # inbox: /inbox pages and /api/v1
+        db=lambda: app.ctx.runtime.store.db,
+        settings=settings,
+        hub=app.ctx.hub,
+        notify_outbox=lambda: _wake(app),
+    ):
+        app.blueprint(bp)
 
     @app.before_server_start
     async def start(app: Sanic) -> None:
-        runtime = await Runtime.start(settings, on_commit=lambda outcome: _wake(app))
+        runtime = await Runtime.start(
+            settings, on_commit=lambda outcome: (_wake(app), app.ctx.hub.publish_outcome(outcome))
+        )  # inbox: publish_outcome
         app.ctx.runtime = runtime
         gateway = _gateway(settings, app.ctx.feed)
         sender = OutboundSender(
@@ -87,6 +98,7 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         await asyncio.gather(*app.ctx.tasks, return_exceptions=True)
         await app.ctx.gateway.aclose()
         await app.ctx.runtime.close()
+        await app.ctx.hub.aclose()  # inbox:
 
     @app.get("/healthz")
     async def healthz(request: Request) -> HTTPResponse:

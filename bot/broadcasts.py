@@ -16,6 +16,7 @@ being enqueued gets nothing: the outbox claim cancels texts to unsubscribed fans
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -119,17 +120,19 @@ class BroadcastService:
         *,
         on_chunk: Callable[[ChunkResult], None] | None = None,
         max_chunks: int | None = None,
+        at: datetime | None = None,
     ) -> int:
         """Write the broadcast's texts into the outbox, chunk by chunk; return texts added.
 
         Stops when every recipient is enqueued, when the broadcast is paused or cancelled, or
-        after `max_chunks`. Safe to run again, and from several processes at once.
+        after `max_chunks`. Safe to run again, and from several processes at once. `at` fixes
+        the clock that quiet hours and pacing are computed from (default: now).
         """
         b = await self.records.get(broadcast_id)
         parts = parse_template(b.body)
         total, chunks = 0, 0
         while max_chunks is None or chunks < max_chunks:
-            result = await self.records.enqueue_chunk(broadcast_id, parts, self.chunk_size)
+            result = await self.records.enqueue_chunk(broadcast_id, parts, self.chunk_size, at)
             total += result.added
             chunks += 1
             if on_chunk is not None:
@@ -157,10 +160,8 @@ class BroadcastService:
                 await self.run_due()
             except Exception:  # top of a background task: log and keep the schedule going
                 log.exception("broadcast scheduler step failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_event.wait(), timeout=interval_s)
-            except TimeoutError:
-                pass
 
     async def pause(self, broadcast_id: int) -> int:
         """Hold every queued text of the broadcast (texts already handed to Twilio go on)."""

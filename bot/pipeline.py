@@ -114,16 +114,14 @@ class Pipeline:
 
     async def handle_inbound(self, msg: InboundSms, *, hold_replies_s: float = 0.0) -> TurnOutcome:
         started = time.perf_counter()
-        recorded = await self.store.record_inbound(msg)  # 1. nothing a fan says is lost
-        if recorded.duplicate and recorded.answered:
-            replies = await self.store.replies_to(recorded.message_id)
-            return TurnOutcome(recorded.message_id, recorded.contact.id, tuple(replies), True)
-        # a redelivery of a text whose turn never finished (a crash) is answered now
         hold = utcnow() + timedelta(seconds=hold_replies_s) if hold_replies_s else None
         outcome: TurnOutcome | None = None
-        async with self.locks.hold(recorded.contact.id):  # 3. one turn at a time per fan
-            ctx = await self.store.load_turn(recorded.contact.id)  # 4. one round trip
-            # texts that arrived before this one (another worker's) are answered first, in order
+        async with self.locks.hold(msg.sender):  # 3. one turn at a time per fan, in order
+            recorded, ctx = await self.store.begin_turn(msg)  # 1 + 4. record first; one trip
+            if ctx is None:  # a duplicate delivery of an answered text: the same replies
+                replies = await self.store.replies_to(recorded.message_id)
+                return TurnOutcome(recorded.message_id, recorded.contact.id, tuple(replies), True)
+            # texts left unanswered by a crash are answered first, in the order they came
             while ctx.pending:
                 text = ctx.pending[0]
                 is_new = recorded.is_new_contact and text.message_id == recorded.message_id
@@ -132,7 +130,7 @@ class Pipeline:
                     outcome = result
                     break
                 ctx = await self.store.load_turn(recorded.contact.id)
-        if outcome is None:  # another process answered it while we waited for the lock
+        if outcome is None:  # already answered by a turn that ended in between
             replies = await self.store.replies_to(recorded.message_id)
             outcome = TurnOutcome(recorded.message_id, recorded.contact.id, tuple(replies))
         metrics.TURN_SECONDS.observe(time.perf_counter() - started)

@@ -8,6 +8,7 @@ functions, and their replies leave through the same outbox as the bot's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sanic import Blueprint
 
@@ -21,6 +22,17 @@ from bot.settings import Settings
 from bot.storage import Database
 
 __all__ = ["LiveHub", "build_hub", "inbox_blueprints"]
+T = TypeVar("T")
+
+
+class _Deferred:
+    """The runtime's database, looked up at each call: blueprints are mounted before it exists."""
+
+    def __init__(self, get: Callable[[], Database]):
+        self._get = get
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._get().run(fn, *args)
 
 
 def build_hub(settings: Settings, config: InboxConfig | None = None) -> LiveHub:
@@ -34,14 +46,19 @@ def build_hub(settings: Settings, config: InboxConfig | None = None) -> LiveHub:
 
 def inbox_blueprints(
     *,
-    db: Database,
+    db: Database | Callable[[], Database],
     settings: Settings,
     hub: LiveHub,
     notify_outbox: Callable[[], None],
     config: InboxConfig | None = None,
 ) -> list[Blueprint]:
-    """The inbox pages (/inbox) and its JSON API (/api/v1), sharing one set of rules."""
+    """The inbox pages (/inbox) and its JSON API (/api/v1), sharing one set of rules.
+
+    `db` may be a callable returning the database, for apps that open it at server start.
+    """
     config = config or load_inbox_config(settings.project_dir)
+    if not isinstance(db, Database):
+        db = _Deferred(db)  # type: ignore[assignment]
     inbox = Inbox(
         db=db,
         auth=Auth(db, settings.secret_key, session_hours=config.session_hours),

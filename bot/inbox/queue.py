@@ -144,28 +144,32 @@ def _list_queue(conn: Connection, view: str, agent_id: int, limit: int, offset: 
     return QueuePage(view, items, dict(counts_row._mapping))
 
 
-def _last_messages(conn: Connection, contact_ids: list[int]) -> dict[int, Any]:
+def _last_messages(conn: Connection, contact_ids: list[int]) -> dict[int, tuple[str, bool]]:
+    """Per fan: their newest text (the preview) and whether they spoke last (awaiting a reply)."""
     if not contact_ids:
         return {}
-    newest = (
-        sa.select(sa.func.max(messages.c.id))
-        .where(messages.c.contact_id.in_(contact_ids), messages.c.private.is_(False))
-        .group_by(messages.c.contact_id)
-    )
+    m = messages.c
+    mine = sa.and_(m.contact_id.in_(contact_ids), m.private.is_(False))
+    newest = sa.select(sa.func.max(m.id)).where(mine).group_by(m.contact_id)
+    newest_in = sa.select(sa.func.max(m.id)).where(mine, m.direction == "in").group_by(m.contact_id)
     rows = conn.execute(
-        sa.select(messages.c.contact_id, messages.c.direction, messages.c.body).where(
-            messages.c.id.in_(newest)
+        sa.select(m.id, m.contact_id, m.direction, m.body).where(
+            sa.or_(m.id.in_(newest), m.id.in_(newest_in))
         )
     ).all()
-    return {r.contact_id: r for r in rows}
+    out: dict[int, tuple[str, bool]] = {}
+    for r in sorted(rows, key=lambda r: r.id):  # the later row per fan is the newest message
+        preview = (r.body or "[media]") if r.direction == "in" else out.get(r.contact_id, ("",))[0]
+        out[r.contact_id] = (preview, r.direction == "in")
+    return out
 
 
-def _item(r: Any, last: Any, at: datetime) -> QueueItem:
+def _item(r: Any, last: tuple[str, bool] | None, at: datetime) -> QueueItem:
     since = utc(r.created_at or r.updated_at)
     until = utc(r.first_response_at) if r.first_response_at else at
     snoozed_until = utc(r.snoozed_until) if r.snoozed_until else None
     snoozing = r.status == "snoozed" and snoozed_until is not None and snoozed_until > at
-    preview = (last.body or "[media]") if last is not None else ""
+    preview, awaiting = last or ("", False)
     return QueueItem(
         conversation_id=r.id, contact_id=r.contact_id, name=fan_name(r.profile, r.contact_id),
         status="snoozed" if snoozing else "open", reason=r.reason,
@@ -173,7 +177,7 @@ def _item(r: Any, last: Any, at: datetime) -> QueueItem:
         guesses=tuple((str(g[0]), float(g[1])) for g in (r.guesses or ())),
         assignee_id=r.assignee_id, assignee_name=r.display_name, waiting_since=since,
         waiting_s=max(0.0, (until - since).total_seconds()), snoozed_until=snoozed_until,
-        preview=preview[:140], awaiting_reply=last is not None and last.direction == "in",
+        preview=preview[:140], awaiting_reply=awaiting,
     )  # fmt: skip
 
 

@@ -185,17 +185,21 @@ class BroadcastStore:
     # ---- enqueue one chunk ---------------------------------------------------------------
 
     async def enqueue_chunk(
-        self, broadcast_id: int, parts: tuple[Part, ...], chunk: int
+        self, broadcast_id: int, parts: tuple[Part, ...], chunk: int, at: datetime | None = None
     ) -> ChunkResult:
-        return await self.db.run(self._enqueue_chunk, broadcast_id, parts, chunk)
+        return await self.db.run(self._enqueue_chunk, broadcast_id, parts, chunk, at or now())
 
     def _enqueue_chunk(
-        self, conn: Connection, broadcast_id: int, parts: tuple[Part, ...], chunk: int
+        self,
+        conn: Connection,
+        broadcast_id: int,
+        parts: tuple[Part, ...],
+        chunk: int,
+        at: datetime,
     ) -> ChunkResult:
         b = _get(conn, broadcast_id, lock=True)  # serialises enqueuers of one broadcast
         if b.status != "enqueuing":
             return ChunkResult(0, b.enqueued_at is not None, b.status)
-        at = now()
         r = broadcast_recipients.c
         pick = (
             sa.select(sa.literal(broadcast_id), contacts.c.id, sa.literal(at, TS))
@@ -341,6 +345,8 @@ def quiet_expr(quiet: QuietHours, default_zone: str, at: datetime) -> Any:
         phone_maps[len(prefix)][prefix] = zone
     zones = sorted({*zip_map.values(), *phone_prefix_zones().values(), default_zone})
     closed = {z: t for z in zones if (t := quiet.opens_at(z, at)) is not None}
+    if not closed:
+        return sa.cast(sa.null(), TS)
 
     def pick(key: Any, mapping: dict[str, str]) -> Any:
         groups: dict[datetime, list[str]] = defaultdict(list)
@@ -348,7 +354,7 @@ def quiet_expr(quiet: QuietHours, default_zone: str, at: datetime) -> Any:
             if zone in closed:
                 groups[closed[zone]].append(k)
         whens = [(key.in_(keys), sa.literal(t, TS)) for t, keys in sorted(groups.items())]
-        return sa.case(*whens, else_=sa.null()) if whens else sa.null()
+        return sa.case(*whens, else_=sa.cast(sa.null(), TS)) if whens else sa.cast(sa.null(), TS)
 
     tz = field("timezone")
     branches = [(tz.in_(zones), pick(tz, {z: z for z in zones}))]
@@ -358,7 +364,7 @@ def quiet_expr(quiet: QuietHours, default_zone: str, at: datetime) -> Any:
         key = sa.func.substr(contacts.c.phone, 2, length)
         branches.append((key.in_(list(phone_maps[length])), pick(key, phone_maps[length])))
     default = closed.get(default_zone)
-    else_ = sa.literal(default, TS) if default else sa.null()
+    else_ = sa.literal(default, TS) if default else sa.cast(sa.null(), TS)
     return sa.type_coerce(sa.case(*branches, else_=else_), TS)
 
 

@@ -51,6 +51,7 @@ class Store:
 
     def __init__(self, db: Database, *, hash_key: bytes, reply_window_h: float = 24.0):
         self.db = db
+        self._q = _Prepared(self._insert)
         self._hash_key = hash_key
         self.reply_window = timedelta(hours=reply_window_h)
 
@@ -74,40 +75,43 @@ class Store:
         dialect = postgresql if self.db.engine.dialect.name == "postgresql" else sqlite
         return dialect.insert(table)
 
-    # ---- step 1: record the inbound text -------------------------------------------------
+    # ---- steps 1 and 4: record the inbound text, load what the turn reads -------------------
+
+    async def begin_turn(self, msg: InboundSms) -> tuple[Recorded, TurnContext | None]:
+        """Record the text (idempotent) and load the fan's turn context: one trip, one commit.
+
+        The caller holds the fan's lock (keyed by phone number, known before recording), so
+        nothing can change between the two. No context comes back for an answered duplicate.
+        """
+        return await self.db.run(self._begin_turn, msg)
+
+    def _begin_turn(self, conn: Connection, msg: InboundSms) -> tuple[Recorded, TurnContext | None]:
+        recorded = self._record_inbound(conn, msg)
+        if recorded.duplicate and recorded.answered:
+            return recorded, None
+        return recorded, self._load_turn(conn, recorded.contact.id)
 
     async def record_inbound(self, msg: InboundSms) -> Recorded:
         return await self.db.run(self._record_inbound, msg)
 
     def _record_inbound(self, conn: Connection, msg: InboundSms) -> Recorded:
+        q = self._q
         contact, is_new = self._contact_for(conn, msg.sender, msg.received_at)
-        row = {
-            "contact_id": contact.id, "direction": "in", "channel_id": msg.channel_id,
-            "from_number": msg.sender, "to_number": msg.recipient, "body": msg.body,
-            "media_urls": list(msg.media_urls), "kind": "sms", "status": "received",
-            "created_at": msg.received_at,
-        }  # fmt: skip
-        stmt = (
-            self._insert(messages).values(row).on_conflict_do_nothing(index_elements=["channel_id"])
-        )
-        inserted = conn.execute(stmt.returning(messages.c.id)).scalar()
+        inserted = conn.execute(
+            q.insert_inbound,
+            {"contact_id": contact.id, "channel_id": msg.channel_id, "from_number": msg.sender,
+             "to_number": msg.recipient, "body": msg.body, "media_urls": list(msg.media_urls),
+             "created_at": msg.received_at},
+        ).scalar()  # fmt: skip
         if inserted is None:
-            existing = conn.execute(
-                sa.select(messages.c.id, messages.c.status).where(
-                    messages.c.channel_id == msg.channel_id
-                )
-            ).one()
+            existing = conn.execute(q.message_by_channel, {"channel_id": msg.channel_id}).one()
             answered = existing.status != "received"
             return Recorded(contact, existing.id, True, False, answered=answered)
-        conn.execute(
-            contacts.update()
-            .where(contacts.c.id == contact.id)
-            .values(last_inbound_at=msg.received_at)
-        )
+        conn.execute(q.touch_contact, {"cid": contact.id, "at": msg.received_at})
         return Recorded(contact, inserted, duplicate=False, is_new_contact=is_new)
 
     def _contact_for(self, conn: Connection, phone: str, at: datetime) -> tuple[Contact, bool]:
-        row = conn.execute(sa.select(contacts).where(contacts.c.phone == phone)).first()
+        row = conn.execute(self._q.contact_by_phone, {"phone": phone}).first()
         if row is not None:
             return _contact(row), False
         values = {
@@ -125,7 +129,7 @@ class Store:
         ins = self._insert(contacts).values(values).on_conflict_do_nothing()
         new_id = conn.execute(ins.returning(contacts.c.id)).scalar()
         if new_id is None:  # another process created it in the meantime
-            row = conn.execute(sa.select(contacts).where(contacts.c.phone == phone)).one()
+            row = conn.execute(self._q.contact_by_phone, {"phone": phone}).one()
             return _contact(row), False
         conn.execute(
             conversations.insert().values(
@@ -135,41 +139,21 @@ class Store:
         row = conn.execute(sa.select(contacts).where(contacts.c.id == new_id)).one()
         return _contact(row), suppressed is None
 
-    # ---- step 4: load what the turn reads ------------------------------------------------
-
     async def load_turn(self, contact_id: int) -> TurnContext:
         return await self.db.run(self._load_turn, contact_id)
 
     def _load_turn(self, conn: Connection, contact_id: int) -> TurnContext:
-        crow = conn.execute(sa.select(contacts).where(contacts.c.id == contact_id)).one()
-        conv = conn.execute(
-            sa.select(conversations).where(conversations.c.contact_id == contact_id)
-        ).one()
-        pending = conn.execute(
-            sa.select(messages.c.id, messages.c.body, messages.c.media_urls, messages.c.created_at)
-            .where(
-                messages.c.contact_id == contact_id,
-                messages.c.direction == "in",
-                messages.c.status == "received",
-            )
-            .order_by(messages.c.id)
-        ).all()
+        q = self._q
+        row = conn.execute(q.contact_and_conversation, {"cid": contact_id}).one()
+        pending = conn.execute(q.pending_texts, {"cid": contact_id}).all()
         broadcast = conn.execute(
-            sa.select(messages.c.broadcast_id)
-            .where(
-                messages.c.contact_id == contact_id,
-                messages.c.direction == "out",
-                messages.c.kind == "broadcast",
-                messages.c.created_at >= now() - self.reply_window,
-            )
-            .order_by(messages.c.id.desc())
-            .limit(1)
+            q.last_broadcast, {"cid": contact_id, "since": now() - self.reply_window}
         ).scalar()
         return TurnContext(
-            contact=_contact(crow),
-            conversation_id=conv.id,
-            status=conv.status,
-            dialogue=conv.dialogue or {},
+            contact=_contact(row),
+            conversation_id=row.conv_id,
+            status=row.conv_status,
+            dialogue=row.dialogue or {},
             pending=tuple(
                 PendingText(r.id, r.body, len(r.media_urls or ()), r.created_at) for r in pending
             ),
@@ -202,25 +186,22 @@ class Store:
 
     def _finish_turn(self, conn: Connection, rec: TurnRecord) -> list[QueuedReply]:
         at = now()
+        q = self._q
         if rec.events:
             conn.execute(
-                events.insert(),
+                q.insert_events,
                 [
                     {"contact_id": rec.contact_id, "message_id": rec.message_id,
                      "type": kind, "data": data, "at": at}
                     for kind, data in rec.events
                 ],
             )  # fmt: skip
-        conv_values: dict[str, Any] = {"updated_at": at}
+        conv_values: dict[str, Any] = {"conv_id": rec.conversation_id, "updated_at": at}
         if rec.dialogue is not None:
             conv_values["dialogue"] = rec.dialogue
         if rec.status is not None:
             conv_values["status"] = rec.status
-        conn.execute(
-            conversations.update()
-            .where(conversations.c.id == rec.conversation_id)
-            .values(conv_values)
-        )
+        conn.execute(q.update_conversation, conv_values)  # SET takes the keys given
         if rec.profile_updates:
             self._update_profile(conn, rec.contact_id, rec.profile_updates)
         if rec.consent is not None:
@@ -234,11 +215,7 @@ class Store:
                     guesses=[list(g) for g in rec.escalation.guesses], created_at=at,
                 )
             )  # fmt: skip
-        conn.execute(
-            messages.update()
-            .where(messages.c.id == rec.message_id)
-            .values(status=rec.inbound_status)
-        )
+        conn.execute(q.set_message_status, {"mid": rec.message_id, "new_status": rec.inbound_status})
         return self._enqueue(
             conn, rec.contact_id, rec.replies, at, rec.hold_replies_until, rec.message_id
         )
@@ -262,9 +239,7 @@ class Store:
              "not_before": not_before, "created_at": at, **extra}
             for r in replies
         ]  # fmt: skip
-        ids = conn.execute(
-            messages.insert().returning(messages.c.id, sort_by_parameter_order=True), rows
-        ).scalars()
+        ids = conn.execute(self._q.insert_outbound, rows).scalars()
         return [QueuedReply(i, r) for i, r in zip(ids, replies, strict=True)]
 
     def _update_profile(self, conn: Connection, contact_id: int, updates: dict[str, Any]) -> None:
@@ -476,6 +451,56 @@ class Store:
 
     async def set_subscription(self, contact_id: int, change: ConsentChange) -> None:
         await self.db.run(lambda c: self._change_consent(c, contact_id, change, now()))
+
+
+class _Prepared:
+    """The hot path's statements, built once: building a statement costs more than running it."""
+
+    def __init__(self, insert: Any):
+        b = sa.bindparam
+        m = messages.c
+        self.contact_by_phone = sa.select(contacts).where(contacts.c.phone == b("phone"))
+        self.insert_inbound = (
+            insert(messages)
+            .values(
+                contact_id=b("contact_id"), direction="in", channel_id=b("channel_id"),
+                from_number=b("from_number"), to_number=b("to_number"), body=b("body"),
+                media_urls=b("media_urls", type_=m.media_urls.type), kind="sms",
+                status="received", created_at=b("created_at"),
+            )
+            .on_conflict_do_nothing(index_elements=["channel_id"])
+            .returning(m.id)
+        )  # fmt: skip
+        self.message_by_channel = sa.select(m.id, m.status).where(m.channel_id == b("channel_id"))
+        self.touch_contact = (
+            contacts.update().where(contacts.c.id == b("cid")).values(last_inbound_at=b("at"))
+        )
+        self.contact_and_conversation = (
+            sa.select(
+                contacts, conversations.c.id.label("conv_id"),
+                conversations.c.status.label("conv_status"), conversations.c.dialogue,
+            )
+            .join(conversations, conversations.c.contact_id == contacts.c.id)
+            .where(contacts.c.id == b("cid"))
+        )  # fmt: skip
+        self.pending_texts = (
+            sa.select(m.id, m.body, m.media_urls, m.created_at)
+            .where(m.contact_id == b("cid"), m.direction == "in", m.status == "received")
+            .order_by(m.id)
+        )
+        self.last_broadcast = (
+            sa.select(m.broadcast_id)
+            .where(m.contact_id == b("cid"), m.direction == "out", m.kind == "broadcast",
+                   m.created_at >= b("since"))
+            .order_by(m.id.desc())
+            .limit(1)
+        )  # fmt: skip
+        self.insert_events = events.insert()
+        self.update_conversation = conversations.update().where(conversations.c.id == b("conv_id"))
+        self.set_message_status = (
+            messages.update().where(m.id == b("mid")).values(status=b("new_status"))
+        )
+        self.insert_outbound = messages.insert().returning(m.id, sort_by_parameter_order=True)
 
 
 def _contact(row: Any) -> Contact:

@@ -38,12 +38,14 @@ async def start_sender(url: str, twilio_url: str, broadcast_id: int) -> asyncio.
     )  # fmt: skip
 
 
-async def wait_for_accepted(server: TwilioServer, at_least: int, proc: asyncio.subprocess.Process) -> None:
+async def wait_for_accepted(
+    server: TwilioServer, at_least: int, proc: asyncio.subprocess.Process
+) -> None:
     """Wait (bounded) until the server has accepted `at_least` texts; the sender must be alive."""
     for _ in range(3000):  # at most ~60 s
         if len(server.messages) >= at_least:
             return
-        assert proc.returncode is None, (await proc.stderr.read()).decode()[-2000:]  # type: ignore[union-attr]
+        assert proc.returncode is None, (await proc.stderr.read()).decode()[:3000]  # type: ignore[union-attr]
         await asyncio.sleep(0.02)  # polling a condition, not timing the test
     raise AssertionError(f"only {len(server.messages)} texts accepted")
 
@@ -65,7 +67,9 @@ async def test_a_sender_killed_mid_broadcast_resumes_without_second_copies(
 ) -> None:
     server, twilio_url = twilio
     fans = [number(i) for i in range(FANS)]
-    await add_fans(store, [{"phone": p, "profile": {"first_name": f"Fan{i}"}} for i, p in enumerate(fans)])
+    await add_fans(
+        store, [{"phone": p, "profile": {"first_name": f"Fan{i}"}} for i, p in enumerate(fans)]
+    )
     service = BroadcastService(store)
     bid = await broadcast(service, "Hi {first_name}, the tour is on sale!")
     await service.send(bid)

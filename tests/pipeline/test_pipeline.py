@@ -172,7 +172,7 @@ async def test_two_processes_keep_one_fans_turns_in_order(database_url: str) -> 
         await a.handle(text(number, "BDAY"))
         contact = await a.store.contact_by_phone(number)
         first, second = text(number, "March 3 1999"), text(number, "90210")
-        async with a.locks.hold(contact.id):  # a turn in progress: both texts queue up
+        async with a.locks.hold(number):  # a turn in progress: both texts queue up
             await a.store.record_inbound(first)
             await a.store.record_inbound(second)
             later = asyncio.gather(b.handle(second), a.handle(first))

@@ -1,0 +1,47 @@
+"""Data rights: everything held about a fan, as JSON; erasure that keeps only the opt-out.
+
+Off the message path; `fanline fans export|erase NUMBER` and the inbox call these. The phone
+number is normalised to E.164 first, so "+1 (415) 555-0100" finds the fan stored as +14155550100.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+import phonenumbers
+
+from bot.errors import BadRequest
+from bot.storage import Store
+from bot.storage.fan_records import FanRecords
+
+
+def normalise_phone(raw: str, region: str = "US") -> str:
+    try:
+        parsed = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise BadRequest("not a phone number") from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise BadRequest("not a phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+async def export_fan(store: Store, phone: str) -> dict[str, Any]:
+    """Contact, profile, consent history, conversation, messages, events, escalations."""
+    data = await FanRecords(store).export(normalise_phone(phone))
+    return json.loads(json.dumps(data, default=_json))
+
+
+async def erase_fan(store: Store, phone: str) -> int:
+    """Erase personal data and message bodies; keep a keyed hash so the opt-out survives.
+
+    Returns the (now anonymous) contact id. Queued texts to the fan are cancelled.
+    """
+    return await FanRecords(store).erase(normalise_phone(phone))
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,192 @@
+"""Per-fan records for data rights and audits: the consent ledger, export, erasure, web signup.
+
+Units of work over the engine's `Store`. Erasure keeps the consent ledger's facts (what was
+agreed to, how and when) but not who: numbers, IPs, user agents, profile, slots and message
+bodies go; a keyed hash of the number stays in `suppressions`, so an opt-out survives erasure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.domain import ConsentChange
+from bot.errors import Conflict, NotFound
+from bot.messages import OutboundSms
+from bot.storage.broadcast_tables import broadcast_recipients
+from bot.storage.store import Store
+from bot.storage.tables import (
+    consent_events,
+    contacts,
+    conversations,
+    escalations,
+    events,
+    messages,
+    suppressions,
+)
+
+LEDGER_COLUMNS = ("id", "contact_id", "action", "method", "text_shown", "source_number",
+                  "ip", "user_agent", "at")  # fmt: skip
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FanRecords:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
+
+    # ---- the consent ledger --------------------------------------------------------------
+
+    async def ledger(self, contact_id: int) -> list[dict[str, Any]]:
+        def rows(conn: Connection) -> list[dict[str, Any]]:
+            found = conn.execute(
+                sa.select(consent_events)
+                .where(consent_events.c.contact_id == contact_id)
+                .order_by(consent_events.c.id)
+            ).all()
+            return [dict(r._mapping) for r in found]
+
+        return await self.db.run(rows)
+
+    def iter_ledger(
+        self, since: datetime | None = None, batch: int = 5_000
+    ) -> Iterator[dict[str, Any]]:
+        """Every ledger row in id order, streamed in batches (synchronous: for the CSV export)."""
+        last = 0
+        while True:
+            query = sa.select(consent_events).where(consent_events.c.id > last)
+            if since is not None:
+                query = query.where(consent_events.c.at >= since)
+            chunk = self.db.run_sync(
+                lambda c, q=query: c.execute(q.order_by(consent_events.c.id).limit(batch)).all()
+            )
+            if not chunk:
+                return
+            for row in chunk:
+                yield dict(row._mapping)
+            last = chunk[-1].id
+
+    # ---- web signup ----------------------------------------------------------------------
+
+    async def contact(self, contact_id: int) -> Any:
+        row = await self.db.run(
+            lambda c: c.execute(sa.select(contacts).where(contacts.c.id == contact_id)).first()
+        )
+        if row is None or row.phone is None:
+            raise NotFound("no such fan")
+        return row
+
+    async def subscribe_from_web(
+        self,
+        contact_id: int,
+        profile: dict[str, Any],
+        change: ConsentChange,
+        ip: str | None,
+        user_agent: str | None,
+        welcome: list[OutboundSms],
+    ) -> list[int]:
+        """Profile, consent (ledger row with IP and user agent) and welcome texts: one commit."""
+
+        def go(conn: Connection) -> list[int]:
+            at = now()
+            self.store._update_profile(conn, contact_id, profile)
+            self.store._change_consent(conn, contact_id, change, at, None, ip, user_agent)
+            queued = self.store._enqueue(conn, contact_id, welcome, at, None)
+            return [q.outbox_id for q in queued]
+
+        return await self.db.run(go)
+
+    # ---- export and erasure --------------------------------------------------------------
+
+    async def export(self, phone: str) -> dict[str, Any]:
+        return await self.db.run(self._export, phone)
+
+    def _export(self, conn: Connection, phone: str) -> dict[str, Any]:
+        c = _by_phone(conn, phone)
+
+        def rows(table: sa.Table, *where: Any) -> list[dict[str, Any]]:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(sa.select(table).where(*where).order_by(table.c.id))
+            ]
+
+        return {
+            "contact": {k: v for k, v in c._mapping.items() if k != "phone_hash"},
+            "conversation": rows(conversations, conversations.c.contact_id == c.id),
+            "consent": rows(consent_events, consent_events.c.contact_id == c.id),
+            "messages": rows(messages, messages.c.contact_id == c.id),
+            "events": rows(events, events.c.contact_id == c.id),
+            "escalations": rows(escalations, escalations.c.contact_id == c.id),
+            "broadcasts": [
+                r.broadcast_id
+                for r in conn.execute(
+                    sa.select(broadcast_recipients.c.broadcast_id).where(
+                        broadcast_recipients.c.contact_id == c.id
+                    )
+                )
+            ],
+        }
+
+    async def erase(self, phone: str) -> int:
+        return await self.db.run(self._erase, phone)
+
+    def _erase(self, conn: Connection, phone: str) -> int:
+        c = _by_phone(conn, phone)
+        at = now()
+        digest = self.store.phone_hash(phone)
+        exists = conn.execute(
+            sa.select(suppressions.c.phone_hash).where(suppressions.c.phone_hash == digest)
+        ).first()
+        if exists is None:
+            conn.execute(suppressions.insert().values(phone_hash=digest, reason="erased", at=at))
+        # anything still queued for the fan is dropped before their number disappears
+        conn.execute(
+            messages.update()
+            .where(messages.c.contact_id == c.id, messages.c.status.in_(["queued", "paused"]))
+            .values(status="cancelled", error="fan data erased")
+        )
+        conn.execute(
+            messages.update()
+            .where(messages.c.contact_id == c.id)
+            .values(body="", media_urls=[], from_number=_unless(messages.c.from_number, "in"),
+                    to_number=_unless(messages.c.to_number, "out"), error=None)
+        )  # fmt: skip
+        conn.execute(events.update().where(events.c.contact_id == c.id).values(data={}))
+        conn.execute(
+            conversations.update().where(conversations.c.contact_id == c.id).values(dialogue={})
+        )
+        conn.execute(
+            consent_events.update()
+            .where(consent_events.c.contact_id == c.id)
+            .values(ip=None, user_agent=None)
+        )
+        # the contact's own hash moves aside: the suppression row is the one record of the
+        # number, and a new text from it creates a fresh contact that starts unsubscribed
+        conn.execute(
+            contacts.update()
+            .where(contacts.c.id == c.id)
+            .values(phone=None, phone_hash=f"erased:{c.id}", profile={},
+                    subscription="unsubscribed", erased_at=at)
+        )  # fmt: skip
+        return c.id
+
+
+def _unless(column: Any, direction: str) -> Any:
+    """The fan's side of a message goes (`from` of inbound, `to` of outbound); ours stays."""
+    return sa.case((messages.c.direction == direction, sa.null()), else_=column)
+
+
+def _by_phone(conn: Connection, phone: str) -> Any:
+    row = conn.execute(sa.select(contacts).where(contacts.c.phone == phone)).first()
+    if row is None:
+        raise NotFound("no fan with that number")
+    if row.erased_at is not None:
+        raise Conflict("this fan's data was already erased")
+    return row

@@ -1,0 +1,103 @@
+"""The inbox in a real browser (headless Chromium through Playwright) against the whole server:
+a fan's escalated text arrives live, an agent claims it, replies (the reply reaches the
+Twilio-compatible server through the real sender), resolves, and the bot answers the fan again.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.inbox.auth import Auth
+from tests.app.test_server import Stack, _stack
+
+from .conftest import FAST_HASHER, PASSWORD
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason="no Chromium at /usr/bin/chromium (apt-get install -y chromium; .ci/run does)",
+    ),
+]
+
+
+@pytest.fixture
+async def stack(database_url: str) -> AsyncIterator[Stack]:
+    async for s in _stack(database_url):
+        auth = Auth(s.store.db, b"unused", hasher=FAST_HASHER)
+        await auth.create_agent("ana", PASSWORD, display_name="Ana")
+        yield s
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+def fan() -> str:
+    return f"+1555{uuid.uuid4().int % 10_000_000:07d}"
+
+
+async def test_escalation_to_resolution_in_the_browser(stack: Stack, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    page = await (await browser.new_context(viewport={"width": 1100, "height": 800})).new_page()
+    await page.goto(stack.url + "/inbox/login")
+    await page.fill("input[name=username]", "ana")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page.locator("#live")).to_have_class("live on")  # the event stream is open
+
+    number = fan()
+    assert "YES" in (await stack.text(number, "hi")).text  # a new fan is asked to opt in first
+    await stack.text(number, "YES")
+    answer = await stack.text(number, "can i talk to a real person")
+    assert "A real person" in answer.text  # the bot's honest acknowledgement, inline
+    row = page.locator(".queue .item", has_text="can i talk to a real person")
+    await expect(row).to_be_visible()  # arrived live, no reload
+    await expect(row.locator(".badge").nth(1)).to_have_text("fan asked")
+
+    await row.locator("a").click()
+    await expect(page.locator(".msg.fan .meta .intent").last).to_contain_text("human_handoff")
+    await page.click("#claim")
+    await expect(page.locator(".thread-head")).to_contain_text("Ana")
+    await page.fill("#reply", "Hi! Ana from Nova's team here. What can I do for you?")
+    await expect(page.locator("#segments")).to_contain_text("1 SMS · GSM-7")
+    await page.click("#send")
+    await expect(page.locator(".msg.agent")).to_contain_text("Ana from Nova's team")
+
+    [sent] = await stack.twilio.wait_accepted(1, to=number)
+    assert sent["body"] == "Hi! Ana from Nova's team here. What can I do for you?"
+    assert sent["from"] == "+15005550006"
+
+    # while a person owns the thread, the bot stays silent and the text shows up live
+    held = await stack.text(number, "thank you so much")
+    assert "<Message>" not in held.text
+    await expect(page.locator(".msg.fan", has_text="thank you so much")).to_be_visible()
+
+    await page.click("#resolve")
+    await expect(page).to_have_url(stack.url + "/inbox")
+    contact = await stack.store.contact_by_phone(number)
+    assert await stack.store.conversation_status(contact.id) == "resolved"
+
+    again = await stack.text(number, "when is the next tour")
+    assert "<Message>" in again.text  # the bot answers the fan again
+    assert await stack.store.conversation_status(contact.id) not in ("open", "snoozed")
