@@ -91,13 +91,24 @@ async def enqueue(store: Store, segment: Segment, args: argparse.Namespace) -> t
 
 async def send(store: Store, bid: int, args: argparse.Namespace, url: str) -> None:
     def release(conn: sa.Connection) -> None:  # pacing and quiet hours aside: due now
-        ids = sa.select(messages.c.id).where(messages.c.broadcast_id == bid).order_by(messages.c.id).limit(args.send)
-        conn.execute(messages.update().where(messages.c.id.in_(ids.scalar_subquery())).values(not_before=None))
+        ids = (
+            sa.select(messages.c.id)
+            .where(messages.c.broadcast_id == bid)
+            .order_by(messages.c.id)
+            .limit(args.send)
+        )
+        conn.execute(
+            messages.update()
+            .where(messages.c.id.in_(ids.scalar_subquery()))
+            .values(not_before=None)
+        )
 
     await store.db.run(release)
     gateway = TwilioGateway(TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, from_number="+15005550006",
                             base_url=url, connections=args.connections)  # fmt: skip
-    sender = OutboundSender(store, gateway, rate_per_second=1e9, batch_size=args.batch, lanes=args.lanes)
+    sender = OutboundSender(
+        store, gateway, rate_per_second=1e9, batch_size=args.batch, lanes=args.lanes
+    )
     stop = asyncio.Event()
     t0 = time.perf_counter()
     task = asyncio.create_task(sender.run(stop))

@@ -51,6 +51,7 @@ _ZONE_STATES = {
 }  # fmt: skip
 STATE_ZONES: dict[str, str] = {st: zone for zone, states in _ZONE_STATES.items() for st in states}
 
+_PREFERRED = ("America/New_York", "Europe/London")  # same clock as the alphabetically first
 _PHONE_PREFIX_DIGITS = 4  # country code + NANP area code: enough for a zone, keeps SQL small
 
 
@@ -131,7 +132,7 @@ def phone_prefix_zones() -> dict[str, str]:
             continue
         offsets = {probe.astimezone(_zone(z)).utcoffset() for z in zones}
         if len(offsets) == 1:
-            out[prefix] = "America/New_York" if "America/New_York" in zones else zones[0]
+            out[prefix] = next((z for z in _PREFERRED if z in zones), zones[0])
     return out
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,23 +71,32 @@ def upgrade(engine: Engine) -> None:
 
 
 class Database:
-    """A sync engine driven from asyncio: each unit of work is one call into one worker thread.
+    """A sync engine driven from asyncio: each unit of work is one call into a database thread.
 
     Async SQLAlchemy pays one thread hop per statement on aiosqlite; here a whole unit of work
-    (several statements, one transaction) costs a single hop.
+    (several statements, one transaction) costs a single hop. On SQLite one writer thread also
+    commits the units of work that queued up meanwhile together (group commit): the commit is
+    the expensive part, and concurrent fans' turns share it.
     """
 
     def __init__(self, url: str):
         self.url = normalise_url(url)
         self.engine = create_engine(self.url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        # SQLite has one writer: a single thread avoids lock contention between our own threads
-        workers = 1 if self.is_sqlite else 8
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fanline-db")
+        if self.is_sqlite:
+            self._writer: _GroupCommitter | None = _GroupCommitter(self.run_sync)
+            self._pool = None
+        else:
+            self._writer = None
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fanline-db")
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run fn(conn, *args) inside one transaction in the database thread."""
+        """Run fn(conn, *args) inside a transaction in a database thread; its result after commit."""
         loop = asyncio.get_running_loop()
+        if self._writer is not None:
+            future: asyncio.Future[T] = loop.create_future()
+            self._writer.submit(fn, args, loop, future)
+            return await future
         return await loop.run_in_executor(self._pool, self.run_sync, fn, *args)
 
     def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
@@ -99,8 +110,79 @@ class Database:
         upgrade(self.engine)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        if self._writer is not None:
+            self._writer.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.engine.dispose()
+
+
+class _GroupCommitter:
+    """One writer thread; the jobs waiting when it frees up run in one transaction.
+
+    If any job of a batch fails, the batch is rolled back and each job re-run on its own, so a
+    failure only ever affects its own caller.
+    """
+
+    def __init__(self, run_alone: Callable[..., Any], max_batch: int = 64):
+        self._run_alone = run_alone
+        self._max = max_batch
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="fanline-db-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], loop: Any, future: Any) -> None:
+        self._jobs.put((fn, args, loop, future))
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=30)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < self._max:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._run(batch)
+                    return
+                batch.append(nxt)
+            self._run(batch)
+
+    def _run(self, batch: list[Any]) -> None:
+        if len(batch) > 1:
+            try:
+                results = self._run_alone(
+                    lambda conn: [fn(conn, *args) for fn, args, _, _ in batch]
+                )
+            except Exception:  # isolate the failure: every job again, on its own
+                pass
+            else:
+                for (_, _, loop, fut), result in zip(batch, results, strict=True):
+                    loop.call_soon_threadsafe(_resolve, fut, result, None)
+                return
+        for fn, args, loop, fut in batch:
+            try:
+                result = self._run_alone(fn, *args)
+            except BaseException as exc:  # handed to the awaiting caller, never lost here
+                loop.call_soon_threadsafe(_resolve, fut, None, exc)
+            else:
+                loop.call_soon_threadsafe(_resolve, fut, result, None)
+
+
+def _resolve(future: Any, result: Any, exc: BaseException | None) -> None:
+    if future.done():  # the caller was cancelled meanwhile
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 __all__ = ["Connection", "Database", "create_engine", "normalise_url", "upgrade"]

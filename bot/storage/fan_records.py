@@ -87,7 +87,7 @@ class FanRecords:
         self,
         contact_id: int,
         profile: dict[str, Any],
-        change: ConsentChange,
+        change: ConsentChange | None,
         ip: str | None,
         user_agent: str | None,
         welcome: list[OutboundSms],
@@ -97,7 +97,8 @@ class FanRecords:
         def go(conn: Connection) -> list[int]:
             at = now()
             self.store._update_profile(conn, contact_id, profile)
-            self.store._change_consent(conn, contact_id, change, at, None, ip, user_agent)
+            if change is not None:
+                self.store._change_consent(conn, contact_id, change, at, None, ip, user_agent)
             queued = self.store._enqueue(conn, contact_id, welcome, at, None)
             return [q.outbox_id for q in queued]
 

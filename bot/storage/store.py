@@ -40,6 +40,7 @@ _STATUS_RANK = {
     "failed": 3, "delivered": 4, "read": 5,
 }  # fmt: skip
 CARRIER_OPT_OUT = 21610
+ENGAGEMENT_RESOLUTION = timedelta(hours=1)
 
 
 def now() -> datetime:
@@ -86,17 +87,25 @@ class Store:
         return await self.db.run(self._begin_turn, msg)
 
     def _begin_turn(self, conn: Connection, msg: InboundSms) -> tuple[Recorded, TurnContext | None]:
-        recorded = self._record_inbound(conn, msg)
+        recorded, row = self._record(conn, msg)
         if recorded.duplicate and recorded.answered:
             return recorded, None
-        return recorded, self._load_turn(conn, recorded.contact.id)
+        return recorded, self._load_turn(conn, recorded.contact.id, row)
 
     async def record_inbound(self, msg: InboundSms) -> Recorded:
         return await self.db.run(self._record_inbound, msg)
 
     def _record_inbound(self, conn: Connection, msg: InboundSms) -> Recorded:
+        return self._record(conn, msg)[0]
+
+    def _record(self, conn: Connection, msg: InboundSms) -> tuple[Recorded, Any]:
+        """Record the text; also return the fan's contact+conversation row, read on the way."""
         q = self._q
-        contact, is_new = self._contact_for(conn, msg.sender, msg.received_at)
+        row = conn.execute(q.contact_and_conversation_by_phone, {"phone": msg.sender}).first()
+        if row is None:
+            contact, is_new = self._contact_for(conn, msg.sender, msg.received_at)
+        else:
+            contact, is_new = _contact(row), False
         inserted = conn.execute(
             q.insert_inbound,
             {"contact_id": contact.id, "channel_id": msg.channel_id, "from_number": msg.sender,
@@ -106,9 +115,12 @@ class Store:
         if inserted is None:
             existing = conn.execute(q.message_by_channel, {"channel_id": msg.channel_id}).one()
             answered = existing.status != "received"
-            return Recorded(contact, existing.id, True, False, answered=answered)
-        conn.execute(q.touch_contact, {"cid": contact.id, "at": msg.received_at})
-        return Recorded(contact, inserted, duplicate=False, is_new_contact=is_new)
+            return Recorded(contact, existing.id, True, False, answered=answered), row
+        last = row.last_inbound_at if row is not None else None
+        if last is None or _aware(last) < msg.received_at - ENGAGEMENT_RESOLUTION:
+            # kept to the hour for engagement segments; not a write on every text
+            conn.execute(q.touch_contact, {"cid": contact.id, "at": msg.received_at})
+        return Recorded(contact, inserted, duplicate=False, is_new_contact=is_new), row
 
     def _contact_for(self, conn: Connection, phone: str, at: datetime) -> tuple[Contact, bool]:
         row = conn.execute(self._q.contact_by_phone, {"phone": phone}).first()
@@ -142,9 +154,10 @@ class Store:
     async def load_turn(self, contact_id: int) -> TurnContext:
         return await self.db.run(self._load_turn, contact_id)
 
-    def _load_turn(self, conn: Connection, contact_id: int) -> TurnContext:
+    def _load_turn(self, conn: Connection, contact_id: int, row: Any = None) -> TurnContext:
         q = self._q
-        row = conn.execute(q.contact_and_conversation, {"cid": contact_id}).one()
+        if row is None:
+            row = conn.execute(q.contact_and_conversation, {"cid": contact_id}).one()
         pending = conn.execute(q.pending_texts, {"cid": contact_id}).all()
         broadcast = conn.execute(
             q.last_broadcast, {"cid": contact_id, "since": now() - self.reply_window}
@@ -215,7 +228,9 @@ class Store:
                     guesses=[list(g) for g in rec.escalation.guesses], created_at=at,
                 )
             )  # fmt: skip
-        conn.execute(q.set_message_status, {"mid": rec.message_id, "new_status": rec.inbound_status})
+        conn.execute(
+            q.set_message_status, {"mid": rec.message_id, "new_status": rec.inbound_status}
+        )
         return self._enqueue(
             conn, rec.contact_id, rec.replies, at, rec.hold_replies_until, rec.message_id
         )
@@ -475,14 +490,14 @@ class _Prepared:
         self.touch_contact = (
             contacts.update().where(contacts.c.id == b("cid")).values(last_inbound_at=b("at"))
         )
-        self.contact_and_conversation = (
-            sa.select(
-                contacts, conversations.c.id.label("conv_id"),
-                conversations.c.status.label("conv_status"), conversations.c.dialogue,
-            )
-            .join(conversations, conversations.c.contact_id == contacts.c.id)
-            .where(contacts.c.id == b("cid"))
-        )  # fmt: skip
+        with_conversation = sa.select(
+            contacts, conversations.c.id.label("conv_id"),
+            conversations.c.status.label("conv_status"), conversations.c.dialogue,
+        ).join(conversations, conversations.c.contact_id == contacts.c.id)  # fmt: skip
+        self.contact_and_conversation = with_conversation.where(contacts.c.id == b("cid"))
+        self.contact_and_conversation_by_phone = with_conversation.where(
+            contacts.c.phone == b("phone")
+        )
         self.pending_texts = (
             sa.select(m.id, m.body, m.media_urls, m.created_at)
             .where(m.contact_id == b("cid"), m.direction == "in", m.status == "received")
@@ -501,6 +516,11 @@ class _Prepared:
             messages.update().where(m.id == b("mid")).values(status=b("new_status"))
         )
         self.insert_outbound = messages.insert().returning(m.id, sort_by_parameter_order=True)
+
+
+def _aware(at: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _contact(row: Any) -> Contact:

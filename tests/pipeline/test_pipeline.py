@@ -140,11 +140,15 @@ async def test_a_burst_from_one_fan_is_answered_in_arrival_order(runtime: Runtim
     ids = sorted(o.message_id for o in outcomes)
     # the order turns were decided in (event ids) is the order texts were recorded (message ids)
     decided = await runtime.store.db.run(
-        lambda c: c.execute(
-            sa.select(events.c.message_id)
-            .where(events.c.type == "intent", events.c.message_id.in_(ids))
-            .order_by(events.c.id)
-        ).scalars().all()
+        lambda c: (
+            c.execute(
+                sa.select(events.c.message_id)
+                .where(events.c.type == "intent", events.c.message_id.in_(ids))
+                .order_by(events.c.id)
+            )
+            .scalars()
+            .all()
+        )
     )
     assert decided == ids
     assert all(o.replies for o in outcomes)
