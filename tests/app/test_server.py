@@ -68,9 +68,11 @@ async def _stack(database_url: str, **overrides: Any) -> AsyncIterator[Stack]:
         sock = bind_local()
         settings = replace(_settings(database_url, twilio_url, url_of(sock)), **overrides)
         app = create_app(settings, name=f"fanline_{uuid.uuid4().hex[:8]}")
-        async with serve_in_process(app, sock) as url:
-            async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-                yield Stack(url, app, twilio, http)
+        async with (
+            serve_in_process(app, sock) as url,
+            httpx.AsyncClient(base_url=url, timeout=10) as http,
+        ):
+            yield Stack(url, app, twilio, http)
         await twilio.aclose()
 
 
