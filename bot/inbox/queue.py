@@ -92,15 +92,6 @@ async def list_queue(
     return await db.run(_list_queue, view, agent.id, max(1, min(limit, 500)), max(0, offset))
 
 
-def _current_escalations() -> Any:
-    return (
-        sa.select(sa.func.max(escalations.c.id).label("id"))
-        .where(escalations.c.resolved_at.is_(None))
-        .group_by(escalations.c.conversation_id)
-        .subquery()
-    )
-
-
 def _list_queue(conn: Connection, view: str, agent_id: int, limit: int, offset: int) -> QueuePage:
     at = now()
     c, e = conversations, escalations
@@ -112,36 +103,57 @@ def _list_queue(conn: Connection, view: str, agent_id: int, limit: int, offset: 
         "all": sa.true(),
         "snoozed": snoozing,
     }
-    current = _current_escalations()
-    base = (
-        c.join(contacts, contacts.c.id == c.c.contact_id)
-        .outerjoin(e, sa.and_(e.c.conversation_id == c.c.id, e.c.id.in_(sa.select(current.c.id))))
-        .outerjoin(agents, agents.c.id == c.c.assignee_id)
-    )
     in_queue = c.c.status.in_(HUMAN)
-    counts_row = conn.execute(
+    counts = conn.execute(
         sa.select(*[sa.func.count().filter(cond).label(name) for name, cond in conditions.items()])
         .select_from(c)
         .where(in_queue)
     ).one()
+    # the newest unresolved escalation of each thread (normally its only one)
+    current = (
+        sa.select(e.c.conversation_id, sa.func.max(e.c.id).label("id"))
+        .where(e.c.resolved_at.is_(None))
+        .group_by(e.c.conversation_id)
+        .subquery()
+    )
     rank = sa.case(
         *[(e.c.priority == p, r) for p, r in PRIORITY_RANK.items()], else_=len(PRIORITY_RANK)
     )
+    # sort narrow rows (ids only), then load the page's details: sorting wide rows costs more
+    page = conn.execute(
+        sa.select(c.c.id.label("cid"), e.c.id.label("eid"))
+        .select_from(c)
+        .outerjoin(current, current.c.conversation_id == c.c.id)
+        .outerjoin(e, e.c.id == current.c.id)
+        .where(in_queue, conditions[view])
+        .order_by(rank, sa.func.coalesce(e.c.created_at, c.c.updated_at), c.c.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    rows = _details(conn, page)
+    last = _last_messages(conn, [r.contact_id for r in rows])
+    items = tuple(_item(r, last.get(r.contact_id), at) for r in rows)
+    return QueuePage(view, items, dict(counts._mapping))
+
+
+def _details(conn: Connection, page: list[Any]) -> list[Any]:
+    if not page:
+        return []
+    c, e = conversations, escalations
     rows = conn.execute(
         sa.select(
             c.c.id, c.c.contact_id, c.c.status, c.c.snoozed_until, c.c.assignee_id,
             c.c.updated_at, contacts.c.profile, e.c.reason, e.c.priority, e.c.guesses,
             e.c.created_at, e.c.first_response_at, agents.c.display_name,
         )
-        .select_from(base)
-        .where(in_queue, conditions[view])
-        .order_by(rank, sa.func.coalesce(e.c.created_at, c.c.updated_at), c.c.id)
-        .limit(limit)
-        .offset(offset)
+        .select_from(c)
+        .join(contacts, contacts.c.id == c.c.contact_id)
+        .outerjoin(e, e.c.id.in_([p.eid for p in page if p.eid is not None]) & (e.c.conversation_id == c.c.id))
+        .outerjoin(agents, agents.c.id == c.c.assignee_id)
+        .where(c.c.id.in_([p.cid for p in page]))
     ).all()  # fmt: skip
-    last = _last_messages(conn, [r.contact_id for r in rows])
-    items = tuple(_item(r, last.get(r.contact_id), at) for r in rows)
-    return QueuePage(view, items, dict(counts_row._mapping))
+    order = {p.cid: i for i, p in enumerate(page)}
+    return sorted(rows, key=lambda r: order[r.id])
 
 
 def _last_messages(conn: Connection, contact_ids: list[int]) -> dict[int, tuple[str, bool]]:

@@ -255,21 +255,27 @@ async def service_timers(db: Database, *, days: float = 7.0) -> Timers:
 
 def _timers(conn: Connection, since: datetime) -> Timers:
     e = escalations
+    open_now = e.c.resolved_at.is_(None)
+    counts = conn.execute(
+        sa.select(
+            sa.func.count().filter(open_now).label("open"),
+            sa.func.count().filter(open_now, e.c.first_response_at.is_(None)).label("waiting"),
+        )
+    ).one()
+    # only answered or resolved escalations carry durations; the open backlog is counted above
     rows = conn.execute(
         sa.select(e.c.created_at, e.c.first_response_at, e.c.resolved_at).where(
-            sa.or_(e.c.created_at >= since, e.c.resolved_at.is_(None))
+            e.c.created_at >= since,
+            sa.or_(e.c.first_response_at.is_not(None), e.c.resolved_at.is_not(None)),
         )
     ).all()
     first = [(utc(r.first_response_at) - utc(r.created_at)).total_seconds()
-             for r in rows if r.first_response_at and utc(r.created_at) >= since]  # fmt: skip
-    done = [(utc(r.resolved_at) - utc(r.created_at)).total_seconds()
-            for r in rows if r.resolved_at and utc(r.created_at) >= since]  # fmt: skip
-    open_rows = [r for r in rows if r.resolved_at is None]
+             for r in rows if r.first_response_at]  # fmt: skip
+    done = [(utc(r.resolved_at) - utc(r.created_at)).total_seconds() for r in rows if r.resolved_at]
     return Timers(
-        waiting=sum(1 for r in open_rows if r.first_response_at is None), open=len(open_rows),
-        resolved=len(done), first_response_p50_s=_pct(first, 50),
-        first_response_p90_s=_pct(first, 90), resolution_p50_s=_pct(done, 50),
-        resolution_p90_s=_pct(done, 90),
+        waiting=counts.waiting, open=counts.open, resolved=len(done),
+        first_response_p50_s=_pct(first, 50), first_response_p90_s=_pct(first, 90),
+        resolution_p50_s=_pct(done, 50), resolution_p90_s=_pct(done, 90),
     )  # fmt: skip
 
 
