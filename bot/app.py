@@ -15,10 +15,12 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json, raw
 
 from bot import metrics
+from bot.broadcasts import BroadcastService
 from bot.channels.simulator import SimulatorFeed, simulator_blueprint
 from bot.channels.twilio_gateway import LocalGateway, TwilioGateway
 from bot.channels.twilio_webhook import webhook_blueprint
 from bot.errors import HttpError
+from bot.flows.responses import Responses
 from bot.inbox import build_hub, inbox_blueprints  # inbox:
 from bot.messages import InboundSms, OutboundSms
 from bot.outbound import OutboundSender
@@ -26,6 +28,7 @@ from bot.pipeline import TurnOutcome
 from bot.reloader import Reloader
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.signup import signup_blueprint
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,14 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
     )
     if settings.local_mode:
         app.blueprint(simulator_blueprint(handle_local, app.ctx.feed))
+    app.blueprint(
+        signup_blueprint(
+            settings,
+            lambda: app.ctx.runtime.store,
+            lambda: Responses(app.ctx.runtime.content.domain),
+            on_queued=lambda: _wake(app),
+        )
+    )
     app.ctx.hub = build_hub(settings)  # inbox: the agents' live feed and escalation webhook
     for bp in inbox_blueprints(  # inbox: /inbox pages and /api/v1
         db=lambda: app.ctx.runtime.store.db,
@@ -90,6 +101,12 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         app.ctx.tasks = [
             asyncio.create_task(sender.run(app.ctx.stop), name="outbox-sender"),
             asyncio.create_task(Reloader(runtime).run(app.ctx.stop), name="content-reloader"),
+            asyncio.create_task(
+                BroadcastService(runtime.store, default_rate=settings.send_rate).run_scheduler(
+                    app.ctx.stop
+                ),
+                name="broadcast-scheduler",
+            ),
         ]
 
     @app.before_server_stop

@@ -18,7 +18,6 @@ from bot.errors import ConfigError, FanlineError, ValidationFailed
 
 DEMO_FILES = ("flows", "data", "actions", "domain.yml", "config.yml", "endpoints.yml",
               "credentials.yml", "tests/conversations")  # fmt: skip
-EXTRA_COMMANDS: dict[str, Any] = {}  # `fanline agents`, `fanline fans`, ... register here
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,8 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade"])
     db.set_defaults(func=cmd_db)
 
-    for name, register in EXTRA_COMMANDS.items():
-        register(sub.add_parser(name))
+    from bot.broadcast_cli import register_broadcast, register_fans, register_segments
+
+    for register in (register_broadcast, register_fans, register_segments):
+        register(sub)
+    try:
+        from bot.inbox.cli import register as register_agents
+    except ImportError:  # the inbox is optional at import time only while it is being built
+        pass
+    else:
+        register_agents(sub)
     return p
 
 

@@ -100,6 +100,7 @@ class Pipeline:
         actions: ActionRunner,
         on_commit: Callable[[TurnOutcome], None] = lambda outcome: None,
         in_team_hours: Callable[[datetime], bool] = lambda at: True,
+        fan_links: Callable[[int], dict[str, str]] = lambda contact_id: {},
     ):
         self.store = store
         self.locks = locks
@@ -107,6 +108,7 @@ class Pipeline:
         self.actions = actions
         self.on_commit = on_commit  # wakes the outbox sender and the inbox's live feed
         self.in_team_hours = in_team_hours
+        self.fan_links = fan_links  # e.g. {"signup_link": ...}: personal, signed, no number in it
 
     def reload(self, engine: FlowEngine, interpreter: Any) -> None:
         """Swap content and model between turns (hot reload; no turn sees a mix)."""
@@ -206,7 +208,7 @@ class Pipeline:
         )
         inp = TurnInput(
             text=body, prediction=turn.prediction, event=event,
-            fan=ctx.contact.fan_fields(is_new=is_new),
+            fan=self._fan(ctx, is_new),
             num_media=turn.num_media,
             seed=turn.message_id,
         )  # fmt: skip
@@ -220,6 +222,9 @@ class Pipeline:
         record.dialogue = progress.state.to_json()
         if turn.record.escalation is not None:
             self._acknowledge_escalation(turn)
+
+    def _fan(self, ctx: TurnContext, is_new: bool = False) -> dict[str, Any]:
+        return {**ctx.contact.fan_fields(is_new=is_new), **self.fan_links(ctx.contact.id)}
 
     def _known_state(self, turn: _Turn) -> DialogueState:
         """The dialogue state, with what the fan's profile already tells us filled into slots."""
@@ -329,7 +334,7 @@ class Pipeline:
 
     def _render(self, name: str, turn: _Turn, slots: Any = None) -> RenderedResponse:
         state_slots = slots if slots is not None else self._known_state(turn).slots
-        fan = turn.ctx.contact.fan_fields()
+        fan = self._fan(turn.ctx)
         return turn.brain.responses.render(name, state_slots, fan, random.Random(turn.message_id))
 
     def _say(self, turn: _Turn, name: str, *, kind: str = "reply", slots: Any = None) -> None:

@@ -68,6 +68,7 @@ class Runtime:
             actions=actions,
             on_commit=on_commit or (lambda outcome: None),
             in_team_hours=team_clock(settings.team_hours),
+            fan_links=_links(settings),
         )
         return cls(settings, store, locks, content, interpreter, actions, pipeline)
 
@@ -98,6 +99,13 @@ def ensure_model(settings: Settings, content: Content, train: bool = True) -> An
     else:
         model_dir = settings.model_dir
     return load_interpreter(model_dir)
+
+
+def _links(settings: Settings) -> Any:
+    from bot.signup import SignupLinks
+
+    signup = SignupLinks(settings)
+    return lambda contact_id: {"signup_link": signup(contact_id)}
 
 
 def team_clock(hours: TeamHours | None) -> Any:

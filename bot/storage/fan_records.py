@@ -100,6 +100,16 @@ class FanRecords:
             if change is not None:
                 self.store._change_consent(conn, contact_id, change, at, None, ip, user_agent)
             queued = self.store._enqueue(conn, contact_id, welcome, at, None)
+            # the signup answered the opt-in question: end a flow still waiting for YES
+            dialogue = conn.execute(
+                sa.select(conversations.c.dialogue).where(conversations.c.contact_id == contact_id)
+            ).scalar()
+            if dialogue and dialogue.get("stack"):
+                conn.execute(
+                    conversations.update()
+                    .where(conversations.c.contact_id == contact_id)
+                    .values(dialogue={**dialogue, "stack": []})
+                )
             return [q.outbox_id for q in queued]
 
         return await self.db.run(go)

@@ -2,6 +2,8 @@
 
 from alembic import context
 
+import bot.storage.broadcast_tables  # noqa: F401  (registers its tables on metadata)
+import bot.storage.inbox_tables  # noqa: F401
 from bot.storage.tables import metadata
 
 config = context.config
