@@ -1,5 +1,5 @@
-"""Live inbox: an in-process hub that pushes committed turns to agents' browsers (Server-Sent Events)
-and, optionally, posts a signed webhook when a thread escalates (a team chat, a pager).
+"""Live inbox: an in-process hub pushing committed turns to agents' browsers (Server-Sent Events)
+and, optionally, posting a signed webhook when a thread escalates (a team chat, a pager).
 
 It sits after step 9 of the message's path: the pipeline's `on_commit` hook calls
 `LiveHub.publish_outcome` once the turn is stored, so nothing is announced that could still roll

@@ -87,7 +87,9 @@ def _package_file(spec: PackagedModel, module: str, relative: str) -> Path:
 class SentenceEncoder:
     """Mean-pooled, l2-normalised sentence vectors, as sentence-transformers computes them."""
 
-    def __init__(self, onnx_path: Path, tokenizer_path: Path, max_length: int = 128):
+    def __init__(
+        self, onnx_path: Path, tokenizer_path: Path, max_length: int = 64, threads: int = 1
+    ):
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -102,6 +104,14 @@ class SentenceEncoder:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # One short text is too little work to split across threads: the hand-off costs more
+        # than it saves and spinning workers steal CPU from the event loop. Training batches
+        # pass threads=0 (onnxruntime's default: all cores).
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if threads == 1:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
@@ -109,7 +119,17 @@ class SentenceEncoder:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise NluError(f"cannot load ONNX model {onnx_path.name}: {exc}") from None
         self.inputs = {i.name for i in self.session.get_inputs()}
-        self.dimension = int(self.encode(["x"]).shape[1])
+        self.dimension = int(self.encode_one("x").shape[0])
+
+    def encode_one(self, text: str) -> np.ndarray:
+        """One text, no padding: the hot path of `Interpreter.parse`."""
+        ids = np.array([self.tokenizer.encode(text).ids], dtype=np.int64)
+        mask = np.ones_like(ids)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        pooled = self.session.run(None, feeds)[0][0].mean(axis=0)
+        return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if len(texts) <= batch_size:
@@ -143,9 +163,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def open_encoder(options: dict[str, Any]) -> tuple[SentenceEncoder, str]:
-    """The encoder and a short identity of its model file (kept in the model's metadata)."""
+def open_encoder(options: dict[str, Any], threads: int = 1) -> tuple[SentenceEncoder, str]:
+    """The encoder and a short identity of its model file (kept in the model's metadata).
+
+    threads: 1 for parsing one text at a time, 0 (all cores) for training batches.
+    """
     onnx, tokenizer = resolve_model(options)
     spec = PACKAGED.get(options.get("model") or "")
     identity = spec.sha256 if spec and not options.get("model_path") else file_sha256(onnx)
-    return SentenceEncoder(onnx, tokenizer, options["max_length"]), identity
+    return SentenceEncoder(onnx, tokenizer, options["max_length"], threads), identity

@@ -305,46 +305,41 @@ class Store:
             )
 
     # ---- the outbox (bot.outbound.OutboxStore) -------------------------------------------
+    # Set-based: a claim is one UPDATE ... RETURNING, results one executemany (SQLite) or one
+    # UPDATE ... FROM (VALUES ...) (PostgreSQL). While a row is `sending`, `sent_at` holds the
+    # claim time: crash recovery (`stale_sending`) ages rows by it.
 
     async def claim_outbox(self, limit: int) -> list[OutboxItem]:
         return await self.db.run(self._claim_outbox, limit)
 
     def _claim_outbox(self, conn: Connection, limit: int) -> list[OutboxItem]:
         at = now()
-        due = sa.and_(
-            messages.c.direction == "out",
-            messages.c.status == "queued",
-            sa.or_(messages.c.not_before.is_(None), messages.c.not_before <= at),
-        )
-        opted_out = sa.select(contacts.c.id).where(contacts.c.subscription == "unsubscribed")
-        # checked again at send time: a fan who opted out since the row was queued gets nothing
-        conn.execute(
-            messages.update()
-            .where(due, messages.c.kind != "compliance", messages.c.contact_id.in_(opted_out))
-            .values(status="cancelled", error="fan opted out")
-        )
-        pick = sa.select(messages.c.id).where(due).order_by(messages.c.id).limit(limit)
+        m = messages.c
+        pick = (
+            sa.select(m.id)
+            .where(m.direction == "out", m.status == "queued",
+                   sa.or_(m.not_before.is_(None), m.not_before <= at))
+            .order_by(m.id)
+            .limit(limit)
+        )  # fmt: skip
         if conn.dialect.name == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         rows = conn.execute(
             messages.update()
-            .where(messages.c.id.in_(pick.scalar_subquery()))
-            .values(status="sending", attempts=messages.c.attempts + 1)
-            .returning(
-                messages.c.id, messages.c.contact_id, messages.c.to_number,
-                messages.c.from_number, messages.c.body, messages.c.media_urls,
-                messages.c.attempts, messages.c.kind,
+            .where(m.id.in_(pick.scalar_subquery()))
+            .values(status="sending", attempts=m.attempts + 1, sent_at=at)
+            .returning(*_CLAIMED, _SUBSCRIPTION)
+        ).all()
+        # checked again at send time: a fan who opted out since the row was queued gets nothing
+        gone = [r.id for r in rows if r.subscription == "unsubscribed" and r.kind != "compliance"]
+        if gone:
+            conn.execute(
+                messages.update()
+                .where(m.id.in_(gone))
+                .values(status="cancelled", error="fan opted out", sent_at=None)
             )
-        ).all()  # fmt: skip
         rows.sort(key=lambda r: r.id)
-        return [
-            OutboxItem(
-                id=r.id, message_id=r.id, contact_id=r.contact_id, to=r.to_number,
-                sender=r.from_number, body=r.body, media_urls=tuple(r.media_urls or ()),
-                attempts=r.attempts, kind=r.kind,
-            )
-            for r in rows
-        ]  # fmt: skip
+        return [_outbox_item(r, at) for r in rows if r.id not in gone]
 
     async def claim_for_twiml(self, outbox_ids: Sequence[int]) -> list[int]:
         """Take queued replies for an inline TwiML answer; the sender never sees them then."""
@@ -377,18 +372,28 @@ class Store:
         await self.db.run(release)
 
     async def outbox_sent(self, results: Sequence[tuple[int, str, int, str]]) -> None:
-        def mark(conn: Connection) -> None:
-            at = now()
-            for outbox_id, sid, segments, encoding in results:
-                conn.execute(
-                    messages.update()
-                    .where(messages.c.id == outbox_id, messages.c.status == "sending")
-                    .values(status="sent", channel_id=sid, segments=segments,
-                            encoding=encoding, sent_at=at, error=None)
-                )  # fmt: skip
-
+        """(outbox id, provider sid, segments, encoding) per sent row: one statement for all."""
         if results:
-            await self.db.run(mark)
+            await self.db.run(self._outbox_sent, results)
+
+    def _outbox_sent(self, conn: Connection, results: Sequence[tuple[int, str, int, str]]) -> None:
+        at = now()
+        if conn.dialect.name != "postgresql":
+            conn.execute(
+                _MARK_SENT,
+                [{"oid": i, "sid": s, "seg": n, "enc": e, "at": at} for i, s, n, e in results],
+            )
+            return
+        sent = sa.values(
+            sa.column("oid", sa.Integer), sa.column("sid", sa.String),
+            sa.column("seg", sa.Integer), sa.column("enc", sa.String), name="sent",
+        ).data([tuple(r) for r in results])  # fmt: skip
+        conn.execute(
+            messages.update()
+            .where(messages.c.id == sent.c.oid, messages.c.status == "sending")
+            .values(status="sent", channel_id=sent.c.sid, segments=sent.c.seg,
+                    encoding=sent.c.enc, sent_at=at, error=None)
+        )  # fmt: skip
 
     async def outbox_retry(self, outbox_id: int, delay_s: float, error: str) -> None:
         def mark(conn: Connection) -> None:
@@ -396,7 +401,7 @@ class Store:
                 messages.update()
                 .where(messages.c.id == outbox_id)
                 .values(status="queued", not_before=now() + timedelta(seconds=delay_s),
-                        error=error[:500])
+                        error=error[:500], sent_at=None)
             )  # fmt: skip
 
         await self.db.run(mark)
@@ -406,7 +411,7 @@ class Store:
             contact_id = conn.execute(
                 messages.update()
                 .where(messages.c.id == outbox_id)
-                .values(status="failed", error_code=code, error=error[:500])
+                .values(status="failed", error_code=code, error=error[:500], sent_at=None)
                 .returning(messages.c.contact_id)
             ).scalar()
             if code == CARRIER_OPT_OUT and contact_id is not None:
@@ -414,6 +419,65 @@ class Store:
                 self._change_consent(conn, contact_id, change, now())
 
         await self.db.run(mark)
+
+    async def stale_sending(self, older_than_s: float, limit: int = 500) -> list[OutboxItem]:
+        """Rows claimed more than `older_than_s` ago and still `sending`: a sender died with them.
+
+        Each item carries its claim time (`claimed_at`) for the provider lookup.
+        """
+
+        def stale(conn: Connection) -> list[OutboxItem]:
+            m = messages.c
+            cutoff = now() - timedelta(seconds=older_than_s)
+            rows = conn.execute(
+                sa.select(*_CLAIMED, m.sent_at)
+                .where(m.direction == "out", m.status == "sending",
+                       sa.or_(m.sent_at.is_(None), m.sent_at <= cutoff))
+                .order_by(m.id)
+                .limit(limit)
+            ).all()  # fmt: skip
+            return [_outbox_item(r, _aware(r.sent_at) if r.sent_at else None) for r in rows]
+
+        return await self.db.run(stale)
+
+    async def settle_sending(
+        self, lookups: Sequence[tuple[OutboxItem, Sequence[SendResult]]]
+    ) -> tuple[int, int]:
+        """Settle stale `sending` rows from what the provider has: (marked sent, re-queued).
+
+        Each row comes with the provider's matching messages, oldest first. The first one whose
+        SID no other row holds is ours: sent. None left: the provider never accepted the row, so
+        it goes back to `queued` and re-sending cannot duplicate it. Both only touch a row still
+        in the claim that was looked up (same status and attempts), so a row re-claimed since
+        by a live sender is left alone.
+        """
+        if not lookups:
+            return 0, 0
+        return await self.db.run(self._settle_sending, lookups)
+
+    def _settle_sending(
+        self, conn: Connection, lookups: Sequence[tuple[OutboxItem, Sequence[SendResult]]]
+    ) -> tuple[int, int]:
+        sids = [r.sid for _, found in lookups for r in found]
+        taken = set(
+            conn.execute(sa.select(messages.c.channel_id).where(messages.c.channel_id.in_(sids)))
+            .scalars()
+            .all()
+        ) if sids else set()  # fmt: skip
+        sent, requeue = [], []
+        for item, found in lookups:
+            mine = next((r for r in found if r.sid not in taken), None)
+            if mine is None:
+                requeue.append({"oid": item.id, "tries": item.attempts})
+                continue
+            taken.add(mine.sid)
+            sent.append({"oid": item.id, "tries": item.attempts, "sid": mine.sid,
+                         "seg": mine.segments, "enc": mine.encoding or "", "at": now()})  # fmt: skip
+        if sent:
+            conn.execute(_SETTLE_SENT, sent)
+        if requeue:
+            conn.execute(_REQUEUE, requeue)
+        return len(sent), len(requeue)
 
     async def apply_delivery_report(self, report: DeliveryReport) -> bool:
         return await self.db.run(self._apply_report, report)
