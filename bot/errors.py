@@ -110,3 +110,13 @@ class NotFound(HttpError):
 
 class Conflict(HttpError):
     status = 409
+
+
+class TooManyRequests(HttpError):
+    """429; `retry_after` seconds until the next try is allowed."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(message)

@@ -4,6 +4,12 @@ Claims due outbox rows, sends them through a gateway (Twilio or local) under a p
 token-bucket rate limit, and records results: sent rows in batches, retryable failures with
 exponential backoff and jitter, permanent failures once (21610 also opts the fan out, in the
 store). Storage is reached only through the `OutboxStore` protocol below.
+
+Crash recovery: a sender killed mid-batch leaves rows `sending`. On start and every
+`recover_interval_s`, rows claimed more than `recover_grace_s` ago are looked up at the provider:
+found -> sent with its SID; not found -> queued again. That is safe because a live sender never
+starts a send later than `lease_s` after its claim and a request lasts at most the gateway's
+timeout, so after the grace period nothing of that claim can still reach the provider.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from bot.errors import PermanentSendError, RetryableSendError
@@ -37,6 +44,8 @@ class OutboxItem:
     media_urls: tuple[str, ...]
     attempts: int
     kind: str
+    claimed_at: datetime | None = None  # set on rows handed to crash recovery
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +72,39 @@ class OutboxStore(Protocol):
         """Permanent failure; 21610 also opts the fan out (the store decides)."""
         ...
 
+    async def stale_sending(self, older_than_s: float, limit: int = 500) -> list[OutboxItem]:
+        """Rows `sending` since a claim older than `older_than_s`, with `claimed_at` set."""
+        ...
+
+    async def settle_sending(
+        self, lookups: Sequence[tuple[OutboxItem, Sequence[SendResult]]]
+    ) -> tuple[int, int]:
+        """Each stale row with the provider's matches: -> (marked sent, queued again)."""
+        ...
+
     async def apply_delivery_report(self, report: DeliveryReport) -> bool: ...
 
 
 class Gateway(Protocol):
+    timeout: float  # the longest a send can take; bounds how long a claim can be in flight
+
     async def send(self, item: OutboxItem) -> SendResult: ...
+
+    async def lookup(self, item: OutboxItem) -> list[SendResult]:
+        """Messages the provider accepted for this row since `item.claimed_at`, oldest first.
+
+        Raises RetryableSendError when the provider cannot say: the row then stays in doubt."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What one crash-recovery pass did."""
+
+    stale: int
+    sent: int
+    requeued: int
+    in_doubt: int  # lookups that failed: left `sending` for the next pass
 
 
 class TokenBucket:
@@ -114,6 +151,9 @@ class OutboundSender:
         rates: Mapping[str, float] | None = None,
         poll_interval: float = 1.0,
         lanes: int = 4,
+        lease_s: float = 30.0,
+        recover_grace_s: float | None = None,
+        recover_interval_s: float = 60.0,
     ) -> None:
         self.store = store
         self.gateway = gateway
@@ -124,19 +164,45 @@ class OutboundSender:
         self.backoff_max = backoff_max
         self.poll_interval = poll_interval
         self.lanes = lanes  # concurrent claim->send->record loops, so batches overlap
+        self.lease_s = lease_s  # a claimed row not started within this is left to recovery
+        timeout = getattr(gateway, "timeout", 10.0)
+        # after the grace period no send of the claim can still be on its way to the provider
+        self.recover_grace_s = (
+            recover_grace_s if recover_grace_s is not None else 2 * (lease_s + timeout)
+        )
+        if self.recover_grace_s <= lease_s + timeout:
+            raise ValueError("recover_grace_s must exceed lease_s + the gateway's timeout")
+        self.recover_interval_s = recover_interval_s
         self._rates = dict(rates or {})
         self._buckets: dict[str, TokenBucket] = {}
         self._wake = asyncio.Event()
         self._random = random.Random()
-        self.counts = {"sent": 0, "retried": 0, "failed": 0}
+        self.counts = {"sent": 0, "retried": 0, "failed": 0, "expired": 0}
 
     def notify(self) -> None:
         """A turn committed outbox rows: wake the loop now instead of at the next poll."""
         self._wake.set()
 
     async def run(self, stop_event: asyncio.Event) -> None:
-        """Send until `stop_event` is set; finishes the batches in flight before returning."""
-        await asyncio.gather(*(self._lane(stop_event) for _ in range(self.lanes)))
+        """Settle what a dead sender left, then send until `stop_event` is set; finishes the
+        batches in flight before returning."""
+        await asyncio.gather(
+            self._recovering(stop_event), *(self._lane(stop_event) for _ in range(self.lanes))
+        )
+
+    async def _recovering(self, stop_event: asyncio.Event) -> None:
+        while not stop_event.is_set():
+            try:
+                done = await self.recover()
+            except Exception:  # top of a background task: log, try again next interval
+                log.exception("outbox recovery failed")
+            else:
+                if done.requeued:
+                    self.notify()
+            try:
+                await asyncio.wait_for(stop_event.wait(), self.recover_interval_s)
+            except TimeoutError:
+                pass
 
     async def _lane(self, stop_event: asyncio.Event) -> None:
         while not stop_event.is_set():
@@ -168,18 +234,29 @@ class OutboundSender:
 
     async def send_batch(self) -> int:
         """Claim one batch, send it concurrently, record the results; return the rows claimed."""
-        items = await self.store.claim_outbox(self.batch_size)
+        items = await self.store.claim_outbox(self._claim_size())
         if not items:
             return 0
-        outcomes = await asyncio.gather(*(self._send_one(item) for item in items))
+        deadline = time.monotonic() + self.lease_s
+        outcomes = await asyncio.gather(*[self._send_one(item, deadline) for item in items])
         sent = [o for o in outcomes if o is not None]
         if sent:
             await self.store.outbox_sent(sent)
             self.counts["sent"] += len(sent)
         return len(items)
 
-    async def _send_one(self, item: OutboxItem) -> tuple[int, str, int, str] | None:
+    def _claim_size(self) -> int:
+        # no more than the rate limit lets out well within the lease, across all lanes
+        slowest = min([self.rate_per_second, *self._rates.values()])
+        return max(1, min(self.batch_size, int(slowest * self.lease_s / (2 * self.lanes))))
+
+    async def _send_one(self, item: OutboxItem, deadline: float) -> tuple[int, str, int, str] | None:
         await self._bucket(item.sender).acquire()
+        if time.monotonic() > deadline:
+            # too late to start: recovery may already count this claim as dead. Left `sending`,
+            # recovery finds it was never accepted and queues it again.
+            self.counts["expired"] += 1
+            return None
         try:
             result = await self.gateway.send(item)
         except RetryableSendError as exc:
@@ -195,6 +272,26 @@ class OutboundSender:
             await self._retry_or_fail(item, RetryableSendError(type(exc).__name__))
             return None
         return (item.id, result.sid, result.segments, result.encoding or "")
+
+    async def recover(self, grace_s: float | None = None) -> Recovery:
+        """Settle rows left `sending` by a dead sender (see the module docstring)."""
+        grace = self.recover_grace_s if grace_s is None else grace_s
+        stale = await self.store.stale_sending(grace)
+        if not stale:
+            return Recovery(0, 0, 0, 0)
+        found = await asyncio.gather(*[self._lookup(item) for item in stale])
+        known = [(item, hits) for item, hits in zip(stale, found, strict=True) if hits is not None]
+        sent, requeued = await self.store.settle_sending(known)
+        done = Recovery(len(stale), sent, requeued, len(stale) - len(known))
+        log.info("outbox recovery: %s", done)
+        return done
+
+    async def _lookup(self, item: OutboxItem) -> list[SendResult] | None:
+        try:
+            return await self.gateway.lookup(item)
+        except RetryableSendError as exc:
+            log.warning("outbox %s: provider lookup failed (%s); still in doubt", item.id, exc)
+            return None
 
     async def _retry_or_fail(self, item: OutboxItem, exc: RetryableSendError) -> None:
         if item.attempts >= self.max_attempts:

@@ -37,7 +37,7 @@ class _Deferred:
 
 def build_hub(settings: Settings, config: InboxConfig | None = None) -> LiveHub:
     """A hub with the configured escalation webhook, if any (`inbox.webhook_url`)."""
-    config = config or load_inbox_config(settings.project_dir)
+    config = config or load_inbox_config(settings.project_dir, settings.inbox)
     webhook = None
     if config.webhook_url and config.webhook_secret:
         webhook = Webhook(config.webhook_url, config.webhook_secret)
@@ -56,7 +56,7 @@ def inbox_blueprints(
 
     `db` may be a callable returning the database, for apps that open it at server start.
     """
-    config = config or load_inbox_config(settings.project_dir)
+    config = config or load_inbox_config(settings.project_dir, settings.inbox)
     if not isinstance(db, Database):
         db = _Deferred(db)  # type: ignore[assignment]
     inbox = Inbox(

@@ -23,7 +23,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.engine import Connection
 
-from bot.errors import BadRequest, Conflict, Forbidden, HttpError, NotFound, Unauthorized
+from bot.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from bot.storage import Database
 from bot.storage.inbox_tables import agent_sessions, agents, login_attempts
 
@@ -34,14 +41,11 @@ _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 10
 
 
-class TooManyAttempts(HttpError):
+class TooManyAttempts(TooManyRequests):
     """429: too many failed logins; `retry_after` seconds until the next try is allowed."""
 
-    status = 429
-
     def __init__(self, retry_after: int):
-        self.retry_after = retry_after
-        super().__init__("too many failed logins; try again later")
+        super().__init__("too many failed logins; try again later", retry_after)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,12 @@ class InboxConfig:
     webhook_secret: bytes | None = None
 
 
-def load_inbox_config(project_dir: Path) -> InboxConfig:
-    section, where = _inbox_section(project_dir / "config.yml")
+def load_inbox_config(project_dir: Path, section: dict[str, Any] | None = None) -> InboxConfig:
+    """`section`: the `inbox:` mapping as Settings read it (with ${VAR} expanded, so the
+    webhook secret can come from the environment); read from config.yml when not given."""
+    parsed, where = _inbox_section(project_dir / "config.yml")
+    if section is None:
+        section = parsed
     hours = section.get("session_hours", 12)
     if isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0:
         raise ConfigError("must be a positive number of hours", where("session_hours"))

