@@ -32,7 +32,7 @@ from bot.broadcast_model import (
     render,
 )
 from bot.errors import ConfigError, Location
-from bot.flows.responses import sms_segments
+from bot.sms import sms_segments
 from bot.quiet_hours import QuietHours, valid_zone
 from bot.segments import Segment
 from bot.storage import Store

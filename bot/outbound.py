@@ -15,6 +15,7 @@ timeout, so after the grace period nothing of that claim can still reach the pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -45,7 +46,6 @@ class OutboxItem:
     attempts: int
     kind: str
     claimed_at: datetime | None = None  # set on rows handed to crash recovery
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +199,8 @@ class OutboundSender:
             else:
                 if done.requeued:
                     self.notify()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_event.wait(), self.recover_interval_s)
-            except TimeoutError:
-                pass
 
     async def _lane(self, stop_event: asyncio.Event) -> None:
         while not stop_event.is_set():
@@ -250,7 +248,9 @@ class OutboundSender:
         slowest = min([self.rate_per_second, *self._rates.values()])
         return max(1, min(self.batch_size, int(slowest * self.lease_s / (2 * self.lanes))))
 
-    async def _send_one(self, item: OutboxItem, deadline: float) -> tuple[int, str, int, str] | None:
+    async def _send_one(
+        self, item: OutboxItem, deadline: float
+    ) -> tuple[int, str, int, str] | None:
         await self._bucket(item.sender).acquire()
         if time.monotonic() > deadline:
             # too late to start: recovery may already count this claim as dead. Left `sending`,

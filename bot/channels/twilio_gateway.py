@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -18,7 +20,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from bot.channels.segments import count_segments
+from bot.sms import count_segments
 from bot.channels.simulator import SimulatorFeed
 from bot.errors import ConfigError, PermanentSendError, RetryableSendError
 from bot.outbound import OutboxItem, SendResult
@@ -26,6 +28,10 @@ from bot.outbound import OutboxItem, SendResult
 log = logging.getLogger(__name__)
 
 TWILIO_API = "https://api.twilio.com"
+# Crash recovery looks at messages created since the claim, less this for clock skew and
+# Twilio's whole-second dates; older matches are harmless: the store knows their SIDs.
+LOOKUP_SKEW = timedelta(minutes=5)
+LOOKUP_LIMIT = 200  # messages to one fan since a claim; more than this and the row stays in doubt
 # The last response's Retry-After, per send task (each send runs in its own context).
 _retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "twilio_retry_after", default=None
@@ -44,6 +50,8 @@ class _Transport(AsyncTwilioHttpClient):
         self.base_url = base_url.rstrip("/") if base_url else None
         connector = aiohttp.TCPConnector(limit=connections)
         self.session = aiohttp.ClientSession(connector=connector)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._auth: tuple[tuple[str, str], str] | None = None
 
     async def request(
         self,
@@ -60,19 +68,29 @@ class _Transport(AsyncTwilioHttpClient):
             url = self.base_url + url[len(TWILIO_API) :]
         headers = dict(headers or {})
         if auth:
-            headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
+            headers["Authorization"] = self._basic(auth)
+        body: bytes | None = None
+        if data:
+            # encoded here: aiohttp's FormData machinery costs more than the request itself
+            body = urlencode(data, doseq=True).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         async with self.session.request(
             method.upper(),
             url,
             params=params,
-            data=data,
+            data=body,
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+            timeout=self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout),
             allow_redirects=allow_redirects,
         ) as answer:
             text = await answer.text()
             _retry_after.set(_parse_retry_after(answer.headers.get("Retry-After")))
             return Response(answer.status, text, answer.headers)
+
+    def _basic(self, auth: tuple[str, str]) -> str:
+        if self._auth is None or self._auth[0] != auth:
+            self._auth = (auth, aiohttp.encode_basic_auth(auth[0], auth[1]))
+        return self._auth[1]
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -131,6 +149,40 @@ class TwilioGateway:
             raise RetryableSendError(f"network: {type(exc).__name__}") from None
         except TwilioException as exc:
             raise RetryableSendError(f"twilio: {type(exc).__name__}") from None
+        return self._result(message, item)
+
+    async def lookup(self, item: OutboxItem) -> list[SendResult]:
+        """Messages Twilio holds for this row since its claim (To/From, body), oldest first.
+
+        Not filtered by DateSent: a message Twilio accepted but has not sent yet has none, and
+        missing it would send the text twice. The list comes newest first (by DateSent), so the
+        scan stops at the first message sent before the claim.
+        """
+        since = (item.claimed_at or datetime(1970, 1, 1, tzinfo=UTC)) - LOOKUP_SKEW
+        filters: dict[str, Any] = {"to": item.to}
+        if item.sender or self.from_number:
+            filters["from_"] = item.sender or self.from_number
+        hits: list[SendResult] = []
+        seen = 0
+        try:
+            stream = self._sdk().messages.stream_async(**filters, page_size=50)
+            async for m in stream:
+                seen += 1
+                if (m.date_sent is not None and m.date_sent < since) or seen > LOOKUP_LIMIT:
+                    break
+                if (m.date_created is None or m.date_created >= since) and _same(m, item):
+                    hits.append(self._result(m, item))
+        except TwilioRestException as exc:
+            raise RetryableSendError(f"lookup: twilio {exc.status}", code=exc.code) from None
+        except (TimeoutError, aiohttp.ClientError, TwilioException) as exc:
+            raise RetryableSendError(f"lookup: {type(exc).__name__}") from None
+        if seen > LOOKUP_LIMIT:
+            raise RetryableSendError(f"lookup: more than {LOOKUP_LIMIT} messages to look through")
+        hits.reverse()
+        return hits
+
+    @staticmethod
+    def _result(message: Any, item: OutboxItem) -> SendResult:
         segments = count_segments(item.body)
         count = int(message.num_segments) if message.num_segments else segments.count
         return SendResult(message.sid or "", str(message.status), count, segments.encoding)
@@ -159,6 +211,14 @@ PERMANENT_CODES = {
 }
 
 
+def _same(message: Any, item: OutboxItem) -> bool:
+    """Twilio's copy of our row: same body (a trial account prefixes one) and media count."""
+    body = message.body or ""
+    if item.body and not body.endswith(item.body):
+        return False
+    return int(message.num_media or 0) == len(item.media_urls)
+
+
 def map_rest_error(exc: TwilioRestException, retry_after: float | None = None) -> Exception:
     """The one mapping of Twilio HTTP errors: 429 and 5xx retry, other 4xx never will."""
     status, code = exc.status, exc.code if isinstance(exc.code, int) else None
@@ -171,8 +231,13 @@ def map_rest_error(exc: TwilioRestException, retry_after: float | None = None) -
 class LocalGateway:
     """Local mode: delivers to the simulator's live feed instead of a carrier."""
 
+    timeout = 1.0
+
     def __init__(self, feed: SimulatorFeed) -> None:
         self.feed = feed
+
+    async def lookup(self, item: OutboxItem) -> list[SendResult]:
+        return []  # the feed lived in the process that died: nothing of it reached anybody
 
     async def send(self, item: OutboxItem) -> SendResult:
         self.feed.publish(item.to, item.body, item.media_urls)

@@ -9,7 +9,7 @@ from bot.flows.conditions import check_expression, evaluate
 from bot.flows.engine import FlowEngine
 from bot.flows.loader import load_domain, load_flows, read_yaml
 from bot.flows.model import END, Domain, Flow, FlowFile, ResponseVariant, Slot
-from bot.flows.responses import RenderedResponse, Responses, sms_segments
+from bot.flows.responses import RenderedResponse, Responses
 from bot.flows.slot_types import parse_slot_value
 from bot.flows.state import (
     Command,
@@ -28,6 +28,7 @@ from bot.flows.state import (
     Unsubscribe,
 )
 from bot.flows.validate import validate_content
+from bot.sms import sms_segments
 
 __all__ = [
     "END",

@@ -8,7 +8,6 @@ and nothing else is interpreted (no attribute access, no format specs).
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from collections.abc import Mapping
@@ -17,15 +16,9 @@ from typing import Any
 
 from bot.errors import ConfigError
 from bot.flows.model import Domain, ResponseVariant
+from bot.sms import sms_segments  # noqa: F401  (re-exported for content validation)
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-# GSM 03.38 basic character set (one septet each) and its extension table (escape + char).
-GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,25 +97,3 @@ def _as_text(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(_as_text(v) for v in value)
     return str(value)
-
-
-def sms_segments(text: str) -> tuple[int, str]:
-    """(segments, encoding) of an SMS body: GSM-7 160/153 septets, else UCS-2 70/67 units."""
-    if all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in text):
-        septets = [2 if c in GSM7_EXTENSION else 1 for c in text]
-        return _count(septets, single=160, multi=153), "GSM-7"
-    # UTF-16 code units: characters outside the BMP (most emoji) take two and are not split.
-    units = [2 if ord(c) > 0xFFFF else 1 for c in text]
-    return _count(units, single=70, multi=67), "UCS-2"
-
-
-def _count(sizes: list[int], *, single: int, multi: int) -> int:
-    total = sum(sizes)
-    if total <= single:
-        return 1 if total else 0
-    segments, used = 1, 0
-    for size in sizes:  # an escape pair or surrogate pair never straddles two segments
-        if used + size > multi:
-            segments, used = segments + 1, 0
-        used += size
-    return max(segments, math.ceil(total / multi))

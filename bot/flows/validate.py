@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from bot.errors import ConfigError, Location
 from bot.flows.conditions import referenced_slots
 from bot.flows.model import END, CollectStep, Domain, Flow, Located, NextIf, StepBase
-from bot.flows.responses import sms_segments
+from bot.sms import sms_segments
 from bot.flows.slot_types import normalise
 
 BUILTIN_ACTIONS = {"action_subscribe", "action_unsubscribe", "action_listen", "action_cancel_flow"}

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bot.channels.segments import count_segments
+from bot.sms import count_segments
 from bot.errors import BadRequest, Conflict, NotFound
 from bot.inbox.auth import Agent, now, utc
 from bot.storage import Database

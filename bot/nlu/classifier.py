@@ -151,8 +151,11 @@ class LinearModel:
         if embedding is not None and self.neighbours_embeddings is not None:
             nb, starts = self.neighbours_embeddings, self.starts
             close = max(
-                (float((nb[starts[c] : starts[c + 1]] @ embedding).max()) for c in top
-                 if starts[c + 1] > starts[c]),
+                (
+                    float((nb[starts[c] : starts[c + 1]] @ embedding).max())
+                    for c in top
+                    if starts[c + 1] > starts[c]
+                ),
                 default=0.0,
             )
         elif has_ngrams and self.neighbours_ngrams is not None:

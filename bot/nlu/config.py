@@ -57,6 +57,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "TokenEntityExtractor": {"C": 5.0, "window": 2, "min_examples": 2},
     "EntitySynonymMapper": {},
 }
+_POSITIVE_INTS = {"neighbour_top_k", "max_length", "batch_size", "ranking_length", "max_iter"}
 _CHOICES = {("CountVectorsFeaturizer", "analyzer"): {"word", "char", "char_wb"}}
 _RASA_HINT = {
     "DIETClassifier": "LinearIntentClassifier",
@@ -183,6 +184,8 @@ def _option(path: Path, component: str, key: str, node: yaml.Node) -> Any:
         raise ConfigError(f"{component}.threshold must be 'auto' or a number in [0, 1]", loc)
     if key == "threshold" or default is None or value is None:
         return value
+    if key in _POSITIVE_INTS and not (type(value) is int and value >= 1):
+        raise ConfigError(f"{component}.{key} must be a whole number of at least 1", loc)
     if isinstance(default, bool) and not isinstance(value, bool):
         raise ConfigError(f"{component}.{key} must be true or false", loc)
     if _is_number(default) and not _is_number(value):

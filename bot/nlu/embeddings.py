@@ -120,6 +120,10 @@ class SentenceEncoder:
             raise NluError(f"cannot load ONNX model {onnx_path.name}: {exc}") from None
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.dimension = int(self.encode_one("x").shape[0])
+        # An uncased model (all-MiniLM-L6-v2 is one) lowercases in its tokenizer.
+        self.case_insensitive = (
+            self.tokenizer.encode("Tour YES").ids == self.tokenizer.encode("tour yes").ids
+        )
 
     def encode_one(self, text: str) -> np.ndarray:
         """One text, no padding: the hot path of `Interpreter.parse`."""

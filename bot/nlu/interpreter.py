@@ -57,6 +57,9 @@ class Interpreter:
         # Fans send the same short texts ("TOUR", "yes", "thanks") again and again. The cache
         # holds the threshold-free part of a parse; it dies with this loaded model.
         self._intents = lru_cache(maxsize=cache_size)(self._classify)
+        self._lowercase = all(f.options["lowercase"] for f in model.featurizers) and (
+            self.encoder is None or self.encoder.case_insensitive
+        )
 
     @staticmethod
     def _open_encoder(options: dict[str, Any] | None):
@@ -111,11 +114,15 @@ class Interpreter:
 
     def parse(self, text: str) -> Prediction:
         text = text[:MAX_TEXT]
-        found = self._intents(normalise(text))
+        found = self._intents(normalise(text, self._lowercase))
         entities = self.entities(text)
         if found.oos_wins or found.confidence < self.threshold or not text.strip():
             return Prediction(
-                text, self.model.oos_intent, round(1.0 - found.confidence, 4), found.ranking, entities
+                text,
+                self.model.oos_intent,
+                round(1.0 - found.confidence, 4),
+                found.ranking,
+                entities,
             )
         retrieval = found.intent if "/" in found.intent else None
         return Prediction(
@@ -150,6 +157,7 @@ class _Intents:
     oos_wins: bool
 
 
-def normalise(text: str) -> str:
-    """The cache key: every featurizer lowercases and splits on whitespace, so this is exact."""
-    return " ".join(text.lower().split())
+def normalise(text: str, lowercase: bool = True) -> str:
+    """The cache key and what is classified: features split on whitespace (and lowercase when
+    every featurizer does), so "TOUR", "tour" and " tour " get the same, exact, answer."""
+    return " ".join((text.lower() if lowercase else text).split())

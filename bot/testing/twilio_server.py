@@ -28,7 +28,7 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 from twilio.request_validator import RequestValidator
 
-from bot.channels.segments import count_segments
+from bot.sms import count_segments
 
 TEST_ACCOUNT_SID = "AC" + "0" * 31 + "1"
 TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"

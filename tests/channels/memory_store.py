@@ -98,6 +98,14 @@ class MemoryOutboxStore:
         if code == 21610:
             self.opted_out.add(row.to)
 
+    async def stale_sending(self, older_than_s: float, limit: int = 500) -> list[OutboxItem]:
+        return []  # a memory store dies with its sender: nothing to recover
+
+    async def settle_sending(
+        self, lookups: Sequence[tuple[OutboxItem, Sequence[object]]]
+    ) -> tuple[int, int]:
+        return 0, 0
+
     async def apply_delivery_report(self, report: DeliveryReport) -> bool:
         for row in self.rows.values():
             if row.sid == report.channel_id:
