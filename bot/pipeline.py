@@ -118,8 +118,8 @@ class Pipeline:
         started = time.perf_counter()
         hold = utcnow() + timedelta(seconds=hold_replies_s) if hold_replies_s else None
         outcome: TurnOutcome | None = None
-        async with self.locks.hold(msg.sender):  # 3. one turn at a time per fan, in order
-            recorded, ctx = await self.store.begin_turn(msg)  # 1 + 4. record first; one trip
+        async with self.locks.hold(msg.sender):  # 1. one turn at a time per fan, in order
+            recorded, ctx = await self.store.begin_turn(msg)  # 2. record (idempotent) and load: one trip
             if ctx is None:  # a duplicate delivery of an answered text: the same replies
                 replies = await self.store.replies_to(recorded.message_id)
                 return TurnOutcome(recorded.message_id, recorded.contact.id, tuple(replies), True)
@@ -153,22 +153,22 @@ class Pipeline:
         turn = _Turn(ctx, message_id, msg, record, self.brain, num_media=text.num_media)
         decision = compliance.classify(
             body, subscription=ctx.contact.subscription, opt_out_type=msg.opt_out_type
-        )  # 2. STOP always wins, even over a human holding the thread
+        )  # 3. STOP always wins, even over a human holding the thread
         if decision is not None:
             self._comply(turn, decision)
         elif ctx.contact.subscription == "unsubscribed":
             record.events.append(("ignored", {"why": "opted_out"}))  # stored, never answered
-        elif ctx.status in HUMAN_STATES:  # 5. a human owns the thread: the bot stays silent
+        elif ctx.status in HUMAN_STATES:  # 4. a human owns the thread: the bot stays silent
             self._hold_for_human(turn)
         else:
-            await self._converse(turn, body, is_new)  # 6-8. NLU, flows, actions, responses
-        replies = await self.store.finish_turn(record)  # 9. one transaction
+            await self._converse(turn, body, is_new)  # 5-7. NLU, flows, actions, responses
+        replies = await self.store.finish_turn(record)  # 8. one transaction
         outcome = TurnOutcome(
             message_id, ctx.contact.id, tuple(replies), held=record.inbound_status == "held",
             prediction=turn.prediction, events=tuple(record.events),
         )  # fmt: skip
         metrics.count_turn(outcome)
-        self.on_commit(outcome)  # 10. side effects only after commit
+        self.on_commit(outcome)  # 9. side effects only after commit
         return outcome
 
     # ---- stages -----------------------------------------------------------------------
