@@ -2,8 +2,11 @@
 
 The server runs in its own process (`python -m bot.testing.twilio_server`); this process sends
 N messages through the real twilio SDK and prints messages/s. Bounded in count and time.
+`--store sqlite` / `--store postgresql` use the real `bot.storage.Store` (a temporary SQLite
+file; a fresh schema in FANLINE_TEST_DATABASE_URL, or --database-url); `memory` isolates the
+sender and the SDK from the database.
 
-    python bench/sender.py --messages 20000 --max-seconds 60 [--store memory|sqlite]
+    python bench/sender.py --messages 20000 --max-seconds 60 [--store memory|sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -14,16 +17,21 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.channels.twilio_gateway import TwilioGateway  # noqa: E402
-from bot.messages import DeliveryReport  # noqa: E402
+from bot.messages import DeliveryReport, OutboundSms  # noqa: E402
 from bot.outbound import OutboundSender, OutboxItem  # noqa: E402
+from bot.storage import Store  # noqa: E402
 from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN  # noqa: E402
 
 OUR_NUMBER = "+15005550006"
@@ -64,11 +72,58 @@ class MemoryStore:
     async def outbox_failed(self, outbox_id: int, code: int | None, error: str) -> None:
         self.failed += 1
 
+    async def stale_sending(self, older_than_s: float, limit: int = 500) -> list[OutboxItem]:
+        return []
+
+    async def settle_sending(self, lookups: Sequence[Any]) -> tuple[int, int]:
+        return 0, 0
+
     async def apply_delivery_report(self, report: DeliveryReport) -> bool:
         return False
 
     def remaining(self) -> int:
         return len(self.due) + len(self.later)
+
+
+def fan(i: int) -> str:
+    return f"+1415{i % 10_000_000:07d}"
+
+
+async def fill(store: Store, n: int) -> float:
+    """Queue n texts to n distinct fans through the store; return the seconds it took."""
+    started = time.perf_counter()
+    for lo in range(0, n, 5000):
+        texts = [
+            OutboundSms(fan(i), f"Thanks for texting! #{i}") for i in range(lo, min(n, lo + 5000))
+        ]
+        await store.queue_outbound(texts)
+    return time.perf_counter() - started
+
+
+@contextmanager
+def database(kind: str, url: str | None) -> Iterator[str]:
+    """A throwaway database: a temporary SQLite file, or a PostgreSQL schema of its own."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/bench.db"
+        return
+    if not url:
+        raise SystemExit("--store postgresql needs FANLINE_TEST_DATABASE_URL or --database-url")
+    import sqlalchemy as sa  # setup only; the benchmark itself goes through Store
+
+    from bot.storage.db import normalise_url
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
 
 
 def free_port() -> int:
@@ -92,37 +147,42 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the Twilio-compatible server did not start")
 
 
-async def run(args: argparse.Namespace, url: str) -> None:
-    store = MemoryStore(args.messages)
+async def run(args: argparse.Namespace, url: str, db_url: str | None) -> None:
+    store: Any
+    if db_url is None:
+        store, label = MemoryStore(args.messages), "in-memory OutboxStore (bench/sender.py)"
+    else:
+        store = Store.open(db_url, hash_key=b"bench")
+        label = f"bot.storage.Store on {store.db.engine.dialect.name}"
+        print(f"queued {args.messages:,} texts in {await fill(store, args.messages):.2f}s")
     gateway = TwilioGateway(
-        TEST_ACCOUNT_SID,
-        TEST_AUTH_TOKEN,
-        from_number=OUR_NUMBER,
-        base_url=url,
+        TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, from_number=OUR_NUMBER, base_url=url,
         connections=args.connections,
-    )
+    )  # fmt: skip
     sender = OutboundSender(
-        store,
-        gateway,
-        rate_per_second=args.rate,
-        batch_size=args.batch,
-        lanes=args.lanes,
+        store, gateway, rate_per_second=args.rate, batch_size=args.batch, lanes=args.lanes,
         backoff_base=0.05,
-    )
+    )  # fmt: skip
     stop = asyncio.Event()
     started = time.perf_counter()
     task = asyncio.create_task(sender.run(stop))
-    while store.remaining() and time.perf_counter() - started < args.max_seconds:
-        await asyncio.sleep(0.05)  # progress polling for a benchmark, not test synchronisation
+    while (
+        sender.counts["sent"] + sender.counts["failed"] < args.messages
+        and time.perf_counter() - started < args.max_seconds
+    ):
+        await asyncio.sleep(0.02)  # progress polling for a benchmark, not test synchronisation
     stop.set()
     await task
     elapsed = time.perf_counter() - started
     await gateway.aclose()
-    print(
-        f"store: in-memory OutboxStore (bench/sender.py); gateway: twilio SDK {twilio_version()} async client"
-    )
-    print(f"sent {store.sent} of {args.messages} in {elapsed:.2f}s: {store.sent / elapsed:,.0f} msg/s "
-          f"(failed {store.failed}, retried {sender.counts['retried']}, lanes {args.lanes}, batch {args.batch})")  # fmt: skip
+    sent = sender.counts["sent"]
+    print(f"store: {label}; gateway: twilio SDK {twilio_version()} async client")
+    print(f"sent {sent:,} of {args.messages:,} in {elapsed:.2f}s: {sent / elapsed:,.0f} msg/s "
+          f"(failed {sender.counts['failed']}, retried {sender.counts['retried']}, "
+          f"lanes {args.lanes}, batch {args.batch})")  # fmt: skip
+    if isinstance(store, Store):
+        print(f"outbox afterwards: {await store.outbox_counts()}")
+        store.close()
 
 
 def twilio_version() -> str:
@@ -141,11 +201,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--lanes", type=int, default=8)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--store", choices=["memory", "sqlite", "postgresql"], default="memory")
+    parser.add_argument("--database-url", default=os.environ.get("FANLINE_TEST_DATABASE_URL"))
     args = parser.parse_args()
     port = free_port()
     server = start_server(port)
     try:
-        asyncio.run(run(args, f"http://127.0.0.1:{port}"))
+        if args.store == "memory":
+            asyncio.run(run(args, f"http://127.0.0.1:{port}", None))
+        else:
+            with database(args.store, args.database_url) as db_url:
+                asyncio.run(run(args, f"http://127.0.0.1:{port}", db_url))
     finally:
         server.terminate()
         server.wait(timeout=10)

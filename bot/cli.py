@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.errors import ConfigError, FanlineError, ValidationFailed
 
-DEMO_FILES = ("flows", "data", "actions", "domain.yml", "config.yml", "endpoints.yml",
+DEMO_FILES = ("flows", "data", "actions", "domain.yml", "config.yml", "endpoints.yml", "segments.yml", "canned_replies.yml",
               "credentials.yml", "tests/conversations")  # fmt: skip
 
 

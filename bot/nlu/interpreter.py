@@ -60,6 +60,8 @@ class Interpreter:
         self._lowercase = all(f.options["lowercase"] for f in model.featurizers) and (
             self.encoder is None or self.encoder.case_insensitive
         )
+        # plain `char` n-grams see runs of spaces; words, char_wb and the encoder do not
+        self._collapse = all(f.options["analyzer"] != "char" for f in model.featurizers)
 
     @staticmethod
     def _open_encoder(options: dict[str, Any] | None):
@@ -114,7 +116,7 @@ class Interpreter:
 
     def parse(self, text: str) -> Prediction:
         text = text[:MAX_TEXT]
-        found = self._intents(normalise(text, self._lowercase))
+        found = self._intents(normalise(text, self._lowercase, self._collapse))
         entities = self.entities(text)
         if found.oos_wins or found.confidence < self.threshold or not text.strip():
             return Prediction(
@@ -157,7 +159,8 @@ class _Intents:
     oos_wins: bool
 
 
-def normalise(text: str, lowercase: bool = True) -> str:
-    """The cache key and what is classified: features split on whitespace (and lowercase when
-    every featurizer does), so "TOUR", "tour" and " tour " get the same, exact, answer."""
-    return " ".join((text.lower() if lowercase else text).split())
+def normalise(text: str, lowercase: bool = True, collapse: bool = True) -> str:
+    """The cache key, and what is classified: exact, because it only removes what every
+    featurizer ignores anyway (case, when all lowercase; runs of whitespace, unless `char`)."""
+    text = text.lower() if lowercase else text
+    return " ".join(text.split()) if collapse else text

@@ -341,6 +341,23 @@ class Store:
         rows.sort(key=lambda r: r.id)
         return [_outbox_item(r, at) for r in rows if r.id not in gone]
 
+    async def queue_outbound(self, replies: Sequence[OutboundSms]) -> list[int]:
+        """Queue texts outside a turn (system texts, benchmarks, tests): their outbox ids."""
+        queued = await self.db.run(lambda c: self._enqueue(c, None, replies, now(), None))
+        return [q.outbox_id for q in queued]
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """Outbound messages by status: for monitoring, benchmarks and tests."""
+
+        def count(conn: Connection) -> dict[str, int]:
+            m = messages.c
+            rows = conn.execute(
+                sa.select(m.status, sa.func.count()).where(m.direction == "out").group_by(m.status)
+            ).all()
+            return {status: n for status, n in rows}
+
+        return await self.db.run(count)
+
     async def claim_for_twiml(self, outbox_ids: Sequence[int]) -> list[int]:
         """Take queued replies for an inline TwiML answer; the sender never sees them then."""
         if not outbox_ids:
