@@ -32,9 +32,9 @@ from bot.broadcast_model import (
     render,
 )
 from bot.errors import ConfigError, Location
-from bot.sms import sms_segments
 from bot.quiet_hours import QuietHours, valid_zone
 from bot.segments import Segment
+from bot.sms import sms_segments
 from bot.storage import Store
 from bot.storage.broadcast_store import BroadcastStore, ChunkResult
 
@@ -167,10 +167,12 @@ class BroadcastService:
         """Hold every queued text of the broadcast (texts already handed to Twilio go on)."""
         return await self.records.pause(broadcast_id)
 
-    async def resume(self, broadcast_id: int) -> int:
+    async def resume(self, broadcast_id: int, *, enqueue: bool = True) -> int:
+        """Release held texts; with `enqueue=False` (a web request) the scheduler writes the
+        rest of an interrupted enqueue on its next step instead of the caller."""
         held = await self.records.resume(broadcast_id)
         b = await self.records.get(broadcast_id)
-        if b.status == "enqueuing":
+        if enqueue and b.status == "enqueuing":
             await self.enqueue(broadcast_id)
         return held
 

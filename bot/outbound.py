@@ -154,6 +154,7 @@ class OutboundSender:
         lease_s: float = 30.0,
         recover_grace_s: float | None = None,
         recover_interval_s: float = 60.0,
+        wake_gap_s: float = 0.02,
     ) -> None:
         self.store = store
         self.gateway = gateway
@@ -173,6 +174,8 @@ class OutboundSender:
         if self.recover_grace_s <= lease_s + timeout:
             raise ValueError("recover_grace_s must exceed lease_s + the gateway's timeout")
         self.recover_interval_s = recover_interval_s
+        self.wake_gap_s = wake_gap_s
+        self._empty_at = -1e9  # loop time of the last claim that found nothing
         self._rates = dict(rates or {})
         self._buckets: dict[str, TokenBucket] = {}
         self._wake = asyncio.Event()
@@ -213,15 +216,28 @@ class OutboundSender:
                 await self._idle(stop_event)
 
     async def _idle(self, stop_event: asyncio.Event) -> None:
-        waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop_event.wait())]
-        try:
-            await asyncio.wait(
-                waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for w in waits:
-                w.cancel()
-        self._wake.clear()
+        """Wait for a wake-up or the poll interval. One wake-up rouses one lane, not all: every
+        committed turn notifies, and N lanes claiming an empty outbox cost N database trips."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.poll_interval
+        while not stop_event.is_set():
+            if self._wake.is_set():
+                self._wake.clear()  # this lane takes the wake-up; the others keep waiting
+                # wake-ups come with every turn: claim an empty outbox at most every gap
+                gap = self._empty_at + self.wake_gap_s - loop.time()
+                if gap > 0:
+                    await asyncio.sleep(gap)
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            waits = [asyncio.ensure_future(self._wake.wait()),
+                     asyncio.ensure_future(stop_event.wait())]  # fmt: skip
+            try:
+                await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
 
     async def drain(self) -> int:
         """Send everything due now (retries due later stay queued); return rows handled."""
@@ -232,9 +248,13 @@ class OutboundSender:
 
     async def send_batch(self) -> int:
         """Claim one batch, send it concurrently, record the results; return the rows claimed."""
-        items = await self.store.claim_outbox(self._claim_size())
+        size = self._claim_size()
+        items = await self.store.claim_outbox(size)
         if not items:
+            self._empty_at = asyncio.get_running_loop().time()
             return 0
+        if len(items) == size:
+            self._wake.set()  # a full batch: there may be more, rouse another lane
         deadline = time.monotonic() + self.lease_s
         outcomes = await asyncio.gather(*[self._send_one(item, deadline) for item in items])
         sent = [o for o in outcomes if o is not None]

@@ -165,7 +165,7 @@ class TwilioGateway:
         hits: list[SendResult] = []
         seen = 0
         try:
-            stream = self._sdk().messages.stream_async(**filters, page_size=50)
+            stream = await self._sdk().messages.stream_async(**filters, page_size=50)
             async for m in stream:
                 seen += 1
                 if (m.date_sent is not None and m.date_sent < since) or seen > LOOKUP_LIMIT:

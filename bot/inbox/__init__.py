@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 
 from sanic import Blueprint
 
+from bot.broadcasts import BroadcastService
 from bot.inbox.api import api_blueprint
 from bot.inbox.auth import Auth
+from bot.inbox.broadcasts import service_for
 from bot.inbox.config import InboxConfig, load_inbox_config
 from bot.inbox.live import LiveHub, Webhook
 from bot.inbox.views import views_blueprint
@@ -51,12 +53,17 @@ def inbox_blueprints(
     hub: LiveHub,
     notify_outbox: Callable[[], None],
     config: InboxConfig | None = None,
+    broadcasts: Callable[[], BroadcastService] | None = None,
 ) -> list[Blueprint]:
     """The inbox pages (/inbox) and its JSON API (/api/v1), sharing one set of rules.
 
-    `db` may be a callable returning the database, for apps that open it at server start.
+    `db` may be a callable returning the database, for apps that open it at server start;
+    `broadcasts` likewise the broadcast service (default: one over that database).
     """
     config = config or load_inbox_config(settings.project_dir, settings.inbox)
+    get_db = (lambda: db) if isinstance(db, Database) else db
+    if broadcasts is None:
+        broadcasts = service_for(get_db, settings)
     if not isinstance(db, Database):
         db = _Deferred(db)  # type: ignore[assignment]
     inbox = Inbox(
@@ -66,5 +73,6 @@ def inbox_blueprints(
         config=config,
         notify_outbox=notify_outbox,
         secure_cookies=settings.public_url.startswith("https://"),
+        broadcasts=broadcasts,
     )
     return [views_blueprint(inbox), api_blueprint(inbox)]

@@ -15,7 +15,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json
 
 from bot.errors import BadRequest, HttpError, NotFound
-from bot.inbox import queue, threads
+from bot.inbox import broadcasts, queue, threads
 from bot.inbox.auth import COOKIE, TooManyAttempts, now
 from bot.inbox.live import stream
 from bot.inbox.openapi import openapi_document
@@ -62,6 +62,7 @@ def api_blueprint(inbox: Inbox) -> Blueprint:
 
     _thread_routes(bp, inbox)
     _agent_routes(bp, inbox)
+    _broadcast_routes(bp, inbox)
     return bp
 
 
@@ -134,6 +135,39 @@ def _agent_routes(bp: Blueprint, inbox: Inbox) -> None:
     async def set_active(request: Request, username: str, state: str) -> HTTPResponse:
         await authorise(request, inbox, admin=True)
         return json((await inbox.auth.set_active(username, state == "enable")).to_json())
+
+
+def _broadcast_routes(bp: Blueprint, inbox: Inbox) -> None:
+    """Every agent may watch broadcasts go out; only admins pause, resume or cancel them."""
+
+    @bp.get("/broadcasts")
+    async def list_broadcasts(request: Request) -> HTTPResponse:
+        await authorise(request, inbox)
+        items = await broadcasts.list_progress(inbox.broadcasts())
+        return json({"items": [p.to_json() for p in items],
+                     "running": any(p.running for p in items)})  # fmt: skip
+
+    @bp.get("/broadcasts/<broadcast_id:int>")
+    async def one_broadcast(request: Request, broadcast_id: int) -> HTTPResponse:
+        await authorise(request, inbox)
+        return json((await broadcasts.one_progress(inbox.broadcasts(), broadcast_id)).to_json())
+
+    @bp.post("/broadcasts/<broadcast_id:int>/<action:(pause|resume|cancel)>")
+    async def control(request: Request, broadcast_id: int, action: str) -> HTTPResponse:
+        session = await authorise(request, inbox, admin=True)
+        moved = await control_broadcast(inbox, broadcast_id, action, session.agent.id)
+        now_at = await broadcasts.one_progress(inbox.broadcasts(), broadcast_id)
+        return json({"ok": True, "texts": moved, "broadcast": now_at.to_json()})
+
+
+async def control_broadcast(inbox: Inbox, broadcast_id: int, action: str, agent_id: int) -> int:
+    """Pause, resume or cancel (shared by the API and the HTML forms), then announce it."""
+    moved = await broadcasts.control(inbox.broadcasts(), broadcast_id, action)
+    if action == "resume":
+        inbox.notify_outbox()  # released texts are queued again: the sender may take them now
+    inbox.hub.publish("broadcast", {"broadcast_id": broadcast_id, "action": action,
+                                    "agent_id": agent_id})  # fmt: skip
+    return moved
 
 
 async def perform(

@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy.engine import Connection
 
 from bot.errors import (
     BadRequest,
@@ -32,7 +30,8 @@ from bot.errors import (
     Unauthorized,
 )
 from bot.storage import Database
-from bot.storage.inbox_tables import agent_sessions, agents, login_attempts
+from bot.storage import inbox_store as sql
+from bot.storage.db import Connection
 
 ROLES = ("admin", "agent")
 COOKIE = "fanline_session"
@@ -123,22 +122,17 @@ class Auth:
 
     async def list_agents(self) -> list[Agent]:
         def get(conn: Connection) -> list[Agent]:
-            return [_agent(r) for r in conn.execute(sa.select(agents).order_by(agents.c.id))]
+            return [_agent(r) for r in sql.all_agents(conn)]
 
         return await self.db.run(get)
 
     async def set_active(self, username: str, active: bool) -> Agent:
         def update(conn: Connection) -> Agent:
-            row = conn.execute(
-                agents.update()
-                .where(agents.c.username == username.strip().lower())
-                .values(active=active)
-                .returning(*agents.c)
-            ).first()
+            row = sql.update_agent(conn, username.strip().lower(), active=active)
             if row is None:
                 raise NotFound(f"no agent named {username!r}")
             if not active:  # a disabled agent is logged out everywhere, now
-                conn.execute(agent_sessions.delete().where(agent_sessions.c.agent_id == row.id))
+                sql.delete_agent_sessions(conn, row["id"])
             return _agent(row)
 
         return await self.db.run(update)
@@ -150,9 +144,9 @@ class Auth:
         name = username.strip().lower()[:64]
         ip = (ip or "unknown")[:64]
         stored = await self.db.run(self._before_login, name, ip)
-        hashed = stored.password_hash if stored is not None else self._dummy_hash
+        hashed = stored["password_hash"] if stored is not None else self._dummy_hash
         ok = await asyncio.to_thread(self._verify, hashed, password) and stored is not None
-        ok = ok and bool(stored.active)
+        ok = ok and bool(stored["active"])
         rehash = None
         if ok and self.hasher.check_needs_rehash(hashed):
             rehash = await asyncio.to_thread(self.hasher.hash, password)
@@ -168,49 +162,36 @@ class Auth:
         except (VerificationError, InvalidHashError):
             return False
 
-    def _before_login(self, conn: Connection, name: str, ip: str) -> Any:
+    def _before_login(self, conn: Connection, name: str, ip: str) -> dict[str, Any] | None:
+        """Refuse (TooManyAttempts) while either rate limit is spent; else the stored agent."""
         at = now()
         since = at - timedelta(seconds=self.limits.window_s)
-        last_ok = conn.execute(
-            sa.select(sa.func.max(login_attempts.c.at)).where(
-                login_attempts.c.username == name, login_attempts.c.ok.is_(True)
-            )
-        ).scalar()
+        last_ok = sql.last_good_login(conn, name)
         user_since = max(since, utc(last_ok)) if last_ok else since  # success clears the count
-        for column, value, limit, start in (
-            (login_attempts.c.username, name, self.limits.per_username, user_since),
-            (login_attempts.c.ip, ip, self.limits.per_ip, since),
+        for count, oldest, limit in (
+            (*sql.failed_logins(conn, since=user_since, username=name), self.limits.per_username),
+            (*sql.failed_logins(conn, since=since, ip=ip), self.limits.per_ip),
         ):
-            count, oldest = conn.execute(
-                sa.select(sa.func.count(), sa.func.min(login_attempts.c.at)).where(
-                    column == value, login_attempts.c.ok.is_(False), login_attempts.c.at > start
-                )
-            ).one()
             if count >= limit:
-                wait = self.limits.window_s - (at - utc(oldest)).total_seconds()
+                age = (at - utc(oldest)).total_seconds() if oldest else 0.0
+                wait = self.limits.window_s - age
                 raise TooManyAttempts(max(1, int(wait) + 1))
-        return conn.execute(sa.select(agents).where(agents.c.username == name)).first()
+        return sql.agent_by_username(conn, name)
 
     def _after_login(
         self, conn: Connection, name: str, ip: str, ok: bool, token: str, csrf: str,
         rehash: str | None,
     ) -> Agent | None:  # fmt: skip
         at = now()
-        conn.execute(login_attempts.insert().values(username=name, ip=ip, ok=ok, at=at))
+        sql.record_login(conn, name, ip, ok, at)
         if not ok:
             return None
         values: dict[str, Any] = {"last_login_at": at}
         if rehash:
             values["password_hash"] = rehash
-        row = conn.execute(
-            agents.update().where(agents.c.username == name).values(values).returning(*agents.c)
-        ).one()
-        conn.execute(
-            agent_sessions.insert().values(
-                token_hash=_digest(token), agent_id=row.id, csrf=csrf, created_at=at,
-                expires_at=at + self.session_ttl,
-            )
-        )  # fmt: skip
+        row = sql.update_agent(conn, name, **values)
+        assert row is not None  # the password matched this very agent in this login
+        sql.insert_session(conn, _digest(token), row["id"], csrf, at, at + self.session_ttl)
         return _agent(row)
 
     async def session(self, cookie: str | None) -> Session | None:
@@ -220,28 +201,15 @@ class Auth:
             return None
 
         def get(conn: Connection) -> Session | None:
-            row = conn.execute(
-                sa.select(agents, agent_sessions.c.csrf)
-                .join(agent_sessions, agent_sessions.c.agent_id == agents.c.id)
-                .where(
-                    agent_sessions.c.token_hash == _digest(token),
-                    agent_sessions.c.expires_at > now(),
-                    agents.c.active.is_(True),
-                )
-            ).first()
-            return Session(_agent(row), row.csrf) if row else None
+            row = sql.session_agent(conn, _digest(token), now())
+            return Session(_agent(row), row["csrf"]) if row else None
 
         return await self.db.run(get)
 
     async def logout(self, cookie: str | None) -> None:
         token = self._token(cookie)
         if token is not None:
-            digest = _digest(token)
-            await self.db.run(
-                lambda c: c.execute(
-                    agent_sessions.delete().where(agent_sessions.c.token_hash == digest)
-                )
-            )
+            await self.db.run(sql.delete_session, _digest(token))
 
     def _token(self, cookie: str | None) -> str | None:
         if not cookie:
@@ -272,17 +240,13 @@ def check_username(username: str) -> str:
 
 
 def _insert_agent(conn: Connection, row: dict[str, Any]) -> Agent:
-    exists = conn.execute(
-        sa.select(agents.c.id).where(agents.c.username == row["username"])
-    ).first()
-    if exists is not None:
+    if sql.agent_by_username(conn, row["username"]) is not None:
         raise Conflict(f"agent {row['username']!r} exists already")
-    new = conn.execute(agents.insert().values(row).returning(*agents.c)).one()
-    return _agent(new)
+    return _agent(sql.insert_agent(conn, row))
 
 
-def _agent(row: Any) -> Agent:
-    return Agent(row.id, row.username, row.display_name, row.role, bool(row.active))
+def _agent(row: dict[str, Any]) -> Agent:
+    return Agent(row["id"], row["username"], row["display_name"], row["role"], bool(row["active"]))
 
 
 def _digest(token: str) -> str:

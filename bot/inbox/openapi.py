@@ -63,6 +63,48 @@ _ACTIONS = {
 }  # fmt: skip
 
 
+_INT = {"type": "integer"}
+_BID = {"name": "broadcast_id", "in": "path", "required": True, "schema": _INT}
+_PROGRESS = {
+    "type": "object",
+    "properties": {
+        "id": _INT, "name": _STR,
+        "status": {"enum": ["draft", "scheduled", "enqueuing", "sending", "paused", "cancelled"]},
+        "send_at": {"type": ["string", "null"], "format": "date-time"},
+        "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "recipients": _INT, "queued": _INT, "held": _INT, "sent": _INT, "delivered": _INT,
+        "failed": _INT, "cancelled": _INT, "done": _INT,
+        "failed_by_code": {"type": "object", "additionalProperties": _INT},
+        "opted_out_since": _INT, "replied": _INT, "running": {"type": "boolean"},
+    },
+}  # fmt: skip
+_BROADCAST_ACTIONS = {
+    "pause": "Hold every queued text of the broadcast (admins only)",
+    "resume": "Release held texts; the scheduler finishes an interrupted enqueue (admins only)",
+    "cancel": "Cancel every queued or held text (admins only)",
+}
+
+
+def _broadcast_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/v1/broadcasts": {"get": _op(
+            "The 20 newest broadcasts with live progress; `running` while any is still changing",
+            response={"type": "object", "properties": {
+                "items": {"type": "array", "items": _PROGRESS}, "running": {"type": "boolean"}}})},
+        "/api/v1/broadcasts/{broadcast_id}": {"get": _op(
+            "One broadcast's progress: queued, sent, delivered, failed by error code, opted out",
+            params=[_BID], response=_PROGRESS, extra={"404": {"description": "no such broadcast"}})},
+    }  # fmt: skip
+    for action, summary in _BROADCAST_ACTIONS.items():
+        paths[f"/api/v1/broadcasts/{{broadcast_id}}/{action}"] = {"post": _op(
+            summary, params=[_BID], writes=True,
+            response={"type": "object", "properties": {
+                "ok": {"type": "boolean"}, "texts": _INT, "broadcast": _PROGRESS}},
+            extra={"404": {"description": "no such broadcast"},
+                   "409": {"description": "the broadcast is not in a state that allows this"}})}  # fmt: skip
+    return paths
+
+
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [],
@@ -87,7 +129,8 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/stats": {"get": _op("Service timers: first response and resolution p50/p90",
                                      params=[{"name": "days", "in": "query",
                                               "schema": {"type": "number"}}])},
-        "/api/v1/events": {"get": {"summary": "Server-Sent Events: message, escalation, thread",
+        "/api/v1/events": {"get": {"summary": "Server-Sent Events: message, escalation, thread, "
+                                              "broadcast",
                                    "responses": {"200": {"description": "text/event-stream"},
                                                  **_ERRORS}}},
         "/api/v1/agents": {
@@ -101,6 +144,7 @@ def openapi_document() -> dict[str, Any]:
         paths[f"/api/v1/agents/{{username}}/{state}"] = {"post": _op(
             f"{state.capitalize()} an agent (admins only)", writes=True,
             params=[{"name": "username", "in": "path", "required": True, "schema": _STR}])}  # fmt: skip
+    paths.update(_broadcast_paths())
     for action, (summary, body) in _ACTIONS.items():
         paths[f"/api/v1/conversations/{{conversation_id}}/{action}"] = {
             "post": _op(summary, body=body, params=[_ID], writes=True, extra=_CONFLICT)

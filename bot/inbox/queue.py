@@ -14,17 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-from bot.sms import count_segments
 from bot.errors import BadRequest, Conflict, NotFound
 from bot.inbox.auth import Agent, now, utc
+from bot.sms import count_segments
 from bot.storage import Database
-from bot.storage.inbox_tables import agents
-from bot.storage.tables import contacts, conversations, escalations, events, messages
+from bot.storage import inbox_store as sql
+from bot.storage.db import Connection
 
-HUMAN = ("open", "snoozed")
+HUMAN = sql.HUMAN
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 VIEWS = ("unassigned", "mine", "all", "snoozed")
 MAX_BODY = 1600  # Twilio's limit for one message
@@ -93,101 +90,27 @@ async def list_queue(
 
 
 def _list_queue(conn: Connection, view: str, agent_id: int, limit: int, offset: int) -> QueuePage:
+    """The unit of work behind `list_queue`, without its page-size cap (the benchmark's way in)."""
     at = now()
-    c, e = conversations, escalations
-    snoozing = sa.and_(c.c.status == "snoozed", c.c.snoozed_until > at)
-    awake = sa.not_(snoozing)
-    conditions = {
-        "unassigned": sa.and_(awake, c.c.assignee_id.is_(None)),
-        "mine": sa.and_(awake, c.c.assignee_id == agent_id),
-        "all": sa.true(),
-        "snoozed": snoozing,
-    }
-    in_queue = c.c.status.in_(HUMAN)
-    counts = conn.execute(
-        sa.select(*[sa.func.count().filter(cond).label(name) for name, cond in conditions.items()])
-        .select_from(c)
-        .where(in_queue)
-    ).one()
-    # the newest unresolved escalation of each thread (normally its only one)
-    current = (
-        sa.select(e.c.conversation_id, sa.func.max(e.c.id).label("id"))
-        .where(e.c.resolved_at.is_(None))
-        .group_by(e.c.conversation_id)
-        .subquery()
-    )
-    rank = sa.case(
-        *[(e.c.priority == p, r) for p, r in PRIORITY_RANK.items()], else_=len(PRIORITY_RANK)
-    )
-    # sort narrow rows (ids only), then load the page's details: sorting wide rows costs more
-    page = conn.execute(
-        sa.select(c.c.id.label("cid"), e.c.id.label("eid"))
-        .select_from(c)
-        .outerjoin(current, current.c.conversation_id == c.c.id)
-        .outerjoin(e, e.c.id == current.c.id)
-        .where(in_queue, conditions[view])
-        .order_by(rank, sa.func.coalesce(e.c.created_at, c.c.updated_at), c.c.id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    rows = _details(conn, page)
-    last = _last_messages(conn, [r.contact_id for r in rows])
-    items = tuple(_item(r, last.get(r.contact_id), at) for r in rows)
-    return QueuePage(view, items, dict(counts._mapping))
+    counts, rows = sql.queue_page(conn, view, agent_id, limit, offset, at, PRIORITY_RANK)
+    last = sql.last_messages(conn, [r["contact_id"] for r in rows])
+    items = tuple(_item(r, last.get(r["contact_id"]), at) for r in rows)
+    return QueuePage(view, items, counts)
 
 
-def _details(conn: Connection, page: list[Any]) -> list[Any]:
-    if not page:
-        return []
-    c, e = conversations, escalations
-    rows = conn.execute(
-        sa.select(
-            c.c.id, c.c.contact_id, c.c.status, c.c.snoozed_until, c.c.assignee_id,
-            c.c.updated_at, contacts.c.profile, e.c.reason, e.c.priority, e.c.guesses,
-            e.c.created_at, e.c.first_response_at, agents.c.display_name,
-        )
-        .select_from(c)
-        .join(contacts, contacts.c.id == c.c.contact_id)
-        .outerjoin(e, e.c.id.in_([p.eid for p in page if p.eid is not None]) & (e.c.conversation_id == c.c.id))
-        .outerjoin(agents, agents.c.id == c.c.assignee_id)
-        .where(c.c.id.in_([p.cid for p in page]))
-    ).all()  # fmt: skip
-    order = {p.cid: i for i, p in enumerate(page)}
-    return sorted(rows, key=lambda r: order[r.id])
-
-
-def _last_messages(conn: Connection, contact_ids: list[int]) -> dict[int, tuple[str, bool]]:
-    """Per fan: their newest text (the preview) and whether they spoke last (awaiting a reply)."""
-    if not contact_ids:
-        return {}
-    m = messages.c
-    mine = sa.and_(m.contact_id.in_(contact_ids), m.private.is_(False))
-    newest = sa.select(sa.func.max(m.id)).where(mine).group_by(m.contact_id)
-    newest_in = sa.select(sa.func.max(m.id)).where(mine, m.direction == "in").group_by(m.contact_id)
-    rows = conn.execute(
-        sa.select(m.id, m.contact_id, m.direction, m.body).where(
-            sa.or_(m.id.in_(newest), m.id.in_(newest_in))
-        )
-    ).all()
-    out: dict[int, tuple[str, bool]] = {}
-    for r in sorted(rows, key=lambda r: r.id):  # the later row per fan is the newest message
-        preview = (r.body or "[media]") if r.direction == "in" else out.get(r.contact_id, ("",))[0]
-        out[r.contact_id] = (preview, r.direction == "in")
-    return out
-
-
-def _item(r: Any, last: tuple[str, bool] | None, at: datetime) -> QueueItem:
-    since = utc(r.created_at or r.updated_at)
-    until = utc(r.first_response_at) if r.first_response_at else at
-    snoozed_until = utc(r.snoozed_until) if r.snoozed_until else None
-    snoozing = r.status == "snoozed" and snoozed_until is not None and snoozed_until > at
+def _item(r: dict[str, Any], last: tuple[str, bool] | None, at: datetime) -> QueueItem:
+    since = utc(r["created_at"] or r["updated_at"])
+    until = utc(r["first_response_at"]) if r["first_response_at"] else at
+    snoozed_until = utc(r["snoozed_until"]) if r["snoozed_until"] else None
+    snoozing = r["status"] == "snoozed" and snoozed_until is not None and snoozed_until > at
     preview, awaiting = last or ("", False)
     return QueueItem(
-        conversation_id=r.id, contact_id=r.contact_id, name=fan_name(r.profile, r.contact_id),
-        status="snoozed" if snoozing else "open", reason=r.reason,
-        priority=r.priority or "normal",
-        guesses=tuple((str(g[0]), float(g[1])) for g in (r.guesses or ())),
-        assignee_id=r.assignee_id, assignee_name=r.display_name, waiting_since=since,
+        conversation_id=r["id"], contact_id=r["contact_id"],
+        name=fan_name(r["profile"], r["contact_id"]),
+        status="snoozed" if snoozing else "open", reason=r["reason"],
+        priority=r["priority"] or "normal",
+        guesses=tuple((str(g[0]), float(g[1])) for g in (r["guesses"] or ())),
+        assignee_id=r["assignee_id"], assignee_name=r["display_name"], waiting_since=since,
         waiting_s=max(0.0, (until - since).total_seconds()), snoozed_until=snoozed_until,
         preview=preview[:140], awaiting_reply=awaiting,
     )  # fmt: skip
@@ -207,23 +130,14 @@ async def claim(db: Database, conversation_id: int, agent: Agent) -> None:
 
 
 def _claim(conn: Connection, conversation_id: int, agent: Agent) -> None:
-    won = conn.execute(
-        conversations.update()
-        .where(
-            conversations.c.id == conversation_id,
-            conversations.c.assignee_id.is_(None),
-            conversations.c.status.in_(HUMAN),
-        )
-        .values(assignee_id=agent.id, updated_at=now())
-    ).rowcount
-    if won != 1:
+    if not sql.take_if_free(conn, conversation_id, agent.id, now()):
         conv = _conversation(conn, conversation_id)
-        if conv.assignee_id == agent.id:
+        if conv["assignee_id"] == agent.id:
             return  # claiming your own thread again changes nothing
-        if conv.status not in HUMAN:
+        if conv["status"] not in HUMAN:
             raise Conflict("this fan is with the bot, not waiting for a person")
         raise Conflict("another agent claimed this thread first")
-    _assign_escalation(conn, conversation_id, agent.id)
+    sql.assign_escalation(conn, conversation_id, agent.id)
     _event(conn, conv_contact(conn, conversation_id), "claimed", agent)
 
 
@@ -232,17 +146,11 @@ async def reassign(db: Database, conversation_id: int, agent: Agent, to: int | N
 
     def run(conn: Connection) -> None:
         conv = _owned(conn, conversation_id, agent)
-        if to is not None:
-            target = conn.execute(sa.select(agents.c.active).where(agents.c.id == to)).first()
-            if target is None or not target.active:
-                raise BadRequest("no active agent with that id")
-        conn.execute(
-            conversations.update()
-            .where(conversations.c.id == conversation_id)
-            .values(assignee_id=to, updated_at=now())
-        )
-        _assign_escalation(conn, conversation_id, to)
-        _event(conn, conv.contact_id, "reassigned", agent, to=to)
+        if to is not None and not sql.agent_is_active(conn, to):
+            raise BadRequest("no active agent with that id")
+        sql.update_conversation(conn, conversation_id, assignee_id=to, updated_at=now())
+        sql.assign_escalation(conn, conversation_id, to)
+        _event(conn, conv["contact_id"], "reassigned", agent, to=to)
 
     await db.run(run)
 
@@ -258,46 +166,26 @@ async def reply(db: Database, conversation_id: int, agent: Agent, body: str) -> 
 
 def _reply(conn: Connection, conversation_id: int, agent: Agent, body: str) -> Sent:
     conv = _owned(conn, conversation_id, agent, claim_if_free=True)
-    fan = conn.execute(
-        sa.select(contacts.c.phone, contacts.c.subscription).where(contacts.c.id == conv.contact_id)
-    ).one()
-    if fan.phone is None:
+    fan = sql.contact(conn, conv["contact_id"])
+    if fan["phone"] is None:
         raise Conflict("this fan's data was erased; nothing can be sent")
-    if fan.subscription == "unsubscribed":
+    if fan["subscription"] == "unsubscribed":
         raise Conflict("this fan has opted out; nothing can be sent")
-    ours = conn.execute(
-        sa.select(messages.c.to_number)
-        .where(messages.c.contact_id == conv.contact_id, messages.c.direction == "in")
-        .order_by(messages.c.id.desc())
-        .limit(1)
-    ).scalar()  # answer from the number the fan texted
+    ours = sql.last_inbound_number(conn, conv["contact_id"])  # answer from the number they texted
     at = now()
     seg = count_segments(body)
-    message_id = conn.execute(
-        messages.insert()
-        .values(
-            contact_id=conv.contact_id, direction="out", to_number=fan.phone, from_number=ours,
-            body=body, media_urls=[], kind="agent", status="queued", agent_id=agent.id,
-            private=False, segments=seg.count, encoding=seg.encoding, created_at=at,
+    message_id = sql.insert_message(
+        conn, contact_id=conv["contact_id"], direction="out", to_number=fan["phone"],
+        from_number=ours, body=body, media_urls=[], kind="agent", status="queued",
+        agent_id=agent.id, private=False, segments=seg.count, encoding=seg.encoding,
+        created_at=at,
+    )  # fmt: skip
+    sql.mark_first_response(conn, conversation_id, at)
+    if conv["status"] == "snoozed":  # answering wakes the thread
+        sql.update_conversation(
+            conn, conversation_id, status="open", snoozed_until=None, updated_at=at
         )
-        .returning(messages.c.id)
-    ).scalar_one()  # fmt: skip
-    conn.execute(
-        escalations.update()
-        .where(
-            escalations.c.conversation_id == conversation_id,
-            escalations.c.resolved_at.is_(None),
-            escalations.c.first_response_at.is_(None),
-        )
-        .values(first_response_at=at)
-    )
-    if conv.status == "snoozed":  # answering wakes the thread
-        conn.execute(
-            conversations.update()
-            .where(conversations.c.id == conversation_id)
-            .values(status="open", snoozed_until=None, updated_at=at)
-        )
-    _event(conn, conv.contact_id, "agent_replied", agent, message_id=message_id)
+    _event(conn, conv["contact_id"], "agent_replied", agent, message_id=message_id)
     return Sent(message_id, seg.count, seg.encoding)
 
 
@@ -307,15 +195,11 @@ async def add_note(db: Database, conversation_id: int, agent: Agent, body: str) 
 
     def run(conn: Connection) -> int:
         conv = _conversation(conn, conversation_id)
-        note_id = conn.execute(
-            messages.insert()
-            .values(
-                contact_id=conv.contact_id, direction="out", body=body, media_urls=[],
-                kind="note", status="note", agent_id=agent.id, private=True, created_at=now(),
-            )
-            .returning(messages.c.id)
-        ).scalar_one()  # fmt: skip
-        _event(conn, conv.contact_id, "note_added", agent, message_id=note_id)
+        note_id = sql.insert_message(
+            conn, contact_id=conv["contact_id"], direction="out", body=body, media_urls=[],
+            kind="note", status="note", agent_id=agent.id, private=True, created_at=now(),
+        )  # fmt: skip
+        _event(conn, conv["contact_id"], "note_added", agent, message_id=note_id)
         return note_id
 
     return await db.run(run)
@@ -328,20 +212,13 @@ async def set_tags(
     added, removed = [_tag(t) for t in add], {_tag(t) for t in remove}
 
     def run(conn: Connection) -> list[str]:
-        conv = _conversation(conn, conversation_id)
-        profile = dict(
-            conn.execute(
-                sa.select(contacts.c.profile).where(contacts.c.id == conv.contact_id)
-            ).scalar_one()
-            or {}
-        )
+        contact_id = _conversation(conn, conversation_id)["contact_id"]
+        profile = dict(sql.contact(conn, contact_id)["profile"] or {})
         tags = [t for t in profile.get("tags", []) if t not in removed]
         tags += [t for t in dict.fromkeys(added) if t not in tags]
         profile["tags"] = tags
-        conn.execute(
-            contacts.update().where(contacts.c.id == conv.contact_id).values(profile=profile)
-        )
-        _event(conn, conv.contact_id, "tagged", agent, tags=tags)
+        sql.set_profile(conn, contact_id, profile)
+        _event(conn, contact_id, "tagged", agent, tags=tags)
         return tags
 
     return await db.run(run)
@@ -356,22 +233,12 @@ async def resolve(db: Database, conversation_id: int, agent: Agent) -> None:
     def run(conn: Connection) -> None:
         conv = _owned(conn, conversation_id, agent, claim_if_free=True)
         at = now()
-        conn.execute(
-            conversations.update()
-            .where(conversations.c.id == conversation_id)
-            .values(status="resolved", assignee_id=None, snoozed_until=None, updated_at=at)
-        )
-        conn.execute(
-            escalations.update()
-            .where(
-                escalations.c.conversation_id == conversation_id,
-                escalations.c.resolved_at.is_(None),
-            )
-            .values(
-                resolved_at=at, assignee_id=sa.func.coalesce(escalations.c.assignee_id, agent.id)
-            )
-        )
-        _event(conn, conv.contact_id, "resolved", agent)
+        sql.update_conversation(
+            conn, conversation_id, status="resolved", assignee_id=None, snoozed_until=None,
+            updated_at=at,
+        )  # fmt: skip
+        sql.resolve_escalations(conn, conversation_id, agent.id, at)
+        _event(conn, conv["contact_id"], "resolved", agent)
 
     await db.run(run)
 
@@ -383,12 +250,10 @@ async def snooze(db: Database, conversation_id: int, agent: Agent, until: dateti
 
     def run(conn: Connection) -> None:
         conv = _owned(conn, conversation_id, agent, claim_if_free=True)
-        conn.execute(
-            conversations.update()
-            .where(conversations.c.id == conversation_id)
-            .values(status="snoozed", snoozed_until=utc(until), updated_at=now())
+        sql.update_conversation(
+            conn, conversation_id, status="snoozed", snoozed_until=utc(until), updated_at=now()
         )
-        _event(conn, conv.contact_id, "snoozed", agent, until=utc(until).isoformat())
+        _event(conn, conv["contact_id"], "snoozed", agent, until=utc(until).isoformat())
 
     await db.run(run)
 
@@ -396,51 +261,36 @@ async def snooze(db: Database, conversation_id: int, agent: Agent, until: dateti
 # ---- shared checks ---------------------------------------------------------------------------
 
 
-def _conversation(conn: Connection, conversation_id: int) -> Any:
-    row = conn.execute(
-        sa.select(conversations).where(conversations.c.id == conversation_id)
-    ).first()
+def _conversation(conn: Connection, conversation_id: int) -> dict[str, Any]:
+    row = sql.conversation(conn, conversation_id)
     if row is None:
         raise NotFound("no such conversation")
     return row
 
 
 def conv_contact(conn: Connection, conversation_id: int) -> int:
-    return int(_conversation(conn, conversation_id).contact_id)
+    return int(_conversation(conn, conversation_id)["contact_id"])
 
 
 def _owned(
     conn: Connection, conversation_id: int, agent: Agent, *, claim_if_free: bool = False
-) -> Any:
+) -> dict[str, Any]:
     """The thread, if this agent may act on it: its assignee, an admin, or (claiming) anyone."""
     conv = _conversation(conn, conversation_id)
-    if conv.status not in HUMAN:
+    if conv["status"] not in HUMAN:
         raise Conflict("this fan is with the bot, not waiting for a person")
-    if conv.assignee_id is None and claim_if_free:
+    if conv["assignee_id"] is None and claim_if_free:
         _claim(conn, conversation_id, agent)  # acting on a free thread takes it, atomically
         return _conversation(conn, conversation_id)
-    if conv.assignee_id not in (None, agent.id) and not agent.is_admin:
+    if conv["assignee_id"] not in (None, agent.id) and not agent.is_admin:
         raise Conflict("this thread belongs to another agent; ask them or an admin to reassign")
     return conv
 
 
-def _assign_escalation(conn: Connection, conversation_id: int, agent_id: int | None) -> None:
-    conn.execute(
-        escalations.update()
-        .where(
-            escalations.c.conversation_id == conversation_id, escalations.c.resolved_at.is_(None)
-        )
-        .values(assignee_id=agent_id)
-    )
-
-
 def _event(conn: Connection, contact_id: int, kind: str, agent: Agent, **data: Any) -> None:
-    conn.execute(
-        events.insert().values(
-            contact_id=contact_id, message_id=data.get("message_id"), type=kind,
-            data={"agent_id": agent.id, **data}, at=now(),
-        )
-    )  # fmt: skip
+    sql.add_event(
+        conn, contact_id, kind, {"agent_id": agent.id, **data}, now(), data.get("message_id")
+    )
 
 
 def _text(body: str) -> str:

@@ -12,22 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from bot.errors import NotFound
 from bot.inbox.auth import now, utc
 from bot.inbox.queue import HUMAN, fan_name
 from bot.storage import Database
-from bot.storage.inbox_tables import agents
-from bot.storage.tables import (
-    consent_events,
-    contacts,
-    conversations,
-    escalations,
-    events,
-    messages,
-)
+from bot.storage import inbox_store as sql
+from bot.storage.db import Connection
 
 # agents' actions and the engine's hand-offs shown between the messages
 _MARKERS = {
@@ -131,104 +121,79 @@ async def load_thread(db: Database, conversation_id: int, *, limit: int = 300) -
 
 
 def _load_thread(conn: Connection, conversation_id: int, limit: int) -> Thread:
-    row = conn.execute(
-        sa.select(conversations, agents.c.display_name)
-        .outerjoin(agents, agents.c.id == conversations.c.assignee_id)
-        .where(conversations.c.id == conversation_id)
-    ).first()
+    row = sql.thread_head(conn, conversation_id)
     if row is None:
         raise NotFound("no such conversation")
-    esc = conn.execute(
-        sa.select(escalations)
-        .where(escalations.c.conversation_id == conversation_id)
-        .order_by(escalations.c.id.desc())
-        .limit(1)
-    ).first()
+    esc = sql.latest_escalation(conn, conversation_id)
     return Thread(
-        conversation_id=row.id, contact_id=row.contact_id, status=row.status,
-        assignee_id=row.assignee_id, assignee_name=row.display_name,
-        snoozed_until=utc(row.snoozed_until) if row.snoozed_until else None,
+        conversation_id=row["id"], contact_id=row["contact_id"], status=row["status"],
+        assignee_id=row["assignee_id"], assignee_name=row["display_name"],
+        snoozed_until=utc(row["snoozed_until"]) if row["snoozed_until"] else None,
         escalation=_escalation(esc) if esc else None,
-        profile=_profile(conn, row.contact_id, row.dialogue or {}),
-        timeline=_timeline(conn, row.contact_id, limit),
+        profile=_profile(conn, row["contact_id"], row["dialogue"] or {}),
+        timeline=_timeline(conn, row["contact_id"], limit),
     )  # fmt: skip
 
 
-def _escalation(r: Any) -> Escalation:
+def _escalation(r: dict[str, Any]) -> Escalation:
+    def at(key: str) -> datetime | None:
+        return utc(r[key]) if r[key] else None
+
     return Escalation(
-        r.reason, r.priority, tuple((str(g[0]), float(g[1])) for g in (r.guesses or ())),
-        utc(r.created_at), utc(r.first_response_at) if r.first_response_at else None,
-        utc(r.resolved_at) if r.resolved_at else None,
+        r["reason"], r["priority"], tuple((str(g[0]), float(g[1])) for g in (r["guesses"] or ())),
+        utc(r["created_at"]), at("first_response_at"), at("resolved_at"),
     )  # fmt: skip
 
 
 def _profile(conn: Connection, contact_id: int, dialogue: dict[str, Any]) -> Profile:
-    c = conn.execute(sa.select(contacts).where(contacts.c.id == contact_id)).one()
-    consent = conn.execute(
-        sa.select(consent_events.c.action, consent_events.c.method, consent_events.c.at)
-        .where(consent_events.c.contact_id == contact_id)
-        .order_by(consent_events.c.id)
-    ).all()
-    profile = dict(c.profile or {})
+    c = sql.contact(conn, contact_id)
+    consent = sql.consent_history(conn, contact_id)
+    profile = dict(c["profile"] or {})
     tags = tuple(profile.pop("tags", []) or ())
     return Profile(
-        name=fan_name(c.profile, contact_id),
-        phone_hint=f"…{c.phone[-4:]}" if c.phone else "erased",
-        subscription=c.subscription,
-        subscribed_at=utc(c.subscribed_at) if c.subscribed_at else None,
-        first_seen=utc(c.created_at), tags=tags, fields=profile,
+        name=fan_name(c["profile"], contact_id),
+        phone_hint=f"…{c['phone'][-4:]}" if c["phone"] else "erased",
+        subscription=c["subscription"],
+        subscribed_at=utc(c["subscribed_at"]) if c["subscribed_at"] else None,
+        first_seen=utc(c["created_at"]), tags=tags, fields=profile,
         slots=dict(dialogue.get("slots") or {}),
-        consent=tuple((r.action, r.method, utc(r.at)) for r in consent),
+        consent=tuple((r["action"], r["method"], utc(r["at"])) for r in consent),
     )  # fmt: skip
 
 
 def _timeline(conn: Connection, contact_id: int, limit: int) -> tuple[Entry, ...]:
-    msgs = conn.execute(
-        sa.select(messages, agents.c.display_name)
-        .outerjoin(agents, agents.c.id == messages.c.agent_id)
-        .where(messages.c.contact_id == contact_id)
-        .order_by(messages.c.id.desc())
-        .limit(limit)
-    ).all()
-    msgs.reverse()
-    since = utc(msgs[0].created_at) if msgs else now()
-    evs = conn.execute(
-        sa.select(events.c.id, events.c.type, events.c.data, events.c.message_id, events.c.at)
-        .where(
-            events.c.contact_id == contact_id,
-            events.c.type.in_(["intent", *_MARKERS]),
-            events.c.at >= since,
-        )
-        .order_by(events.c.id)
-    ).all()
-    intents = {e.message_id: e.data for e in evs if e.type == "intent"}
-    entries = [_message_entry(m, intents.get(m.id)) for m in msgs]
-    entries += [_marker(e) for e in evs if _MARKERS.get(e.type)]
+    msgs = sql.recent_messages(conn, contact_id, limit)
+    since = utc(msgs[0]["created_at"]) if msgs else now()
+    evs = sql.fan_events(conn, contact_id, ["intent", *_MARKERS], since)
+    intents = {e["message_id"]: e["data"] for e in evs if e["type"] == "intent"}
+    entries = [_message_entry(m, intents.get(m["id"])) for m in msgs]
+    entries += [_marker(e) for e in evs if _MARKERS.get(e["type"])]
     entries.sort(key=lambda x: (x.at, x.kind == "marker"))
     return tuple(entries)
 
 
-def _message_entry(m: Any, intent: dict[str, Any] | None) -> Entry:
-    if m.direction == "in":
+def _message_entry(m: dict[str, Any], intent: dict[str, Any] | None) -> Entry:
+    if m["direction"] == "in":
         kind = "fan"
-    elif m.private:
+    elif m["private"]:
         kind = "note"
     else:
-        kind = "agent" if m.kind == "agent" else "bot"
+        kind = "agent" if m["kind"] == "agent" else "bot"
     return Entry(
-        id=f"m{m.id}", at=utc(m.created_at), kind=kind, body=m.body or "",
-        media_urls=tuple(m.media_urls or ()), status=m.status, agent_name=m.display_name,
+        id=f"m{m['id']}", at=utc(m["created_at"]), kind=kind, body=m["body"] or "",
+        media_urls=tuple(m["media_urls"] or ()), status=m["status"],
+        agent_name=m["display_name"],
         intent=intent.get("intent") if intent else None,
         confidence=intent.get("confidence") if intent else None,
     )  # fmt: skip
 
 
-def _marker(e: Any) -> Entry:
-    label = _MARKERS[e.type] or e.type
-    data = e.data or {}
-    if e.type == "escalated":
+def _marker(e: dict[str, Any]) -> Entry:
+    label = _MARKERS[e["type"]] or e["type"]
+    data = e["data"] or {}
+    if e["type"] == "escalated":
         label = f"escalated: {data.get('reason', '?')} ({data.get('priority', 'normal')})"
-    return Entry(id=f"e{e.id}", at=utc(e.at), kind="marker", body=label)
+    return Entry(id=f"e{e['id']}", at=utc(e["at"]), kind="marker", body=label)
 
 
 # ---- service timers ------------------------------------------------------------------------
@@ -254,26 +219,15 @@ async def service_timers(db: Database, *, days: float = 7.0) -> Timers:
 
 
 def _timers(conn: Connection, since: datetime) -> Timers:
-    e = escalations
-    open_now = e.c.resolved_at.is_(None)
-    counts = conn.execute(
-        sa.select(
-            sa.func.count().filter(open_now).label("open"),
-            sa.func.count().filter(open_now, e.c.first_response_at.is_(None)).label("waiting"),
-        )
-    ).one()
+    counts = sql.escalation_backlog(conn)
     # only answered or resolved escalations carry durations; the open backlog is counted above
-    rows = conn.execute(
-        sa.select(e.c.created_at, e.c.first_response_at, e.c.resolved_at).where(
-            e.c.created_at >= since,
-            sa.or_(e.c.first_response_at.is_not(None), e.c.resolved_at.is_not(None)),
-        )
-    ).all()
-    first = [(utc(r.first_response_at) - utc(r.created_at)).total_seconds()
-             for r in rows if r.first_response_at]  # fmt: skip
-    done = [(utc(r.resolved_at) - utc(r.created_at)).total_seconds() for r in rows if r.resolved_at]
+    rows = sql.answered_escalations(conn, since)
+    first = [(utc(r["first_response_at"]) - utc(r["created_at"])).total_seconds()
+             for r in rows if r["first_response_at"]]  # fmt: skip
+    done = [(utc(r["resolved_at"]) - utc(r["created_at"])).total_seconds()
+            for r in rows if r["resolved_at"]]  # fmt: skip
     return Timers(
-        waiting=counts.waiting, open=counts.open, resolved=len(done),
+        waiting=counts["waiting"], open=counts["open"], resolved=len(done),
         first_response_p50_s=_pct(first, 50), first_response_p90_s=_pct(first, 90),
         resolution_p50_s=_pct(done, 50), resolution_p90_s=_pct(done, 90),
     )  # fmt: skip

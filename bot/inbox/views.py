@@ -11,18 +11,17 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse, html, redirect
 
 from bot.errors import BadRequest, Conflict, HttpError, NotFound, Unauthorized
-from bot.inbox import queue, threads
-from bot.inbox.api import perform
+from bot.inbox import broadcasts, queue, threads
+from bot.inbox.api import control_broadcast, perform
 from bot.inbox.auth import COOKIE, TooManyAttempts
 from bot.inbox.web import Inbox, authorise, client_ip
-from bot.storage.tables import conversations
+from bot.storage import inbox_store as sql
 
 HERE = Path(__file__).parent
 LOGIN_CSRF = "fanline_login_csrf"
@@ -100,6 +99,7 @@ def views_blueprint(inbox: Inbox) -> Blueprint:
         return response
 
     _work_routes(bp, inbox, page)
+    _broadcast_routes(bp, inbox, page)
     return bp
 
 
@@ -149,14 +149,33 @@ def _work_routes(bp: Blueprint, inbox: Inbox, page: Any) -> None:
     @bp.get("/fans/<contact_id:int>")
     async def by_fan(request: Request, contact_id: int) -> HTTPResponse:
         await authorise(request, inbox)
-        conv = await inbox.db.run(
-            lambda c: c.execute(
-                sa.select(conversations.c.id).where(conversations.c.contact_id == contact_id)
-            ).scalar()
-        )
+        conv = await inbox.db.run(sql.conversation_of_contact, contact_id)
         if conv is None:
             raise NotFound("no such fan")
         return redirect(f"/inbox/threads/{conv}", status=303)
+
+
+def _broadcast_routes(bp: Blueprint, inbox: Inbox, page: Any) -> None:
+    """Broadcast progress for everyone; the pause / resume / cancel forms for admins."""
+
+    async def listing(session: Any, error: str = "", status: int = 200) -> HTTPResponse:
+        items = await broadcasts.list_progress(inbox.broadcasts())
+        return page("broadcasts.html", status, session=session, items=items, error=error,
+                    running=any(p.running for p in items))  # fmt: skip
+
+    @bp.get("/broadcasts")
+    async def broadcasts_page(request: Request) -> HTTPResponse:
+        return await listing(await authorise(request, inbox))
+
+    @bp.post("/broadcasts/<broadcast_id:int>/<action:(pause|resume|cancel)>")
+    async def control(request: Request, broadcast_id: int, action: str) -> HTTPResponse:
+        form = request.form or {}
+        session = await authorise(request, inbox, admin=True, csrf=form.get("csrf") or "")
+        try:
+            await control_broadcast(inbox, broadcast_id, action, session.agent.id)
+        except Conflict as exc:
+            return await listing(session, str(exc), exc.status)
+        return redirect("/inbox/broadcasts", status=303)
 
 
 def _login_page(page: Any, inbox: Inbox, error: str = "", status: int = 200) -> HTTPResponse:

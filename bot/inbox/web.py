@@ -13,6 +13,7 @@ from typing import Any
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.broadcasts import BroadcastService
 from bot.errors import Unauthorized
 from bot.inbox.auth import COOKIE, CSRF_HEADER, Auth, Session, check_csrf, require_admin
 from bot.inbox.config import InboxConfig
@@ -32,6 +33,7 @@ class Inbox:
     config: InboxConfig
     notify_outbox: Callable[[], None]
     secure_cookies: bool
+    broadcasts: Callable[[], BroadcastService]  # built once the database exists
 
     def set_session_cookie(self, response: HTTPResponse, value: str) -> None:
         response.add_cookie(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,12 +122,14 @@ def build_model(
         featurizers = [NgramFeaturizer.fit(o, texts) for o in plan.ngram_options]
         features = featurize([f for f, _ in featurizers], texts, embeddings)
         steps.update()
-        steps.set_postfix_str("calibrating out-of-scope")
-        calibration = calibrate(plan, features, labels)
-        steps.update()
-        steps.set_postfix_str("intent classifier")
-        linear = fit_linear(plan, features, labels)
-        steps.update()
+        steps.set_postfix_str("intent classifier + calibration")
+        # The two fits are independent and liblinear releases the GIL: run them side by side.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            held_out = pool.submit(calibrate, plan, features, labels)
+            linear = fit_linear(plan, features, labels)
+            steps.update()
+            calibration = held_out.result()
+            steps.update()
         steps.set_postfix_str("entities")
         tagger = TokenTagger.fit(data, plan.tagger) if plan.tagger else None
         steps.update()

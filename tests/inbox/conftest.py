@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from argon2 import PasswordHasher
+from sanic import Sanic
 
 from bot.domain import EscalationSpec, TurnRecord
+from bot.inbox import LiveHub, inbox_blueprints
 from bot.inbox.auth import Agent, Auth
 from bot.messages import InboundSms, OutboundSms
+from bot.settings import Settings
 from bot.storage import Store
+from bot.testing import serve_in_process
 
 US = "+15005550006"
 PASSWORD = "correct horse battery"
 # argon2id still, but cheap: the default profile costs ~0.25 s per hash on this machine
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 _sids = itertools.count(1)
+_apps = itertools.count()
 
 
 def fan(n: int) -> str:
@@ -88,3 +95,31 @@ def project(tmp_path: Path) -> Path:
         "canned_replies:\n  hello:\n    title: Hello\n    text: Hi {first_name}, it's Ana.\n"
     )
     return tmp_path
+
+
+@dataclass
+class Server:
+    url: str
+    hub: LiveHub
+    woken: list[int]
+
+
+@pytest.fixture
+async def server(store: Store, team: Team, project: Path) -> AsyncIterator[Server]:
+    """The inbox's pages and API on 127.0.0.1; `woken` counts wake-ups of the outbox sender."""
+    settings = Settings(project_dir=project, database_url=store.db.url, secret_key=b"test-secret")
+    hub, woken = LiveHub(), []
+    app = Sanic(f"inbox_api_{next(_apps)}")
+    for bp in inbox_blueprints(db=store.db, settings=settings, hub=hub,
+                               notify_outbox=lambda: woken.append(1)):  # fmt: skip
+        app.blueprint(bp)
+    async with serve_in_process(app) as url:
+        yield Server(url, hub, woken)
+
+
+@asynccontextmanager
+async def logged_in(url: str, username: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        r = await client.post("/api/v1/session", json={"username": username, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        yield client, r.json()["csrf_token"]

@@ -3,58 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
+import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
-import pytest
 from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse, empty
 
-from bot.inbox import LiveHub, inbox_blueprints
+from bot.inbox import LiveHub
 from bot.inbox.auth import COOKIE
 from bot.inbox.live import SIGNATURE_HEADER, TIMESTAMP_HEADER, Webhook, verify
 from bot.inbox.openapi import openapi_document
 from bot.pipeline import TurnOutcome
-from bot.settings import Settings
 from bot.storage import Store
 from bot.testing import serve_in_process
 
-from .conftest import PASSWORD, Team, escalate, fan
-
-_apps = itertools.count()
-
-
-@dataclass
-class Server:
-    url: str
-    hub: LiveHub
-    woken: list[int]
-
-
-@pytest.fixture
-async def server(store: Store, team: Team, project: Path) -> AsyncIterator[Server]:
-    settings = Settings(project_dir=project, database_url=store.db.url, secret_key=b"test-secret")
-    hub, woken = LiveHub(), []
-    app = Sanic(f"inbox_api_{next(_apps)}")
-    for bp in inbox_blueprints(db=store.db, settings=settings, hub=hub,
-                               notify_outbox=lambda: woken.append(1)):  # fmt: skip
-        app.blueprint(bp)
-    async with serve_in_process(app) as url:
-        yield Server(url, hub, woken)
-
-
-@asynccontextmanager
-async def logged_in(url: str, username: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        r = await client.post("/api/v1/session", json={"username": username, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        yield client, r.json()["csrf_token"]
+from .conftest import PASSWORD, Server, escalate, fan, logged_in
 
 
 async def test_no_session_is_401_everywhere_but_login_and_the_document(
@@ -181,7 +147,7 @@ async def next_event(lines: AsyncIterator[str]) -> tuple[str, dict]:
 
 async def test_escalation_webhook_is_signed() -> None:
     received: asyncio.Queue[tuple[dict[str, str], bytes]] = asyncio.Queue()
-    receiver = Sanic(f"webhook_receiver_{next(_apps)}")
+    receiver = Sanic(f"webhook_receiver_{uuid.uuid4().hex[:8]}")
 
     @receiver.post("/hook")
     async def hook(request: Request) -> HTTPResponse:

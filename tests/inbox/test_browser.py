@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from bot.inbox.auth import Auth
+from bot.storage import Store
 from tests.app.test_server import Stack, _stack
 
-from .conftest import FAST_HASHER, PASSWORD
+from .conftest import FAST_HASHER, PASSWORD, Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -101,3 +102,32 @@ async def test_escalation_to_resolution_in_the_browser(stack: Stack, browser: An
     again = await stack.text(number, "when is the next tour")
     assert "<Message>" in again.text  # the bot answers the fan again
     assert await stack.store.conversation_status(contact.id) not in ("open", "snoozed")
+
+
+async def test_broadcast_progress_updates_live_and_an_admin_pauses(
+    server: Server, store: Store, browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    from .test_broadcasts import running_broadcast, send_some
+
+    _, bid = await running_broadcast(store)
+    page = await (await browser.new_context(viewport={"width": 390, "height": 844})).new_page()
+    await page.goto(server.url + "/inbox/login")
+    await page.fill("input[name=username]", "root")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.click("a.nav")
+    row = page.locator(f'[data-broadcast="{bid}"]')
+    await expect(row.locator('[data-field="queued"]')).to_have_text("5")
+    await page.evaluate("window.notReloaded = true")
+
+    await send_some(store)  # the sender and Twilio at work meanwhile
+    await expect(row.locator('[data-field="delivered"]')).to_have_text("1", timeout=10_000)
+    await expect(row.locator('[data-field="failed_by_code"]')).to_have_text("error 30006: 1")
+    assert await page.evaluate("window.notReloaded === true")  # fetched, not reloaded
+
+    await page.click(f"#pause-{bid}")
+    await expect(row.locator('[data-field="status"]')).to_have_text("paused")
+    await expect(row.locator('[data-field="held"]')).to_have_text("2")
+    assert await page.locator(f"#resume-{bid}").is_visible()

@@ -85,6 +85,13 @@ BAD = {
         "threshold",
         "auto",
     ),
+    "bad top k": (
+        "pipeline:\n- name: LinearIntentClassifier\n- name: FallbackClassifier\n"
+        "  neighbour_top_k: 0.5\n",
+        4,
+        "neighbour_top_k",
+        "whole number",
+    ),
     "no classifier": (
         "pipeline:\n- name: CountVectorsFeaturizer\n",
         2,

@@ -39,6 +39,36 @@
   }
   for (const kind of ["message", "escalation", "thread"]) events.addEventListener(kind, onEvent(kind));
 
+  // ---- broadcast progress: a light poll of the JSON API while anything is still moving ------
+  const fmt = (n) => Number(n).toLocaleString("en-US");
+  async function refreshBroadcasts() {
+    const r = await fetch("/api/v1/broadcasts", { credentials: "same-origin" });
+    if (r.status === 401) { location.href = "/inbox/login"; return; }
+    if (!r.ok) return;
+    const data = await r.json();
+    const rows = document.querySelectorAll("[data-broadcast]");
+    const changed = data.items.length !== rows.length || data.items.some((b) => {
+      const el = document.querySelector(`[data-broadcast="${b.id}"]`);
+      return !el || el.dataset.status !== b.status;
+    });
+    if (changed) { location.reload(); return; }  // new broadcast or state: the buttons change too
+    for (const b of data.items) {
+      const el = document.querySelector(`[data-broadcast="${b.id}"]`);
+      for (const f of el.querySelectorAll("dd[data-field], span[data-field]")) {
+        if (f.dataset.field in b && f.dataset.field !== "status") f.textContent = fmt(b[f.dataset.field]);
+      }
+      const bar = el.querySelector("progress");
+      bar.max = Math.max(1, b.recipients); bar.value = b.done;
+      el.querySelector("[data-field=failed_by_code]").textContent =
+        Object.entries(b.failed_by_code).map(([c, n]) => `error ${c}: ${fmt(n)}`).join("  ");
+    }
+    body.dataset.running = data.running ? "1" : "0";
+  }
+  if (page === "broadcasts") {
+    setInterval(() => { if (body.dataset.running === "1" && !document.hidden) refreshBroadcasts(); }, 3000);
+    events.addEventListener("broadcast", () => soon(refreshBroadcasts));
+  }
+
   const ask = document.getElementById("notify");
   if (ask && "Notification" in window && Notification.permission === "default") {
     ask.hidden = false;

@@ -1,0 +1,117 @@
+"""Broadcast progress for the inbox: what each broadcast has done so far, and its controls.
+
+Off the inbound path, beside the queue: broadcasts are sent by the outbox sender (see
+`bot.broadcasts`); the inbox only reads `BroadcastService.stats` and lets admins pause,
+resume or cancel. Every agent may watch; the routes in `api.py` and `views.py` apply the roles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.broadcast_model import Broadcast, BroadcastStats
+from bot.broadcasts import BroadcastService
+from bot.errors import NotFound
+from bot.settings import Settings
+from bot.storage import Database, Store
+
+ACTIONS = ("pause", "resume", "cancel")
+LISTED = 20  # the newest broadcasts; older ones are history (`fanline broadcast list`)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One broadcast's counts; a text is in exactly one of queued, held, sent, delivered,
+    failed or cancelled."""
+
+    id: int
+    name: str
+    status: str  # draft | scheduled | enqueuing | sending | paused | cancelled
+    send_at: datetime | None
+    started_at: datetime | None
+    recipients: int  # texts written to the outbox so far
+    queued: int  # waiting for the sender (queued, or handed to it)
+    held: int  # paused
+    sent: int  # accepted by Twilio, no delivery report yet
+    delivered: int
+    failed: int
+    cancelled: int
+    failed_by_code: dict[str, int] = field(default_factory=dict)
+    opted_out_since: int = 0
+    replied: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.delivered + self.failed + self.cancelled
+
+    @property
+    def running(self) -> bool:
+        """Still changing, so the page keeps polling: starting, texts waiting for the sender,
+        or texts sent and waiting for their delivery reports."""
+        starting = self.status in ("scheduled", "enqueuing")
+        return starting or self.queued > 0 or (self.status == "sending" and self.sent > 0)
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(at: datetime | None) -> str | None:
+            return at.isoformat() if at else None
+
+        return {
+            "id": self.id, "name": self.name, "status": self.status,
+            "send_at": iso(self.send_at), "started_at": iso(self.started_at),
+            "recipients": self.recipients, "queued": self.queued, "held": self.held,
+            "sent": self.sent, "delivered": self.delivered, "failed": self.failed,
+            "cancelled": self.cancelled, "failed_by_code": self.failed_by_code,
+            "opted_out_since": self.opted_out_since, "replied": self.replied,
+            "done": self.done, "running": self.running,
+        }  # fmt: skip
+
+
+def progress(b: Broadcast, s: BroadcastStats) -> Progress:
+    return Progress(
+        id=b.id, name=b.name, status=s.status, send_at=b.send_at, started_at=b.started_at,
+        recipients=s.recipients, queued=s.count("queued", "sending"), held=s.count("paused"),
+        sent=s.count("sent"), delivered=s.count("delivered", "read"),
+        failed=s.count("failed", "undelivered"), cancelled=s.count("cancelled"),
+        failed_by_code=dict(sorted(s.failed_by_code.items())),
+        opted_out_since=s.opted_out_since, replied=s.replied,
+    )  # fmt: skip
+
+
+async def list_progress(service: BroadcastService, *, limit: int = LISTED) -> list[Progress]:
+    """The newest broadcasts first, each with its live counts."""
+    newest = sorted(await service.all(), key=lambda b: b.id, reverse=True)[:limit]
+    return [progress(b, await service.stats(b.id)) for b in newest]
+
+
+async def one_progress(service: BroadcastService, broadcast_id: int) -> Progress:
+    return progress(await service.get(broadcast_id), await service.stats(broadcast_id))
+
+
+async def control(service: BroadcastService, broadcast_id: int, action: str) -> int:
+    """Pause, resume or cancel (the caller checked the role); returns the texts it moved."""
+    if action == "pause":
+        return await service.pause(broadcast_id)
+    if action == "resume":  # the scheduler finishes an interrupted enqueue, not this request
+        return await service.resume(broadcast_id, enqueue=False)
+    if action == "cancel":
+        return await service.cancel(broadcast_id)
+    raise NotFound("no such action")
+
+
+def service_for(db: Callable[[], Database], settings: Settings) -> Callable[[], BroadcastService]:
+    """A BroadcastService over the inbox's database, built once that database exists."""
+    built: dict[int, BroadcastService] = {}
+
+    def get() -> BroadcastService:
+        database = db()
+        if id(database) not in built:
+            built.clear()  # a new database (tests, restarts): drop the old service
+            store = Store(database, hash_key=settings.secret_key,
+                          reply_window_h=settings.reply_window_h)  # fmt: skip
+            built[id(database)] = BroadcastService(store, default_rate=settings.send_rate)
+        return built[id(database)]
+
+    return get
