@@ -247,9 +247,8 @@ async def bench(args: argparse.Namespace, url: str, server_pid: int) -> None:
         max_connections=args.concurrency, max_keepalive_connections=args.concurrency
     )
     async with httpx.AsyncClient(base_url=url, timeout=15.0, limits=limits) as http:
-        await max_throughput(
-            http, fans, argparse.Namespace(**{**vars(args), "turns": 200})
-        )  # warm-up
+        await max_throughput(http, fans, argparse.Namespace(**{**vars(args), "turns": 200}))
+        args.first = 200  # after the warm-up's texts
         spy = profile(server_pid, args.py_spy, args.max_seconds) if args.py_spy else None
         server0, client0, turns0 = cpu_s(server_pid), time.process_time(), done_turns()
         tps = await max_throughput(http, fans, args)
@@ -279,6 +278,7 @@ def main() -> None:
     ap.add_argument("--ready-timeout", type=float, default=180.0)
     ap.add_argument("--py-spy", help="record a py-spy profile of the server to this file")
     args = ap.parse_args()
+    args.first = 0
     twilio_port = free_port()
     twilio = start_server(twilio_port)
     with tempfile.TemporaryDirectory() as tmp:

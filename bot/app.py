@@ -21,7 +21,7 @@ from bot.channels.twilio_gateway import LocalGateway, TwilioGateway
 from bot.channels.twilio_webhook import webhook_blueprint
 from bot.errors import HttpError
 from bot.flows.responses import Responses
-from bot.inbox import build_hub, inbox_blueprints  # inbox:
+from bot.inbox import build_hub, inbox_blueprints
 from bot.messages import InboundSms, OutboundSms
 from bot.outbound import OutboundSender
 from bot.pipeline import TurnOutcome
@@ -77,12 +77,13 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
             on_queued=lambda: _wake(app),
         )
     )
-    app.ctx.hub = build_hub(settings)  # inbox: the agents' live feed and escalation webhook
-    for bp in inbox_blueprints(  # inbox: /inbox pages and /api/v1
+    app.ctx.hub = build_hub(settings)  # the agents' live feed and escalation webhook
+    for bp in inbox_blueprints(  # /inbox pages and /api/v1
         db=lambda: app.ctx.runtime.store.db,
         settings=settings,
         hub=app.ctx.hub,
         notify_outbox=lambda: _wake(app),
+        broadcasts=lambda: app.ctx.broadcasts,
     ):
         app.blueprint(bp)
 
@@ -90,7 +91,7 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
     async def start(app: Sanic) -> None:
         runtime = await Runtime.start(
             settings, on_commit=lambda outcome: (_wake(app), app.ctx.hub.publish_outcome(outcome))
-        )  # inbox: publish_outcome
+        )  # the inbox's live feed
         app.ctx.runtime = runtime
         gateway = _gateway(settings, app.ctx.feed)
         sender = OutboundSender(
@@ -98,15 +99,11 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         )
         app.ctx.sender, app.ctx.gateway = sender, gateway
         app.ctx.stop = asyncio.Event()
+        app.ctx.broadcasts = BroadcastService(runtime.store, default_rate=settings.send_rate)
         app.ctx.tasks = [
             asyncio.create_task(sender.run(app.ctx.stop), name="outbox-sender"),
             asyncio.create_task(Reloader(runtime).run(app.ctx.stop), name="content-reloader"),
-            asyncio.create_task(
-                BroadcastService(runtime.store, default_rate=settings.send_rate).run_scheduler(
-                    app.ctx.stop
-                ),
-                name="broadcast-scheduler",
-            ),
+            asyncio.create_task(app.ctx.broadcasts.run_scheduler(app.ctx.stop), name="broadcasts"),
         ]
 
     @app.before_server_stop
@@ -115,7 +112,7 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         await asyncio.gather(*app.ctx.tasks, return_exceptions=True)
         await app.ctx.gateway.aclose()
         await app.ctx.runtime.close()
-        await app.ctx.hub.aclose()  # inbox:
+        await app.ctx.hub.aclose()
 
     @app.get("/healthz")
     async def healthz(request: Request) -> HTTPResponse:
