@@ -40,7 +40,7 @@ from twilio.request_validator import RequestValidator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.sender import free_port, start_server  # noqa: E402
+from bench.sender import children, cpu_s, free_port, start_server  # noqa: E402
 from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN  # noqa: E402
 
 OUR_NUMBER = "+15005550006"
@@ -188,7 +188,7 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, limit: 
 def rss_mb(pid: int) -> float:
     """Resident memory of the server and its worker processes, in MB."""
     total = 0
-    for p in [pid, *_children(pid)]:
+    for p in [pid, *children(pid)]:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -196,26 +196,6 @@ def rss_mb(pid: int) -> float:
         except OSError:
             continue
     return total / 1024
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) used so far by the server and its worker processes."""
-    total = 0
-    for p in [pid, *_children(pid)]:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    return [int(k) for k in kids] + [c for k in kids for c in _children(int(k))]
 
 
 def profile(pid: int, out: str, seconds: float) -> subprocess.Popen[bytes] | None:

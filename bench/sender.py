@@ -126,6 +126,26 @@ def database(kind: str, url: str | None) -> Iterator[str]:
         admin.dispose()
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the server and its worker processes."""
+    total = 0
+    for p in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(k) for k in kids] + [c for k in kids for c in children(int(k))]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -147,7 +167,7 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the Twilio-compatible server did not start")
 
 
-async def run(args: argparse.Namespace, url: str, db_url: str | None) -> None:
+async def run(args: argparse.Namespace, url: str, db_url: str | None, server_pid: int) -> None:
     store: Any
     if db_url is None:
         store, label = MemoryStore(args.messages), "in-memory OutboxStore (bench/sender.py)"
@@ -164,7 +184,7 @@ async def run(args: argparse.Namespace, url: str, db_url: str | None) -> None:
         backoff_base=0.05,
     )  # fmt: skip
     stop = asyncio.Event()
-    started = time.perf_counter()
+    started, cpu0, server0 = time.perf_counter(), time.process_time(), cpu_s(server_pid)
     task = asyncio.create_task(sender.run(stop))
     while (
         sender.counts["sent"] + sender.counts["failed"] < args.messages
@@ -174,12 +194,16 @@ async def run(args: argparse.Namespace, url: str, db_url: str | None) -> None:
     stop.set()
     await task
     elapsed = time.perf_counter() - started
+    cpu, server_cpu = time.process_time() - cpu0, cpu_s(server_pid) - server0
     await gateway.aclose()
     sent = sender.counts["sent"]
     print(f"store: {label}; gateway: twilio SDK {twilio_version()} async client")
     print(f"sent {sent:,} of {args.messages:,} in {elapsed:.2f}s: {sent / elapsed:,.0f} msg/s "
           f"(failed {sender.counts['failed']}, retried {sender.counts['retried']}, "
           f"lanes {args.lanes}, batch {args.batch})")  # fmt: skip
+    print(f"CPU per message (independent of the machine's other load): this sender process "
+          f"{cpu / max(sent, 1) * 1e3:.3f} ms ({sent / max(cpu, 1e-9):,.0f} msg per CPU-second), "
+          f"the Twilio-compatible server {server_cpu / max(sent, 1) * 1e3:.3f} ms")  # fmt: skip
     if isinstance(store, Store):
         print(f"outbox afterwards: {await store.outbox_counts()}")
         store.close()
@@ -208,10 +232,10 @@ def main() -> None:
     server = start_server(port)
     try:
         if args.store == "memory":
-            asyncio.run(run(args, f"http://127.0.0.1:{port}", None))
+            asyncio.run(run(args, f"http://127.0.0.1:{port}", None, server.pid))
         else:
             with database(args.store, args.database_url) as db_url:
-                asyncio.run(run(args, f"http://127.0.0.1:{port}", db_url))
+                asyncio.run(run(args, f"http://127.0.0.1:{port}", db_url, server.pid))
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bot import logs
 from bot.errors import ConfigError, FanlineError, ValidationFailed
 
 DEMO_FILES = ("flows", "data", "actions", "domain.yml", "config.yml", "endpoints.yml", "segments.yml", "canned_replies.yml",
@@ -26,8 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logs.configure(level=logging.WARNING if args.quiet else logging.INFO)
     try:
         return int(args.func(args) or 0)
     except ValidationFailed as exc:
@@ -64,10 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     val.set_defaults(func=cmd_validate)
 
     test = sub.add_parser("test", help="run conversation tests, or `test nlu` for the NLU report")
-    test.add_argument("what", nargs="?", choices=["conversations", "nlu"], default="conversations")
     test.add_argument(
-        "paths", nargs="*", type=Path, help="test files (default: tests/conversations)"
-    )
+        "paths", nargs="*", metavar="[nlu | conversations] [FILE ...]",
+        help="`nlu` for the NLU report; else conversation test files (default: tests/conversations)",
+    )  # fmt: skip
     test.add_argument("--folds", type=int, default=5, help="nlu: cross-validation folds")
     test.set_defaults(func=cmd_test)
 
@@ -108,6 +108,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.runtime import Runtime
 
     settings = _settings(args)
+    logs.configure(
+        json_lines=settings.log_json, level=logging.WARNING if args.quiet else logging.INFO
+    )
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
                                    ("workers", args.workers)) if v}  # fmt: skip
     if overrides:
@@ -209,14 +212,16 @@ def _print_problems(problems: list[ConfigError]) -> None:
 
 def cmd_test(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if args.what == "nlu":
+    what = args.paths[0] if args.paths and args.paths[0] in ("nlu", "conversations") else None
+    paths = [Path(p) for p in (args.paths[1:] if what else args.paths)]
+    if what == "nlu":
         from bot.nlu.cli import test_command
 
         out = settings.project_dir / "results" / "nlu"
         return test_command(
             settings.project_dir, settings.project_dir / "config.yml", out, args.folds
         )
-    return asyncio.run(_conversation_tests(settings, args.paths))
+    return asyncio.run(_conversation_tests(settings, paths))
 
 
 async def _conversation_tests(settings: Any, paths: list[Path]) -> int:

@@ -20,8 +20,10 @@ def test_normalise_only_removes_what_features_ignore():
     assert normalise("a  b", collapse=False) == "a  b"
 
 
+@pytest.mark.parametrize("which", ["interp", "accurate_interp"])
 @pytest.mark.parametrize(("text", "same"), VARIANTS)
-def test_normalised_text_scores_exactly_like_the_original(interp, text, same):
+def test_normalised_text_scores_exactly_like_the_original(request, which, text, same):
+    interp = request.getfixturevalue(which)
     raw, decisions = interp.scores(text)
     raw2, decisions2 = interp.scores(same)
     np.testing.assert_allclose(raw, raw2, atol=1e-6)

@@ -1,0 +1,52 @@
+"""Hot reload: edited content goes live between turns; invalid content is refused, not served."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+from bot.messages import InboundSms
+from bot.reloader import Reloader
+from bot.runtime import Runtime
+from bot.settings import load_settings
+from tests.conftest import ROOT
+
+
+def copy_project(tmp_path: Path) -> Path:
+    target = tmp_path / "line"
+    for name in ("flows", "data", "actions", "models", "domain.yml", "config.yml"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, target / name)
+    return target
+
+
+def sms(number: str, body: str) -> InboundSms:
+    return InboundSms(f"SM{uuid.uuid4().hex}", number, "+15550100000", body)
+
+
+async def test_an_edited_response_is_live_without_a_restart(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    settings = load_settings(
+        project, env={"FANLINE_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite"}
+    )
+    runtime = await Runtime.start(settings)
+    reloader = Reloader(runtime)
+    try:
+        await runtime.handle(sms("+15555550111", "hi"))
+        await runtime.handle(sms("+15555550111", "yes"))
+        domain = project / "domain.yml"
+        assert await reloader.check() is False  # nothing changed yet
+        domain.write_text(domain.read_text() + "  utter_merch_extra:\n    - text: unused\n")
+        flows = project / "flows" / "keywords.yml"
+        flows.write_text(flows.read_text().replace("utter_tour_dates", "utter_merch_extra", 1))
+        assert await reloader.check() is True
+        out = await runtime.handle(sms("+15555550111", "TOUR"))
+        assert [q.reply.body for q in out.replies] == ["unused"]
+
+        domain.write_text("responses: [broken\n")  # a bad save: keep serving the last good one
+        assert await reloader.check() is False
+        out = await runtime.handle(sms("+15555550111", "TOUR"))
+        assert [q.reply.body for q in out.replies] == ["unused"]
+    finally:
+        await runtime.close()
