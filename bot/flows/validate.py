@@ -13,8 +13,8 @@ from collections.abc import Iterator, Mapping
 from bot.errors import ConfigError, Location
 from bot.flows.conditions import referenced_slots
 from bot.flows.model import END, CollectStep, Domain, Flow, Located, NextIf, StepBase
-from bot.sms import sms_segments
 from bot.flows.slot_types import normalise
+from bot.sms import sms_segments
 
 BUILTIN_ACTIONS = {"action_subscribe", "action_unsubscribe", "action_listen", "action_cancel_flow"}
 
