@@ -54,7 +54,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "case_sensitive": False,
         "use_word_boundaries": True,
     },
-    "TokenEntityExtractor": {"C": 5.0, "window": 2, "min_examples": 2},
+    "TokenEntityExtractor": {"C": 5.0, "window": 2, "min_examples": 2, "min_confidence": 0.6},
     "EntitySynonymMapper": {},
 }
 _POSITIVE_INTS = {"neighbour_top_k", "max_length", "batch_size", "ranking_length", "max_iter"}

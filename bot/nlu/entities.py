@@ -74,12 +74,16 @@ class TokenTagger:
         bias: np.ndarray,
         labels: list[str],
         window: int,
+        min_confidence: float = 0.6,
     ):
         self.vocabulary = vocabulary
         self.weights = weights  # (n_features, n_labels)
         self.bias = bias
         self.labels = labels
         self.window = window
+        # a lone word in capitals ("TOUR") looks a bit like a lone postal code; unsure tags are O
+        self.min_confidence = min_confidence
+        self._outside = labels.index("O") if "O" in labels else None
 
     @classmethod
     def fit(cls, data: TrainingData, options: dict[str, Any]) -> TokenTagger | None:
@@ -111,8 +115,9 @@ class TokenTagger:
             bias = np.array([-bias[0], bias[0]])
         vocab = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}
         return cls(
-            vocab, coef.T.astype(np.float32), bias.astype(np.float32), labels, options["window"]
-        )
+            vocab, coef.T.astype(np.float32), bias.astype(np.float32), labels, options["window"],
+            options.get("min_confidence", 0.6),
+        )  # fmt: skip
 
     def extract(self, text: str) -> list[Entity]:
         tokens = tokenize(text)
@@ -123,7 +128,12 @@ class TokenTagger:
             idx = [self.vocabulary[f] for f in feats if f in self.vocabulary]
             if idx:
                 scores[i] += self.weights[idx].sum(axis=0)
-        return decode_bio(text, tokens, [self.labels[j] for j in scores.argmax(axis=1)], self.name)
+        best = scores.argmax(axis=1)
+        if self._outside is not None:
+            probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+            confidence = probs[np.arange(len(tokens)), best] / probs.sum(axis=1)
+            best = np.where(confidence < self.min_confidence, self._outside, best)
+        return decode_bio(text, tokens, [self.labels[j] for j in best], self.name)
 
 
 def token_features(tokens: list[tuple[str, int, int]], window: int) -> list[list[str]]:

@@ -114,6 +114,7 @@ def _meta(model: NluModel) -> dict[str, Any]:
             "vocabulary": model.tagger.vocabulary,
             "labels": model.tagger.labels,
             "window": model.tagger.window,
+            "min_confidence": model.tagger.min_confidence,
         }
         if model.tagger
         else None,
@@ -165,6 +166,7 @@ def _assemble(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> NluModel:
             arrays["tagger_bias"],
             t["labels"],
             t["window"],
+            t.get("min_confidence", 0.6),
         )
     patterns = meta["patterns"]
     return NluModel(

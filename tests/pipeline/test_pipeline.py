@@ -188,3 +188,10 @@ async def test_two_processes_keep_one_fans_turns_in_order(database_url: str) -> 
         await a.close()
         if b is not a:
             await b.close()
+
+
+async def test_keywords_are_not_mistaken_for_entities(runtime: Runtime) -> None:
+    parse = runtime.pipeline.brain.interpreter.parse
+    for keyword in ("TOUR", "MERCH", "VIP"):
+        assert parse(keyword).entities == ()
+    assert [(e.entity, e.value) for e in parse("my zip is 90210").entities] == [("zip", "90210")]
