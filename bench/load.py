@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
@@ -46,6 +47,9 @@ from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN  # noqa:
 OUR_NUMBER = "+15005550006"
 PATH = "/webhooks/twilio/sms"
 FORM = "application/x-www-form-urlencoded"
+WORDS = ["today", "tonight", "really", "please", "ok", "so", "um", "now", "again", "soon", "here",
+         "also", "pls", "lol", "hey", "btw", "omg", "friday", "weekend", "city", "show", "ticket",
+         "song", "album", "fan", "love", "wow", "yay", "cool"]  # fmt: skip
 SCRIPT = ["hey!", "YES", "TOUR", "when does the presale start", "is there merch", "love you nova",
           "how much is shipping to canada", "thanks!!"]  # fmt: skip
 
@@ -82,18 +86,22 @@ def done_turns() -> int:
 class Fans:
     """Signed webhook forms from distinct fans; each fan walks the demo script in order."""
 
-    def __init__(self, public_url: str, fans: int) -> None:
+    def __init__(self, public_url: str, fans: int, unique: bool = False) -> None:
         self.url = public_url + PATH
         self.fans = fans
+        self.unique = unique  # every text different: no help from the NLU's parse cache
         self.validator = RequestValidator(TEST_AUTH_TOKEN)
         self.run = uuid.uuid4().hex[:6]  # fresh numbers per run, whatever the database holds
 
     def text(self, k: int) -> tuple[bytes, dict[str, str]]:
         """Text number k: the form, url-encoded, and its headers with a valid signature."""
         fan, step = k % self.fans, k // self.fans
+        body = SCRIPT[step % len(SCRIPT)]
+        if self.unique:
+            body = f"{body} {WORDS[k % len(WORDS)]} {WORDS[k // len(WORDS) % len(WORDS)]}"
         form = {"AccountSid": TEST_ACCOUNT_SID, "ApiVersion": "2010-04-01",
                 "From": f"+1{int(self.run, 16) % 900 + 100}{fan:07d}", "To": OUR_NUMBER,
-                "Body": SCRIPT[step % len(SCRIPT)], "NumMedia": "0", "NumSegments": "1",
+                "Body": body, "NumMedia": "0", "NumSegments": "1",
                 "MessageSid": f"SM{uuid.uuid4().hex}", "SmsStatus": "received"}  # fmt: skip
         signature = self.validator.compute_signature(self.url, form)
         return urlencode(form).encode(), {"X-Twilio-Signature": signature, "Content-Type": FORM}
@@ -119,24 +127,26 @@ async def post(
     tally.inline += b"<Message" in answer.content
 
 
-async def max_throughput(http: httpx.AsyncClient, fans: Fans, args: argparse.Namespace) -> float:
+async def max_throughput(
+    http: list[httpx.AsyncClient], fans: Fans, args: argparse.Namespace
+) -> float:
     tally, counter = Tally(), itertools.count()
     texts = fans.texts(args.first, args.turns)
     deadline = time.perf_counter() + args.max_seconds
 
-    async def worker() -> None:
+    async def worker(client: httpx.AsyncClient) -> None:
         while (k := next(counter)) < args.turns and time.perf_counter() < deadline:
-            await post(http, texts[k], tally, time.perf_counter())
+            await post(client, texts[k], tally, time.perf_counter())
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    await asyncio.gather(*(worker(http[j % len(http)]) for j in range(args.concurrency)))
     wall = time.perf_counter() - started
     print(f"max throughput, {args.concurrency} concurrent fans: {tally.summary(wall)}")
     return len(tally.latencies) / wall
 
 
 async def fixed_rate(
-    http: httpx.AsyncClient, fans: Fans, rate: float, seconds: float, first: int
+    http: list[httpx.AsyncClient], fans: Fans, rate: float, seconds: float, first: int
 ) -> None:
     tally, tasks = Tally(), []
     texts = fans.texts(first, int(rate * seconds))
@@ -145,7 +155,7 @@ async def fixed_rate(
         due = started + i / rate
         if (wait := due - time.perf_counter()) > 0:
             await asyncio.sleep(wait)  # pacing the open loop, not synchronisation
-        tasks.append(asyncio.create_task(post(http, texts[i], tally, due)))
+        tasks.append(asyncio.create_task(post(http[i % len(http)], texts[i], tally, due)))
     await asyncio.gather(*tasks)
     wall = time.perf_counter() - started
     print(f"fixed rate {rate:,.0f}/s for {seconds:g}s: {tally.summary(wall)}")
@@ -222,11 +232,17 @@ def profile(pid: int, out: str, seconds: float) -> subprocess.Popen[bytes] | Non
 
 
 async def bench(args: argparse.Namespace, url: str, server_pid: int) -> None:
-    fans = Fans(url, args.fans)
-    limits = httpx.Limits(
-        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
-    )
-    async with httpx.AsyncClient(base_url=url, timeout=15.0, limits=limits) as http:
+    fans = Fans(url, args.fans, args.unique_texts)
+    # several small pools: one httpx pool's per-request cost grows with its connection count
+    per_client = 8
+    limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+    async with contextlib.AsyncExitStack() as stack:
+        http = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, timeout=15.0, limits=limits)
+            )
+            for _ in range(max(1, -(-args.concurrency // per_client)))
+        ]
         await max_throughput(http, fans, argparse.Namespace(**{**vars(args), "turns": 200}))
         args.first = 200  # after the warm-up's texts
         spy = profile(server_pid, args.py_spy, args.max_seconds) if args.py_spy else None
@@ -253,6 +269,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, help="fixed-rate phase (default: half the max)")
     ap.add_argument("--rate-seconds", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--unique-texts", action="store_true",
+                    help="no two texts alike (by default fans repeat the demo's 8 texts, as "
+                         "fans do, and the NLU's parse cache answers most)")  # fmt: skip
     ap.add_argument("--project", type=Path, default=ROOT)
     ap.add_argument("--database-url", help="default: a temporary SQLite file")
     ap.add_argument("--ready-timeout", type=float, default=180.0)

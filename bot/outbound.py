@@ -154,7 +154,7 @@ class OutboundSender:
         lease_s: float = 30.0,
         recover_grace_s: float | None = None,
         recover_interval_s: float = 60.0,
-        wake_gap_s: float = 0.02,
+        wake_gap_s: float = 0.05,
     ) -> None:
         self.store = store
         self.gateway = gateway

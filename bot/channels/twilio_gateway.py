@@ -20,10 +20,10 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from bot.sms import count_segments
 from bot.channels.simulator import SimulatorFeed
 from bot.errors import ConfigError, PermanentSendError, RetryableSendError
 from bot.outbound import OutboxItem, SendResult
+from bot.sms import count_segments
 
 log = logging.getLogger(__name__)
 
