@@ -90,7 +90,11 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
     @app.before_server_start
     async def start(app: Sanic) -> None:
         runtime = await Runtime.start(
-            settings, on_commit=lambda outcome: (_wake(app), app.ctx.hub.publish_outcome(outcome))
+            settings,
+            on_commit=lambda outcome: (
+                outcome.to_send and _wake(app),
+                app.ctx.hub.publish_outcome(outcome),
+            ),
         )  # the inbox's live feed
         app.ctx.runtime = runtime
         gateway = _gateway(settings, app.ctx.feed)
@@ -147,26 +151,19 @@ async def answer_within_budget(
 ) -> WebhookAnswer:
     """Run the turn; replies ready within the budget go back inline as TwiML, later ones by API.
 
-    The turn runs as its own task: if the budget runs out, the webhook answers at once and the
-    turn still completes; its replies wait in the outbox until the budget has passed, then the
-    sender takes them. Twilio waits 15 s and does not retry, so we never come near that.
+    The turn runs as its own task and marks the replies it commits within the budget `twiml`.
+    If the budget runs out first, the webhook answers at once with nothing, and once the turn
+    commits its replies are released to the sender. Twilio waits 15 s and does not retry, so
+    we never come near that.
     """
-    task = asyncio.ensure_future(runtime.handle(msg, hold_replies_s=budget + 1.0))
+    task = asyncio.ensure_future(runtime.handle(msg, inline_s=budget))
     done, _ = await asyncio.wait({task}, timeout=budget)
     if not done:
         asyncio.ensure_future(_release_when_done(runtime, task, wake))
         return WebhookAnswer([])
     outcome: TurnOutcome = task.result()
-    if outcome.duplicate:  # Twilio retried: repeat what we answered inline before, nothing else
-        return WebhookAnswer([q.reply for q in outcome.replies if q.status == "twiml"])
-    claimed = set(await runtime.store.claim_for_twiml([q.outbox_id for q in outcome.replies]))
-    return WebhookAnswer([q.reply for q in outcome.replies if q.outbox_id in claimed])
-
-
-def _wake(app: Sanic) -> None:
-    sender = getattr(app.ctx, "sender", None)
-    if sender is not None:
-        sender.notify()
+    # a redelivery gets what we answered inline before (Twilio may not have received it)
+    return WebhookAnswer([q.reply for q in outcome.replies if q.status == "twiml"])
 
 
 async def _release_when_done(runtime: Runtime, task: asyncio.Future[Any], wake: Any) -> None:
@@ -179,6 +176,12 @@ async def _release_when_done(runtime: Runtime, task: asyncio.Future[Any], wake: 
         return
     if wake is not None:
         wake()
+
+
+def _wake(app: Sanic) -> None:
+    sender = getattr(app.ctx, "sender", None)
+    if sender is not None:
+        sender.notify()
 
 
 def _gateway(settings: Settings, feed: SimulatorFeed) -> Any:

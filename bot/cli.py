@@ -149,9 +149,8 @@ async def _shell(settings: Any, number: str, debug: bool) -> int:
                 return 0
             form = {"From": number, "To": "+15550100000", "Body": line,
                     "MessageSid": "SM" + uuid.uuid4().hex}  # fmt: skip
-            outcome = await runtime.handle(parse_inbound(form))
-            # the shell is the phone: replies are delivered here, not by the sender
-            await runtime.store.claim_for_twiml([q.outbox_id for q in outcome.replies])
+            # the shell is the phone: replies are delivered here, inline, not by the sender
+            outcome = await runtime.handle(parse_inbound(form), inline_s=3600)
             if debug:
                 _print_debug(outcome)
             for q in outcome.replies:

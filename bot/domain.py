@@ -93,8 +93,9 @@ class TurnRecord:
     consent: ConsentChange | None = None
     escalation: EscalationSpec | None = None
     inbound_status: str = "processed"  # processed | held
-    # replies wait in the outbox until then, so the webhook can answer them inline as TwiML
-    hold_replies_until: datetime | None = None
+    # committed before this instant, the replies are answered inline (TwiML): status `twiml`
+    inline_until: datetime | None = None
+    hold_replies_until: datetime | None = None  # otherwise they wait in the outbox until then
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,11 @@ class TurnOutcome:
     events: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     @property
+    def to_send(self) -> bool:
+        """Replies wait for the outbox sender (none answered inline)."""
+        return any(q.status == "queued" for q in self.replies)
+
+    @property
     def escalation(self) -> dict[str, Any] | None:
         return next((d for t, d in self.events if t == "escalated"), None)
 
@@ -114,12 +119,16 @@ class Pipeline:
         """Swap content and model between turns (hot reload; no turn sees a mix)."""
         self.brain = Brain(engine, interpreter, Responses(engine.domain))
 
-    async def handle_inbound(self, msg: InboundSms, *, hold_replies_s: float = 0.0) -> TurnOutcome:
+    async def handle_inbound(self, msg: InboundSms, *, inline_s: float = 0.0) -> TurnOutcome:
+        """Answer one text. Replies committed within `inline_s` are marked for the caller to
+        deliver inline (a TwiML answer, the shell); the rest go to the outbox sender."""
         started = time.perf_counter()
-        hold = utcnow() + timedelta(seconds=hold_replies_s) if hold_replies_s else None
+        inline = utcnow() + timedelta(seconds=inline_s) if inline_s else None
         outcome: TurnOutcome | None = None
         async with self.locks.hold(msg.sender):  # 1. one turn at a time per fan, in order
-            recorded, ctx = await self.store.begin_turn(msg)  # 2. record (idempotent) and load: one trip
+            recorded, ctx = await self.store.begin_turn(
+                msg
+            )  # 2. record (idempotent) and load: one trip
             if ctx is None:  # a duplicate delivery of an answered text: the same replies
                 replies = await self.store.replies_to(recorded.message_id)
                 return TurnOutcome(recorded.message_id, recorded.contact.id, tuple(replies), True)
@@ -127,7 +136,7 @@ class Pipeline:
             while ctx.pending:
                 text = ctx.pending[0]
                 is_new = recorded.is_new_contact and text.message_id == recorded.message_id
-                result = await self._turn(ctx, text, msg, is_new, hold)
+                result = await self._turn(ctx, text, msg, is_new, inline)
                 if text.message_id == recorded.message_id:
                     outcome = result
                     break
@@ -144,12 +153,10 @@ class Pipeline:
         text: PendingText,
         msg: InboundSms,
         is_new: bool,
-        hold: datetime | None,
+        inline: datetime | None,
     ) -> TurnOutcome:
         message_id, body = text.message_id, text.body
-        record = TurnRecord(
-            ctx.contact.id, ctx.conversation_id, message_id, hold_replies_until=hold
-        )
+        record = TurnRecord(ctx.contact.id, ctx.conversation_id, message_id, inline_until=inline)
         turn = _Turn(ctx, message_id, msg, record, self.brain, num_media=text.num_media)
         decision = compliance.classify(
             body, subscription=ctx.contact.subscription, opt_out_type=msg.opt_out_type

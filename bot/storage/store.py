@@ -231,9 +231,11 @@ class Store:
         conn.execute(
             q.set_message_status, {"mid": rec.message_id, "new_status": rec.inbound_status}
         )
+        inline = rec.inline_until is not None and now() <= rec.inline_until
         return self._enqueue(
-            conn, rec.contact_id, rec.replies, at, rec.hold_replies_until, rec.message_id
-        )
+            conn, rec.contact_id, rec.replies, at, rec.hold_replies_until, rec.message_id,
+            status="twiml" if inline else "queued",
+        )  # fmt: skip
 
     def _enqueue(
         self,
@@ -243,6 +245,7 @@ class Store:
         at: datetime,
         not_before: datetime | None,
         reply_to: int | None = None,
+        status: str = "queued",
         **extra: Any,
     ) -> list[QueuedReply]:
         if not replies:
@@ -250,12 +253,12 @@ class Store:
         rows = [
             {"contact_id": contact_id, "direction": "out", "to_number": r.to,
              "from_number": r.sender, "body": r.body, "media_urls": list(r.media_urls),
-             "kind": r.kind, "status": "queued", "reply_to": reply_to,
+             "kind": r.kind, "status": status, "reply_to": reply_to,
              "not_before": not_before, "created_at": at, **extra}
             for r in replies
         ]  # fmt: skip
         ids = conn.execute(self._q.insert_outbound, rows).scalars()
-        return [QueuedReply(i, r) for i, r in zip(ids, replies, strict=True)]
+        return [QueuedReply(i, r, status) for i, r in zip(ids, replies, strict=True)]
 
     def _update_profile(self, conn: Connection, contact_id: int, updates: dict[str, Any]) -> None:
         profile = conn.execute(
@@ -358,32 +361,19 @@ class Store:
 
         return await self.db.run(count)
 
-    async def claim_for_twiml(self, outbox_ids: Sequence[int]) -> list[int]:
-        """Take queued replies for an inline TwiML answer; the sender never sees them then."""
-        if not outbox_ids:
-            return []
-
-        def claim(conn: Connection) -> list[int]:
-            rows = conn.execute(
-                messages.update()
-                .where(messages.c.id.in_(list(outbox_ids)), messages.c.status == "queued")
-                .values(status="twiml", sent_at=now())
-                .returning(messages.c.id)
-            ).scalars()
-            return sorted(rows)
-
-        return await self.db.run(claim)
-
     async def release_held(self, outbox_ids: Sequence[int]) -> None:
-        """Replies held for an inline answer that came too late: due now, for the sender."""
+        """Held replies, or inline ones whose webhook answer ran out of time: due now."""
         if not outbox_ids:
             return
 
         def release(conn: Connection) -> None:
             conn.execute(
                 messages.update()
-                .where(messages.c.id.in_(list(outbox_ids)), messages.c.status == "queued")
-                .values(not_before=None)
+                .where(
+                    messages.c.id.in_(list(outbox_ids)),
+                    messages.c.status.in_(("queued", "twiml")),
+                )
+                .values(status="queued", not_before=None)
             )
 
         await self.db.run(release)

@@ -147,14 +147,34 @@ async def test_retry_requeues_with_a_delay(store: Store) -> None:
     assert await store.message_status(item.id) == "queued"
 
 
-async def test_twiml_claim_takes_only_queued_rows(store: Store) -> None:
+async def test_inline_replies_skip_the_sender_until_released(store: Store) -> None:
+    from datetime import timedelta
+
+    from bot.messages import utcnow
+
     rec = await store.record_inbound(sms("SMt"))
     ctx = await store.load_turn(rec.contact.id)
     replies = await store.finish_turn(
         TurnRecord(rec.contact.id, ctx.conversation_id, rec.message_id,
-                   replies=[OutboundSms(FAN, "a"), OutboundSms(FAN, "b")])
+                   replies=[OutboundSms(FAN, "a"), OutboundSms(FAN, "b")],
+                   inline_until=utcnow() + timedelta(seconds=5))
     )  # fmt: skip
-    ids = [q.outbox_id for q in replies]
-    assert await store.claim_for_twiml(ids) == ids
-    assert await store.claim_for_twiml(ids) == []
-    assert await store.claim_outbox(5) == []
+    assert [q.status for q in replies] == ["twiml", "twiml"]
+    assert await store.claim_outbox(5) == []  # answered inline: never sent again
+    await store.release_held([q.outbox_id for q in replies])  # the webhook ran out of time
+    assert [i.body for i in await store.claim_outbox(5)] == ["a", "b"]
+
+
+async def test_replies_committed_after_the_inline_deadline_go_to_the_sender(store: Store) -> None:
+    from datetime import timedelta
+
+    from bot.messages import utcnow
+
+    rec = await store.record_inbound(sms("SMlate"))
+    ctx = await store.load_turn(rec.contact.id)
+    replies = await store.finish_turn(
+        TurnRecord(rec.contact.id, ctx.conversation_id, rec.message_id,
+                   replies=[OutboundSms(FAN, "late")], inline_until=utcnow() - timedelta(seconds=1))
+    )  # fmt: skip
+    assert [q.status for q in replies] == ["queued"]
+    assert [i.body for i in await store.claim_outbox(5)] == ["late"]
