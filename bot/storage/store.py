@@ -126,30 +126,20 @@ class Store:
         row = conn.execute(self._q.contact_by_phone, {"phone": phone}).first()
         if row is not None:
             return _contact(row), False
-        values = {
-            "phone": phone, "phone_hash": self.phone_hash(phone), "profile": {},
-            "subscription": "pending", "created_at": at,
-        }  # fmt: skip
+        q, phone_hash = self._q, self.phone_hash(phone)
         # a number that was erased keeps its opt-out: the suppression list survives erasure
-        suppressed = conn.execute(
-            sa.select(suppressions.c.reason).where(
-                suppressions.c.phone_hash == values["phone_hash"]
-            )
-        ).first()
-        if suppressed is not None:
-            values["subscription"] = "unsubscribed"
-        ins = self._insert(contacts).values(values).on_conflict_do_nothing()
-        new_id = conn.execute(ins.returning(contacts.c.id)).scalar()
+        suppressed = conn.execute(q.suppressed, {"phone_hash": phone_hash}).first() is not None
+        new_id = conn.execute(
+            q.insert_contact,
+            {"phone": phone, "phone_hash": phone_hash, "created_at": at,
+             "subscription": "unsubscribed" if suppressed else "pending"},
+        ).scalar()  # fmt: skip
         if new_id is None:  # another process created it in the meantime
-            row = conn.execute(self._q.contact_by_phone, {"phone": phone}).one()
+            row = conn.execute(q.contact_by_phone, {"phone": phone}).one()
             return _contact(row), False
-        conn.execute(
-            conversations.insert().values(
-                contact_id=new_id, status="bot", dialogue={}, updated_at=at
-            )
-        )
-        row = conn.execute(sa.select(contacts).where(contacts.c.id == new_id)).one()
-        return _contact(row), suppressed is None
+        conn.execute(q.insert_conversation, {"cid": new_id, "at": at})
+        row = conn.execute(q.contact_by_id, {"cid": new_id}).one()
+        return _contact(row), not suppressed
 
     async def load_turn(self, contact_id: int) -> TurnContext:
         return await self.db.run(self._load_turn, contact_id)
@@ -277,35 +267,23 @@ class Store:
         ip: str | None = None,
         user_agent: str | None = None,
     ) -> None:
+        q = self._q
         subscribed = change.action in ("opt_in", "resubscribe")
-        values: dict[str, Any] = {"subscription": "subscribed" if subscribed else "unsubscribed"}
         if subscribed:
-            values["subscribed_at"] = at
-        conn.execute(contacts.update().where(contacts.c.id == contact_id).values(values))
+            conn.execute(q.subscribe, {"cid": contact_id, "at": at})
+        else:
+            conn.execute(q.unsubscribe, {"cid": contact_id})
         source = None
         if message_id is not None:
-            source = conn.execute(
-                sa.select(messages.c.to_number).where(messages.c.id == message_id)
-            ).scalar()
+            source = conn.execute(q.message_to_number, {"mid": message_id}).scalar()
         conn.execute(
-            consent_events.insert().values(
-                contact_id=contact_id, action=change.action, method=change.method,
-                text_shown=change.text_shown, source_number=source, ip=ip,
-                user_agent=user_agent, at=at,
-            )
+            q.insert_consent,
+            {"contact_id": contact_id, "action": change.action, "method": change.method,
+             "text_shown": change.text_shown, "source_number": source, "ip": ip,
+             "user_agent": user_agent, "at": at},
         )  # fmt: skip
-        if not subscribed:
-            # STOP stops everything already queued, except the one confirmation
-            conn.execute(
-                messages.update()
-                .where(
-                    messages.c.contact_id == contact_id,
-                    messages.c.direction == "out",
-                    messages.c.status == "queued",
-                    messages.c.kind != "compliance",
-                )
-                .values(status="cancelled", error="fan opted out")
-            )
+        if not subscribed:  # STOP stops everything already queued, except the one confirmation
+            conn.execute(q.cancel_queued, {"cid": contact_id})
 
     # ---- the outbox (bot.outbound.OutboxStore) -------------------------------------------
     # Set-based: a claim is one UPDATE ... RETURNING, results one executemany (SQLite) or one
@@ -580,6 +558,36 @@ class _Prepared:
                    m.created_at >= b("since"))
             .order_by(m.id.desc())
             .limit(1)
+        )  # fmt: skip
+        self.suppressed = sa.select(suppressions.c.reason).where(
+            suppressions.c.phone_hash == b("phone_hash")
+        )
+        self.insert_contact = (
+            insert(contacts)
+            .values(phone=b("phone"), phone_hash=b("phone_hash"), profile={},
+                    subscription=b("subscription"), created_at=b("created_at"))
+            .on_conflict_do_nothing()
+            .returning(contacts.c.id)
+        )  # fmt: skip
+        self.insert_conversation = conversations.insert().values(
+            contact_id=b("cid"), status="bot", dialogue={}, updated_at=b("at")
+        )
+        self.contact_by_id = sa.select(contacts).where(contacts.c.id == b("cid"))
+        self.subscribe = (
+            contacts.update()
+            .where(contacts.c.id == b("cid"))
+            .values(subscription="subscribed", subscribed_at=b("at"))
+        )
+        self.unsubscribe = (
+            contacts.update().where(contacts.c.id == b("cid")).values(subscription="unsubscribed")
+        )
+        self.message_to_number = sa.select(m.to_number).where(m.id == b("mid"))
+        self.insert_consent = consent_events.insert()
+        self.cancel_queued = (
+            messages.update()
+            .where(m.contact_id == b("cid"), m.direction == "out", m.status == "queued",
+                   m.kind != "compliance")
+            .values(status="cancelled", error="fan opted out")
         )  # fmt: skip
         self.insert_events = events.insert()
         self.update_conversation = conversations.update().where(conversations.c.id == b("conv_id"))
