@@ -17,7 +17,8 @@ def copy_project(tmp_path: Path) -> Path:
     target = tmp_path / "line"
     for name in ("flows", "data", "actions", "models", "domain.yml", "config.yml"):
         src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, target / name)
+        if src.exists():  # models/ is there once `fanline train` ran; else Runtime trains
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, target / name)
     return target
 
 

@@ -19,7 +19,8 @@ def project(tmp_path: Path) -> Path:
     """A fresh fan line made by `fanline init`, as a new team would start."""
     target = tmp_path / "line"
     assert main(["init", str(target)]) == 0
-    shutil.copytree(ROOT / "models", target / "models")  # spare the tests a retrain
+    if (ROOT / "models").is_dir():  # spare the tests a retrain
+        shutil.copytree(ROOT / "models", target / "models")
     return target
 
 
