@@ -7,6 +7,7 @@ from values (compliance, NLU, the flow engine); nothing but the inbound text is 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -207,7 +208,7 @@ class Pipeline:
 
     async def _converse(self, turn: _Turn, body: str, is_new: bool) -> None:
         ctx, record = turn.ctx, turn.record
-        turn.prediction = self._understand(turn.brain, body)
+        turn.prediction = await self._understand(turn.brain, body)
         record.events.append(("intent", _intent_event(turn.prediction)))
         state = self._known_state(turn)
         event = (
@@ -245,10 +246,13 @@ class Pipeline:
         }
         return DialogueState(state.stack, {**state.slots, **known}) if known else state
 
-    def _understand(self, brain: Brain, body: str) -> Prediction:
+    async def _understand(self, brain: Brain, body: str) -> Prediction:
         if not body.strip():
             return Prediction(text=body, intent=None, confidence=0.0)
-        return brain.interpreter.parse(body)
+        if getattr(brain.interpreter, "encoder", None) is None:
+            return brain.interpreter.parse(body)  # sub-millisecond: not worth a thread hop
+        # the sentence encoder releases the GIL: other fans' turns go on meanwhile
+        return await asyncio.to_thread(brain.interpreter.parse, body)
 
     async def _carry_out(self, turn: _Turn, progress: Progress, inp: TurnInput) -> Progress:
         """Apply the engine's commands; run custom actions and resume until the flow waits."""

@@ -90,8 +90,12 @@ def ensure_model(settings: Settings, content: Content, train: bool = True) -> An
     """Load the NLU model, training it first when it is missing or its input changed."""
     from bot.nlu import load_interpreter, load_nlu_config
     from bot.nlu import train as train_model
+    from bot.nlu.config import shipped_config
 
-    config = load_nlu_config(settings.project_dir / "config.yml")
+    if settings.nlu_pipeline:
+        config = shipped_config(settings.nlu_pipeline)
+    else:
+        config = load_nlu_config(settings.project_dir / "config.yml")
     if content.nlu_data is None:
         raise NluError("no NLU training data under data/")
     if train:

@@ -53,6 +53,7 @@ class Settings:
     team_hours: TeamHours | None = None
     log_json: bool = False
     reply_window_h: float = 24.0
+    nlu_pipeline: str | None = None  # FANLINE_NLU_PIPELINE=default|accurate overrides config.yml
     inbox: dict[str, Any] = field(default_factory=dict)  # config.yml `inbox:`, ${VAR} expanded
 
     @property
@@ -100,6 +101,7 @@ def load_settings(project_dir: Path | str = ".", env: dict[str, str] | None = No
         team_hours=_team_hours(engine.get("team_hours"), where),
         log_json=(env.get("FANLINE_LOG_FORMAT") or engine.get("log_format", "text")) == "json",
         reply_window_h=_number(engine, "broadcast_reply_window_hours", 24, where),
+        nlu_pipeline=env.get("FANLINE_NLU_PIPELINE") or None,
         inbox={k: v for k, v in _section(config, "inbox", where).items() if k != "__lines__"},
     )
 
