@@ -1,0 +1,285 @@
+"""The outbox's units of work (`bot.outbound.OutboxStore`), mixed into `Store`.
+
+Set-based: a claim is one UPDATE ... RETURNING, results one executemany (SQLite) or one
+UPDATE ... FROM (VALUES ...) (PostgreSQL). While a row is `sending`, `sent_at` holds the
+claim time: crash recovery (`stale_sending`) ages rows by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.domain import ConsentChange
+from bot.messages import DeliveryReport, OutboundSms
+from bot.outbound import OutboxItem, SendResult
+from bot.storage.tables import contacts, messages
+
+# a delivery report never moves a message backwards (callbacks can arrive out of order)
+_STATUS_RANK = {
+    "queued": 0, "sending": 1, "twiml": 2, "sent": 2, "undelivered": 3,
+    "failed": 3, "delivered": 4, "read": 5,
+}  # fmt: skip
+CARRIER_OPT_OUT = 21610
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(at: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+class OutboxQueries:
+    """Needs `self.db` and the store's `_change_consent` / `_enqueue` (the same transaction)."""
+
+    db: Any
+
+    # Set-based: a claim is one UPDATE ... RETURNING, results one executemany (SQLite) or one
+    # UPDATE ... FROM (VALUES ...) (PostgreSQL). While a row is `sending`, `sent_at` holds the
+    # claim time: crash recovery (`stale_sending`) ages rows by it.
+
+    async def claim_outbox(self, limit: int) -> list[OutboxItem]:
+        return await self.db.run(self._claim_outbox, limit)
+
+    def _claim_outbox(self, conn: Connection, limit: int) -> list[OutboxItem]:
+        at = now()
+        m = messages.c
+        pick = (
+            sa.select(m.id)
+            .where(m.direction == "out", m.status == "queued",
+                   sa.or_(m.not_before.is_(None), m.not_before <= at))
+            .order_by(m.id)
+            .limit(limit)
+        )  # fmt: skip
+        if conn.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        rows = conn.execute(
+            messages.update()
+            .where(m.id.in_(pick.scalar_subquery()))
+            .values(status="sending", attempts=m.attempts + 1, sent_at=at)
+            .returning(*_CLAIMED, _SUBSCRIPTION)
+        ).all()
+        # checked again at send time: a fan who opted out since the row was queued gets nothing
+        gone = [r.id for r in rows if r.subscription == "unsubscribed" and r.kind != "compliance"]
+        if gone:
+            conn.execute(
+                messages.update()
+                .where(m.id.in_(gone))
+                .values(status="cancelled", error="fan opted out", sent_at=None)
+            )
+        rows.sort(key=lambda r: r.id)
+        return [_outbox_item(r, at) for r in rows if r.id not in gone]
+
+    async def queue_outbound(self, replies: Sequence[OutboundSms]) -> list[int]:
+        """Queue texts outside a turn (system texts, benchmarks, tests): their outbox ids."""
+        queued = await self.db.run(lambda c: self._enqueue(c, None, replies, now(), None))
+        return [q.outbox_id for q in queued]
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """Outbound messages by status: for monitoring, benchmarks and tests."""
+
+        def count(conn: Connection) -> dict[str, int]:
+            m = messages.c
+            rows = conn.execute(
+                sa.select(m.status, sa.func.count()).where(m.direction == "out").group_by(m.status)
+            ).all()
+            return {status: n for status, n in rows}
+
+        return await self.db.run(count)
+
+    async def release_held(self, outbox_ids: Sequence[int]) -> None:
+        """Held replies, or inline ones whose webhook answer ran out of time: due now."""
+        if not outbox_ids:
+            return
+
+        def release(conn: Connection) -> None:
+            conn.execute(
+                messages.update()
+                .where(
+                    messages.c.id.in_(list(outbox_ids)),
+                    messages.c.status.in_(("queued", "twiml")),
+                )
+                .values(status="queued", not_before=None)
+            )
+
+        await self.db.run(release)
+
+    async def outbox_sent(self, results: Sequence[tuple[int, str, int, str]]) -> None:
+        """(outbox id, provider sid, segments, encoding) per sent row: one statement for all."""
+        if results:
+            await self.db.run(self._outbox_sent, results)
+
+    def _outbox_sent(self, conn: Connection, results: Sequence[tuple[int, str, int, str]]) -> None:
+        at = now()
+        if conn.dialect.name != "postgresql":
+            conn.execute(
+                _MARK_SENT,
+                [{"oid": i, "sid": s, "seg": n, "enc": e, "at": at} for i, s, n, e in results],
+            )
+            return
+        sent = sa.values(
+            sa.column("oid", sa.Integer), sa.column("sid", sa.String),
+            sa.column("seg", sa.Integer), sa.column("enc", sa.String), name="sent",
+        ).data([tuple(r) for r in results])  # fmt: skip
+        conn.execute(
+            messages.update()
+            .where(messages.c.id == sent.c.oid, messages.c.status == "sending")
+            .values(status="sent", channel_id=sent.c.sid, segments=sent.c.seg,
+                    encoding=sent.c.enc, sent_at=at, error=None)
+        )  # fmt: skip
+
+    async def outbox_retry(self, outbox_id: int, delay_s: float, error: str) -> None:
+        def mark(conn: Connection) -> None:
+            conn.execute(
+                messages.update()
+                .where(messages.c.id == outbox_id)
+                .values(status="queued", not_before=now() + timedelta(seconds=delay_s),
+                        error=error[:500], sent_at=None)
+            )  # fmt: skip
+
+        await self.db.run(mark)
+
+    async def outbox_failed(self, outbox_id: int, code: int | None, error: str) -> None:
+        def mark(conn: Connection) -> None:
+            contact_id = conn.execute(
+                messages.update()
+                .where(messages.c.id == outbox_id)
+                .values(status="failed", error_code=code, error=error[:500], sent_at=None)
+                .returning(messages.c.contact_id)
+            ).scalar()
+            if code == CARRIER_OPT_OUT and contact_id is not None:
+                change = ConsentChange("opt_out", "carrier", "Twilio error 21610")
+                self._change_consent(conn, contact_id, change, now())
+
+        await self.db.run(mark)
+
+    async def stale_sending(self, older_than_s: float, limit: int = 500) -> list[OutboxItem]:
+        """Rows claimed more than `older_than_s` ago and still `sending`: a sender died with them.
+
+        Each item carries its claim time (`claimed_at`) for the provider lookup.
+        """
+
+        def stale(conn: Connection) -> list[OutboxItem]:
+            m = messages.c
+            cutoff = now() - timedelta(seconds=older_than_s)
+            rows = conn.execute(
+                sa.select(*_CLAIMED, m.sent_at)
+                .where(m.direction == "out", m.status == "sending",
+                       sa.or_(m.sent_at.is_(None), m.sent_at <= cutoff))
+                .order_by(m.id)
+                .limit(limit)
+            ).all()  # fmt: skip
+            return [_outbox_item(r, _aware(r.sent_at) if r.sent_at else None) for r in rows]
+
+        return await self.db.run(stale)
+
+    async def settle_sending(
+        self, lookups: Sequence[tuple[OutboxItem, Sequence[SendResult]]]
+    ) -> tuple[int, int]:
+        """Settle stale `sending` rows from what the provider has: (marked sent, re-queued).
+
+        Each row comes with the provider's matching messages, oldest first. The first one whose
+        SID no other row holds is ours: sent. None left: the provider never accepted the row, so
+        it goes back to `queued` and re-sending cannot duplicate it. Both only touch a row still
+        in the claim that was looked up (same status and attempts), so a row re-claimed since
+        by a live sender is left alone.
+        """
+        if not lookups:
+            return 0, 0
+        return await self.db.run(self._settle_sending, lookups)
+
+    def _settle_sending(
+        self, conn: Connection, lookups: Sequence[tuple[OutboxItem, Sequence[SendResult]]]
+    ) -> tuple[int, int]:
+        sids = [r.sid for _, found in lookups for r in found]
+        taken = set(
+            conn.execute(sa.select(messages.c.channel_id).where(messages.c.channel_id.in_(sids)))
+            .scalars()
+            .all()
+        ) if sids else set()  # fmt: skip
+        sent, requeue = [], []
+        for item, found in lookups:
+            mine = next((r for r in found if r.sid not in taken), None)
+            if mine is None:
+                requeue.append({"oid": item.id, "tries": item.attempts})
+                continue
+            taken.add(mine.sid)
+            sent.append({"oid": item.id, "tries": item.attempts, "sid": mine.sid,
+                         "seg": mine.segments, "enc": mine.encoding or "", "at": now()})  # fmt: skip
+        if sent:
+            conn.execute(_SETTLE_SENT, sent)
+        if requeue:
+            conn.execute(_REQUEUE, requeue)
+        return len(sent), len(requeue)
+
+    async def apply_delivery_report(self, report: DeliveryReport) -> bool:
+        return await self.db.run(self._apply_report, report)
+
+    def _apply_report(self, conn: Connection, report: DeliveryReport) -> bool:
+        row = conn.execute(
+            sa.select(messages.c.id, messages.c.status, messages.c.contact_id).where(
+                messages.c.channel_id == report.channel_id, messages.c.direction == "out"
+            )
+        ).first()
+        if row is None:
+            return False
+        if _STATUS_RANK.get(report.status, 0) >= _STATUS_RANK.get(row.status, 0):
+            conn.execute(
+                messages.update()
+                .where(messages.c.id == row.id)
+                .values(status=report.status, error_code=report.error_code)
+            )
+        if report.error_code == CARRIER_OPT_OUT and row.contact_id is not None:
+            change = ConsentChange("opt_out", "carrier", "Twilio error 21610")
+            self._change_consent(conn, row.contact_id, change, now())
+        return True
+
+
+# ---- the outbox's statements (built once; used by the outbox section of Store) -------------
+
+_CLAIMED = (
+    messages.c.id, messages.c.contact_id, messages.c.to_number, messages.c.from_number,
+    messages.c.body, messages.c.media_urls, messages.c.attempts, messages.c.kind,
+)  # fmt: skip
+_SUBSCRIPTION = (
+    sa.select(contacts.c.subscription)
+    .where(contacts.c.id == messages.c.contact_id)
+    .scalar_subquery()
+    .label("subscription")
+)
+_b = sa.bindparam
+_MARK_SENT = (
+    messages.update()
+    .where(messages.c.id == _b("oid"), messages.c.status == "sending")
+    .values(status="sent", channel_id=_b("sid"), segments=_b("seg"), encoding=_b("enc"),
+            sent_at=_b("at"), error=None)
+)  # fmt: skip
+_IN_CLAIM = (messages.c.id == _b("oid"), messages.c.status == "sending",
+             messages.c.attempts == _b("tries"))  # fmt: skip
+_SETTLE_SENT = (
+    messages.update()
+    .where(*_IN_CLAIM)
+    .values(status="sent", channel_id=_b("sid"), segments=_b("seg"), encoding=_b("enc"),
+            sent_at=_b("at"), error=None)
+)  # fmt: skip
+_REQUEUE = (
+    messages.update()
+    .where(*_IN_CLAIM)
+    .values(status="queued", not_before=None, sent_at=None,
+            error="recovered: the provider never accepted it")
+)  # fmt: skip
+
+
+def _outbox_item(row: Any, claimed_at: datetime | None) -> OutboxItem:
+    return OutboxItem(
+        id=row.id, message_id=row.id, contact_id=row.contact_id, to=row.to_number,
+        sender=row.from_number, body=row.body, media_urls=tuple(row.media_urls or ()),
+        attempts=row.attempts, kind=row.kind, claimed_at=claimed_at,
+    )  # fmt: skip
