@@ -117,6 +117,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         settings = replace(settings, **overrides)
+    if settings.workers > 1 and settings.database_url.startswith("sqlite"):
+        # per-fan order across processes needs PostgreSQL's advisory locks
+        raise ConfigError(
+            "more than one worker needs PostgreSQL: set FANLINE_DATABASE_URL "
+            "(or tracker_store.url in endpoints.yml) to a postgresql:// URL"
+        )
     # fail fast, in the terminal, on invalid content or a broken model: before any worker starts
     runtime = asyncio.run(Runtime.start(settings))
     asyncio.run(runtime.close())

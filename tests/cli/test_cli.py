@@ -88,3 +88,10 @@ def test_conversation_tests_report_failures_with_their_location(
     assert main(["--project", str(project), "-q", "test", str(case)]) == 1
     out = capsys.readouterr().out
     assert "FAILED wrong_on_purpose" in out and "smoke.yml:5" in out and "0 passed, 1 failed" in out
+
+
+def test_several_workers_on_sqlite_are_refused(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--project", str(project), "run", "--workers", "2"]) == 2
+    assert "PostgreSQL" in capsys.readouterr().err
