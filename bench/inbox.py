@@ -129,8 +129,11 @@ def main() -> None:
         print("SQLite")
         asyncio.run(run_backend(f"sqlite:///{tmp}/bench.db", args.open, args.ops))
     if args.database_url:
-        print("PostgreSQL (tables must be empty: use a fresh database or schema)")
-        asyncio.run(run_backend(args.database_url, args.open, args.ops))
+        from bot.storage.db import scratch_schema
+
+        print("PostgreSQL (a throwaway schema)")
+        with scratch_schema(args.database_url, "bench") as url:
+            asyncio.run(run_backend(url, args.open, args.ops))
 
 
 if __name__ == "__main__":

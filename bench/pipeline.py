@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -30,6 +31,7 @@ from bot.flows import DialogueState, TurnInput  # noqa: E402
 from bot.messages import InboundSms  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
+from bot.storage.db import scratch_schema  # noqa: E402
 
 SCRIPT = ["hey!", "YES", "TOUR", "when does the presale start", "is there merch", "love you nova",
           "how much is shipping to canada", "thanks!!"]  # fmt: skip
@@ -129,17 +131,14 @@ def main() -> None:
         if args.database_url:
             backends.append(("PostgreSQL", args.database_url))
         for name, url in backends:
-            drop = None
-            if name == "PostgreSQL":
-                url, drop = _bench_schema(url)
-            try:
+            with contextlib.ExitStack() as stack:
+                if name == "PostgreSQL":  # a throwaway schema: nothing else is seen or touched
+                    url = stack.enter_context(scratch_schema(url, "bench"))
                 r = asyncio.run(
                     run_backend(url, args.fans, args.turns_per_fan, args.concurrency,
                                 args.unique_texts)
                 )  # fmt: skip
-            finally:
-                if drop:
-                    drop()
+
             print(f"{name:<11} pipeline: {r['turns']:,.0f} turns, {r['tps']:,.0f} turns/s, "
                   f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms "
                   f"(concurrency {args.concurrency}, {args.fans} fans"
@@ -147,28 +146,6 @@ def main() -> None:
             print(
                 f"            compute alone (NLU + engine) would allow {1 / both:,.0f} turns/s on one core"
             )
-
-
-def _bench_schema(url: str) -> tuple[str, object]:
-    """A throwaway schema, so the run neither sees nor touches anything else in that database."""
-    from urllib.parse import quote
-
-    import sqlalchemy as sa
-
-    from bot.storage.db import normalise_url
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
-
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}", drop
 
 
 if __name__ == "__main__":

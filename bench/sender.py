@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -109,21 +108,10 @@ def database(kind: str, url: str | None) -> Iterator[str]:
         return
     if not url:
         raise SystemExit("--store postgresql needs FANLINE_TEST_DATABASE_URL or --database-url")
-    import sqlalchemy as sa  # setup only; the benchmark itself goes through Store
+    from bot.storage.db import scratch_schema
 
-    from bot.storage.db import normalise_url
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    with scratch_schema(url, "bench") as scratch:
+        yield scratch
 
 
 def cpu_s(pid: int) -> float:

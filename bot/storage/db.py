@@ -6,10 +6,13 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -185,4 +188,23 @@ def _resolve(future: Any, result: Any, exc: BaseException | None) -> None:
         future.set_result(result)
 
 
-__all__ = ["Connection", "Database", "create_engine", "normalise_url", "upgrade"]
+@contextmanager
+def scratch_schema(url: str, prefix: str = "scratch") -> Iterator[str]:
+    """A PostgreSQL schema of its own for a test or a benchmark, dropped afterwards; the URL
+    returned points there (search_path), so nothing else in that database is seen or touched."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+__all__ = [
+    "Connection", "Database", "create_engine", "normalise_url", "scratch_schema", "upgrade",
+]  # fmt: skip

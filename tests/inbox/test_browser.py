@@ -5,7 +5,6 @@ Twilio-compatible server through the real sender), resolves, and the bot answers
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,21 +15,13 @@ import pytest
 from bot.inbox.auth import Auth
 from bot.storage import Store
 from tests.app.test_server import Stack, _stack
+from tests.conftest import needs_chromium
 
 from .conftest import FAST_HASHER, PASSWORD, Server
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason="no Chromium at /usr/bin/chromium (apt-get install -y chromium; .ci/run does)",
-    ),
-]
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -39,18 +30,6 @@ async def stack(database_url: str) -> AsyncIterator[Stack]:
         auth = Auth(s.store.db, b"unused", hasher=FAST_HASHER)
         await auth.create_agent("ana", PASSWORD, display_name="Ana")
         yield s
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 def fan() -> str:

@@ -10,7 +10,6 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,20 +19,14 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from bot.signup import LINK_DAYS, TOKEN_SALT
 from bot.storage.tables import consent_events
 from tests.app.test_server import Stack, _stack
-from tests.inbox.test_browser import ARGS, CHROMIUM
+from tests.conftest import needs_chromium
 
 PHONE_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) FanlineSignupTest/1.0 Mobile"
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
          "user_agent": PHONE_UA}  # fmt: skip
 LINK = re.compile(r"(https?://[^\s<]+/join/[A-Za-z0-9_.\-]+)")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason="no Chromium at /usr/bin/chromium (apt-get install -y chromium; .ci/run does)",
-    ),
-]
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -43,17 +36,13 @@ async def stack(database_url: str) -> AsyncIterator[Stack]:
 
 
 @pytest.fixture
-async def phone() -> AsyncIterator[Any]:
+async def phone(browser: Any) -> AsyncIterator[Any]:
     """A new page in headless Chromium, emulating a phone."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            context = await chromium.new_context(**PHONE)
-            yield await context.new_page()
-        finally:
-            await chromium.close()
+    context = await browser.new_context(**PHONE)
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
 
 
 def new_fan() -> str:
