@@ -1,4 +1,4 @@
-"""The outbox sender: step 10 of the message's path, after a turn commits.
+"""The outbox sender: after a turn commits (step 9 of the message's path), texts go out here.
 
 Claims due outbox rows, sends them through a gateway (Twilio or local) under a per-sender
 token-bucket rate limit, and records results: sent rows in batches, retryable failures with
