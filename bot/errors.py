@@ -73,9 +73,19 @@ class ChannelError(FanlineError):
 
 
 class RetryableSendError(ChannelError):
-    def __init__(self, message: str, *, code: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        retry_after: float | None = None,
+        in_doubt: bool = False,
+    ):
         self.code = code
         self.retry_after = retry_after
+        # the request may have reached the provider (a timeout, a dropped connection): look it
+        # up before sending again, or the fan could get the text twice
+        self.in_doubt = in_doubt
         super().__init__(message)
 
 

@@ -280,6 +280,9 @@ class OutboundSender:
         try:
             result = await self.gateway.send(item)
         except RetryableSendError as exc:
+            if exc.in_doubt and (hits := await self._lookup(item)):
+                found = hits[0]  # it got through after all: record it, never send it again
+                return (item.id, found.sid, found.segments, found.encoding or "")
             await self._retry_or_fail(item, exc)
             return None
         except PermanentSendError as exc:

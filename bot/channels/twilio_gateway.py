@@ -145,8 +145,10 @@ class TwilioGateway:
             message = await self._sdk().messages.create_async(**params)
         except TwilioRestException as exc:
             raise map_rest_error(exc, _retry_after.get()) from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
             raise RetryableSendError(f"network: {type(exc).__name__}") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise RetryableSendError(f"network: {type(exc).__name__}", in_doubt=True) from None
         except TwilioException as exc:
             raise RetryableSendError(f"twilio: {type(exc).__name__}") from None
         return self._result(message, item)

@@ -73,6 +73,9 @@ class Faults:
     count_500: int = 0
     rate_drop: float = 0.0
     count_drop: int = 0
+    # accepted and recorded, then the connection drops before the answer: the client can't know
+    rate_lost_answer: float = 0.0
+    count_lost_answer: int = 0
     retry_after: float | None = None  # Retry-After header on 429s
     permanent: dict[str, int] = field(default_factory=dict)  # To -> code at create
     outcomes: dict[str, list[Any]] = field(default_factory=dict)  # To -> [final status, ErrorCode]
@@ -226,6 +229,9 @@ class TwilioServer:
         self.messages[message["sid"]] = message
         async with self._arrived:
             self._arrived.notify_all()
+        if self._trip("lost_answer"):
+            request.transport.abort()
+            raise _Drop()
         answer = json(message, status=201)
         self._advance(message, form.get("StatusCallback", [None])[0])
         return answer

@@ -40,7 +40,8 @@ async def test_storm_of_429_500_and_drops_delivers_each_message_exactly_once(
     for row in store.rows.values():
         assert by_sid[row.sid]["body"] == row.body and by_sid[row.sid]["to"] == row.to
     assert sender.counts["retried"] > 100  # the storm really happened
-    assert twilio.server.requests == 300 + sender.counts["retried"]
+    # every try reached the server (lookups after dropped connections come on top)
+    assert twilio.server.requests >= 300 + sender.counts["retried"]
 
 
 async def test_permanent_errors_are_recorded_once_and_21610_opts_out(

@@ -82,3 +82,20 @@ async def test_carrier_opt_out_marks_the_fan_and_cancels_the_rest(
     contact = await store.contact_by_phone(fan)
     assert contact is not None and contact.subscription == "unsubscribed"
     assert twilio.server.accepted() == []
+
+
+async def test_an_answer_lost_after_twilio_accepted_is_looked_up_not_sent_again(
+    store: Store, twilio: LocalTwilio, gateway
+) -> None:
+    """Twilio accepts, then the connection drops: the sender can't know, so it asks Twilio."""
+    fan = f"+1{RUN}66{random.randrange(10_000):04d}"
+    [outbox_id] = await queue_replies(store, fan, ["only once, please"])
+    twilio.server.set_faults(count_lost_answer=1)
+    sender = OutboundSender(store, gateway, rate_per_second=1000, backoff_base=0)
+
+    await sender.drain()
+
+    [accepted] = twilio.server.accepted(to=fan)  # one copy, not two
+    assert await store.message_status(outbox_id) == "sent"
+    assert sender.counts["retried"] == 0
+    assert accepted["body"] == "only once, please"
