@@ -87,10 +87,16 @@ def build_engine(content: Content, interpreter: Any) -> FlowEngine:
 
 
 def ensure_model(settings: Settings, content: Content, train: bool = True) -> Any:
-    """Load the NLU model, training it first when it is missing or its input changed."""
+    """The NLU model for this content and config, trained first when missing or stale.
+
+    With `train=False` (the server's hot reload) it only loads a model `fanline train` already
+    made for exactly this data and config, or raises NluError: a server never trains.
+    """
     from bot.nlu import load_interpreter, load_nlu_config
     from bot.nlu import train as train_model
     from bot.nlu.config import shipped_config
+    from bot.nlu.model import model_dir_for
+    from bot.nlu.train import fingerprint
 
     if settings.nlu_pipeline:
         config = shipped_config(settings.nlu_pipeline)
@@ -99,9 +105,12 @@ def ensure_model(settings: Settings, content: Content, train: bool = True) -> An
     if content.nlu_data is None:
         raise NluError("no NLU training data under data/")
     if train:
-        model_dir = train_model(config, content.nlu_data, settings.model_dir, progress=False)
-    else:
-        model_dir = settings.model_dir
+        return load_interpreter(
+            train_model(config, content.nlu_data, settings.model_dir, progress=False)
+        )
+    model_dir = model_dir_for(settings.model_dir, fingerprint(config, content.nlu_data))
+    if not (model_dir / "metadata.json").is_file():
+        raise NluError("NLU data or config changed: run `fanline train` to update the model")
     return load_interpreter(model_dir)
 
 

@@ -51,3 +51,28 @@ async def test_an_edited_response_is_live_without_a_restart(tmp_path: Path) -> N
         assert [q.reply.body for q in out.replies] == ["unused"]
     finally:
         await runtime.close()
+
+
+async def test_changed_training_data_goes_live_once_trained(tmp_path: Path) -> None:
+    from bot.content import load_content
+    from bot.runtime import ensure_model
+
+    project = copy_project(tmp_path)
+    settings = load_settings(
+        project, env={"FANLINE_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite"}
+    )
+    runtime = await Runtime.start(settings)
+    reloader = Reloader(runtime)
+    try:
+        before = runtime.pipeline.brain.interpreter.fingerprint
+        nlu = project / "data" / "more.yml"
+        nlu.write_text(
+            'version: "3.1"\nnlu:\n  - intent: greet\n    examples: |\n      - howdy partner\n'
+        )
+        assert await reloader.check() is False  # not trained yet: keep serving the old model
+        assert runtime.pipeline.brain.interpreter.fingerprint == before
+        ensure_model(settings, load_content(project), train=True)  # what `fanline train` does
+        assert await reloader.check() is True
+        assert runtime.pipeline.brain.interpreter.fingerprint != before
+    finally:
+        await runtime.close()
