@@ -1,4 +1,4 @@
-"""The `fanline` command: run, shell, train, validate, test, init, db (Rasa's verbs where they exist).
+"""The `fanline` command: run, shell, train, validate, test, init, db, agents, fans, segments, broadcast.
 
 User mistakes (bad content, missing files) print a clear message and exit 2; no traceback.
 """
