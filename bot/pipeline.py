@@ -7,7 +7,6 @@ from values (compliance, NLU, the flow engine); nothing but the inbound text is 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -44,6 +43,7 @@ from bot.flows import (
 from bot.flows.responses import RenderedResponse, Responses
 from bot.locks import ContactLocks
 from bot.messages import InboundSms, OutboundSms, Prediction, utcnow
+from bot.nlu.batching import EncodingBatcher
 from bot.storage import Store
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,11 @@ class Brain:
     engine: FlowEngine
     interpreter: Any  # bot.nlu.Interpreter: parse(text) -> Prediction
     responses: Responses
+    nlu: EncodingBatcher  # the interpreter, with concurrent texts encoded together
+
+    @classmethod
+    def of(cls, engine: FlowEngine, interpreter: Any) -> Brain:
+        return cls(engine, interpreter, Responses(engine.domain), EncodingBatcher(interpreter))
 
 
 @dataclass(slots=True)
@@ -110,7 +115,7 @@ class Pipeline:
     ):
         self.store = store
         self.locks = locks
-        self.brain = Brain(engine, interpreter, Responses(engine.domain))
+        self.brain = Brain.of(engine, interpreter)
         self.actions = actions
         self.on_commit = on_commit  # wakes the outbox sender and the inbox's live feed
         self.in_team_hours = in_team_hours
@@ -118,7 +123,7 @@ class Pipeline:
 
     def reload(self, engine: FlowEngine, interpreter: Any) -> None:
         """Swap content and model between turns (hot reload; no turn sees a mix)."""
-        self.brain = Brain(engine, interpreter, Responses(engine.domain))
+        self.brain = Brain.of(engine, interpreter)
 
     async def handle_inbound(self, msg: InboundSms, *, inline_s: float = 0.0) -> TurnOutcome:
         """Answer one text. Replies committed within `inline_s` are marked for the caller to
@@ -249,10 +254,7 @@ class Pipeline:
     async def _understand(self, brain: Brain, body: str) -> Prediction:
         if not body.strip():
             return Prediction(text=body, intent=None, confidence=0.0)
-        if getattr(brain.interpreter, "encoder", None) is None:
-            return brain.interpreter.parse(body)  # sub-millisecond: not worth a thread hop
-        # the sentence encoder releases the GIL: other fans' turns go on meanwhile
-        return await asyncio.to_thread(brain.interpreter.parse, body)
+        return await brain.nlu.parse(body)
 
     async def _carry_out(self, turn: _Turn, progress: Progress, inp: TurnInput) -> Progress:
         """Apply the engine's commands; run custom actions and resume until the flow waits."""

@@ -8,10 +8,11 @@ ranking keeps full names. Below the calibrated threshold the intent is "out_of_s
 from __future__ import annotations
 
 import copy
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -56,7 +57,9 @@ class Interpreter:
         self.encoder = self._open_encoder(model.embedding_options)
         # Fans send the same short texts ("TOUR", "yes", "thanks") again and again. The cache
         # holds the threshold-free part of a parse; it dies with this loaded model.
-        self._intents = lru_cache(maxsize=cache_size)(self._classify)
+        self._cache = _Lru(cache_size)
+        # sentence embeddings computed ahead, several texts in one encoder call (`prefetch`)
+        self._embeddings: dict[str, np.ndarray] = {}
         self._lowercase = all(f.options["lowercase"] for f in model.featurizers) and (
             self.encoder is None or self.encoder.case_insensitive
         )
@@ -86,14 +89,44 @@ class Interpreter:
         clone.threshold = threshold
         return clone
 
-    def cache_info(self):
-        return self._intents.cache_info()
+    def cache_info(self) -> CacheInfo:
+        return self._cache.info()
+
+    def _intents(self, key: str) -> _Intents:
+        found = self._cache.get(key)
+        if found is None:
+            found = self._classify(key)
+            self._cache.put(key, found)
+        self._embeddings.pop(key, None)
+        return found
+
+    def key(self, text: str) -> str:
+        """What a text is cached and classified as."""
+        return normalise(text[:MAX_TEXT], self._lowercase, self._collapse)
+
+    def needs_encoding(self, text: str) -> bool:
+        """True when parsing this text would run the sentence encoder (not cached yet)."""
+        return self.encoder is not None and not self._cache.has(self.key(text))
+
+    def prefetch(self, texts: list[str]) -> None:
+        """Encode several texts in one encoder call, ahead of their `parse`: batching costs
+        far less per text than one call each. Safe to run in a worker thread."""
+        if self.encoder is None:
+            return
+        keys = list(dict.fromkeys(k for k in map(self.key, texts) if not self._cache.has(k)))
+        if keys:
+            vectors = self.encoder.encode(keys, batch_size=len(keys))
+            self._embeddings.update(zip(keys, vectors, strict=True))
 
     def scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(raw per-intent scores, classifier decisions); raw = margin - oos vote + closeness."""
         text = text[:MAX_TEXT]
         vector = single_vector(self.model.featurizers, self._offsets, text)
-        embedding = self.encoder.encode_one(text) if self.encoder is not None else None
+        embedding = None
+        if self.encoder is not None:
+            embedding = self._embeddings.pop(text, None)
+            if embedding is None:
+                embedding = self.encoder.encode_one(text)
         decisions, closeness = self.model.linear.decide_one(
             vector, embedding, self.model.neighbour_top_k, self._oos_col
         )
@@ -116,7 +149,7 @@ class Interpreter:
 
     def parse(self, text: str) -> Prediction:
         text = text[:MAX_TEXT]
-        found = self._intents(normalise(text, self._lowercase, self._collapse))
+        found = self._intents(self.key(text))
         entities = self.entities(text)
         if found.oos_wins or found.confidence < self.threshold or not text.strip():
             return Prediction(
@@ -164,3 +197,43 @@ def normalise(text: str, lowercase: bool = True, collapse: bool = True) -> str:
     featurizer ignores anyway (case, when all lowercase; runs of whitespace, unless `char`)."""
     text = text.lower() if lowercase else text
     return " ".join(text.split()) if collapse else text
+
+
+class CacheInfo(NamedTuple):
+    hits: int
+    misses: int
+    maxsize: int
+    currsize: int
+
+
+class _Lru:
+    """A small thread-safe LRU that, unlike functools.lru_cache, can say what it holds."""
+
+    def __init__(self, size: int):
+        self._items: OrderedDict[str, _Intents] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def has(self, key: str) -> bool:
+        return key in self._items
+
+    def get(self, key: str) -> _Intents | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._items.move_to_end(key)
+            return found
+
+    def put(self, key: str, value: _Intents) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def info(self) -> CacheInfo:
+        return CacheInfo(self.hits, self.misses, self._size, len(self._items))
