@@ -49,5 +49,6 @@ def configure(*, json_lines: bool = False, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("alembic", "rasa_sdk", "httpx"):  # their INFO lines are not ours to show
+    # their INFO lines are not ours to show; the twilio SDK would log request parameters (To, Body)
+    for noisy in ("alembic", "rasa_sdk", "httpx", "twilio", "sanic.access"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
