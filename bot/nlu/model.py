@@ -54,6 +54,15 @@ def latest_model(out_dir: Path) -> Path | None:
     return max(found, key=lambda p: (p / "metadata.json").stat().st_mtime_ns) if found else None
 
 
+def prune(out_dir: Path, keep: int) -> list[Path]:
+    """Remove all but the `keep` newest models (a loaded model lives in memory, not on disk)."""
+    found = [p for p in out_dir.glob(f"{MODEL_PREFIX}*") if (p / "metadata.json").is_file()]
+    found.sort(key=lambda p: (p / "metadata.json").stat().st_mtime_ns, reverse=True)
+    for old in found[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return found[keep:]
+
+
 def save(model: NluModel, target: Path) -> Path:
     """Write atomically: a half-written model is never visible under its final name."""
     target.parent.mkdir(parents=True, exist_ok=True)

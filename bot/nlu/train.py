@@ -31,6 +31,9 @@ SEED = 20190101
 DEFAULT_TOP_K = 10  # fixed: the same data and config always give the same model
 
 
+KEEP_MODELS = 5  # older models are removed after a training: a models folder doesn't grow forever
+
+
 def fingerprint(cfg: NluConfig, data: TrainingData) -> str:
     return hashlib.sha256(
         f"{store.FORMAT}:{cfg.fingerprint}:{data.fingerprint}".encode()
@@ -59,7 +62,9 @@ def train(
         "retrieval_intents": sorted(data.retrieval_intents),
     }
     model.fingerprint = fp
-    return store.save(model, target)
+    saved = store.save(model, target)
+    store.prune(out_dir, keep=KEEP_MODELS)
+    return saved
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -206,3 +207,19 @@ def test_embedding_model_errors_say_how_to_fix(tmp_path):
     )
     with pytest.raises(NluError, match="pip install no-such-pkg==1.0"):
         _package_file(absent, absent.model_module, absent.model_file)
+
+
+def test_old_models_are_pruned_after_training(tmp_path, fixture_data):
+    from bot.nlu.config import shipped_config
+    from bot.nlu.model import prune
+
+    out = tmp_path / "models"
+    first = train(shipped_config("default"), fixture_data, out, progress=False)
+    for n in range(3):  # stand-ins for older trainings, older than `first`
+        old = out / f"nlu-old{n}"
+        old.mkdir()
+        (old / "metadata.json").write_text("{}")
+        os.utime(old / "metadata.json", (1_000_000 + n, 1_000_000 + n))
+    removed = prune(out, keep=2)
+    assert first.exists() and (out / "nlu-old2").exists()
+    assert sorted(p.name for p in removed) == ["nlu-old0", "nlu-old1"]
