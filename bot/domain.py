@@ -93,6 +93,7 @@ class TurnRecord:
     consent: ConsentChange | None = None
     escalation: EscalationSpec | None = None
     inbound_status: str = "processed"  # processed | held
+    broadcast_id: int | None = None  # the inbound text answers this broadcast (reply window)
     # committed before this instant, the replies are answered inline (TwiML): status `twiml`
     inline_until: datetime | None = None
     hold_replies_until: datetime | None = None  # otherwise they wait in the outbox until then

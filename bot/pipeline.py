@@ -164,6 +164,9 @@ class Pipeline:
         message_id, body = text.message_id, text.body
         record = TurnRecord(ctx.contact.id, ctx.conversation_id, message_id, inline_until=inline)
         turn = _Turn(ctx, message_id, msg, record, self.brain, num_media=text.num_media)
+        if ctx.last_broadcast_id is not None:  # a reply within the window: linked to it
+            record.broadcast_id = ctx.last_broadcast_id
+            record.events.append(("broadcast_reply", {"broadcast_id": ctx.last_broadcast_id}))
         decision = compliance.classify(
             body, subscription=ctx.contact.subscription, opt_out_type=msg.opt_out_type
         )  # 3. STOP always wins, even over a human holding the thread

@@ -212,7 +212,8 @@ class Store(OutboxQueries):
                 )
             )  # fmt: skip
         conn.execute(
-            q.set_message_status, {"mid": rec.message_id, "new_status": rec.inbound_status}
+            q.set_message_status,
+            {"mid": rec.message_id, "new_status": rec.inbound_status, "bid": rec.broadcast_id},
         )
         inline = rec.inline_until is not None and now() <= rec.inline_until
         return self._enqueue(
@@ -384,7 +385,9 @@ class _Prepared:
         self.insert_events = events.insert()
         self.update_conversation = conversations.update().where(conversations.c.id == b("conv_id"))
         self.set_message_status = (
-            messages.update().where(m.id == b("mid")).values(status=b("new_status"))
+            messages.update()
+            .where(m.id == b("mid"))
+            .values(status=b("new_status"), broadcast_id=b("bid"))
         )
         self.insert_outbound = messages.insert().returning(m.id, sort_by_parameter_order=True)
 

@@ -195,3 +195,27 @@ async def test_keywords_are_not_mistaken_for_entities(runtime: Runtime) -> None:
     for keyword in ("TOUR", "MERCH", "VIP"):
         assert parse(keyword).entities == ()
     assert [(e.entity, e.value) for e in parse("my zip is 90210").entities] == [("zip", "90210")]
+
+
+async def test_a_reply_to_a_broadcast_is_linked_to_it(runtime: Runtime) -> None:
+    from bot.messages import OutboundSms, utcnow
+    from bot.storage.tables import messages
+
+    number = await subscribed_fan(runtime)
+    contact = await runtime.store.contact_by_phone(number)
+    store = runtime.store
+    await store.db.run(  # a broadcast text for this fan, as the broadcast enqueuer writes it
+        lambda c: store._enqueue(
+            c, contact.id, [OutboundSms(number, "Presale Tuesday!", kind="broadcast")],
+            utcnow(), None, broadcast_id=42,
+        )
+    )  # fmt: skip
+    out = await runtime.handle(text(number, "omg yes!!"))
+    assert ("broadcast_reply", {"broadcast_id": 42}) in out.events
+    linked = await store.db.run(
+        lambda c: c.execute(
+            messages.select().with_only_columns(messages.c.broadcast_id)
+            .where(messages.c.id == out.message_id)
+        ).scalar_one()
+    )  # fmt: skip
+    assert linked == 42
