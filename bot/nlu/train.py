@@ -8,6 +8,7 @@ fit the entity extractors, save with metadata. Never on the hot path.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ from bot.nlu.data import OUT_OF_SCOPE, TrainingData
 from bot.nlu.entities import PatternExtractor, TokenTagger
 from bot.nlu.fallback import Calibration, best_in_scope, fit_calibration, raw_scores
 from bot.nlu.features import NgramFeaturizer
+
+# tqdm's default lock is a multiprocessing one, whose creation fixes the process start method to
+# fork; `fanline run` then trains a missing model and Sanic (which spawns workers) refuses to
+# start. Progress bars here live in one process: a thread lock is all they need.
+tqdm.set_lock(threading.RLock())
 
 SEED = 20190101
 DEFAULT_TOP_K = 10  # fixed: the same data and config always give the same model
