@@ -30,20 +30,20 @@ def _show(city, venue, day, slug, lat, lon, *prefixes) -> Show:
     return Show(city, venue, date.fromisoformat(day), f"{TOUR_URL}/{slug}", lat, lon, prefixes)
 
 
-# Keep in sync with domain.yml's facts: Apr 17 (Vancouver) to May 12 (New York), 12 cities.
+# Keep in sync with domain.yml's facts: Feb 12 (Seattle) to Mar 28 (New York), 12 cities.
 SHOWS: tuple[Show, ...] = (
-    _show("Vancouver", "Rogers Arena", "2027-04-17", "yvr", 49.28, -123.11, "V"),
-    _show("Seattle", "Climate Pledge Arena", "2027-04-19", "sea", 47.62, -122.35, "980", "981"),
-    _show("San Francisco", "Chase Center", "2027-04-22", "sfo", 37.77, -122.39, "940", "941"),
-    _show("Los Angeles", "Kia Forum", "2027-04-24", "lax", 33.96, -118.34, "900", "902", "913"),
-    _show("Denver", "Ball Arena", "2027-04-27", "den", 39.75, -105.01, "800", "801", "802"),
-    _show("Austin", "Moody Center", "2027-04-30", "aus", 30.28, -97.73, "786", "787"),
-    _show("Atlanta", "State Farm Arena", "2027-05-03", "atl", 33.76, -84.40, "300", "303"),
-    _show("Chicago", "United Center", "2027-05-05", "chi", 41.88, -87.67, "606", "607", "608"),
-    _show("Toronto", "Scotiabank Arena", "2027-05-07", "yyz", 43.64, -79.38, "M"),
-    _show("Montreal", "Bell Centre", "2027-05-08", "yul", 45.50, -73.57, "H"),
-    _show("Boston", "TD Garden", "2027-05-10", "bos", 42.37, -71.06, "021", "022"),
-    _show("New York", "Madison Square Garden", "2027-05-12", "nyc", 40.75, -73.99, "100", "101"),
+    _show("Seattle", "Climate Pledge Arena", "2027-02-12", "sea", 47.62, -122.35, "980", "981"),
+    _show("Vancouver", "Rogers Arena", "2027-02-14", "yvr", 49.28, -123.11, "V"),
+    _show("San Francisco", "Chase Center", "2027-02-17", "sfo", 37.77, -122.39, "940", "941"),
+    _show("Los Angeles", "Kia Forum", "2027-02-19", "lax", 33.96, -118.34, "900", "902", "913"),
+    _show("Denver", "Ball Arena", "2027-02-23", "den", 39.75, -105.01, "800", "801", "802"),
+    _show("Austin", "Moody Center", "2027-02-26", "aus", 30.28, -97.73, "786", "787"),
+    _show("Atlanta", "State Farm Arena", "2027-03-03", "atl", 33.76, -84.40, "300", "303"),
+    _show("Chicago", "United Center", "2027-03-07", "chi", 41.88, -87.67, "606", "607", "608"),
+    _show("Toronto", "Scotiabank Arena", "2027-03-12", "yyz", 43.64, -79.38, "M"),
+    _show("Montreal", "Bell Centre", "2027-03-15", "yul", 45.50, -73.57, "H"),
+    _show("Boston", "TD Garden", "2027-03-21", "bos", 42.37, -71.06, "021", "022"),
+    _show("New York", "Madison Square Garden", "2027-03-28", "nyc", 40.75, -73.99, "100", "101"),
 )
 
 

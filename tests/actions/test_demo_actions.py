@@ -61,8 +61,11 @@ def test_a_past_show_is_skipped_for_the_next_nearest():
     after_seattle = date.fromordinal(seattle.day.toordinal() + 1)
 
     assert nearest_show("98101", TOUR_STARTS).city == "Seattle"
-    # Vancouver played two days before Seattle: both are behind us
-    assert nearest_show("98101", after_seattle).city == "San Francisco"
+    # Seattle is behind us: Vancouver, two days later and 200 km north, is the nearest left
+    assert nearest_show("98101", after_seattle).city == "Vancouver"
+    vancouver = next(show for show in SHOWS if show.city == "Vancouver")
+    after_vancouver = date.fromordinal(vancouver.day.toordinal() + 1)
+    assert nearest_show("98101", after_vancouver).city == "San Francisco"
 
 
 def test_no_show_after_the_tour_or_for_an_unknown_code():
