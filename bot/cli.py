@@ -130,9 +130,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"Fanline on {settings.public_url} ({mode}); simulator: {settings.public_url}/simulator")
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
+    single = settings.workers == 1  # one process, no worker manager: the embedded default
     app.prepare(host=settings.host, port=settings.port, workers=settings.workers,
-                single_process=settings.workers == 1, access_log=False, motd=False)  # fmt: skip
-    Sanic.serve(primary=app, app_loader=loader)
+                single_process=single, access_log=False, motd=False)  # fmt: skip
+    if single:
+        Sanic.serve_single(primary=app)
+    else:
+        Sanic.serve(primary=app, app_loader=loader)
     return 0
 
 
