@@ -144,7 +144,7 @@ class OutboundSender:
         gateway: Gateway,
         *,
         rate_per_second: float,
-        batch_size: int = 100,
+        batch_size: int = 500,  # large claims: on a queue of a million, small ones cost more than sends
         max_attempts: int = 8,
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,
