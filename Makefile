@@ -28,7 +28,7 @@ validate: install
 	$(BIN)/fanline validate
 
 test: train lint validate
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --cov --cov-report=term
 	$(BIN)/fanline test
 
 bench: train
