@@ -42,8 +42,9 @@ from bot.flows.state import (
 
 MAX_STEPS_PER_TURN = 64
 REPHRASE = "utter_ask_rephrase"
-# Slot types that accept any text: there only an exact keyword counts as an interruption.
-FREE_TEXT_TYPES = {"text", "any"}
+# Slot types that accept (nearly) any text: there only an exact keyword counts as an
+# interruption ("TOUR" is a keyword, not a fan's name).
+FREE_TEXT_TYPES = {"text", "any", "person_name"}
 
 
 class FlowEngine:

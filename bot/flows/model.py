@@ -28,7 +28,9 @@ from bot.flows.conditions import check_expression
 END = "END"
 STEP_KINDS = ("collect", "action", "set_slots", "link", "call", "escalate", "noop")
 EVENTS = ("first_contact", "broadcast_reply")
-SLOT_TYPES = ("text", "bool", "float", "categorical", "date", "email", "postal_code", "any")
+SLOT_TYPES = (
+    "text", "bool", "float", "categorical", "date", "email", "postal_code", "person_name", "any",
+)  # fmt: skip
 
 
 def _check_condition(expr: str) -> str:
@@ -322,7 +324,10 @@ class ResponseVariant(Located):
 
 
 class Slot(Located):
-    type: Literal["text", "bool", "float", "categorical", "date", "email", "postal_code", "any"]
+    type: Literal[
+        "text", "bool", "float", "categorical", "date", "email", "postal_code", "person_name",
+        "any",
+    ]  # fmt: skip
     values: list[str] | None = None
     initial_value: Any = None
     mappings: list[Any] | None = None  # Rasa slot mappings: accepted, ignored (flows fill slots)

@@ -135,6 +135,25 @@ def parse_categorical(text: str, values: list[str]) -> str | None:
     return None
 
 
+_NAME_WORD = re.compile(r"^[^\W\d_]+(?:['’.-][^\W\d_]+)*\.?$")
+_NOT_A_NAME = {"yes", "no", "ok", "okay", "hi", "hey", "hello", "thanks", "stop", "help", "what",
+               "why", "when", "where", "who", "how", "lol", "idk", "nope", "yeah", "sure"}  # fmt: skip
+
+
+def parse_person_name(text: str) -> str | None:
+    """A first name (or two): letters in any script, `-`, `'` and `.`; no digits, no questions.
+
+    Refusing "when is the tour?" as a name is what lets a fan's question interrupt the
+    "what's your name?" step instead of being saved as their name.
+    """
+    words = text.strip().split()
+    if not 1 <= len(words) <= 3 or len(" ".join(words)) > 40:
+        return None
+    if not all(_NAME_WORD.match(w) for w in words) or words[0].lower() in _NOT_A_NAME:
+        return None
+    return " ".join(w[:1].upper() + w[1:] if w.islower() else w for w in words)
+
+
 def parse_text(text: str) -> str | None:
     cleaned = text.strip()
     return cleaned or None
@@ -150,5 +169,6 @@ _PARSERS: dict[str, Any] = {
     "float": parse_float,
     "email": parse_email,
     "postal_code": parse_postal_code,
+    "person_name": parse_person_name,
     "any": parse_any,
 }

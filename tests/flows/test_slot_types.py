@@ -79,3 +79,15 @@ def test_text_and_any():
     assert parse("text", "Привет") == "Привет"
     assert parse("text", "   ") is None
     assert parse("any", "") == ""
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [("maya", "Maya"), ("Jean-Luc", "Jean-Luc"), ("O'Brien", "O'Brien"), ("José María", "José María"),
+     ("李华", "李华"), ("when is the tour?", None), ("march 32", None), ("hi", None),
+     ("yes", None), ("a b c d", None), ("", None), ("🎉", None)],
+)  # fmt: skip
+def test_person_names(text: str, expected: str | None) -> None:
+    from bot.flows.slot_types import parse_person_name
+
+    assert parse_person_name(text) == expected
