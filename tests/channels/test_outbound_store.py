@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -18,19 +16,14 @@ from bot.storage.store import Store
 
 from .conftest import OUR_NUMBER, LocalTwilio
 
-PG = os.environ.get("FANLINE_TEST_DATABASE_URL")
-RUN = random.Random().randrange(1000, 9999)  # a shared PostgreSQL keeps fans between runs
+RUN = random.Random().randrange(1000, 9999)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "postgres":
-        if not PG:
-            pytest.skip("FANLINE_TEST_DATABASE_URL not set")
-        url = PG
-    else:
-        url = f"sqlite:///{tmp_path / 'fanline.db'}"
-    s = Store.open(url, hash_key=b"test-key")
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """The real store on each backend (tests/conftest.py: SQLite, and PostgreSQL in a schema
+    of its own when FANLINE_TEST_DATABASE_URL is set)."""
+    s = Store.open(database_url, hash_key=b"test-key")
     yield s
     s.close()
 
