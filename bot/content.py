@@ -38,6 +38,14 @@ def content_paths(project_dir: Path) -> dict[str, list[Path]]:
     }
 
 
+def _config_problems(project_dir: Path) -> list[ConfigError]:
+    """The NLU pipeline of config.yml, every problem at once (train would refuse the same)."""
+    from bot.nlu.config import read_nlu_config
+
+    path = project_dir / "config.yml"
+    return read_nlu_config(path)[1] if path.is_file() else []
+
+
 def load_content(
     project_dir: Path,
     *,
@@ -83,6 +91,7 @@ def load_content(
                 max_segments=max_segments,
             )
         )
+    problems += _config_problems(project_dir)
     errors = [p for p in problems if not p.warning]
     if errors:
         raise ValidationFailed(problems)

@@ -25,6 +25,8 @@ from bot.nlu.train import SEED, build_model, fingerprint, train
 def train_command(project_dir: Path, config_path: Path, out_dir: Path, force: bool = False) -> int:
     try:
         cfg = load_nlu_config(config_path)
+        for note in cfg.notes:
+            print(f"note: {note}", file=sys.stderr)
         data = load_training_data([project_dir / "data"])
         for warning in data.warnings:
             print(f"warning: {warning}", file=sys.stderr)
@@ -33,7 +35,7 @@ def train_command(project_dir: Path, config_path: Path, out_dir: Path, force: bo
         model_dir = train(cfg, data, out_dir, progress=True, force=force)
         interp = load_interpreter(model_dir)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print_errors(exc)
         return 2
     except NluError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -44,8 +46,22 @@ def train_command(project_dir: Path, config_path: Path, out_dir: Path, force: bo
         f"  {meta['examples']} examples, {len(meta['intents'])} intents, "
         f"{len(meta['retrieval_intents'])} retrieval intents, trained in {meta['train_seconds']} s"
     )
-    print(f"  out-of-scope threshold {interp.threshold:.3f} (calibrated on held-out examples)")
+    print(f"  out-of-scope threshold {interp.threshold:.3f} ({_threshold_origin(cfg)})")
     return 0
+
+
+def _threshold_origin(cfg) -> str:
+    fallback = cfg.component("FallbackClassifier")
+    if fallback is None:
+        return "no FallbackClassifier in the pipeline: nothing is escalated as out of scope"
+    if fallback.options["threshold"] == "auto":
+        return "calibrated on held-out examples"
+    return f"fixed in {cfg.source}; `threshold: auto` would calibrate it on held-out examples"
+
+
+def _print_errors(exc: ConfigError) -> None:
+    for problem in getattr(exc, "problems", None) or [exc]:
+        print(f"{'warning' if problem.warning else 'error'}: {problem}", file=sys.stderr)
 
 
 def test_command(

@@ -1,21 +1,25 @@
 """The NLU keys of `config.yml` (`recipe`, `language`, `pipeline`, `assistant_id`) -> `NluConfig`.
 
-Content time: read once by `fanline train` / the app's settings. Unknown components and options
-are errors naming file, line and key; other top-level keys (`fanline`, `policies`) are ignored.
+Content time: read once by `fanline train` / the app's settings, and checked by `fanline validate`
+(every problem in one pass). Rasa's standard components become their Fanline counterparts with a
+note (`bot.rasa.components`); Rasa options Fanline lacks are warnings; `policies:` are explained.
+Unknown components and options are errors naming file, line and key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bot.errors import ConfigError, Location
+from bot.errors import ConfigError, Location, ValidationFailed
 from bot.nlu import yamlnodes as yn
+from bot.rasa import components as rasa_components
 
 SHIPPED_DIR = Path(__file__).parent / "configs"
 SHIPPED = ("default", "accurate")
@@ -59,15 +63,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
 }
 _POSITIVE_INTS = {"neighbour_top_k", "max_length", "batch_size", "ranking_length", "max_iter"}
 _CHOICES = {("CountVectorsFeaturizer", "analyzer"): {"word", "char", "char_wb"}}
-_RASA_HINT = {
-    "DIETClassifier": "LinearIntentClassifier",
-    "LogisticRegressionClassifier": "LinearIntentClassifier",
-    "SklearnIntentClassifier": "LinearIntentClassifier",
-    "CRFEntityExtractor": "TokenEntityExtractor",
-    "LanguageModelFeaturizer": "SentenceEmbeddingFeaturizer",
-    "ResponseSelector": "LinearIntentClassifier (retrieval intents are classified directly)",
-}
 _IGNORED_TOP = {"fanline", "policies", "version", "importers", "data"}
+LANGUAGE_NOTE = (
+    "n-gram features work for any language; the shipped sentence encoder (accurate) is "
+    "English: for other languages give SentenceEmbeddingFeaturizer a multilingual model_path"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +83,7 @@ class NluConfig:
     recipe: str = "default.v1"
     assistant_id: str | None = None
     source: str = "<default>"
+    notes: tuple[ConfigError, ...] = field(default=(), compare=False)  # how Rasa parts were read
 
     def component(self, name: str) -> Component | None:
         return next((c for c in self.pipeline if c.name == name), None)
@@ -95,22 +96,50 @@ class NluConfig:
 
 
 def load_nlu_config(path: Path) -> NluConfig:
-    """Read the NLU part of `config.yml`; `pipeline` may be a list or a shipped name."""
-    root = yn.compose(path)
-    if root is None:
-        return shipped_config("default")
-    root = yn.expect_mapping(path, root, "config.yml")
+    """Read the NLU part of `config.yml`; `pipeline` may be a list or a shipped name.
+
+    Raises the error when there is one, ValidationFailed listing all of them when several;
+    warnings (how Rasa components and options were read) are kept in `NluConfig.notes`.
+    """
+    cfg, problems = read_nlu_config(path)
+    errors = [p for p in problems if not p.warning]
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ValidationFailed(problems)
+    assert cfg is not None
+    return cfg
+
+
+def read_nlu_config(path: Path) -> tuple[NluConfig | None, list[ConfigError]]:
+    """Every problem of the config in one pass (for `fanline validate`), and the config if valid."""
+    problems: list[ConfigError] = []
+    try:
+        root = yn.compose(path)
+        if root is None:
+            return shipped_config("default"), problems
+        root = yn.expect_mapping(path, root, "config.yml")
+    except ConfigError as exc:
+        return None, [exc]
     top = {key: (knode, vnode) for key, knode, vnode in yn.items(root)}
     for key, (knode, _) in top.items():
         if key not in {"recipe", "language", "pipeline", "assistant_id"} | _IGNORED_TOP:
-            raise ConfigError(f"unknown top-level key {key!r}", yn.where(path, knode, key))
-    language = _scalar(path, top, "language", "en")
-    recipe = _scalar(path, top, "recipe", "default.v1")
-    if recipe != "default.v1":
-        raise ConfigError(f"unknown recipe {recipe!r}; use default.v1", _loc(path, top, "recipe"))
-    assistant_id = _scalar(path, top, "assistant_id", None)
-    pipeline = _pipeline(path, top.get("pipeline", (None, None))[1])
-    return NluConfig(pipeline, language, recipe, assistant_id, str(path))
+            problems.append(
+                ConfigError(f"unknown top-level key {key!r}", yn.where(path, knode, key))
+            )
+    language = _collect(problems, lambda: _scalar(path, top, "language", "en")) or "en"
+    recipe = _collect(problems, lambda: _recipe(path, top)) or "default.v1"
+    assistant_id = _collect(problems, lambda: _assistant_id(path, top, problems))
+    if language != "en" and "language" in top:
+        problems.append(_note(path, top["language"][1], "language", LANGUAGE_NOTE))
+    pipeline = _pipeline(path, top.get("pipeline", (None, None))[1], problems)
+    if "policies" in top:
+        problems += explain_policies(path, top["policies"][1])
+    if any(not p.warning for p in problems) or pipeline is None:
+        return None, problems
+    problems += _threshold_note(path, pipeline)
+    notes = tuple(p for p in problems if p.warning)
+    return NluConfig(pipeline, language, recipe, assistant_id, str(path), notes), problems
 
 
 def shipped_config(name: str) -> NluConfig:
@@ -119,57 +148,145 @@ def shipped_config(name: str) -> NluConfig:
     return load_nlu_config(SHIPPED_DIR / f"{name}.yml")
 
 
+def _collect(problems: list[ConfigError], read: Callable[[], Any]) -> Any:
+    try:
+        return read()
+    except ConfigError as exc:
+        problems.append(exc)
+        return None
+
+
+def _note(path: Path, node: yaml.Node | None, key: str, message: str) -> ConfigError:
+    loc = yn.where(path, node, key) if node is not None else Location(str(path), None, key)
+    return ConfigError(message, loc, warning=True)
+
+
 def _scalar(path: Path, top: dict, key: str, default: str | None) -> str | None:
     if key not in top or yn.value(top[key][1]) is None:
         return default
     return yn.expect_str(path, top[key][1], key, key)
 
 
-def _loc(path: Path, top: dict, key: str) -> Location:
-    return yn.where(path, top[key][1], key)
+def _recipe(path: Path, top: dict) -> str | None:
+    recipe = _scalar(path, top, "recipe", "default.v1")
+    if recipe != "default.v1":
+        raise ConfigError(
+            f"unknown recipe {recipe!r}; use default.v1 (Rasa's graph.v1 recipe describes a "
+            "custom graph of Rasa components, which Fanline cannot run)",
+            yn.where(path, top["recipe"][1], "recipe"),
+        )
+    return recipe
 
 
-def _pipeline(path: Path, node: yaml.Node | None) -> tuple[Component, ...]:
+def _assistant_id(path: Path, top: dict, problems: list[ConfigError]) -> str | None:
+    assistant_id = _scalar(path, top, "assistant_id", None)
+    if assistant_id == "placeholder_default":
+        problems.append(
+            _note(path, top["assistant_id"][1], "assistant_id", "assistant_id is Rasa's "
+                  "placeholder: give the fan line its own name (it is kept in the model's "
+                  "metadata)")
+        )  # fmt: skip
+    return assistant_id
+
+
+def _pipeline(
+    path: Path, node: yaml.Node | None, problems: list[ConfigError]
+) -> tuple[Component, ...] | None:
     if node is None or yn.value(node) is None:
         return shipped_config("default").pipeline
     if isinstance(node, yaml.ScalarNode):
         name = str(node.value)
         if name not in SHIPPED:
-            raise ConfigError(
-                f"pipeline {name!r} is not a shipped pipeline ({', '.join(SHIPPED)}); "
-                "or give a list of components",
-                yn.where(path, node, "pipeline"),
+            problems.append(
+                ConfigError(
+                    f"pipeline {name!r} is not a shipped pipeline ({', '.join(SHIPPED)}); "
+                    "or give a list of components",
+                    yn.where(path, node, "pipeline"),
+                )
             )
+            return None
         return shipped_config(name).pipeline
-    seq = yn.expect_sequence(path, node, "pipeline", "pipeline")
-    components = tuple(_component(path, item) for item in seq.value)
-    _check_pipeline(path, node, components)
-    return components
+    try:
+        seq = yn.expect_sequence(path, node, "pipeline", "pipeline")
+    except ConfigError as exc:
+        problems.append(exc)
+        return None
+    components: list[Component] = []
+    from_rasa: set[str] = set()
+    for item in seq.value:
+        for component, rasa in _component(path, item, problems):
+            if rasa and component.name in {c.name for c in components}:
+                continue  # two Rasa components that both become, say, LinearIntentClassifier
+            if rasa:
+                from_rasa.add(component.name)
+            components.append(component)
+    before = len(problems)
+    _check_pipeline(path, node, tuple(components), from_rasa, problems)
+    return tuple(components) if len(problems) == before else None
 
 
-def _component(path: Path, node: yaml.Node) -> Component:
-    node = yn.expect_mapping(path, node, "each pipeline entry", "pipeline")
-    entries = {key: (knode, vnode) for key, knode, vnode in yn.items(node)}
-    if "name" not in entries:
-        raise ConfigError("pipeline entry needs a 'name'", yn.where(path, node, "name"))
-    name = yn.expect_str(path, entries["name"][1], "component name", "name")
+def _component(path: Path, node: yaml.Node, problems: list[ConfigError]):
+    """(Component, came from a Rasa component) pairs for one pipeline entry; problems collected."""
+    try:
+        node = yn.expect_mapping(path, node, "each pipeline entry", "pipeline")
+        entries = {key: (knode, vnode) for key, knode, vnode in yn.items(node)}
+        if "name" not in entries:
+            raise ConfigError("pipeline entry needs a 'name'", yn.where(path, node, "name"))
+        name = yn.expect_str(path, entries["name"][1], "component name", "name")
+    except ConfigError as exc:
+        problems.append(exc)
+        return []
+    name_node = entries.pop("name")[1]
+    if name in rasa_components.COMPONENTS:
+        return _from_rasa(path, name, name_node, entries, problems)
     if name not in COMPONENTS:
-        hint = f"; Fanline's counterpart is {_RASA_HINT[name]}" if name in _RASA_HINT else ""
-        raise ConfigError(
-            f"unknown component {name!r}{hint}; known: {', '.join(COMPONENTS)}",
-            yn.where(path, entries["name"][1], "name"),
-        )
-    options = dict(COMPONENTS[name])
-    for key, (knode, vnode) in entries.items():
-        if key == "name":
-            continue
-        if key not in options:
-            allowed = ", ".join(COMPONENTS[name]) or "none"
-            raise ConfigError(
-                f"unknown option {key!r} for {name} (allowed: {allowed})",
-                yn.where(path, knode, key),
+        hint = " (a custom Rasa component: Fanline cannot run its code)" if "." in name else ""
+        problems.append(
+            ConfigError(
+                f"unknown component {name!r}{hint}; known: {', '.join(COMPONENTS)} and Rasa's "
+                "standard components (docs/from-rasa.md)",
+                yn.where(path, name_node, "name"),
             )
-        options[key] = _option(path, name, key, vnode)
+        )
+        return []
+    return [(_options(path, name, entries, problems), False)]
+
+
+def _from_rasa(path: Path, name: str, name_node: yaml.Node, entries: dict, problems: list):
+    spec = rasa_components.COMPONENTS[name]
+    targets, notes = rasa_components.translate(name, {k: v for k, (_, v) in entries.items()})
+    loc = yn.where(path, name_node, "name")
+    problems += [ConfigError(n, loc, warning=True) for n in notes]
+    if not spec.supported:
+        return []
+    out = []
+    for target, options in targets:
+        renamed = {k: (name_node, v) for k, v in options.items()}
+        out.append((_options(path, target, renamed, problems), True))
+    return out
+
+
+def _options(path: Path, name: str, entries: dict, problems: list[ConfigError]) -> Component:
+    options = dict(COMPONENTS[name])
+    rasa_only = rasa_components.SHARED_OPTIONS.get(name, set())
+    for key, (knode, vnode) in entries.items():
+        if key in rasa_only:
+            why = rasa_components.SHARED_NOTES.get(key, "Fanline has no such option")
+            problems.append(
+                ConfigError(f"Rasa option {name}.{key} is not used: {why}",
+                            yn.where(path, knode, key), warning=True)
+            )  # fmt: skip
+        elif key not in options:
+            allowed = ", ".join(COMPONENTS[name]) or "none"
+            problems.append(
+                ConfigError(
+                    f"unknown option {key!r} for {name} (allowed: {allowed})",
+                    yn.where(path, knode, key),
+                )
+            )
+        else:
+            value = _collect(problems, lambda k=key, v=vnode: _option(path, name, k, v))
+            options[key] = value if value is not None or yn.value(vnode) is None else options[key]
     return Component(name, options)
 
 
@@ -199,17 +316,64 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _check_pipeline(path: Path, node: yaml.Node, components: tuple[Component, ...]) -> None:
+def _check_pipeline(
+    path: Path,
+    node: yaml.Node,
+    components: tuple[Component, ...],
+    from_rasa: set[str],
+    problems: list[ConfigError],
+) -> None:
     names = [c.name for c in components]
     loc = yn.where(path, node, "pipeline")
     if "LinearIntentClassifier" not in names:
-        raise ConfigError("the pipeline needs an intent classifier (LinearIntentClassifier)", loc)
+        problems.append(
+            ConfigError("the pipeline needs an intent classifier (LinearIntentClassifier, "
+                        "or Rasa's DIETClassifier)", loc)
+        )  # fmt: skip
     featurizers = {"CountVectorsFeaturizer", "SentenceEmbeddingFeaturizer"}
     if not featurizers & set(names):
-        raise ConfigError(
-            "the pipeline needs a featurizer (CountVectorsFeaturizer or SentenceEmbeddingFeaturizer)",
-            loc,
+        problems.append(
+            ConfigError(
+                "the pipeline needs a featurizer (CountVectorsFeaturizer or "
+                "SentenceEmbeddingFeaturizer)",
+                loc,
+            )
         )
-    duplicates = {n for n in names if names.count(n) > 1 and n != "CountVectorsFeaturizer"}
+    duplicates = {
+        n for n in names if names.count(n) > 1 and n != "CountVectorsFeaturizer"
+    } - from_rasa
     if duplicates:
-        raise ConfigError(f"component(s) listed twice: {', '.join(sorted(duplicates))}", loc)
+        problems.append(
+            ConfigError(f"component(s) listed twice: {', '.join(sorted(duplicates))}", loc)
+        )
+
+
+def _threshold_note(path: Path, pipeline: tuple[Component, ...]) -> list[ConfigError]:
+    fallback = next((c for c in pipeline if c.name == "FallbackClassifier"), None)
+    if fallback is None or fallback.options["threshold"] == "auto":
+        return []
+    return [
+        ConfigError(
+            f"FallbackClassifier threshold {fallback.options['threshold']} is used as a fixed "
+            "threshold on Fanline's calibrated confidence; `threshold: auto` chooses it on "
+            "held-out examples",
+            Location(str(path), None, "FallbackClassifier.threshold"),
+            warning=True,
+        )
+    ]
+
+
+def explain_policies(path: Path, node: yaml.Node | None) -> list[ConfigError]:
+    """Rasa's `policies:` are read: each one gets a note saying what Fanline does instead."""
+    if node is None or not isinstance(node, yaml.SequenceNode):
+        return []
+    notes = []
+    for item in node.value:
+        if not isinstance(item, yaml.MappingNode):
+            continue
+        entries = {k: v for k, _, v in yn.items(item)}
+        name = str(yn.value(entries["name"])) if "name" in entries else "?"
+        why = rasa_components.POLICIES.get(name, rasa_components.POLICY_DEFAULT)
+        notes.append(ConfigError(f"policy {name}: {why}", yn.where(path, item, "policies"),
+                                 warning=True))  # fmt: skip
+    return notes
