@@ -11,6 +11,7 @@ FanlineError
 │   └── PermanentSendError     the message can never be sent (carries the provider code)
 └── HttpError              reaches HTTP with its status code; bodies never echo request data
     ├── BadRequest (400)  Forbidden (403)  Unauthorized (401)  NotFound (404)  Conflict (409)
+        UnsupportedMediaType (415)  TooManyRequests (429)
 """
 
 from __future__ import annotations
@@ -120,6 +121,10 @@ class NotFound(HttpError):
 
 class Conflict(HttpError):
     status = 409
+
+
+class UnsupportedMediaType(HttpError):
+    status = 415
 
 
 class TooManyRequests(HttpError):

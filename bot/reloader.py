@@ -45,7 +45,11 @@ class Reloader:
             try:
                 await asyncio.wait_for(stop.wait(), self.interval_s)
             except TimeoutError:
-                await self.check()
+                try:
+                    await self.check()
+                except Exception as exc:  # the loop must outlive any one bad edit
+                    log.error("content reload failed (%s); will try again on the next edit",
+                              type(exc).__name__)  # fmt: skip
 
     async def check(self) -> bool:
         """Reload if anything changed; True when new content is now live."""

@@ -85,20 +85,49 @@ _MarkedLoader.add_constructor(
 )
 
 
+def read_text(path: Path) -> str:
+    """A content file's text; unreadable files and bytes that are not UTF-8 become ConfigError
+    naming the file and the line of the first bad byte."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror}", Location(str(path))) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
+            Location(str(path), line),
+        ) from None
+
+
+def yaml_error(path: Path, exc: yaml.YAMLError, text: str) -> ConfigError:
+    """A PyYAML error as ConfigError with file and line (syntax, and characters YAML refuses)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        return ConfigError(f"YAML syntax: {exc.problem or exc}", Location(str(path), line))
+    if isinstance(exc, yaml.reader.ReaderError):  # e.g. a NUL byte or another control character
+        line = text[: exc.position].count("\n") + 1
+        return ConfigError(
+            f"character {exc.character!r} is not allowed in YAML", Location(str(path), line)
+        )
+    return ConfigError(f"YAML: {exc}", Location(str(path)))
+
+
 def read_yaml(path: Path) -> Any:
     """Parse one YAML file; syntax errors become ConfigError with the file and line."""
     file = str(path)
+    text = read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read file: {exc.strerror}", Location(file)) from None
-    loader = _MarkedLoader(text, file)
+        loader = _MarkedLoader(text, file)
+    except yaml.YAMLError as exc:
+        raise yaml_error(path, exc, text) from None
     try:
         return loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise ConfigError(f"YAML syntax: {exc.problem or exc}", Location(file, line)) from None
+    except yaml.YAMLError as exc:
+        raise yaml_error(path, exc, text) from None
     finally:
         loader.dispose()
 

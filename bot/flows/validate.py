@@ -1,22 +1,29 @@
 """Cross-checks of loaded content (`fanline validate`, and start-up before serving messages).
 
 The loader already refused what cannot be read; this module finds what reads fine but cannot
-work: names that point nowhere (responses, slots, intents, flows, actions, step ids), steps no
-path reaches, loops that would never wait for the fan, and texts too long for a few SMS.
+work: names that point nowhere (responses, slots, intents, flows, actions, step ids, `{names}`
+in responses), steps no path reaches, loops that would never wait for the fan (within a flow or
+across flows through `link` and `call`), and texts too long for a few SMS.
 Every problem is a ConfigError with file, line and key; `warning=True` ones do not block.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from bot.errors import ConfigError, Location
 from bot.flows.conditions import referenced_slots
 from bot.flows.model import END, CollectStep, Domain, Flow, Located, NextIf, StepBase
+from bot.flows.responses import placeholders
 from bot.flows.slot_types import normalise
 from bot.sms import sms_segments
 
 BUILTIN_ACTIONS = {"action_subscribe", "action_unsubscribe", "action_listen", "action_cancel_flow"}
+# what `{name}` may read besides slots: the fan's fields (`Contact.fan_fields`, the signup
+# form's profile) and the personal links the pipeline adds (`signup_link`)
+FAN_FIELDS = {"first_name", "birthday", "email", "zip", "country", "timezone", "tags",
+              "subscription", "subscribed", "is_new", "signup_link"}  # fmt: skip
 
 
 def validate_content(
@@ -31,6 +38,8 @@ def validate_content(
     for flow in flows.values():
         checker.flow(flow)
         checker.graph(flow)
+    checker.loops()
+    checker.placeholders()
     checker.keywords()
     checker.long_responses(max_segments)
     return checker.problems
@@ -49,6 +58,7 @@ class _Checker:
         self.intents = intents
         self.actions = actions
         self.problems: list[ConfigError] = []
+        self.uttered: set[str] = set()  # responses flows render (not only custom actions)
 
     def report(self, message: str, where: Location, *, warning: bool = False) -> None:
         self.problems.append(ConfigError(message, where, warning=warning))
@@ -108,6 +118,7 @@ class _Checker:
             self.report(f"unknown slot {name!r} (declare it under `slots:` in the domain)", where)
 
     def response(self, name: str, where: Location) -> None:
+        self.uttered.add(name)
         if name not in self.domain.responses:
             self.report(f"unknown response {name!r} (define it under `responses:`)", where)
 
@@ -130,12 +141,39 @@ class _Checker:
             if step.step_id not in reached:
                 where = step.where(path=f"flows.{flow.id}.steps[{index}]")
                 self.report(f"step {step.step_id!r} can never be reached", where, warning=True)
-        silent = {s.step_id for s in flow.steps if not isinstance(s, CollectStep)}
+
+    def loops(self) -> None:
+        """Steps that run without waiting for the fan must not form a cycle: one text would
+        make the bot talk forever. `link` and `call` join the flows into one graph."""
+        edges = _flow_graph(self.flows)
+        silent = {
+            (flow.id, s.step_id)
+            for flow in self.flows.values()
+            for s in flow.steps
+            if not isinstance(s, CollectStep)
+        }
         for cycle in _cycles(edges, silent):
-            first = flow.step(cycle[0])
-            where = first.where(path=f"flows.{flow.id}.steps[{flow.index(cycle[0])}]")
-            loop = " -> ".join([*cycle, cycle[0]])
+            flow = self.flows[cycle[0][0]]
+            first = flow.step(cycle[0][1])
+            where = first.where(path=f"flows.{flow.id}.steps[{flow.index(first.step_id)}]")
+            names = [step if fid == flow.id else f"{fid}.{step}" for fid, step in cycle]
+            loop = " -> ".join([*names, names[0]])
             self.report(f"loop that never waits for the fan: {loop}", where)
+
+    def placeholders(self) -> None:
+        """`{name}` must be a slot or a fan field. A response only custom actions utter may be
+        filled by the action's own values, so there it is a warning."""
+        known = set(self.domain.slots) | FAN_FIELDS
+        for name, variants in self.domain.responses.items():
+            for index, variant in enumerate(variants):
+                for token in sorted(placeholders(variant.text or "") - known):
+                    message = f"response {name!r} uses unknown placeholder {{{token}}}"
+                    where = _where(variant, "text", f"responses.{name}[{index}]")
+                    if name in self.uttered:
+                        self.report(f"{message} (not a slot or a fan field)", where)
+                    else:
+                        message += " (only a custom action that passes it can fill it)"
+                        self.report(message, where, warning=True)
 
     def keywords(self) -> None:
         owners: dict[str, str] = {}
@@ -194,6 +232,22 @@ def _edges(flow: Flow) -> dict[str, list[str]]:
     return edges
 
 
+def _flow_graph(flows: Mapping[str, Flow]) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """All flows' steps as one graph: `link` jumps to the target's first step, `call` too and
+    then goes on with the caller's next step."""
+    graph: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for flow in flows.values():
+        for step_id, targets in _edges(flow).items():
+            graph[(flow.id, step_id)] = [(flow.id, t) for t in targets]
+        for step in flow.steps:
+            target = (
+                flows.get(getattr(step, step.kind, "")) if step.kind in ("link", "call") else None
+            )
+            if target is not None:
+                graph[(flow.id, step.step_id)].append((target.id, target.steps[0].step_id))
+    return graph
+
+
 def _reachable(start: str, edges: Mapping[str, list[str]]) -> set[str]:
     seen, todo = set(), [start]
     while todo:
@@ -204,7 +258,7 @@ def _reachable(start: str, edges: Mapping[str, list[str]]) -> set[str]:
     return seen
 
 
-def _cycles(edges: Mapping[str, list[str]], nodes: set[str]) -> list[list[str]]:
+def _cycles(edges: Mapping[Any, list[Any]], nodes: set[Any]) -> list[list[Any]]:
     """One representative cycle per strongly connected group of `nodes` (Tarjan, iterative)."""
     graph = {n: [m for m in edges.get(n, []) if m in nodes] for n in nodes}
     index: dict[str, int] = {}

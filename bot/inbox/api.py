@@ -19,7 +19,14 @@ from bot.inbox import broadcasts, queue, threads
 from bot.inbox.auth import COOKIE, TooManyAttempts, now
 from bot.inbox.live import stream
 from bot.inbox.openapi import openapi_document
-from bot.inbox.web import Inbox, authorise, client_ip, json_body
+from bot.inbox.web import (
+    Inbox,
+    authorise,
+    check_same_origin,
+    client_ip,
+    json_body,
+    require_readable,
+)
 
 
 def api_blueprint(inbox: Inbox) -> Blueprint:
@@ -38,7 +45,8 @@ def api_blueprint(inbox: Inbox) -> Blueprint:
 
     @bp.post("/session")
     async def login(request: Request) -> HTTPResponse:
-        data = json_body(request)  # JSON only: a cross-site form cannot log a browser in
+        check_same_origin(request)  # login CSRF: another site must not log a browser in
+        data = json_body(request)
         username, password = data.get("username"), data.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise BadRequest("expected {username, password}")
@@ -81,7 +89,7 @@ def _thread_routes(bp: Blueprint, inbox: Inbox) -> None:
 
     @bp.get("/conversations/<conversation_id:int>")
     async def thread(request: Request, conversation_id: int) -> HTTPResponse:
-        await authorise(request, inbox)
+        await require_readable(inbox, await authorise(request, inbox), conversation_id)
         return json((await threads.load_thread(db, conversation_id)).to_json())
 
     @bp.post("/conversations/<conversation_id:int>/<action:str>")

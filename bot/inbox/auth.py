@@ -3,7 +3,9 @@
 Off the message's path: every inbox page and API call passes through `Auth.session` first.
 A session is a random token in an itsdangerous-signed, HTTP-only cookie; the database keeps
 only its sha256, the agent and a CSRF token, so logging out or disabling an agent ends it at
-once. Failed logins are counted per username and per client address.
+once. Failed logins are counted per username and per client address; each attempt is counted
+(as a failure until proven right) in the same transaction that checks the limit, before the
+password is hashed, so parallel guesses cannot all slip under it.
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ class Auth:
         """A new session, or Unauthorized / TooManyAttempts. The same answer for any bad pair."""
         name = username.strip().lower()[:64]
         ip = (ip or "unknown")[:64]
-        stored = await self.db.run(self._before_login, name, ip)
+        attempt, stored = await self.db.run(self._reserve_attempt, name, ip)
         hashed = stored["password_hash"] if stored is not None else self._dummy_hash
         ok = await asyncio.to_thread(self._verify, hashed, password) and stored is not None
         ok = ok and bool(stored["active"])
@@ -151,7 +153,7 @@ class Auth:
         if ok and self.hasher.check_needs_rehash(hashed):
             rehash = await asyncio.to_thread(self.hasher.hash, password)
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-        agent = await self.db.run(self._after_login, name, ip, ok, token, csrf, rehash)
+        agent = await self.db.run(self._after_login, name, attempt, ok, token, csrf, rehash)
         if agent is None:
             raise Unauthorized("wrong username or password")
         return Session(agent, csrf, self._signer.dumps(token))
@@ -162,8 +164,13 @@ class Auth:
         except (VerificationError, InvalidHashError):
             return False
 
-    def _before_login(self, conn: Connection, name: str, ip: str) -> dict[str, Any] | None:
-        """Refuse (TooManyAttempts) while either rate limit is spent; else the stored agent."""
+    def _reserve_attempt(
+        self, conn: Connection, name: str, ip: str
+    ) -> tuple[int, dict[str, Any] | None]:
+        """Refuse (TooManyAttempts) while either rate limit is spent; else count this attempt as
+        a failure now (it becomes a success only once the password matched) and return its id
+        with the stored agent. Check and count are one serialised step per username and address."""
+        sql.lock_login(conn, name, ip)  # PostgreSQL: advisory locks; SQLite: one writer anyway
         at = now()
         since = at - timedelta(seconds=self.limits.window_s)
         last_ok = sql.last_good_login(conn, name)
@@ -176,16 +183,16 @@ class Auth:
                 age = (at - utc(oldest)).total_seconds() if oldest else 0.0
                 wait = self.limits.window_s - age
                 raise TooManyAttempts(max(1, int(wait) + 1))
-        return sql.agent_by_username(conn, name)
+        return sql.record_login(conn, name, ip, False, at), sql.agent_by_username(conn, name)
 
     def _after_login(
-        self, conn: Connection, name: str, ip: str, ok: bool, token: str, csrf: str,
+        self, conn: Connection, name: str, attempt: int, ok: bool, token: str, csrf: str,
         rehash: str | None,
     ) -> Agent | None:  # fmt: skip
-        at = now()
-        sql.record_login(conn, name, ip, ok, at)
         if not ok:
             return None
+        at = now()
+        sql.mark_login_ok(conn, attempt, at)
         values: dict[str, Any] = {"last_login_at": at}
         if rehash:
             values["password_hash"] = rehash

@@ -20,7 +20,7 @@ from bot.errors import BadRequest, Conflict, HttpError, NotFound, Unauthorized
 from bot.inbox import broadcasts, queue, threads
 from bot.inbox.api import control_broadcast, perform
 from bot.inbox.auth import COOKIE, TooManyAttempts
-from bot.inbox.web import Inbox, authorise, client_ip
+from bot.inbox.web import Inbox, authorise, client_ip, require_readable
 from bot.storage import inbox_store as sql
 
 HERE = Path(__file__).parent
@@ -125,11 +125,12 @@ def _work_routes(bp: Blueprint, inbox: Inbox, page: Any) -> None:
     @bp.get("/threads/<conversation_id:int>")
     async def thread_page(request: Request, conversation_id: int) -> HTTPResponse:
         session = await authorise(request, inbox)
+        await require_readable(inbox, session, conversation_id)
         return await _thread(page, inbox, session, conversation_id)
 
     @bp.get("/threads/<conversation_id:int>/timeline")
     async def timeline(request: Request, conversation_id: int) -> HTTPResponse:
-        await authorise(request, inbox)
+        await require_readable(inbox, await authorise(request, inbox), conversation_id)
         thread = await threads.load_thread(inbox.db, conversation_id)
         return page("_timeline.html", thread=thread)
 
@@ -148,10 +149,11 @@ def _work_routes(bp: Blueprint, inbox: Inbox, page: Any) -> None:
 
     @bp.get("/fans/<contact_id:int>")
     async def by_fan(request: Request, contact_id: int) -> HTTPResponse:
-        await authorise(request, inbox)
+        session = await authorise(request, inbox)
         conv = await inbox.db.run(sql.conversation_of_contact, contact_id)
         if conv is None:
             raise NotFound("no such fan")
+        await require_readable(inbox, session, conv)
         return redirect(f"/inbox/threads/{conv}", status=303)
 
 

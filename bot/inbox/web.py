@@ -9,16 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.broadcasts import BroadcastService
-from bot.errors import Unauthorized
+from bot.errors import Forbidden, NotFound, Unauthorized
 from bot.inbox.auth import COOKIE, CSRF_HEADER, Auth, Session, check_csrf, require_admin
 from bot.inbox.config import InboxConfig
 from bot.inbox.live import LiveHub
 from bot.storage import Database
+from bot.storage import inbox_store as inbox_sql
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -60,14 +62,38 @@ async def authorise(
     return session
 
 
+async def require_readable(inbox: Inbox, session: Session, conversation_id: int) -> None:
+    """Agents read the threads that reached the inbox; admins read any (docs/inbox.md, roles).
+    A thread an agent may not read looks like one that does not exist."""
+    if session.agent.is_admin:
+        return
+    if not await inbox.db.run(inbox_sql.reached_the_inbox, conversation_id):
+        raise NotFound("no such conversation")
+
+
+def check_same_origin(request: Request) -> None:
+    """403 for a request another site's page made (login CSRF): the browser says so in
+    `Sec-Fetch-Site`, or in an `Origin` that is not this host. Tools that send neither pass."""
+    site = request.headers.get("sec-fetch-site", "").lower()
+    if site and site not in ("same-origin", "none"):
+        raise Forbidden("cross-site request refused")
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc.lower() != (request.host or "").lower():
+        raise Forbidden("cross-site request refused")
+
+
 def client_ip(request: Request) -> str:
     # remote_addr honours Sanic's proxy settings (FORWARDED_SECRET / PROXIES_COUNT); else the peer
     return request.remote_addr or request.ip or "unknown"
 
 
 def json_body(request: Request) -> dict[str, Any]:
-    from bot.errors import BadRequest
+    """The request's JSON object. Only `application/json`: a cross-site page can send
+    `text/plain` or a form without a CORS preflight, never JSON."""
+    from bot.errors import BadRequest, UnsupportedMediaType
 
+    if request.body and request.content_type.split(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType("send the body as application/json")
     try:
         data = request.json if request.body else {}
     except Exception as exc:  # sanic raises its own BadRequest on broken JSON

@@ -16,18 +16,13 @@ from bot.errors import ConfigError, Location
 
 def compose(path: Path) -> yaml.Node | None:
     """Parse a YAML file into its node tree; syntax errors become ConfigError with the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read file: {exc.strerror}", Location(str(path))) from None
-    except UnicodeDecodeError:
-        raise ConfigError("file is not UTF-8 text", Location(str(path))) from None
+    from bot.flows.loader import read_text, yaml_error
+
+    text = read_text(path)
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise ConfigError(f"invalid YAML: {exc.problem}", Location(str(path), line)) from None
+    except yaml.YAMLError as exc:
+        raise yaml_error(path, exc, text) from None
 
 
 def where(path: Path, node: yaml.Node, key: str | None = None) -> Location:

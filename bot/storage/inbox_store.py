@@ -321,6 +321,12 @@ def answered_escalations(conn: Connection, since: datetime) -> list[Row]:
     ]
 
 
+def reached_the_inbox(conn: Connection, conversation_id: int) -> bool:
+    """True once the conversation was ever handed to people (it has an escalation)."""
+    q = sa.select(escalations.c.id).where(escalations.c.conversation_id == conversation_id)
+    return conn.execute(q.limit(1)).first() is not None
+
+
 # ---- agents, sessions, login attempts --------------------------------------------------------
 
 
@@ -375,8 +381,28 @@ def failed_logins(
     return int(count), oldest
 
 
-def record_login(conn: Connection, username: str, ip: str, ok: bool, at: datetime) -> None:
-    conn.execute(login_attempts.insert().values(username=username, ip=ip, ok=ok, at=at))
+def record_login(conn: Connection, username: str, ip: str, ok: bool, at: datetime) -> int:
+    row = conn.execute(
+        login_attempts.insert()
+        .values(username=username, ip=ip, ok=ok, at=at)
+        .returning(login_attempts.c.id)
+    ).one()
+    return int(row[0])
+
+
+def mark_login_ok(conn: Connection, attempt_id: int, at: datetime) -> None:
+    conn.execute(
+        login_attempts.update().where(login_attempts.c.id == attempt_id).values(ok=True, at=at)
+    )
+
+
+def lock_login(conn: Connection, username: str, ip: str) -> None:
+    """Serialise limit checks per username and per address until the transaction ends.
+    SQLite's single writer already runs units of work one at a time."""
+    if conn.dialect.name != "postgresql":
+        return
+    for key in sorted({f"login:u:{username}", f"login:ip:{ip}"}):
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
 
 
 def insert_session(

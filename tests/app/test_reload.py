@@ -49,6 +49,17 @@ async def test_an_edited_response_is_live_without_a_restart(tmp_path: Path) -> N
         assert await reloader.check() is False
         out = await runtime.handle(sms("+15555550111", "TOUR"))
         assert [q.reply.body for q in out.replies] == ["unused"]
+
+        good = flows.read_bytes()
+        flows.write_bytes(good.replace(b"TOUR", b"TOUR \xff\xfe", 1))  # saved as Latin-1, say
+        assert await reloader.check() is False  # refused with file:line, and the reloader lives
+        flows.write_bytes(good)
+        domain.write_text(domain.read_text().replace("responses: [broken\n", ""))
+        shutil.copy2(ROOT / "domain.yml", domain)
+        domain.write_text(domain.read_text() + "  utter_merch_extra:\n    - text: back again\n")
+        assert await reloader.check() is True  # a later valid edit still goes live
+        out = await runtime.handle(sms("+15555550111", "TOUR"))
+        assert [q.reply.body for q in out.replies] == ["back again"]
     finally:
         await runtime.close()
 

@@ -52,6 +52,23 @@ def test_broken_yaml_names_file_and_line_without_a_traceback(
     assert "faq.yml:" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [("flows/faq.yml", b"caf\xe9"), ("domain.yml", b"caf\xe9"), ("data/nlu.yml", b"\xff\xfe"),
+     ("flows/faq.yml", b"nul\x00here"), ("data/nlu.yml", b"bell\x07")],
+)  # fmt: skip
+def test_bytes_that_are_not_text_name_file_and_line_without_a_traceback(
+    project: Path, capsys: pytest.CaptureFixture[str], name: str, bad: bytes
+) -> None:
+    path = project / name
+    lines = path.read_bytes().split(b"\n")
+    lines[3] += b"  # " + bad  # a comment on line 4: only the bytes themselves are wrong
+    path.write_bytes(b"\n".join(lines))
+    assert main(["--project", str(project), "validate"]) == 2
+    err = capsys.readouterr().err
+    assert f"{name.split('/')[-1]}:4" in err and "Traceback" not in err, err
+
+
 def test_an_unknown_response_is_an_error_at_its_line(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

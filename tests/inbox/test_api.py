@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import httpx
+import sqlalchemy as sa
 from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse, empty
@@ -18,9 +19,10 @@ from bot.inbox.live import SIGNATURE_HEADER, TIMESTAMP_HEADER, Webhook, verify
 from bot.inbox.openapi import openapi_document
 from bot.pipeline import TurnOutcome
 from bot.storage import Store
+from bot.storage.tables import conversations
 from bot.testing import serve_in_process
 
-from .conftest import PASSWORD, Server, escalate, fan, logged_in
+from .conftest import PASSWORD, Server, escalate, fan, fan_texts_again, logged_in
 
 
 async def test_no_session_is_401_everywhere_but_login_and_the_document(
@@ -219,3 +221,40 @@ def test_the_openapi_document_describes_every_route(server: Server) -> None:
 
 def server_name(server: Server) -> str:
     return next(name for name in Sanic._app_registry if name.startswith("inbox_api_"))
+
+
+async def test_login_refuses_what_a_cross_site_page_can_send(server: Server) -> None:
+    creds = json.dumps({"username": "ana", "password": PASSWORD})
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        plain = await client.post(
+            "/api/v1/session", content=creds, headers={"Content-Type": "text/plain"}
+        )  # no CORS preflight for text/plain: a login CSRF would look like this
+        assert plain.status_code == 415 and COOKIE not in plain.cookies
+        form = await client.post("/api/v1/session", data={"username": "ana", "password": PASSWORD})
+        assert form.status_code == 415
+        for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            r = await client.post("/api/v1/session", content=creds,
+                                  headers={"Content-Type": "application/json", **headers})  # fmt: skip
+            assert r.status_code == 403 and COOKIE not in r.cookies, headers
+        same = await client.post(
+            "/api/v1/session", content=creds,
+            headers={"Content-Type": "application/json", "Origin": server.url,
+                     "Sec-Fetch-Site": "same-origin"},
+        )  # fmt: skip
+        assert same.status_code == 200
+
+
+async def test_agents_read_only_threads_that_reached_the_inbox(
+    server: Server, store: Store
+) -> None:
+    escalated = await escalate(store, fan(1))
+    await fan_texts_again(store, fan(2), "hi")  # a fan the bot answered: never handed over
+    others = sa.select(conversations.c.id).where(conversations.c.id != escalated)
+    quiet = await store.db.run(lambda c: c.execute(others).scalar_one())
+    async with logged_in(server.url, "ana") as (client, _):
+        assert (await client.get(f"/api/v1/conversations/{escalated}")).status_code == 200
+        assert (await client.get(f"/api/v1/conversations/{quiet}")).status_code == 404
+        assert (await client.get(f"/inbox/threads/{quiet}")).status_code == 404
+        assert (await client.get(f"/inbox/threads/{quiet}/timeline")).status_code == 404
+    async with logged_in(server.url, "root") as (admin, _):
+        assert (await admin.get(f"/api/v1/conversations/{quiet}")).status_code == 200

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from bot.errors import BadRequest, Conflict, Forbidden, Unauthorized
-from bot.inbox.auth import Auth, RateLimits, TooManyAttempts, check_csrf, require_admin
+from bot.inbox.auth import (
+    Auth,
+    RateLimits,
+    Session,
+    TooManyAttempts,
+    check_csrf,
+    require_admin,
+)
 from bot.storage import Store
 from bot.storage.inbox_tables import agents
 
@@ -65,6 +74,32 @@ async def test_failed_logins_are_rate_limited_per_address(store: Store) -> None:
     with pytest.raises(TooManyAttempts):
         await auth.login("ana", PASSWORD, "10.0.0.66")
     assert (await auth.login("ana", PASSWORD, "10.0.0.67")).agent.username == "ana"
+
+
+class CountingHasher(PasswordHasher):
+    """The library's hasher, counting how many passwords it was asked to check."""
+
+    verified = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002
+        type(self).verified += 1
+        return super().verify(hash, password)
+
+
+async def test_parallel_guesses_cannot_slip_under_the_limit(store: Store) -> None:
+    hasher = CountingHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    auth = Auth(store.db, b"k", hasher=hasher, limits=RateLimits(per_username=5, per_ip=1000))
+    await auth.create_agent("ana", PASSWORD)
+    CountingHasher.verified = 0
+    guesses = [f"guess number {i}" for i in range(119)] + [PASSWORD]
+    results = await asyncio.gather(
+        *(auth.login("ana", g, f"10.1.{i // 250}.{i % 250}") for i, g in enumerate(guesses)),
+        return_exceptions=True,
+    )
+    blocked = [r for r in results if isinstance(r, TooManyAttempts)]
+    assert CountingHasher.verified <= 5  # only the attempts within the limit were evaluated
+    assert len(blocked) >= 115
+    assert not any(isinstance(r, Session) for r in results)  # the right one came too late
 
 
 async def test_a_successful_login_clears_the_username_count(store: Store) -> None:
