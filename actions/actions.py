@@ -16,7 +16,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.tour_data import TOUR_URL, nearest_show, normalise_postal_code
+from actions.tour_data import TOUR_URL, Show, nearest_show, normalise_postal_code, show_in_city
 
 PRESALE_PREFIX = "NL"
 _PRESALE = re.compile(rf"^{PRESALE_PREFIX}(\d{{6}})$")
@@ -35,6 +35,12 @@ def say(
 def fan_profile(tracker: Tracker) -> dict[str, Any]:
     metadata = (tracker.latest_message or {}).get("metadata") or {}
     return metadata.get("fan") or {}
+
+
+def latest_entity(tracker: Tracker, name: str) -> str | None:
+    """The first value of entity `name` in the fan's latest text (what they just said wins)."""
+    values = [str(v) for v in tracker.get_latest_entity_values(name) if v]
+    return values[0] if values else None
 
 
 def presale_code_is_valid(raw: Any) -> bool:
@@ -57,7 +63,8 @@ def _luhn_ok(digits: str) -> bool:
 
 
 class ActionNextShowNearFan(Action):
-    """Finds the closest upcoming show to the fan's ZIP (slot `zip`, else the fan's profile)."""
+    """The show in the city the fan names, else the closest one to a ZIP: the one in the fan's
+    latest text first ("any shows near 90210?"), then slot `zip`, then the fan's profile."""
 
     def name(self) -> str:
         return "action_next_show_near_fan"
@@ -65,7 +72,17 @@ class ActionNextShowNearFan(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        raw = tracker.get_slot("zip") or fan_profile(tracker).get("zip")
+        text = (tracker.latest_message or {}).get("text") or ""
+        city = latest_entity(tracker, "city")
+        show = show_in_city(city or "") or show_in_city(text)
+        if show is not None:
+            _say_show(dispatcher, domain, "utter_show_in_city", show)
+            return [SlotSet("nearest_show_city", show.city)]
+        raw = (
+            latest_entity(tracker, "zip")
+            or tracker.get_slot("zip")
+            or fan_profile(tracker).get("zip")
+        )
         if not raw:
             say(
                 dispatcher,
@@ -84,17 +101,25 @@ class ActionNextShowNearFan(Action):
                 tour_url=TOUR_URL,
             )
             return [SlotSet("nearest_show_city", None)]
-        say(
-            dispatcher,
-            domain,
-            "utter_nearest_show",
-            "Nova's closest Northern Lights show: {city}, {venue}, {show_date}. Tickets: {ticket_url}",
-            city=show.city,
-            venue=show.venue,
-            show_date=f"{show.day:%a %b} {show.day.day}",
-            ticket_url=show.ticket_url,
-        )
+        _say_show(dispatcher, domain, "utter_nearest_show", show)
         return [SlotSet("nearest_show_city", show.city)]
+
+
+def _say_show(dispatcher: CollectingDispatcher, domain: dict, response: str, show: Show) -> None:
+    fallback = {
+        "utter_nearest_show": "Nova's closest Northern Lights show: {city}, {venue}, {show_date}. Tickets: {ticket_url}",
+        "utter_show_in_city": "Nova plays {city} on {show_date} at {venue}. Tickets: {ticket_url}",
+    }[response]
+    say(
+        dispatcher,
+        domain,
+        response,
+        fallback,
+        city=show.city,
+        venue=show.venue,
+        show_date=f"{show.day:%a %b} {show.day.day}",
+        ticket_url=show.ticket_url,
+    )
 
 
 class ActionCheckPresaleCode(Action):

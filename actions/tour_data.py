@@ -99,6 +99,26 @@ _CA_REGIONS: dict[str, tuple[float, float]] = {
     "X": (62.5, -114.4),  # NT, NU
     "Y": (60.7, -135.0),  # YT
 }
+# What fans call the tour cities ("nyc", "san fran", "the bay"); matched as whole words.
+CITY_ALIASES: dict[str, str] = {
+    "seattle": "Seattle", "sea": "Seattle",
+    "vancouver": "Vancouver", "yvr": "Vancouver",
+    "san francisco": "San Francisco", "sf": "San Francisco", "san fran": "San Francisco",
+    "the bay": "San Francisco", "bay area": "San Francisco",
+    "los angeles": "Los Angeles", "la": "Los Angeles", "l.a.": "Los Angeles", "lax": "Los Angeles",
+    "denver": "Denver", "austin": "Austin", "atlanta": "Atlanta", "atl": "Atlanta",
+    "chicago": "Chicago", "chi town": "Chicago", "chitown": "Chicago",
+    "toronto": "Toronto", "the six": "Toronto", "the 6ix": "Toronto", "yyz": "Toronto",
+    "montreal": "Montreal", "montréal": "Montreal", "mtl": "Montreal",
+    "boston": "Boston", "new york": "New York", "nyc": "New York", "new york city": "New York",
+    "ny": "New York", "manhattan": "New York",
+}  # fmt: skip
+_CITY = re.compile(
+    r"(?<![\w.])("
+    + "|".join(sorted(map(re.escape, CITY_ALIASES), key=len, reverse=True))
+    + r")(?!\w)",
+    re.IGNORECASE,
+)
 _US_ZIP = re.compile(r"^(\d{5})(?:-?\d{4})?$")
 _CA_POSTAL = re.compile(r"^([ABCEGHJ-NPRSTVXY]\d[A-Z])(\d[A-Z]\d)$")
 
@@ -138,6 +158,15 @@ def nearest_show(postal_code: str, today: date) -> Show | None:
     if where is None or not upcoming:
         return None
     return min(upcoming, key=lambda show: _km(where, (show.lat, show.lon)))
+
+
+def show_in_city(text: str) -> Show | None:
+    """The show in the tour city `text` names ("what about denver", "NYC?"), if any."""
+    match = _CITY.search(str(text))
+    if match is None:
+        return None
+    city = CITY_ALIASES[match.group(1).lower()]
+    return next(show for show in SHOWS if show.city == city)
 
 
 def _km(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -2,8 +2,8 @@
 
 Each test case gets a fresh phone number and runs through `Pipeline.handle_inbound` on a real
 database, so a passing test means the same turn passes in production. Steps, in the spirit of
-Rasa's end-to-end tests: user, bot, bot_contains, utter, intent, slot_was_set, escalated,
-no_reply.
+Rasa's end-to-end tests: user, bot, bot_contains, utter, not_utter, intent, slot_was_set,
+escalated, no_reply.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ STEP_KINDS = {
     "bot",
     "bot_contains",
     "utter",
+    "not_utter",
     "intent",
     "slot_was_set",
     "escalated",
@@ -115,6 +116,8 @@ def _check(kind: str, value: Any, outcome: TurnOutcome, replies: list[str]) -> s
         return None if ok else f"no reply contains {value!r}; replies: {replies!r}"
     if kind == "utter":
         return None if value in said else f"expected {value}; the bot uttered {said!r}"
+    if kind == "not_utter":
+        return None if value not in said else f"expected no {value}; the bot uttered {said!r}"
     if kind == "intent":
         got = outcome.prediction.intent if outcome.prediction else None
         return None if got == value else f"expected intent {value!r}, got {got!r}"

@@ -172,6 +172,8 @@ class Pipeline:
         )  # 3. STOP always wins, even over a human holding the thread
         if decision is not None:
             self._comply(turn, decision)
+            if is_new and decision.kind == "help":  # HELP first: the opt-in is still offered
+                await self._converse(turn, "", is_new)
         elif ctx.contact.subscription == "unsubscribed":
             record.events.append(("ignored", {"why": "opted_out"}))  # stored, never answered
         elif ctx.status in HUMAN_STATES:  # 4. a human owns the thread: the bot stays silent

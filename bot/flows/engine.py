@@ -110,11 +110,30 @@ class _Turn:
         if self.inp.event and (
             found := self._startable(self.engine.triggers.by_event(self.inp.event))
         ):
+            if self.inp.event == "first_contact":
+                return self.first_contact(*found)
             return self.interrupt(*found)
         waiting = self.waiting_collect()
         if waiting is not None:
             return self.answer(waiting)
         return self.unprompted()
+
+    def first_contact(self, flow_id: str, trigger: str) -> bool:
+        """Answer what the first text asks, then run the first-contact flow (the opt-in).
+
+        The event's flow is queued under the answer (a frame not started yet), so it runs once
+        the answer is done, or once a question the answer asks is settled.
+        """
+        answer = self.match_trigger()
+        self.start(flow_id, trigger)
+        if answer is not None and answer[0] != flow_id:
+            return self.start(*answer)
+        prediction = self.inp.prediction
+        if prediction and prediction.retrieval_intent:
+            name = f"utter_{prediction.retrieval_intent}"
+            if name in self.engine.responses:
+                self.say(name)
+        return True
 
     def unprompted(self) -> bool:
         if found := self.match_trigger():
@@ -149,7 +168,12 @@ class _Turn:
         )
         if faq in self.engine.responses:
             self.say(faq)
-            return self.ask(step)
+            return self.reask(step)
+        if self.asked_enough(
+            step
+        ):  # the question stays open, but this text is about something else
+            self.stack[-1] = replace(self.stack[-1], interrupted=True)
+            return self.unprompted()
         invalid = f"utter_invalid_{step.collect}"
         return self.retry(step, invalid if invalid in self.engine.responses else REPHRASE)
 
@@ -163,7 +187,7 @@ class _Turn:
                 value = parse_slot_value(slot, str(entity.value))
                 if value is not None:
                     return value
-        return parse_slot_value(slot, self.inp.text)
+        return parse_slot_value(slot, self.inp.text, prediction=prediction)
 
     def rejection(self, step: CollectStep, value: Any) -> str | None:
         context = self.context(slots={**self.slot_values(), step.collect: value})
@@ -227,7 +251,7 @@ class _Turn:
         except KeyError:
             raise _EngineFault(f"flow {flow.id}: no step {step_id}") from None
         self.budget -= 1
-        self.stack[-1] = replace(frame, step_id=step_id, retries=0)
+        self.stack[-1] = replace(frame, step_id=step_id, retries=0, asks=0, quiet=0)
         self.commands.append(StepTaken(flow.id, step_id))
         return self.execute(flow, step)
 
@@ -260,6 +284,9 @@ class _Turn:
             for name, value in step.assignments:  # type: ignore[attr-defined]
                 self.set_slot(name, value)
         elif kind == "link":
+            if any(f.flow_id == step.link for f in self.stack[:-1]):  # type: ignore[attr-defined]
+                # already in progress underneath (an interruption): back to it, not a restart
+                return self.end_top("linked")
             self.end_top("linked", quiet=True)
             return self.start(step.link, f"link:{flow.id}")  # type: ignore[attr-defined]
         elif kind == "call":
@@ -267,8 +294,8 @@ class _Turn:
         elif kind == "escalate":
             reason = self.stack[-1].reason or step.escalate.reason  # type: ignore[attr-defined]
             self.commands.append(HandOff(reason, step.escalate.priority))  # type: ignore[attr-defined]
-            self.end_all("escalated")
-            return False
+            self.end_all("escalated", keep_queued=True)
+            return bool(self.stack)  # a queued flow (first contact's opt-in) still runs
         return True
 
     def enter_collect(self, step: CollectStep) -> bool:
@@ -289,7 +316,20 @@ class _Turn:
 
     def ask(self, step: CollectStep) -> bool:
         self.say(step.question)
+        frame = self.stack[-1]
+        self.stack[-1] = replace(frame, asks=frame.asks + 1, quiet=0)
         return False
+
+    def reask(self, step: CollectStep) -> bool:
+        """Ask again after an interruption, as often as the step allows; else wait quietly."""
+        frame = self.stack[-1]
+        if self.asked_enough(step) or frame.quiet + 1 < step.reask_every:
+            self.stack[-1] = replace(frame, quiet=frame.quiet + 1)
+            return False
+        return self.ask(step)
+
+    def asked_enough(self, step: CollectStep) -> bool:
+        return step.max_asks is not None and self.stack[-1].asks >= step.max_asks
 
     def action(self, name: str) -> bool:
         if name.startswith("utter_"):
@@ -334,11 +374,12 @@ class _Turn:
             return self.start(t.CONTINUE_FLOW, "pattern") if t.CONTINUE_FLOW in self.flows else True
         step = self.flow(below.flow_id).step(below.step_id) if below.step_id else None
         if isinstance(step, CollectStep) and self.slot_values().get(step.collect) is None:
-            return self.ask(step)  # back from an interruption: ask the pending question again
+            return self.reask(step)  # back from an interruption: ask the pending question again
         return True
 
-    def end_all(self, outcome: str) -> None:
-        while self.stack:
+    def end_all(self, outcome: str, *, keep_queued: bool = False) -> None:
+        """End every flow; with `keep_queued`, flows queued but not started yet stay."""
+        while self.stack and not (keep_queued and self.stack[-1].step_id is None):
             self.commands.append(FlowEnded(self.stack.pop().flow_id, outcome))
 
     def internal_error(self) -> None:
@@ -390,7 +431,12 @@ class _Turn:
         return {
             "slots": self.slot_values() if slots is None else slots,
             "fan": self.inp.fan,
-            "message": {"text": self.inp.text, "num_media": self.inp.num_media},
+            "message": {
+                "text": self.inp.text,
+                "num_media": self.inp.num_media,
+                # the entities of the fan's latest text, by name (the first value of each)
+                "entities": _entities(prediction),
+            },
             "intent": {
                 "name": prediction.intent if prediction else None,
                 "confidence": prediction.confidence if prediction else 0.0,
@@ -406,6 +452,13 @@ class _Turn:
     def progress(self) -> Progress:
         state = DialogueState(tuple(self.stack), self.slots)
         return Progress(state, tuple(self.commands), self.pending_action)
+
+
+def _entities(prediction: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for entity in prediction.entities if prediction else ():
+        found.setdefault(entity.entity, entity.value)
+    return found
 
 
 def _slots_written(flow: Flow) -> set[str]:

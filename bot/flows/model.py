@@ -154,6 +154,10 @@ class CollectStep(StepBase):
     utter: str | None = None
     ask_before_filling: bool = False
     max_retries: int = Field(default=2, ge=0)
+    # After an interruption is answered the question is asked again: only every `reask_every`-th
+    # time, and never once it was asked `max_asks` times (the step then waits without asking).
+    max_asks: int | None = Field(default=None, ge=1)
+    reask_every: int = Field(default=1, ge=1)
     rejections: list[Rejection] = Field(default_factory=list)
 
     kind = property(lambda self: "collect")

@@ -2,8 +2,9 @@
 
 `parse_slot_value(slot, text)` returns the normalised value, or None when the text is not a
 valid answer for the slot's type (the engine then re-asks). Values are JSON-safe: dates are ISO
-strings, numbers floats, postal codes upper-case with their usual spacing. Pure; the only module
-that imports python-dateutil.
+strings, numbers floats, postal codes upper-case with their usual spacing. A yes/no answer also
+reads the NLU's `affirm`/`deny` (`prediction=`), so "Yes I want in" counts. Pure; the only
+module that imports python-dateutil.
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ from typing import Any
 from dateutil import parser as date_parser
 
 from bot.flows.model import Slot
+from bot.messages import Prediction
 
-_YES = {"yes", "y", "yeah", "yea", "yep", "yup", "ya", "sure", "ok", "okay", "k", "true",
-        "yes please", "of course", "absolutely", "definitely", "👍", "✅", "si", "sí", "oui"}  # fmt: skip
-_NO = {"no", "n", "nope", "nah", "no thanks", "no thank you", "false", "not really", "👎", "❌",
-       "non"}  # fmt: skip
+_YES = {"yes", "y", "yeah", "yea", "yep", "yup", "ya", "yas", "sure", "ok", "okay", "k", "true",
+        "yes please", "of course", "absolutely", "definitely", "for sure", "why not", "sounds good",
+        "i do", "count me in", "sign me up", "👍", "✅", "👌", "🙌", "💯", "si", "sí", "oui"}  # fmt: skip
+_NO = {"no", "n", "nope", "nah", "no thanks", "no thank you", "false", "not really", "not now",
+       "not interested", "👎", "❌", "🙅", "non"}  # fmt: skip
+# Words that turn a leading "yes" into something else ("yes but not now", "ok wait what").
+_HEDGES = {"no", "not", "dont", "don", "never", "but", "wait", "later", "nah", "nope", "maybe",
+           "idk", "stop", "unsubscribe", "what", "who", "why", "how", "if"}  # fmt: skip
+# The NLU's affirm/deny counts at a yes/no question only this sure, and only for texts with
+# letters ("?" alone is a question, whatever the classifier thinks).
+AFFIRM_CONFIDENCE = 0.7
 
 _UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
           "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
@@ -46,12 +55,16 @@ _POSTAL_CODES: list[tuple[re.Pattern[str], Any]] = [
 _MIN_YEAR, _MAX_YEAR = 1900, 2100
 
 
-def parse_slot_value(slot: Slot, text: str, *, today: date | None = None) -> Any | None:
+def parse_slot_value(
+    slot: Slot, text: str, *, today: date | None = None, prediction: Prediction | None = None
+) -> Any | None:
     """The value `text` gives `slot`, or None when it is not a valid answer."""
     if slot.type == "categorical":
         return parse_categorical(text, slot.values or [])
     if slot.type == "date":
         return parse_date(text, today=today)
+    if slot.type == "bool":
+        return parse_bool(text, prediction)
     return _PARSERS[slot.type](text)
 
 
@@ -62,13 +75,45 @@ def normalise(text: str) -> str:
     return " ".join(kept.split())
 
 
-def parse_bool(text: str) -> bool | None:
-    words = normalise(text)
-    if words in _YES:
+def parse_bool(text: str, prediction: Prediction | None = None) -> bool | None:
+    """yes / no, read the way fans write it: "YES 🙌", "yesss", "yes yes yes", "Yes I want in"."""
+    tokens = _answer_tokens(text)
+    words = " ".join(tokens)
+    if words in _YES_SQUEEZED:
         return True
-    if words in _NO:
+    if words in _NO_SQUEEZED:
         return False
+    if tokens and not _HEDGES & set(tokens[1:]):
+        if tokens[0] in _YES_SQUEEZED and not _NO_SQUEEZED & set(tokens[1:]):
+            return True  # "yes i want in", "sure thing"
+        if tokens[0] in _NO_SQUEEZED and not _YES_SQUEEZED & set(tokens[1:]):
+            return False  # "nah im good"
+    sure = prediction is not None and prediction.confidence >= AFFIRM_CONFIDENCE
+    if sure and prediction.intent in ("affirm", "deny") and any(c.isalpha() for c in text):  # type: ignore[union-attr]
+        return prediction.intent == "affirm"  # type: ignore[union-attr]
     return None
+
+
+def _squeeze(word: str) -> str:
+    """Elongations undone: "yesss" -> "yes", "nooo" -> "no", "okk" -> "ok" (runs of a letter)."""
+    return re.sub(r"(.)\1+", r"\1", word)
+
+
+def _answer_tokens(text: str) -> list[str]:
+    """Words (squeezed) and yes/no emoji; other emoji dropped, repeats ("yes yes yes") merged."""
+    tokens: list[str] = []
+    for token in re.findall(r"[\w']+|[^\w\s]", normalise(text)):
+        token = _squeeze(token) if token[0].isalnum() else token
+        if not token[0].isalnum() and token not in _YES_NO_SYMBOLS:
+            continue  # "YES 🙌!!": the decoration is not the answer
+        if not tokens or tokens[-1] != token:
+            tokens.append(token)
+    return tokens
+
+
+_YES_SQUEEZED = {" ".join(_squeeze(w) for w in p.split()) for p in _YES}
+_NO_SQUEEZED = {" ".join(_squeeze(w) for w in p.split()) for p in _NO}
+_YES_NO_SYMBOLS = {p for p in _YES | _NO if not p[0].isalnum()}
 
 
 def parse_float(text: str) -> float | None:
@@ -138,18 +183,44 @@ def parse_categorical(text: str, values: list[str]) -> str | None:
 _NAME_WORD = re.compile(r"^[^\W\d_]+(?:['’.-][^\W\d_]+)*\.?$")
 _NOT_A_NAME = {"yes", "no", "ok", "okay", "hi", "hey", "hello", "thanks", "stop", "help", "what",
                "why", "when", "where", "who", "how", "lol", "idk", "nope", "yeah", "sure"}  # fmt: skip
+# Words that are never part of a name: they show a sentence ("im so excited", "it's my
+# birthday today") once the lead-in ("im", "it's") is dropped.
+_NOT_NAME_WORDS = _NOT_A_NAME | {
+    "my", "your", "the", "a", "an", "so", "not", "just", "here", "back", "good", "fine", "great",
+    "sorry", "excited", "confused", "ready", "done", "new", "in", "on", "at", "to", "from", "going",
+    "gonna", "still", "also", "really", "very", "happy", "sad", "tired", "bored", "birthday",
+    "bday", "today", "tonight", "tomorrow", "is", "me", "you", "u", "ur", "it", "this", "that",
+    "and", "or", "of", "for", "with", "dying", "screaming", "crying", "obsessed", "coming", "there",
+    "well", "busy", "lost", "fan", "huge", "big", "name", "first", "its", "im", "i", "i'm",
+    "it's", "hiya",
+}  # fmt: skip
+
+# What fans put around a name: "its jess", "I'm Maya!", "my name is Jo lol", "hi this is Sam 😊".
+_NAME_LEAD = re.compile(
+    r"^(?:(?:hi|hey|hello|yo|oh|ok|okay)\b[\s,!.]*)?"
+    r"(?:(?:it'?s|its|it is|i'?m|im|i am|my name is|my names?|my name'?s|name'?s|names|"
+    r"this is|call me|(?:you|u) can call me|they call me)\s+)?",
+    re.IGNORECASE,
+)
+_NAME_TAIL = re.compile(r"(?:[\s,]+(?:lol|lmao|haha+|hehe|btw|thx|thanks))*[\W_]*$", re.IGNORECASE)
 
 
 def parse_person_name(text: str) -> str | None:
     """A first name (or two): letters in any script, `-`, `'` and `.`; no digits, no questions.
 
     Refusing "when is the tour?" as a name is what lets a fan's question interrupt the
-    "what's your name?" step instead of being saved as their name.
+    "what's your name?" step instead of being saved as their name. "its jess" is Jess: the
+    words fans wrap a name in are dropped first.
     """
-    words = text.strip().split()
+    if "?" in text:
+        return None
+    core = _NAME_TAIL.sub("", text.strip().replace("’", "'"))
+    words = _NAME_LEAD.sub("", core, count=1).split() or core.split()
     if not 1 <= len(words) <= 3 or len(" ".join(words)) > 40:
         return None
     if not all(_NAME_WORD.match(w) for w in words) or words[0].lower() in _NOT_A_NAME:
+        return None
+    if any(w.lower().strip(".'") in _NOT_NAME_WORDS for w in words):
         return None
     return " ".join(w[:1].upper() + w[1:] if w.islower() else w for w in words)
 

@@ -31,6 +31,8 @@ class Frame:
     retries: int = 0
     interrupted: bool = False  # another flow was started on top while this one asked a question
     reason: str | None = None  # escalation reason a pattern was started with (e.g. retry_limit)
+    asks: int = 0  # times the waiting question was asked (a collect's `max_asks`)
+    quiet: int = 0  # interruptions answered since it was last asked (`reask_every`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ class DialogueState:
                 "retries": f.retries,
                 "interrupted": f.interrupted,
                 "reason": f.reason,
+                "asks": f.asks,
+                "quiet": f.quiet,
             }
             for f in self.stack
         ]
@@ -70,6 +74,8 @@ class DialogueState:
                 retries=int(f.get("retries", 0)),
                 interrupted=bool(f.get("interrupted", False)),
                 reason=f.get("reason"),
+                asks=int(f.get("asks", 0)),
+                quiet=int(f.get("quiet", 0)),
             )
             for f in data.get("stack", ())
         )
