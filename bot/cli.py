@@ -228,8 +228,9 @@ def cmd_test(args: argparse.Namespace) -> int:
 
         out = settings.project_dir / "results" / "nlu"
         return test_command(
-            settings.project_dir, settings.project_dir / "config.yml", out, args.folds
-        )
+            settings.project_dir, settings.project_dir / "config.yml", out, args.folds,
+            test_files=paths or None,
+        )  # fmt: skip
     return asyncio.run(_conversation_tests(settings, paths))
 
 
@@ -239,7 +240,15 @@ async def _conversation_tests(settings: Any, paths: list[Path]) -> int:
     from bot.conversation_tests import discover, load_cases, run_case
     from bot.runtime import Runtime
 
-    cases = load_cases(paths or discover(settings.project_dir))
+    files = paths or discover(settings.project_dir)
+    cases = load_cases(files)
+    if not cases:
+        where = ", ".join(str(p) for p in files) or str(
+            settings.project_dir / "tests/conversations"
+        )
+        print(f"error: no tests found in {where} (a test file has `test_cases:`, or Rasa test "
+              "stories with `user:` steps)", file=sys.stderr)  # fmt: skip
+        return 1
     with tempfile.TemporaryDirectory() as tmp:  # a throwaway database: tests never touch fans
         runtime = await Runtime.start(settings, database_url=f"sqlite:///{tmp}/test.db")
         try:

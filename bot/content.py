@@ -28,14 +28,16 @@ class Content:
 
 def content_paths(project_dir: Path) -> dict[str, list[Path]]:
     """Where a project keeps its content: Rasa's layout plus `flows/`."""
-    domain = [project_dir / "domain.yml"] if (project_dir / "domain.yml").exists() else []
-    if (project_dir / "domain").is_dir():
-        domain += sorted((project_dir / "domain").rglob("*.yml"))
+    domain = [p for p in (project_dir / "domain.yml", project_dir / "domain.yaml") if p.exists()]
     return {
         "flows": sorted((project_dir / "flows").rglob("*.yml")),
-        "domain": domain,
-        "nlu": sorted(p for p in (project_dir / "data").rglob("*.yml")),
+        "domain": domain + _yaml_files(project_dir / "domain"),  # Rasa: a folder of files too
+        "nlu": _yaml_files(project_dir / "data"),
     }
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in {".yml", ".yaml"} and p.is_file())
 
 
 def _config_problems(project_dir: Path) -> list[ConfigError]:
@@ -44,6 +46,25 @@ def _config_problems(project_dir: Path) -> list[ConfigError]:
 
     path = project_dir / "config.yml"
     return read_nlu_config(path)[1] if path.is_file() else []
+
+
+def _rasa_problems(flows: dict[str, Flow], domain: Domain, nlu_data: Any) -> list[ConfigError]:
+    """Rasa content that loads but would not work: answerless retrieval intents, bare forms."""
+    from bot.nlu.data import missing_retrieval_responses
+
+    problems = missing_retrieval_responses(nlu_data, set(domain.responses))
+    collected = {s.collect for f in flows.values() for s in f.steps if s.is_collect}
+    for name, form in (domain.forms or {}).items():
+        slots = list((form or {}).get("required_slots") or []) if isinstance(form, dict) else []
+        if not set(slots) <= collected:
+            problems.append(ConfigError(
+                f"form {name!r} is read but not run: flows collect slots "
+                "(`fanline import rasa` turns forms into collect flows)",
+                Location(getattr(form, "file", "domain.yml"), getattr(form, "line", None),
+                         f"forms.{name}"),
+                warning=True,
+            ))  # fmt: skip
+    return problems
 
 
 def load_content(
@@ -62,7 +83,7 @@ def load_content(
     nlu_data = None
     for kind, loader in (
         ("flows", load_flows),
-        ("domain", load_domain),
+        ("domain", lambda p: load_domain(p, response_files=paths["nlu"])),
         ("nlu", load_training_data),
     ):
         try:
@@ -92,6 +113,8 @@ def load_content(
             )
         )
     problems += _config_problems(project_dir)
+    if domain is not None and nlu_data is not None:
+        problems += _rasa_problems(flows, domain, nlu_data)
     errors = [p for p in problems if not p.warning]
     if errors:
         raise ValidationFailed(problems)

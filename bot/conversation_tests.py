@@ -3,7 +3,8 @@
 Each test case gets a fresh phone number and runs through `Pipeline.handle_inbound` on a real
 database, so a passing test means the same turn passes in production. Steps, in the spirit of
 Rasa's end-to-end tests: user, bot, bot_contains, utter, not_utter, intent, slot_was_set,
-escalated, no_reply.
+escalated, no_reply. Rasa test stories (`stories:` with `user:` steps) run as they are
+(`bot.rasa.stories`).
 """
 
 from __future__ import annotations
@@ -56,11 +57,33 @@ class CaseResult:
 
 
 def load_cases(paths: list[Path]) -> list[Case]:
+    """`test_cases:` files, and Rasa test stories (`stories:` with `user:` steps) as they are."""
     cases: list[Case] = []
     for path in paths:
         data = read_yaml(path) or {}
+        if not isinstance(data, dict):
+            raise ConfigError("a conversation test file is a mapping", Location(str(path)))
         for raw in data.get("test_cases") or []:
             cases.append(_case(raw, str(path)))
+        if "stories" in data:
+            cases += _rasa_cases(path)
+    return cases
+
+
+def _rasa_cases(path: Path) -> list[Case]:
+    from bot.rasa.stories import is_test_story, read_stories, to_test_case
+
+    cases = []
+    for story in read_stories(path):
+        if not is_test_story(story):
+            continue  # a training story (no `user:` texts) is no test
+        raw, _ = to_test_case(story)
+        steps = tuple(
+            (kind, value, line)
+            for step, line in zip(raw["steps"], raw["_lines"], strict=True)
+            for kind, value in step.items()
+        )
+        cases.append(Case(raw["test_case"], str(path), story.line, {}, steps))
     return cases
 
 

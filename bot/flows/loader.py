@@ -160,20 +160,32 @@ def load_flows(paths: Iterable[Path], *, defaults: bool = True) -> dict[str, Flo
     return flows
 
 
-def load_domain(paths: Iterable[Path], *, defaults: bool = True) -> Domain:
-    """The merged domain: slots and responses of every file (later files may not redefine)."""
+def load_domain(
+    paths: Iterable[Path], *, defaults: bool = True, response_files: Iterable[Path] = ()
+) -> Domain:
+    """The merged domain: slots and responses of every file (later files may not redefine).
+
+    `response_files` are training data files: only their `responses:` are read (Rasa lets
+    responses live in `data/**/responses.yml` as well as in the domain).
+    """
     problems: list[ConfigError] = []
     slots: dict[str, Any] = {}
     responses: dict[str, Any] = {}
+    forms: dict[str, Any] = {}
     if defaults:
         base = _parse(DEFAULT_DOMAIN, Domain, problems)
         if isinstance(base, Domain):
             responses.update(base.responses)
     project_responses: dict[str, Location] = {}
-    for path in paths:
-        domain = _parse(Path(path), Domain, problems)
+    parsed = [(p, _parse(Path(p), Domain, problems)) for p in paths]
+    parsed += [(p, _parse(Path(p), Domain, problems, only="responses")) for p in response_files]
+    for path, domain in parsed:
         if not isinstance(domain, Domain):
             continue
+        for name, form in (domain.forms or {}).items():
+            if isinstance(form, MarkedDict):
+                form.file = str(path)  # type: ignore[attr-defined]  # for warnings about it
+            forms[name] = form
         for kind, items, target, seen in (
             ("slot", domain.slots, slots, None),
             ("response", domain.responses, responses, project_responses),
@@ -182,7 +194,7 @@ def load_domain(paths: Iterable[Path], *, defaults: bool = True) -> Domain:
                 _merge(kind, name, value, target, seen, domain, problems)
     if problems:
         raise ValidationFailed(problems)
-    return Domain.model_construct(slots=slots, responses=responses)
+    return Domain.model_construct(slots=slots, responses=responses, forms=forms or None)
 
 
 def _merge(
@@ -207,7 +219,9 @@ def _merge(
     target[name] = value
 
 
-def _parse(path: Path, model: type[BaseModel], problems: list[ConfigError]) -> BaseModel | None:
+def _parse(
+    path: Path, model: type[BaseModel], problems: list[ConfigError], only: str | None = None
+) -> BaseModel | None:
     try:
         data = read_yaml(path)
     except ConfigError as exc:
@@ -215,6 +229,12 @@ def _parse(path: Path, model: type[BaseModel], problems: list[ConfigError]) -> B
         return None
     if data is None:
         data = MarkedDict()
+    if only is not None:  # one key of a file that holds other things too (`responses:` in data/)
+        if not isinstance(data, MarkedDict) or only not in data:
+            return None
+        part = MarkedDict({only: data[only]})
+        part.line, part.key_lines = data.line, {only: data.key_lines[only]}
+        data = part
     try:
         return model.model_validate(data, context={"file": str(path)})
     except ValidationError as exc:

@@ -319,6 +319,7 @@ class ResponseVariant(Located):
     condition: list[SlotCondition] = Field(default_factory=list)
     channel: str | None = None
     metadata: dict[str, Any] | None = None
+    custom: dict[str, Any] | None = None  # Rasa custom payloads: accepted, not sent (SMS)
 
     @model_validator(mode="after")
     def _has_content(self) -> ResponseVariant:
@@ -361,3 +362,7 @@ class Domain(Located):
     entities: list[Any] | None = None
     actions: list[str] | None = None
     session_config: dict[str, Any] | None = None
+    # Rasa keys read but not run: forms become collect flows with `fanline import rasa`
+    forms: dict[str, Any] | None = None
+    e2e_actions: list[Any] | None = None
+    config: dict[str, Any] | None = None  # Rasa's store_entities_as_slots: flows fill slots

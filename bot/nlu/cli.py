@@ -70,17 +70,25 @@ def test_command(
     out_dir: Path,
     folds: int | None = None,
     split: float | None = None,
+    test_files: list[Path] | None = None,
 ) -> int:
-    """Cross-validation (`folds`, default 5) or one held-out split (`split`, e.g. 0.2)."""
+    """Cross-validation (`folds`, default 5), one held-out split (`split`, e.g. 0.2), or a model
+    trained on data/ scored on `test_files` (Rasa's `rasa test nlu --nlu FILE`)."""
     try:
         cfg = load_nlu_config(config_path)
         data = load_training_data([project_dir / "data"])
-        if split:
+        if test_files:
+            files = [f if f.exists() or f.is_absolute() else project_dir / f for f in test_files]
+            method = f"trained on data/, tested on {', '.join(str(f) for f in files)}"
+            result, truth, predicted, threshold = _on_files(cfg, data, files)
+        elif split:
+            method = "held-out split"
             result, truth, predicted, threshold = _held_out(cfg, data, split)
         else:
+            method = f"{folds or 5}-fold cross-validation"
             result, truth, predicted, threshold = _cross_validate(cfg, data, folds or 5)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print_errors(exc)
         return 2
     except NluError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -88,7 +96,7 @@ def test_command(
     oos = _oos_intent(cfg)
     rep = report(result, truth, threshold, oos, predicted)
     out_dir.mkdir(parents=True, exist_ok=True)
-    print(format_report(rep, "held-out split" if split else f"{folds or 5}-fold cross-validation"))
+    print(format_report(rep, method))
     _write_outputs(rep, truth, predicted, out_dir)
     return 0
 
@@ -144,6 +152,16 @@ def _cross_validate(cfg, data: TrainingData, k: int):
         truth += [data.examples[i].intent for i in test_idx]
         thresholds.append(threshold)
     return concat(results), truth, predicted, float(np.mean(thresholds))
+
+
+def _on_files(cfg, data: TrainingData, files: list[Path]):
+    tests = load_training_data(files)
+    if not tests.examples:
+        raise ConfigError(f"no NLU examples in {', '.join(str(f) for f in files)}")
+    interp = Interpreter(build_model(cfg, data))
+    result = predict_batch(interp, [e.text for e in tests.examples])
+    predicted = result.predicted(interp.threshold, interp.model.oos_intent)
+    return result, [e.intent for e in tests.examples], predicted, interp.threshold
 
 
 def _held_out(cfg, data: TrainingData, fraction: float):

@@ -22,6 +22,9 @@ from bot.nlu.markup import MarkupError, has_unclosed_markup, parse_markup
 
 SUPPORTED_VERSIONS = {"2.0", "3.0", "3.1"}
 OUT_OF_SCOPE = "out_of_scope"
+# Bumped when the same data means something else to training (2: regexes and lookups are
+# entities only when annotated; out_of_scope/* is out_of_scope): old models are retrained.
+DATA_SEMANTICS = 2
 _ITEM_KINDS = ("intent", "synonym", "regex", "lookup")
 _ITEM_KEYS = {"examples", "metadata"}
 _IGNORED_TOP = {"version", "stories", "rules", "nlu", "responses", "metadata"}
@@ -63,13 +66,20 @@ class TrainingData:
 
     @property
     def entities(self) -> set[str]:
-        names = {ent.entity for e in self.examples for ent in e.entities}
-        return names | {r.name for r in self.regexes} | set(self.lookups)
+        """Annotated entities. As in Rasa, a regex or lookup table is no entity of its own: it
+        helps the annotated entity of its name (features, candidates) and is a feature else."""
+        return {ent.entity for e in self.examples for ent in e.entities}
+
+    @property
+    def unused_patterns(self) -> set[str]:
+        """Regex / lookup names that match no annotated entity: features only."""
+        return ({r.name for r in self.regexes} | set(self.lookups)) - self.entities
 
     @property
     def fingerprint(self) -> str:
         """Stable hash of everything that changes a trained model (not of file positions)."""
         payload = {
+            "semantics": DATA_SEMANTICS,
             "examples": sorted(
                 (e.text, e.intent, [_entity_key(x) for x in e.entities]) for e in self.examples
             ),
@@ -241,6 +251,8 @@ def _add_intent(path: Path, name: str, lines, metadata, acc: _Accumulator) -> No
             f"intent name {name!r} is not `name` or `name/sub`",
             Location(str(path), lines[0][1], "intent"),
         )
+    if name.startswith(f"{OUT_OF_SCOPE}/"):
+        name = OUT_OF_SCOPE  # Rasa's out_of_scope/other, /non_english: all out of scope
     for raw, line, meta in lines:
         loc = Location(str(path), line, "examples")
         try:

@@ -37,17 +37,9 @@ class PatternExtractor:
 
     @classmethod
     def from_data(cls, data: TrainingData, options: dict[str, Any]) -> PatternExtractor:
-        patterns: dict[str, list[str]] = {}
-        if options["use_regexes"]:
-            for regex in data.regexes:
-                patterns.setdefault(regex.name, []).append(regex.pattern)
-        if options["use_lookup_tables"]:
-            for name, values in data.lookups.items():
-                alternatives = sorted((re.escape(v) for v in values), key=len, reverse=True)
-                edge = r"\b" if options["use_word_boundaries"] else ""
-                patterns.setdefault(name, []).append(
-                    edge + "(?:" + "|".join(alternatives) + ")" + edge
-                )
+        # As in Rasa: only a regex or lookup named after an annotated entity extracts it; the
+        # others (a regex named after an intent, say) are features of the tagger, not entities.
+        patterns = training_patterns(data, options, only=data.entities)
         return cls(patterns, options)
 
     def extract(self, text: str) -> list[Entity]:
@@ -60,6 +52,30 @@ class PatternExtractor:
 
     def state(self) -> dict[str, Any]:
         return {"patterns": self.patterns, "options": self.options}
+
+
+def training_patterns(
+    data: TrainingData, options: dict[str, Any], only: set[str] | None = None
+) -> dict[str, list[str]]:
+    """name -> regexes, from the data's regexes and lookup tables (lookups as alternations)."""
+    patterns: dict[str, list[str]] = {}
+    if options.get("use_regexes", True):
+        for regex in data.regexes:
+            if only is None or regex.name in only:
+                patterns.setdefault(regex.name, []).append(regex.pattern)
+    if options.get("use_lookup_tables", True):
+        for name, values in data.lookups.items():
+            if only is not None and name not in only:
+                continue
+            alternatives = sorted((re.escape(v) for v in values), key=len, reverse=True)
+            edge = r"\b" if options.get("use_word_boundaries", True) else ""
+            patterns.setdefault(name, []).append(edge + "(?:" + "|".join(alternatives) + ")" + edge)
+    return patterns
+
+
+def _compile(patterns: dict[str, list[str]]) -> list[tuple[str, re.Pattern[str]]]:
+    return [(n, re.compile("|".join(f"(?:{p})" for p in ps), re.IGNORECASE))
+            for n, ps in patterns.items()]  # fmt: skip
 
 
 class TokenTagger:
@@ -75,6 +91,7 @@ class TokenTagger:
         labels: list[str],
         window: int,
         min_confidence: float = 0.6,
+        patterns: dict[str, list[str]] | None = None,
     ):
         self.vocabulary = vocabulary
         self.weights = weights  # (n_features, n_labels)
@@ -84,6 +101,18 @@ class TokenTagger:
         # a lone word in capitals ("TOUR") looks a bit like a lone postal code; unsure tags are O
         self.min_confidence = min_confidence
         self._outside = labels.index("O") if "O" in labels else None
+        # Rasa's RegexFeaturizer: every regex and lookup table marks the tokens it matches
+        self.patterns = patterns or {}
+        self._compiled = _compile(self.patterns)
+
+    def features(self, text: str, tokens: list[tuple[str, int, int]]) -> list[list[str]]:
+        rows = token_features(tokens, self.window)
+        for name, pattern in self._compiled:
+            for m in pattern.finditer(text):
+                for i, (_, start, end) in enumerate(tokens):
+                    if start >= m.start() and end <= m.end() and m.end() > m.start():
+                        rows[i].append(f"pattern={name}")
+        return rows
 
     @classmethod
     def fit(cls, data: TrainingData, options: dict[str, Any]) -> TokenTagger | None:
@@ -99,9 +128,11 @@ class TokenTagger:
             return None
         rows: list[dict[str, float]] = []
         tags: list[str] = []
+        featurizer = cls({}, np.zeros((0, 1)), np.zeros(1), ["O"], options["window"],
+                         patterns=training_patterns(data, {}))  # fmt: skip
         for example in data.examples:  # unannotated texts teach "O" too
             tokens = tokenize(example.text)
-            rows += [dict.fromkeys(f, 1.0) for f in token_features(tokens, options["window"])]
+            rows += [dict.fromkeys(f, 1.0) for f in featurizer.features(example.text, tokens)]
             tags += bio_tags(tokens, example.entities)
         if len(set(tags)) < 2:
             return None
@@ -116,7 +147,7 @@ class TokenTagger:
         vocab = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}
         return cls(
             vocab, coef.T.astype(np.float32), bias.astype(np.float32), labels, options["window"],
-            options.get("min_confidence", 0.6),
+            options.get("min_confidence", 0.6), featurizer.patterns,
         )  # fmt: skip
 
     def extract(self, text: str) -> list[Entity]:
@@ -124,7 +155,7 @@ class TokenTagger:
         if not tokens:
             return []
         scores = np.tile(self.bias, (len(tokens), 1))
-        for i, feats in enumerate(token_features(tokens, self.window)):
+        for i, feats in enumerate(self.features(text, tokens)):
             idx = [self.vocabulary[f] for f in feats if f in self.vocabulary]
             if idx:
                 scores[i] += self.weights[idx].sum(axis=0)

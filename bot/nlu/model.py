@@ -124,6 +124,7 @@ def _meta(model: NluModel) -> dict[str, Any]:
             "labels": model.tagger.labels,
             "window": model.tagger.window,
             "min_confidence": model.tagger.min_confidence,
+            "patterns": model.tagger.patterns,
         }
         if model.tagger
         else None,
@@ -176,6 +177,7 @@ def _assemble(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> NluModel:
             t["labels"],
             t["window"],
             t.get("min_confidence", 0.6),
+            t.get("patterns"),
         )
     patterns = meta["patterns"]
     return NluModel(

@@ -24,7 +24,8 @@ def test_fixture_project_loads_every_kind_of_item(fixture_data):
         "out_of_scope",
     }
     assert fixture_data.retrieval_intents == {"faq/ask_tickets", "faq/ask_vip"}
-    assert fixture_data.entities == {"city", "birthday", "order_number"}
+    assert fixture_data.entities == {"city", "birthday"}  # regexes and lookups are no entities
+    assert fixture_data.unused_patterns == {"order_number"}
     assert fixture_data.synonyms["the big apple"] == "New York"
     assert fixture_data.synonyms["la"] == "Los Angeles"  # from [LA](city:Los Angeles)
     assert fixture_data.lookups["city"][0] == "Chicago"
