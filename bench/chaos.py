@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.storage.db import normalise_url, scratch_schema  # noqa: E402
-from bot.storage.tables import consent_events, contacts, messages  # noqa: E402
+from bot.storage.tables import contacts, messages  # noqa: E402
 from bot.testing import bind_local, serve_in_process, url_of  # noqa: E402
 from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TwilioServer  # noqa: E402
 
