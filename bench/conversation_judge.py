@@ -206,7 +206,7 @@ def judge(label: Expect, obs: Observed, *, before: Observed | None = None) -> Ve
     ok, why = _class_verdict(label, obs, before)
     if ok and wrong:
         ok, why = False, "wrong_answer"
-    elif not ok and wrong:
+    elif not ok and wrong and why != "missed_opt_out":  # a missed opt-out stays that
         why = "wrong_answer"
     if ok:
         ok, why = _checks(label.checks, obs)

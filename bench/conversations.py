@@ -158,6 +158,7 @@ async def measure(runtime: Runtime, sets: dict[str, Any], fans: list[str]) -> di
             "turns_right": sum(v.ok for _, _, v in turns), "turns": len(turns),
             "dead_ends": sum(v.dead_end for _, _, v in turns),
             "wrong_answers": sum(v.wrong for _, _, v in turns),
+            "held_in_silence": sum(o.held and not o.replies for _, o, _ in turns),
             "failed": [{k: v for k, v in s.items() if k != "results"}
                        for s in scenarios if not s["ok"]],
         },
@@ -224,27 +225,33 @@ def model_components(model_dir: Path) -> list[str]:
     return [c.get("name", "") for c in meta.get("pipeline", [])]
 
 
-async def bench_pipeline(pipeline: str, sets: dict[str, Any], fans: list[str]) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="fanline-convbench-") as tmp:
-        project = project_copy(Path(tmp), with_models=pipeline == "accurate")
-        notes = [n for n in [cli_train_check(project, pipeline)] if n]
-        started = time.perf_counter()
-        settings = load_settings(project, env=env_for(pipeline, f"sqlite:///{tmp}/bench.db"))
-        runtime = await Runtime.start(settings)
-        model = runtime.interpreter.metadata
-        components = [c.get("name") for c in model.get("pipeline", [])]
-        embeds = "SentenceEmbeddingFeaturizer" in components
-        if embeds != (pipeline != "default"):
-            notes.append(f"the runtime loaded a model with components {components}: not {pipeline}")
-        info = {
-            "model": model.get("trained_at"), "components": components,
-            "threshold": round(float(runtime.interpreter.threshold), 4),
-            "load_seconds": round(time.perf_counter() - started, 1), "notes": notes,
-        }  # fmt: skip
-        try:
-            return {**info, **await measure(runtime, sets, fans)}
-        finally:
-            await runtime.close()
+async def bench_pipeline(
+    pipeline: str, sets: dict[str, Any], fans: list[str], tmp: Path
+) -> dict[str, Any]:
+    """One pipeline's figures. `tmp` must outlive every pipeline of the run: the custom actions
+    package is imported once per process, from the first project folder that asked for it."""
+    tmp.mkdir()
+    project = project_copy(tmp, with_models=pipeline == "accurate")
+    notes = [n for n in [cli_train_check(project, pipeline)] if n]
+    started = time.perf_counter()
+    settings = load_settings(project, env=env_for(pipeline, f"sqlite:///{tmp}/bench.db"))
+    runtime = await Runtime.start(settings)
+    model = runtime.interpreter.metadata
+    components = [c.get("name") for c in model.get("pipeline", [])]
+    embeds = "SentenceEmbeddingFeaturizer" in components
+    if embeds != (pipeline != "default"):
+        notes.append(f"the runtime loaded a model with components {components}: not {pipeline}")
+    if not runtime.actions.known_actions():
+        notes.append("no custom actions registered: flows that call them fail")
+    info = {
+        "model": model.get("trained_at"), "components": components,
+        "threshold": round(float(runtime.interpreter.threshold), 4),
+        "load_seconds": round(time.perf_counter() - started, 1), "notes": notes,
+    }  # fmt: skip
+    try:
+        return {**info, **await measure(runtime, sets, fans)}
+    finally:
+        await runtime.close()
 
 
 # ---- report -----------------------------------------------------------------------------------
@@ -281,11 +288,18 @@ def print_report(results: dict[str, Any]) -> None:
     for key, label, unit in ROWS:
         cells = [_cell(results[p]["runs"][k]["figures"][key], unit) for p, k in cols]
         print(label.ljust(54) + "".join(c.rjust(20) for c in cells) + "   " + _aim(key))
-    sc = [results[p]["scenarios"] for p, _ in cols]
-    print("scenarios passed (every turn right)".ljust(54)
-          + "".join(f"{s['passed']}/{s['n']}".rjust(20) for s in sc))  # fmt: skip
-    print("scenario turns right / dead ends".ljust(54)
-          + "".join(f"{s['turns_right']}/{s['turns']}, {s['dead_ends']}".rjust(20) for s in sc))  # fmt: skip
+    # scenarios run once per pipeline (their fans are as each scenario says): first column only
+    sc = [results[p]["scenarios"] if i == 0 or cols[i - 1][0] != p else None
+          for i, (p, _) in enumerate(cols)]  # fmt: skip
+    for label, cell in [
+        ("scenarios passed (every turn right)", lambda s: f"{s['passed']}/{s['n']}"),
+        (
+            "scenario turns right / dead ends",
+            lambda s: f"{s['turns_right']}/{s['turns']}, {s['dead_ends']}",
+        ),
+        ("scenario turns held in silence for a person", lambda s: str(s["held_in_silence"])),
+    ]:
+        print(label.ljust(54) + "".join((cell(s) if s else "").rjust(20) for s in sc))
     for p, r in results.items():
         print(f"\n{p}: threshold {r['threshold']}, components {', '.join(r['components'])}")
         for note in r["notes"]:
@@ -320,8 +334,10 @@ def main() -> None:
     fans = [f for f in args.fans.split(",") if f]
     started = time.perf_counter()
     results = {}
-    for pipeline in [p for p in args.pipelines.split(",") if p]:
-        results[pipeline] = asyncio.run(bench_pipeline(pipeline, sets, fans))
+    with tempfile.TemporaryDirectory(prefix="fanline-convbench-") as tmp:
+        for pipeline in [p for p in args.pipelines.split(",") if p]:
+            run = bench_pipeline(pipeline, sets, fans, Path(tmp) / pipeline)
+            results[pipeline] = asyncio.run(run)
     print_report(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": git_commit(),
