@@ -17,6 +17,7 @@ from typing import Any
 
 from bot import compliance, metrics
 from bot.actions import ActionCall, ActionRunner
+from bot.compliance import language
 from bot.domain import (
     ConsentChange,
     EscalationSpec,
@@ -167,9 +168,7 @@ class Pipeline:
         if ctx.last_broadcast_id is not None:  # a reply within the window: linked to it
             record.broadcast_id = ctx.last_broadcast_id
             record.events.append(("broadcast_reply", {"broadcast_id": ctx.last_broadcast_id}))
-        decision = compliance.classify(
-            body, subscription=ctx.contact.subscription, opt_out_type=msg.opt_out_type
-        )  # 3. STOP always wins, even over a human holding the thread
+        decision = self._compliance(turn, body)  # 3. STOP always wins, even over a human
         if decision is not None:
             self._comply(turn, decision)
             if is_new and decision.kind == "help":  # HELP first: the opt-in is still offered
@@ -191,24 +190,51 @@ class Pipeline:
 
     # ---- stages -----------------------------------------------------------------------
 
+    def _compliance(self, turn: _Turn, body: str) -> compliance.Decision | None:
+        ctx = turn.ctx
+        asked = compliance.asked_to_confirm(ctx.dialogue)
+        if asked:  # "Reply STOP to stop all texts?" is asked once: this text answers or moves on
+            turn.record.dialogue = compliance.with_question(ctx.dialogue, False)
+        return compliance.classify(
+            body, subscription=ctx.contact.subscription, opt_out_type=turn.msg.opt_out_type,
+            asked=asked,
+        )  # fmt: skip
+
     def _comply(self, turn: _Turn, decision: compliance.Decision) -> None:
-        record, contact = turn.record, turn.ctx.contact
-        record.events.append(("compliance", {"kind": decision.kind, "keyword": decision.keyword}))
+        event = {"kind": decision.kind, "keyword": decision.keyword}
+        if decision.score is not None:
+            event["score"] = decision.score
+        turn.record.events.append(("compliance", event))
+        reply = self._consent_change(turn, decision)
+        if reply and not decision.provider_handled:  # else the provider already answered
+            localised = f"{reply}_{decision.language}"  # e.g. utter_help_es, if the line has it
+            name = localised if localised in turn.brain.responses else reply
+            self._say(turn, name, kind="compliance")
+
+    def _consent_change(self, turn: _Turn, decision: compliance.Decision) -> str | None:
+        """Record what the decision changes; the response that tells the fan (None: nothing)."""
+        record = turn.record
         if decision.kind == "opt_out":
-            if contact.subscription != "unsubscribed":
-                record.consent = ConsentChange("opt_out", _method(decision))
-                record.dialogue = DialogueState().to_json()  # forget any half-finished flow
-                if not decision.provider_handled:  # at most one confirmation, ever
-                    self._say(turn, "utter_opt_out_confirmed", kind="compliance")
-        elif decision.kind == "opt_in":
-            action = "resubscribe" if contact.subscription == "unsubscribed" else "opt_in"
-            if contact.subscription != "subscribed":
-                text = self._render("utter_resubscribed", turn).text
-                record.consent = ConsentChange(action, _method(decision), text)
-            if not decision.provider_handled:
-                self._say(turn, "utter_resubscribed", kind="compliance")
-        elif not decision.provider_handled:
-            self._say(turn, "utter_help", kind="compliance")
+            if turn.ctx.contact.subscription == "unsubscribed":
+                return None  # at most one confirmation, ever
+            record.consent = ConsentChange("opt_out", _method(decision))
+            record.dialogue = DialogueState().to_json()  # forget any half-finished flow
+            return "utter_opt_out_confirmed"
+        if decision.kind == "confirm_opt_out":  # unsure: ask once; the flow stays where it was
+            record.dialogue = compliance.with_question(turn.ctx.dialogue, True)
+            return "utter_ask_opt_out"
+        if decision.kind == "opt_in":
+            return self._opt_in(turn, decision)
+        return "utter_help"
+
+    def _opt_in(self, turn: _Turn, decision: compliance.Decision) -> str:
+        contact, record = turn.ctx.contact, turn.record
+        if contact.subscription == "subscribed":
+            return "utter_already_subscribed"
+        action = "resubscribe" if contact.subscription == "unsubscribed" else "opt_in"
+        text = self._render("utter_resubscribed", turn).text
+        record.consent = ConsentChange(action, _method(decision), text)
+        return "utter_resubscribed"
 
     def _hold_for_human(self, turn: _Turn) -> None:
         turn.record.inbound_status = "held"
@@ -221,6 +247,8 @@ class Pipeline:
         turn.prediction = await self._understand(turn.brain, body)
         record.events.append(("intent", _intent_event(turn.prediction)))
         state = self._known_state(turn)
+        if self._other_language(turn, state):  # 5b. a language the line does not speak
+            return
         event = (
             "first_contact" if is_new else ("broadcast_reply" if ctx.last_broadcast_id else None)
         )
@@ -240,6 +268,19 @@ class Pipeline:
         record.dialogue = progress.state.to_json()
         if turn.record.escalation is not None:
             self._acknowledge_escalation(turn)
+
+    def _other_language(self, turn: _Turn, state: DialogueState) -> bool:
+        """A text the NLU could not place, in another language: say (in it) what the line speaks,
+        rather than an English "can't help" and an escalation. Not while a flow asks something."""
+        p = turn.prediction
+        if p is None or state.active is not None:
+            return False
+        code = language.reply_language(p.text, p.intent, p.confidence)
+        if code is None or f"utter_language_{code}" not in turn.brain.responses:
+            return False
+        turn.record.events.append(("language", {"language": code}))
+        self._say(turn, f"utter_language_{code}")
+        return True
 
     def _fan(self, ctx: TurnContext, is_new: bool = False) -> dict[str, Any]:
         return {**ctx.contact.fan_fields(is_new=is_new), **self.fan_links(ctx.contact.id)}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot import compliance
 from bot.actions import ActionRunner
 from bot.content import Content, load_content
 from bot.errors import NluError
@@ -54,6 +55,7 @@ class Runtime:
             settings.project_dir, actions=known, max_segments=settings.max_segments
         )
         interpreter = await asyncio.to_thread(ensure_model, settings, content, train)
+        await asyncio.to_thread(compliance.warm_up)  # the phrase model, before the first text
         url = database_url or settings.database_url
         store = await asyncio.to_thread(
             Store.open, url, hash_key=settings.secret_key, reply_window_h=settings.reply_window_h
