@@ -1,0 +1,78 @@
+"""Benchmark: what bot/compliance costs per inbound text, and its start-up.
+
+    python bench/compliance.py [--repeat 2000]
+
+Prints the start-up cost (training the phrase model from the shipped phrases, loading the
+language model) and the per-text cost of `compliance.classify` for each path a text can take:
+an exact keyword, a one-word typo, explicit wording, the phrase model on short and on long
+texts (whole text plus clauses), and `language.identify`. Texts are written here (never from
+bench/data/). Bounded: a fixed number of calls, in this process, no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot import compliance  # noqa: E402
+from bot.compliance import language, phrases  # noqa: E402
+
+CASES = {
+    "exact keyword": ["STOP", "Stop!", "unsubscribe", "HELP"],
+    "one-word typo": ["stahpp", "sotp", "unsubscibe", "halp"],
+    "explicit wording": ["stop texting me", "please take my number off your list"],
+    "model, short text": [
+        "i'd rather not get these",
+        "per favore niente più sms",
+        "when is the tour",
+    ],
+    "model, long text": [
+        "Hey! Loved the show in Austin last week, you were amazing, but honestly I get way "
+        "too many texts from this number so could you please take me off the list? Thanks!",
+        "omg the new single is on repeat, can't stop listening, when does the tour stop in "
+        "denver and how much are the tickets going to be this time around?",
+    ],
+}
+LANGUAGE_TEXTS = ["hola, me puedes contar algo de tu vida", "what do you think about the weather"]
+
+
+def per_call_us(fn, texts: list[str], repeat: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    samples = []
+    for i in range(repeat):
+        text = texts[i % len(texts)]
+        started = time.perf_counter()
+        fn(text)
+        samples.append((time.perf_counter() - started) * 1e6)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=2000)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    shipped = phrases.load_phrases()
+    phrases.PhraseModel(shipped)
+    train_s = time.perf_counter() - started
+    started = time.perf_counter()
+    compliance.warm_up()
+    print(f"phrase model: {len(shipped)} shipped phrases, trained in {train_s:.2f} s "
+          f"(first run includes importing scikit-learn); warm-up {time.perf_counter() - started:.2f} s")  # fmt: skip
+    print(f"{'path':22} {'p50 µs':>9} {'p99 µs':>9}")
+    for name, texts in CASES.items():
+        p50, p99 = per_call_us(
+            lambda t: compliance.classify(t, subscription="subscribed"), texts, args.repeat
+        )
+        print(f"{name:22} {p50:9.1f} {p99:9.1f}")
+    p50, p99 = per_call_us(language.identify, LANGUAGE_TEXTS, args.repeat)
+    print(f"{'language.identify':22} {p50:9.1f} {p99:9.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Compliance on the real inbound path: ask once, the question's one-turn life, held threads,
+START from a subscribed fan, other languages (real NLU model, real database)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.runtime import Runtime
+from tests.pipeline.test_pipeline import said, start, subscribed_fan, text
+
+UNSURE = "enough with the texts"  # the phrase model's middle band (tests/compliance/test_phrases)
+
+
+@pytest.fixture
+async def runtime(database_url: str) -> AsyncIterator[Runtime]:
+    rt = await start(database_url)
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
+async def subscription(runtime: Runtime, number: str) -> str:
+    contact = await runtime.store.contact_by_phone(number)
+    assert contact is not None
+    return contact.subscription
+
+
+async def test_unsure_is_asked_once_and_yes_unsubscribes(runtime: Runtime) -> None:
+    number = await subscribed_fan(runtime)
+    ask = await runtime.handle(text(number, UNSURE))
+    assert said(ask) == ["utter_ask_opt_out"] and ask.escalation is None
+    assert (
+        "compliance",
+        {"kind": "confirm_opt_out", "keyword": "model", "score": pytest.approx(0.6, abs=0.2)},
+    ) in ask.events
+    yes = await runtime.handle(text(number, "Yes"))
+    assert said(yes) == ["utter_opt_out_confirmed"]
+    assert await subscription(runtime, number) == "unsubscribed"
+
+
+async def test_the_question_lives_for_one_text_only(runtime: Runtime) -> None:
+    number = await subscribed_fan(runtime)
+    await runtime.handle(text(number, UNSURE))
+    tour = await runtime.handle(text(number, "tour"))
+    assert "utter_tour_dates" in said(tour)
+    later = await runtime.handle(text(number, "yes"))
+    assert "utter_opt_out_confirmed" not in said(later)
+    assert await subscription(runtime, number) == "subscribed"
+
+
+async def test_the_question_keeps_a_flow_where_it_was(runtime: Runtime) -> None:
+    number = await subscribed_fan(runtime)
+    await runtime.handle(text(number, "BDAY"))  # asks for the name
+    await runtime.handle(text(number, UNSURE))
+    answer = await runtime.handle(text(number, "Maya"))
+    assert "utter_ask_birthday" in said(answer)
+
+
+async def test_while_a_human_holds_the_thread_the_question_also_lives_one_text(
+    runtime: Runtime,
+) -> None:
+    number = await subscribed_fan(runtime)
+    assert (await runtime.handle(text(number, "can I talk to a real person please"))).escalation
+    ask = await runtime.handle(text(number, UNSURE))
+    assert said(ask) == ["utter_ask_opt_out"]  # compliance wins even over a person
+    held = await runtime.handle(text(number, "hello?"))
+    assert held.held
+    yes = await runtime.handle(text(number, "yes"))  # an answer to the agent now, not to us
+    assert yes.held and await subscription(runtime, number) == "subscribed"
+
+
+async def test_start_from_a_subscribed_fan_changes_nothing(runtime: Runtime) -> None:
+    number = await subscribed_fan(runtime)
+    again = await runtime.handle(text(number, "START"))
+    assert said(again) == ["utter_already_subscribed"]
+    assert await subscription(runtime, number) == "subscribed"
+
+
+async def test_plain_words_start_after_an_opt_out(runtime: Runtime) -> None:
+    number = await subscribed_fan(runtime)
+    await runtime.handle(text(number, "no more texts please"))
+    assert await subscription(runtime, number) == "unsubscribed"
+    back = await runtime.handle(text(number, "I want texts again"))
+    assert said(back) == ["utter_resubscribed"]
+    assert await subscription(runtime, number) == "subscribed"
+
+
+async def test_another_language_gets_an_honest_reply_not_an_escalation(runtime: Runtime) -> None:
+    number = await subscribed_fan(runtime)
+    out = await runtime.handle(text(number, "hola, me puedes contar algo de tu vida personal?"))
+    assert said(out) == ["utter_language_es"] and out.escalation is None
+    assert ("language", {"language": "es"}) in out.events
+    assert "solo habla inglés" in out.replies[0].reply.body
