@@ -1,0 +1,211 @@
+"""`fanline import rasa RASA_DIR NEW_DIR`: a Rasa project becomes a new Fanline fan line.
+
+Content time only, run once by a team moving in. NLU data, responses and config.yml are read by
+Fanline as Rasa wrote them and are copied; the domain is merged into one `domain.yml` with
+Rasa-only slot details adjusted; forms, rules and stories become `flows/rasa.yml`
+(`bot.rasa.convert`); test stories become `tests/conversations/`; custom actions are copied
+and `action_endpoint` kept, so a rasa-sdk action server keeps serving them. Every part ends
+up in the report as converted, approximated or left out, with file and line.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.errors import ConfigError, Location
+from bot.flows.loader import read_yaml
+from bot.rasa.convert import convert
+from bot.rasa.report import ImportReport
+from bot.rasa.stories import Story, is_test_story, read_stories, to_test_case
+
+SLOT_TYPES = {"text", "bool", "float", "categorical", "any"}
+HEADER = "# Made by `fanline import rasa` from {src}. Edit freely: this is now Fanline content.\n"
+
+
+def import_project(rasa_dir: Path, new_dir: Path) -> ImportReport:
+    """Write the new fan line into `new_dir` (which must be new or empty) and report."""
+    _check_dirs(rasa_dir, new_dir)
+    report = ImportReport()
+    domain = _merged_domain(rasa_dir, report)
+    training, tests = _stories(rasa_dir)
+    converted = convert(training, domain)
+    report.converted += converted.report.converted
+    report.approximated += converted.report.approximated
+    report.left_out += converted.report.left_out
+    new_dir.mkdir(parents=True, exist_ok=True)
+    _copy_tree(rasa_dir / "data", new_dir / "data")
+    report.converted.append(
+        "data/: NLU examples, synonyms, regexes, lookups and responses, as written"
+    )
+    _write_domain(new_dir / "domain.yml", domain, converted.slots, report, rasa_dir)
+    _write(new_dir / "flows" / "rasa.yml", {"flows": converted.flows}, rasa_dir)
+    _write_tests(new_dir, tests, set(domain.get("forms") or {}), report, rasa_dir)
+    _config(rasa_dir, new_dir, report)
+    _endpoints(rasa_dir, new_dir, report)
+    _credentials(rasa_dir, new_dir, report)
+    if (rasa_dir / "actions").is_dir():
+        _copy_tree(rasa_dir / "actions", new_dir / "actions")
+        report.converted.append(
+            "actions/: custom actions (rasa-sdk), run in-process or on their action server"
+        )
+    return report
+
+
+def _check_dirs(rasa_dir: Path, new_dir: Path) -> None:
+    if not (rasa_dir / "domain.yml").is_file() and not (rasa_dir / "domain").is_dir():
+        raise ConfigError("not a Rasa project: no domain.yml or domain/", Location(str(rasa_dir)))
+    if new_dir.exists() and any(new_dir.iterdir()):
+        raise ConfigError(f"{new_dir} exists and is not empty")
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.suffix in {".yml", ".yaml"} and p.is_file())
+
+
+def _merged_domain(rasa_dir: Path, report: ImportReport) -> dict[str, Any]:
+    files = [rasa_dir / "domain.yml"] if (rasa_dir / "domain.yml").is_file() else []
+    files += _yaml_files(rasa_dir / "domain")
+    merged: dict[str, Any] = {}
+    for path in files:
+        data = read_yaml(path) or {}
+        for key, value in data.items():
+            if isinstance(value, dict):
+                merged.setdefault(key, {}).update(value)
+            elif isinstance(value, list):
+                merged.setdefault(key, []).extend(v for v in value if v not in merged.get(key, []))
+            else:
+                merged.setdefault(key, value)
+    if len(files) > 1:
+        report.converted.append(f"domain: {len(files)} files merged into domain.yml")
+    return merged
+
+
+def _stories(rasa_dir: Path) -> tuple[list[Story], list[Story]]:
+    training = [s for p in _yaml_files(rasa_dir / "data") for s in read_stories(p)]
+    tests = [s for p in _yaml_files(rasa_dir / "tests") for s in read_stories(p)]
+    return training, [s for s in tests if is_test_story(s)]
+
+
+def _write_domain(
+    path: Path, domain: dict, extra_slots: dict, report: ImportReport, src: Path
+) -> None:
+    slots = {}
+    for name, spec in (domain.get("slots") or {}).items():
+        slots[name] = _slot(name, dict(spec or {}), report)
+    slots.update(extra_slots)
+    out = {"version": "3.1"}
+    for key in ("intents", "entities"):
+        if domain.get(key):
+            out[key] = domain[key]
+    out["slots"] = slots
+    out["responses"] = domain.get("responses") or {}
+    for key in ("actions", "forms", "session_config", "e2e_actions", "config"):
+        if domain.get(key):
+            out[key] = domain[key]
+    if extra_slots:
+        report.approximated.append(f"domain: slots {', '.join(extra_slots)} hold the fan's answer "
+                                   "at a story's later turns (cleared when the flow ends)")  # fmt: skip
+    _write(path, out, src)
+
+
+def _slot(name: str, spec: dict, report: ImportReport) -> dict:
+    kind = spec.get("type", "text")
+    if kind == "list":
+        report.approximated.append(f"domain slots.{name}: type list -> any (one value)")
+        spec["type"] = "any"
+    elif kind not in SLOT_TYPES:
+        report.approximated.append(f"domain slots.{name}: custom type {kind} -> any")
+        spec["type"] = "any"
+    for key in ("min_value", "max_value"):
+        if spec.pop(key, None) is not None:
+            report.approximated.append(f"domain slots.{name}: {key} dropped (use `rejections:`)")
+    return spec
+
+
+def _write_tests(
+    new_dir: Path, tests: list[Story], forms: set[str], report: ImportReport, src: Path
+) -> None:
+    by_file: dict[str, list[dict]] = {}
+    for story in tests:
+        case, notes = to_test_case(story, forms)
+        case.pop("_lines", None)
+        by_file.setdefault(Path(story.file).stem, []).append(case)
+        report.converted.append(f"{story.file}:{story.line}: test story {story.name!r} -> "
+                                f"conversation test {case['test_case']}")  # fmt: skip
+        report.approximated += notes
+    folder = new_dir / "tests" / "conversations"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, cases in by_file.items():
+        _write(folder / f"{stem}.yml", {"test_cases": cases}, src)
+
+
+def _config(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
+    from bot.nlu.config import read_nlu_config
+
+    source = rasa_dir / "config.yml"
+    if not source.is_file():
+        (new_dir / "config.yml").write_text("pipeline: default\n")
+        return
+    shutil.copy2(source, new_dir / "config.yml")
+    _, problems = read_nlu_config(new_dir / "config.yml")
+    report.converted.append("config.yml: copied; Fanline reads Rasa's pipeline (notes below)")
+    for p in problems:
+        line = f":{p.location.line}" if p.location and p.location.line else ""
+        (report.approximated if p.warning else report.left_out).append(
+            f"config.yml{line}: {p.message}"
+        )
+
+
+def _endpoints(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
+    source = rasa_dir / "endpoints.yml"
+    data = (read_yaml(source) or {}) if source.is_file() else {}
+    out: dict[str, Any] = {"tracker_store": {"type": "sql", "url": "${FANLINE_DATABASE_URL:-}"}}
+    for key in ("action_endpoint", "nlu"):
+        if isinstance(data.get(key), dict) and data[key].get("url"):
+            out[key] = {k: v for k, v in data[key].items()}
+            report.converted.append(f"endpoints.yml: {key} {data[key]['url']} kept")
+    for key in sorted(set(data) - {"action_endpoint", "nlu"}):
+        report.left_out.append(f"endpoints.yml: {key} (Fanline keeps conversations in its SQL "
+                               "database; FANLINE_DATABASE_URL)" if key == "tracker_store" else
+                               f"endpoints.yml: {key} (no Fanline counterpart)")  # fmt: skip
+    _write(new_dir / "endpoints.yml", out, rasa_dir)
+
+
+def _credentials(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
+    source = rasa_dir / "credentials.yml"
+    data = (read_yaml(source) or {}) if source.is_file() else {}
+    twilio = {"account_sid": "${TWILIO_ACCOUNT_SID:-}", "auth_token": "${TWILIO_AUTH_TOKEN:-}",
+              "twilio_number": "${TWILIO_NUMBER:-}"}  # fmt: skip
+    if isinstance(data.get("twilio"), dict):
+        report.converted.append("credentials.yml: twilio channel (values from the environment)")
+    for channel in sorted(set(data) - {"twilio"}):
+        report.left_out.append(
+            f"credentials.yml: channel {channel} (Fanline speaks SMS through Twilio)"
+        )
+    _write(new_dir / "credentials.yml", {"twilio": twilio}, rasa_dir)
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def _write(path: Path, data: Any, src: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(_plain(data), sort_keys=False, allow_unicode=True, width=100)
+    path.write_text(HEADER.format(src=src.name) + text, encoding="utf-8")
+
+
+def _plain(value: Any) -> Any:
+    """MarkedDict / MarkedList (with line numbers) -> plain dicts and lists for yaml.safe_dump."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

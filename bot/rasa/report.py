@@ -1,0 +1,24 @@
+"""What `fanline import rasa` did with each part of a Rasa project: converted, approximated, left out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class ImportReport:
+    converted: list[str] = field(default_factory=list)
+    approximated: list[str] = field(default_factory=list)  # works, but not exactly as in Rasa
+    left_out: list[str] = field(default_factory=list)  # with file:line and what to do instead
+
+    def format(self) -> str:
+        lines = []
+        for title, items in (
+            ("converted", self.converted),
+            ("approximated", self.approximated),
+            ("left out", self.left_out),
+        ):
+            items = list(dict.fromkeys(items))
+            lines.append(f"{title} ({len(items)}):")
+            lines += [f"  - {item}" for item in items] or ["  (none)"]
+        return "\n".join(lines)
