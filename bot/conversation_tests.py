@@ -3,8 +3,9 @@
 Each test case gets a fresh phone number and runs through `Pipeline.handle_inbound` on a real
 database, so a passing test means the same turn passes in production. Steps, in the spirit of
 Rasa's end-to-end tests: user, bot, bot_contains, utter, not_utter, intent, slot_was_set,
-escalated, no_reply. Rasa test stories (`stories:` with `user:` steps) run as they are
-(`bot.rasa.stories`).
+escalated, no_reply. `broadcast: "text"` sets the scene instead: the fan got that broadcast,
+so their next text is a reply to it. Rasa test stories (`stories:` with `user:` steps) run as
+they are (`bot.rasa.stories`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bot.runtime import Runtime
 OUR_NUMBER = "+15550100000"
 STEP_KINDS = {
     "user",
+    "broadcast",
     "bot",
     "bot_contains",
     "utter",
@@ -117,6 +119,9 @@ async def run_case(runtime: Runtime, case: Case) -> CaseResult:
             last = await runtime.handle(msg)
             replies = [q.reply.body for q in last.replies]
             continue
+        if kind == "broadcast":
+            await _broadcast(runtime, phone, str(value))
+            continue
         if last is None:
             result.failures.append(f"{where}: `{kind}` before any `user` step")
             break
@@ -173,6 +178,22 @@ def _check_slots(value: Any, outcome: TurnOutcome) -> str | None:
             if want is not None and str(set_now[name]) != str(want):
                 return f"slot {name!r} = {set_now[name]!r}, expected {want!r}"
     return None
+
+
+async def _broadcast(runtime: Runtime, phone: str, body: str) -> None:
+    """A broadcast text sent to the fan just now, as the broadcast enqueuer writes it."""
+    from bot.messages import OutboundSms
+    from bot.storage.store import now
+
+    store = runtime.store
+    contact = await store.contact_by_phone(phone)
+    if contact is None:  # a fan the case has not created yet: make them (subscribed) first
+        phone = await _fresh_fan(runtime, phone, {})
+        contact = await store.contact_by_phone(phone)
+    reply = OutboundSms(phone, body, kind="broadcast")
+    await store.db.run(
+        lambda c: store._enqueue(c, contact.id, [reply], now(), None, broadcast_id=1)
+    )
 
 
 async def _fresh_fan(runtime: Runtime, phone: str, fan: dict[str, Any]) -> str:

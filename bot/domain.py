@@ -62,6 +62,7 @@ class TurnContext:
     dialogue: dict[str, Any]
     pending: tuple[PendingText, ...]  # unprocessed inbound texts, oldest first
     last_broadcast_id: int | None = None  # a broadcast sent within the reply window
+    last_broadcast_text: str | None = None  # what it said ("... Reply VIP"): replies may answer it
 
 
 @dataclass(frozen=True, slots=True)

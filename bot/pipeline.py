@@ -257,6 +257,7 @@ class Pipeline:
             fan=self._fan(ctx, is_new),
             num_media=turn.num_media,
             seed=turn.message_id,
+            broadcast_text=ctx.last_broadcast_text if event == "broadcast_reply" else None,
         )  # fmt: skip
         try:
             progress = turn.brain.engine.turn(state, inp)

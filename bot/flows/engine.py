@@ -22,7 +22,7 @@ from bot.flows import triggers as t
 from bot.flows.conditions import evaluate
 from bot.flows.model import END, CollectStep, Domain, Flow, NextIf, StepBase
 from bot.flows.responses import Responses
-from bot.flows.slot_types import parse_slot_value
+from bot.flows.slot_types import parse_bool, parse_slot_value
 from bot.flows.state import (
     Command,
     DialogueState,
@@ -113,6 +113,8 @@ class _Turn:
             if self.inp.event == "first_contact":
                 return self.first_contact(*found)
             return self.interrupt(*found)
+        if self.inp.event == "broadcast_reply" and (found := self.broadcast_ask()):
+            return self.interrupt(*found)
         waiting = self.waiting_collect()
         if waiting is not None:
             return self.answer(waiting)
@@ -134,6 +136,12 @@ class _Turn:
             if name in self.engine.responses:
                 self.say(name)
         return True
+
+    def broadcast_ask(self) -> tuple[str, str] | None:
+        """A yes ("yes!!", "👍") to a broadcast that said "Reply VIP": what it asked for."""
+        if parse_bool(self.inp.text, self.inp.prediction) is not True:
+            return None
+        return self._startable(self.engine.triggers.asked_in(self.inp.broadcast_text))
 
     def unprompted(self) -> bool:
         if found := self.match_trigger():

@@ -90,6 +90,7 @@ class TurnInput:
     fan: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     num_media: int = 0
     seed: int = 0  # seeds the choice among response variants (deterministic in tests)
+    broadcast_text: str | None = None  # the broadcast this text replies to ("... Reply VIP")
 
 
 # ---------------------------------------------------------------- commands

@@ -6,6 +6,7 @@ the message path) and then checks each candidate's `if:` guard. Order is the flo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from bot.flows.model import Flow
@@ -18,6 +19,10 @@ CANNOT_HANDLE_FLOW = "pattern_cannot_handle"
 COMPLETED_FLOW = "pattern_completed"
 INTERNAL_ERROR_FLOW = "pattern_internal_error"
 CONTINUE_FLOW = "pattern_continue_interrupted"
+# "Reply VIP", "text TOUR to ...", "reply with 'MERCH'": the keyword a broadcast asks fans to send
+_ASKED_KEYWORD = re.compile(
+    r"\b(?i:reply|respond|text|txt|send)\s+(?i:with\s+|back\s+)?[\"'“‘]?([A-Z][A-Z0-9]+)\b"
+)
 # Intents that always mean a pattern, even when a project's override forgot the nlu_trigger.
 PATTERN_INTENTS = {"cancel": CANCEL_FLOW, "human_handoff": HANDOFF_FLOW}
 
@@ -55,6 +60,15 @@ class Triggers:
             for flow_id, threshold in self._intents.get(prediction.intent, [])
             if prediction.confidence >= threshold
         ]
+
+    def asked_in(self, broadcast: str | None) -> list[tuple[str, str]]:
+        """(flow id, label) of flows whose keyword a broadcast asks fans to reply with."""
+        found: list[tuple[str, str]] = []
+        for keyword in _ASKED_KEYWORD.findall(broadcast or ""):
+            found += [
+                (f, f"broadcast:{keyword}") for f in self._keywords.get(normalise(keyword), [])
+            ]
+        return found
 
     def by_event(self, event: str | None) -> list[tuple[str, str]]:
         return [(f, f"event:{event}") for f in self._events.get(event or "", [])]

@@ -144,7 +144,7 @@ class Store(OutboxQueries):
         pending = conn.execute(q.pending_texts, {"cid": contact_id}).all()
         broadcast = conn.execute(
             q.last_broadcast, {"cid": contact_id, "since": now() - self.reply_window}
-        ).scalar()
+        ).first()
         return TurnContext(
             contact=_contact(row),
             conversation_id=row.conv_id,
@@ -153,7 +153,8 @@ class Store(OutboxQueries):
             pending=tuple(
                 PendingText(r.id, r.body, len(r.media_urls or ()), r.created_at) for r in pending
             ),
-            last_broadcast_id=broadcast,
+            last_broadcast_id=broadcast.broadcast_id if broadcast else None,
+            last_broadcast_text=broadcast.body if broadcast else None,
         )
 
     async def replies_to(self, message_id: int) -> list[QueuedReply]:
@@ -346,7 +347,7 @@ class _Prepared:
             .order_by(m.id)
         )
         self.last_broadcast = (
-            sa.select(m.broadcast_id)
+            sa.select(m.broadcast_id, m.body)
             .where(m.contact_id == b("cid"), m.direction == "out", m.kind == "broadcast",
                    m.created_at >= b("since"))
             .order_by(m.id.desc())
