@@ -14,7 +14,7 @@ from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse, json, raw
 
-from bot import metrics
+from bot import logs, metrics, unanswered
 from bot.broadcasts import BroadcastService
 from bot.channels.simulator import SimulatorFeed, simulator_blueprint
 from bot.channels.twilio_gateway import LocalGateway, TwilioGateway
@@ -38,10 +38,14 @@ class WebhookAnswer:
     """What the webhook answers Twilio: the replies that made it into the reply budget."""
 
     twiml_replies: list[OutboundSms]
+    durable: bool = True  # False: the text is not committed yet, so it is not acknowledged
 
 
 def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
-    app = Sanic(name)
+    # Sanic's loggers go through ours (JSON when asked, personal data scrubbed); a spawned
+    # worker process starts with no logging at all, so it is configured here too
+    logs.ensure_configured(json_lines=settings.log_json)
+    app = Sanic(name, configure_logging=False)
     app.config.RESPONSE_TIMEOUT = 30
     app.config.REQUEST_MAX_SIZE = 1_000_000  # a Twilio form is a few KB
     app.ctx.settings = settings
@@ -49,7 +53,9 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
     app.ctx.runtime = None
 
     async def handle(msg: InboundSms, *, budget: float) -> WebhookAnswer:
-        return await answer_within_budget(app.ctx.runtime, msg, budget, lambda: _wake(app))
+        return await answer_within_budget(
+            app.ctx.runtime, msg, budget, lambda: _wake(app), ack_s=settings.ack_timeout_s
+        )
 
     async def reports(report: Any) -> None:
         await app.ctx.runtime.store.apply_delivery_report(report)
@@ -108,6 +114,8 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
             asyncio.create_task(sender.run(app.ctx.stop), name="outbox-sender"),
             asyncio.create_task(Reloader(runtime).run(app.ctx.stop), name="content-reloader"),
             asyncio.create_task(app.ctx.broadcasts.run_scheduler(app.ctx.stop), name="broadcasts"),
+            # texts a crash left unanswered: at start-up, then periodically
+            asyncio.create_task(unanswered.run(runtime.pipeline, app.ctx.stop), name="unanswered"),
         ]
 
     @app.before_server_stop
@@ -147,23 +155,36 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
 
 
 async def answer_within_budget(
-    runtime: Runtime, msg: InboundSms, budget: float, wake: Any = None
+    runtime: Runtime, msg: InboundSms, budget: float, wake: Any = None, *, ack_s: float = 10.0
 ) -> WebhookAnswer:
     """Run the turn; replies ready within the budget go back inline as TwiML, later ones by API.
 
     The turn runs as its own task and marks the replies it commits within the budget `twiml`.
-    If the budget runs out first, the webhook answers at once with nothing, and once the turn
-    commits its replies are released to the sender. Twilio waits 15 s and does not retry, so
-    we never come near that.
+    If the budget runs out first, the webhook answers with nothing as soon as the text itself
+    is committed (durable), and once the turn commits its replies are released to the sender.
+    A text not committed within `ack_s` is not acknowledged (`durable=False`: a 503, so Twilio
+    delivers it again; the redelivery is idempotent). Twilio waits 15 s for an answer.
     """
-    task = asyncio.ensure_future(runtime.handle(msg, inline_s=budget))
+    recorded = asyncio.Event()
+    task = asyncio.ensure_future(runtime.handle(msg, inline_s=budget, recorded=recorded))
     done, _ = await asyncio.wait({task}, timeout=budget)
-    if not done:
-        asyncio.ensure_future(_release_when_done(runtime, task, wake))
-        return WebhookAnswer([])
-    outcome: TurnOutcome = task.result()
-    # a redelivery gets what we answered inline before (Twilio may not have received it)
-    return WebhookAnswer([q.reply for q in outcome.replies if q.status == "twiml"])
+    if done:
+        outcome: TurnOutcome = task.result()
+        # a redelivery gets what we answered inline before (Twilio may not have received it)
+        return WebhookAnswer([q.reply for q in outcome.replies if q.status == "twiml"])
+    durable = await _committed(recorded, task, max(ack_s - budget, 0.0))
+    asyncio.ensure_future(_release_when_done(runtime, task, wake))
+    if not durable:
+        log.warning("inbound text not committed within %.1f s: answered 503", ack_s)
+    return WebhookAnswer([], durable=durable)
+
+
+async def _committed(recorded: asyncio.Event, task: asyncio.Future[Any], timeout: float) -> bool:
+    """Whether the text is committed within `timeout` (a turn failing before that: False)."""
+    waiter = asyncio.ensure_future(recorded.wait())
+    await asyncio.wait({waiter, task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    return recorded.is_set()
 
 
 async def _release_when_done(runtime: Runtime, task: asyncio.Future[Any], wake: Any) -> None:

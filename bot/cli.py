@@ -128,7 +128,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     runtime = asyncio.run(Runtime.start(settings))
     asyncio.run(runtime.close())
     mode = "local simulator" if settings.local_mode else "Twilio"
-    print(f"Fanline on {settings.public_url} ({mode}); simulator: {settings.public_url}/simulator")
+    banner = (
+        f"Fanline on {settings.public_url} ({mode}); simulator: {settings.public_url}/simulator"
+    )
+    if settings.log_json:  # every line JSON, the banner too
+        logging.getLogger("bot.cli").info("%s", banner)
+    else:
+        print(banner)
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     single = settings.workers == 1  # one process, no worker manager: the embedded default

@@ -50,6 +50,8 @@ class PendingText:
     body: str
     num_media: int
     received_at: datetime
+    channel_id: str = ""  # the provider's id, as stored
+    recipient: str = ""  # the number the fan texted
 
 
 @dataclass(frozen=True, slots=True)

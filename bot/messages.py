@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# C0 controls other than tab and newlines, DEL, lone surrogates and noncharacters: no fan types
+# them, PostgreSQL cannot store NUL, and a surrogate cannot even be encoded as UTF-8
+_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+REPLACEMENT = "\ufffd"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def clean_text(text: str) -> str:
+    """Text as it may be stored and shown: invalid code points become U+FFFD, nothing is lost."""
+    return _INVALID.sub(REPLACEMENT, text) if _INVALID.search(text) else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +33,10 @@ class InboundSms:
     media_urls: tuple[str, ...] = ()
     opt_out_type: str | None = None  # Twilio Advanced Opt-Out: STOP / START / HELP
     received_at: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        # the one door every text comes in by (webhook, simulator, shell): cleaned once, here
+        object.__setattr__(self, "body", clean_text(self.body))
 
 
 @dataclass(frozen=True, slots=True)

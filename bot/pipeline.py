@@ -7,6 +7,7 @@ from values (compliance, NLU, the flow engine); nothing but the inbound text is 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -23,6 +24,7 @@ from bot.domain import (
     EscalationSpec,
     PendingText,
     QueuedReply,
+    Recorded,
     TurnContext,
     TurnRecord,
 )
@@ -126,33 +128,67 @@ class Pipeline:
         """Swap content and model between turns (hot reload; no turn sees a mix)."""
         self.brain = Brain.of(engine, interpreter)
 
-    async def handle_inbound(self, msg: InboundSms, *, inline_s: float = 0.0) -> TurnOutcome:
+    async def handle_inbound(
+        self, msg: InboundSms, *, inline_s: float = 0.0, recorded: asyncio.Event | None = None
+    ) -> TurnOutcome:
         """Answer one text. Replies committed within `inline_s` are marked for the caller to
-        deliver inline (a TwiML answer, the shell); the rest go to the outbox sender."""
+        deliver inline (a TwiML answer, the shell); the rest go to the outbox sender.
+
+        `recorded` is set once the text is committed: from then on it is durable, and the
+        channel may acknowledge it even if the turn is still running.
+        """
         started = time.perf_counter()
         inline = utcnow() + timedelta(seconds=inline_s) if inline_s else None
-        outcome: TurnOutcome | None = None
         async with self.locks.hold(msg.sender):  # 1. one turn at a time per fan, in order
-            recorded, ctx = await self.store.begin_turn(
-                msg
-            )  # 2. record (idempotent) and load: one trip
+            rec, ctx = await self.store.begin_turn(msg)  # 2. record (idempotent) and load
+            if recorded is not None:
+                recorded.set()
             if ctx is None:  # a duplicate delivery of an answered text: the same replies
-                replies = await self.store.replies_to(recorded.message_id)
-                return TurnOutcome(recorded.message_id, recorded.contact.id, tuple(replies), True)
-            # texts left unanswered by a crash are answered first, in the order they came
-            while ctx.pending:
-                text = ctx.pending[0]
-                is_new = recorded.is_new_contact and text.message_id == recorded.message_id
-                result = await self._turn(ctx, text, msg, is_new, inline)
-                if text.message_id == recorded.message_id:
-                    outcome = result
-                    break
-                ctx = await self.store.load_turn(recorded.contact.id)
+                replies = await self.store.replies_to(rec.message_id)
+                return TurnOutcome(rec.message_id, rec.contact.id, tuple(replies), True)
+            outcome = await self._answer_pending(ctx, msg, rec, inline)
         if outcome is None:  # already answered by a turn that ended in between
-            replies = await self.store.replies_to(recorded.message_id)
-            outcome = TurnOutcome(recorded.message_id, recorded.contact.id, tuple(replies))
+            replies = await self.store.replies_to(rec.message_id)
+            outcome = TurnOutcome(rec.message_id, rec.contact.id, tuple(replies))
         metrics.TURN_SECONDS.observe(time.perf_counter() - started)
         return outcome
+
+    async def answer_unanswered(self, contact_id: int, phone: str) -> int:
+        """Answer the texts a crash left `received` (start-up and periodic recovery).
+
+        Under the fan's lock (an advisory lock across processes on PostgreSQL) the texts still
+        unanswered are read again, so a text another worker answered meanwhile is never
+        answered twice. Returns how many texts were answered.
+        """
+        async with self.locks.hold(phone):
+            ctx = await self.store.load_turn(contact_id)
+            count = len(ctx.pending)
+            if count:
+                await self._answer_pending(ctx, None, None, None)
+        return count
+
+    async def _answer_pending(
+        self,
+        ctx: TurnContext,
+        msg: InboundSms | None,
+        rec: Recorded | None,
+        inline: datetime | None,
+    ) -> TurnOutcome | None:
+        """Answer the fan's unanswered texts in the order they came, up to `rec`'s own.
+
+        Only the current text's replies may be answered inline: an earlier text's replies
+        always go through the outbox, since the channel's answer carries the current text's.
+        """
+        while ctx.pending:
+            text = ctx.pending[0]
+            current = rec is not None and text.message_id == rec.message_id
+            if current:
+                assert msg is not None and rec is not None
+                return await self._turn(ctx, text, msg, rec.is_new_contact, inline)
+            first = await self.store.is_first_text(ctx.contact.id, text.message_id)
+            await self._turn(ctx, text, _stored_inbound(text, ctx), first, None)
+            ctx = await self.store.load_turn(ctx.contact.id)
+        return None
 
     async def _turn(
         self,
@@ -431,6 +467,14 @@ def _intent_event(p: Prediction) -> dict[str, Any]:
         "ranking": [[name, round(conf, 4)] for name, conf in p.ranking[:3]],
         "entities": [e.entity for e in p.entities],
     }
+
+
+def _stored_inbound(text: PendingText, ctx: TurnContext) -> InboundSms:
+    """An earlier text as it was stored (the current webhook's own fields are not its own)."""
+    return InboundSms(
+        channel_id=text.channel_id, sender=ctx.contact.phone or "", recipient=text.recipient,
+        body=text.body, received_at=text.received_at,
+    )  # fmt: skip
 
 
 def _method(decision: compliance.Decision) -> str:

@@ -6,6 +6,7 @@ number is normalised to E.164 first, so "+1 (415) 555-0100" finds the fan stored
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date, datetime
 from typing import Any
@@ -36,9 +37,12 @@ async def export_fan(store: Store, phone: str) -> dict[str, Any]:
 async def erase_fan(store: Store, phone: str) -> int:
     """Erase personal data and message bodies; keep a keyed hash so the opt-out survives.
 
-    Returns the (now anonymous) contact id. Queued texts to the fan are cancelled.
+    Returns the (now anonymous) contact id. Queued texts to the fan are cancelled. On SQLite
+    the erased values are then gone from the files too (`Database.forget`).
     """
-    return await FanRecords(store).erase(normalise_phone(phone))
+    contact_id = await FanRecords(store).erase(normalise_phone(phone))
+    await asyncio.to_thread(store.db.forget)
+    return contact_id
 
 
 def _json(value: Any) -> Any:

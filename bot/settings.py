@@ -47,6 +47,7 @@ class Settings:
     action_endpoint: str | None = None
     twilio: TwilioSettings | None = None
     reply_budget_s: float = 2.0
+    ack_timeout_s: float = 10.0  # a text not committed by then gets a 503 (Twilio waits 15 s)
     max_segments: int = 3
     send_rate: float = 10.0  # messages per second per sending number (Twilio long code: ~1)
     rate_limits: dict[str, float] = field(default_factory=dict)
@@ -95,6 +96,7 @@ def load_settings(project_dir: Path | str = ".", env: dict[str, str] | None = No
         action_endpoint=action or None,
         twilio=_twilio(credentials, env),
         reply_budget_s=_number(engine, "reply_budget_ms", 2000, where) / 1000,
+        ack_timeout_s=_number(engine, "ack_timeout_ms", 10000, where) / 1000,
         max_segments=int(_number(engine, "max_sms_segments", 3, where)),
         send_rate=_number(engine, "send_rate_per_second", 10, where),
         rate_limits={str(k): float(v) for k, v in (engine.get("rate_limits") or {}).items()},

@@ -7,8 +7,12 @@ birthday, ZIP or country, optional email, passes the age gate and ticks the cons
 `web_form`, the exact text shown, IP, user agent) and the welcome text in the outbox
 (optionally with a vCard as MMS, served at `/join/card.vcf`).
 
-The token carries only the contact id, signed with the secret key (itsdangerous); no phone
-number is ever in a URL. POSTs are CSRF-safe: the unguessable token, plus a signed form nonce
+The token carries only the contact id and when it was issued, signed with the secret key
+(itsdangerous); no phone number is ever in a URL. A link subscribes once: using it spends it
+and every older link of the fan (a used or superseded link shows a friendly page and writes
+nothing), and a fan who texted STOP after the link was issued is not re-subscribed by it. They
+text START to rejoin: STOP came from the handset, and a link (which can be forwarded, or sit in
+a shared phone's history) is no proof that the handset's owner has changed their mind. POSTs are CSRF-safe: the unguessable token, plus a signed form nonce
 that must match a SameSite=Strict cookie set with the form. Jinja2 escapes everything.
 """
 
@@ -16,8 +20,9 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -34,6 +39,7 @@ from bot.quiet_hours import zone_for_country, zone_for_zip
 from bot.settings import Settings
 from bot.storage import Store
 from bot.storage.fan_records import FanRecords
+from bot.storage.store import SpentLink
 
 TOKEN_SALT = "fanline.signup.link"
 NONCE_SALT = "fanline.signup.form"
@@ -63,6 +69,12 @@ COUNTRIES = (
     "BR",
     "JP",
 )
+SPENT = {
+    "used": "This signup link has already been used, so it can't change anything now. "
+    "Text us if you need a new one.",
+    "opted_out": "You texted STOP after we sent this link, so it no longer signs you up. "
+    "To join again, text START to this number.",
+}
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
 _TEMPLATES = Environment(
@@ -80,16 +92,26 @@ class SignupLinks:
         self.serializer = URLSafeTimedSerializer(settings.secret_key, salt=TOKEN_SALT)
 
     def __call__(self, contact_id: int) -> str:
-        return f"{self.base}/join/{self.serializer.dumps(contact_id)}"
+        issued_ms = time.time_ns() // 1_000_000  # finer than the signature's whole seconds
+        return f"{self.base}/join/{self.serializer.dumps([contact_id, issued_ms])}"
 
-    def contact_id(self, token: str) -> int:
+    def check(self, token: str) -> tuple[int, datetime]:
+        """(contact id, when the link was issued), or NotFound."""
         try:
-            value = self.serializer.loads(token, max_age=self.max_age_s)
+            value, signed_at = self.serializer.loads(
+                token, max_age=self.max_age_s, return_timestamp=True
+            )
         except BadSignature:  # also SignatureExpired
             raise NotFound("this signup link is invalid or has expired") from None
-        if not isinstance(value, int):
-            raise NotFound("this signup link is invalid or has expired")
-        return value
+        match value:
+            case [int(contact_id), int(issued_ms)]:
+                return contact_id, datetime.fromtimestamp(issued_ms / 1000, UTC)
+            case int(contact_id):  # a link from before links carried their time
+                return contact_id, signed_at.replace(tzinfo=signed_at.tzinfo or UTC)
+        raise NotFound("this signup link is invalid or has expired")
+
+    def contact_id(self, token: str) -> int:
+        return self.check(token)[0]
 
 
 def signup_link(contact_id: int, settings: Settings) -> str:
@@ -205,15 +227,22 @@ def signup_blueprint(
             raise NotFound("no contact card")
         return raw(vcard(card_name, card_number, settings.public_url), content_type="text/vcard")
 
+    @bp.exception(SpentLink)
+    async def spent(request: Request, exc: SpentLink) -> HTTPResponse:
+        return _message(SPENT[exc.reason], 409)
+
     @bp.get("/join/<token:str>")
     async def join_form(request: Request, token: str) -> HTTPResponse:
-        contact_id = links.contact_id(token)
+        contact_id, issued_at = links.check(token)
         await FanRecords(store()).contact(contact_id)  # an erased fan's link is dead
+        state = await store().signup_link_state(contact_id, issued_at)
+        if state != "ok":
+            raise SpentLink(state)
         return page(request, contact_id, {}, {})
 
     @bp.post("/join/<token:str>")
     async def join(request: Request, token: str) -> HTTPResponse:
-        contact_id = links.contact_id(token)
+        contact_id, issued_at = links.check(token)
         form = {k: str(v[0]) for k, v in request.form.items()}
         if not _nonce_ok(
             nonces, form.get("nonce", ""), request.cookies.get(NONCE_COOKIE), contact_id
@@ -227,7 +256,7 @@ def signup_blueprint(
         records = FanRecords(store())
         contact = await records.contact(contact_id)
         if contact.subscription == "subscribed":
-            await records.subscribe_from_web(contact_id, profile, None, None, None, [])
+            await records.subscribe_from_web(contact_id, profile, None, None, None, [], issued_at)
             return _message(f"You're already on the list, {profile['first_name']}. See you soon!")
         text_shown = consent_text(responses())
         action = "resubscribe" if contact.subscription == "unsubscribed" else "opt_in"
@@ -235,6 +264,7 @@ def signup_blueprint(
         await records.subscribe_from_web(
             contact_id, profile, ConsentChange(action, "web_form", text_shown),
             request.remote_addr or request.ip, request.headers.get("user-agent", "")[:500], [welcome],
+            issued_at,
         )  # fmt: skip
         on_queued()
         return _message(f"You're in, {profile['first_name']}! Check your texts.")

@@ -25,6 +25,8 @@ from bot.messages import DeliveryReport, InboundSms, OutboundSms
 log = logging.getLogger(__name__)
 
 _SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+_CHANNEL = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*):")  # whatsapp:+1..., messenger:..., rcs:...
+MAX_BODY = 10_000  # characters; a carrier's longest text is 1,600
 _SHORT_CODE = re.compile(r"^\d{3,8}$")
 _MAX_MEDIA = 10
 _OPT_OUT_TYPES = {"STOP", "START", "HELP"}
@@ -37,17 +39,37 @@ XML = "application/xml"
 
 class TurnOutcome(Protocol):
     twiml_replies: list[OutboundSms]
+    durable: bool  # False: the text is not stored yet; never acknowledged with a 200
 
 
 Handle = Callable[..., Awaitable[TurnOutcome]]  # handle(inbound, *, budget: float)
 Reports = Callable[[DeliveryReport], Awaitable[Any]]
 
 
+class BodyTooLong(HttpError):
+    status = 413
+
+
+class OtherChannel(Exception):
+    """A text on a channel other than SMS (WhatsApp, ...): not ours to answer as an SMS fan."""
+
+    def __init__(self, channel: str):
+        super().__init__(channel)
+        self.channel = channel
+
+
 def parse_inbound(form: Mapping[str, str]) -> InboundSms:
-    """Twilio's inbound form -> InboundSms. BadRequest names the field, never echoes its value."""
+    """Twilio's inbound form -> InboundSms. BadRequest names the field, never echoes its value;
+    OtherChannel for a `whatsapp:` (or other non-SMS) address, kept apart from SMS fans."""
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     if not _SID.match(sid):
         raise BadRequest("missing or malformed MessageSid")
+    for key in ("From", "To"):
+        if found := _CHANNEL.match(form.get(key) or ""):
+            raise OtherChannel(found.group(1).lower()[:20])
+    body = form.get("Body") or ""  # MMS-only texts come without one
+    if len(body) > MAX_BODY:
+        raise BodyTooLong(f"'Body' is longer than {MAX_BODY} characters")
     sender = _e164(form.get("From"), "From", allow_short_code=False)
     recipient = _e164(form.get("To"), "To", allow_short_code=True)
     opt_out = (form.get("OptOutType") or "").strip().upper() or None
@@ -55,7 +77,7 @@ def parse_inbound(form: Mapping[str, str]) -> InboundSms:
         channel_id=sid,
         sender=sender,
         recipient=recipient,
-        body=form.get("Body") or "",  # MMS-only texts come without one
+        body=body,  # invalid code points (NUL, ...) become U+FFFD in InboundSms
         media_urls=_media(form),
         opt_out_type=opt_out if opt_out in _OPT_OUT_TYPES else None,
     )
@@ -141,6 +163,10 @@ def webhook_blueprint(
 
     def signed_form(request: Request) -> dict[str, str]:
         # Blank values count: Twilio signs "Body=" of an MMS-only text. Multi-valued, like Twilio.
+        try:  # Twilio percent-encodes UTF-8; raw other bytes are not its form
+            request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("the form is not valid UTF-8") from None
         form = request.get_form(keep_blank_values=True) or {}
         signature = request.headers.get("X-Twilio-Signature")
         if not verify_signature(auth_token, public_url(public_base_url, request), form, signature):
@@ -153,7 +179,12 @@ def webhook_blueprint(
             message = parse_inbound(signed_form(request))
         except HttpError as exc:
             return _error(exc)
+        except OtherChannel as exc:  # answered (Twilio must not retry), never as an SMS fan
+            log.info("twilio webhook: ignored a text on the %s channel (SMS only)", exc.channel)
+            return text(twiml([]), content_type=XML)
         outcome = await handle(message, budget=reply_budget_s)
+        if not outcome.durable:  # Twilio delivers it again; a 200 would lose it for good
+            return text("not stored yet, please retry", status=503)
         return text(twiml(outcome.twiml_replies), content_type=XML)
 
     async def status(request: Request) -> HTTPResponse:

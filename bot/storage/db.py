@@ -44,11 +44,15 @@ def create_engine(url: str) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=4
-        )
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=4,
+            hide_parameters=True,
+        )  # fmt: skip
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # hide_parameters: a database error never quotes a fan's number or text into a log
+    return sa.create_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -58,6 +62,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # erased data is overwritten with zeros, not left in free pages (see `Database.forget`)
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
@@ -108,6 +114,21 @@ class Database:
                 return fn(conn, *args)
         except sa.exc.OperationalError as exc:
             raise StorageError(f"database unavailable: {exc.orig.__class__.__name__}") from exc
+
+    def forget(self) -> None:
+        """After an erasure: no old copy of erased data stays in the database's files.
+
+        SQLite keeps earlier versions of changed pages in the write-ahead log until a
+        checkpoint; TRUNCATE copies the log into the database (whose freed space
+        `secure_delete` has zeroed) and empties it. It waits for readers of older snapshots.
+        PostgreSQL keeps dead row versions until VACUUM reclaims them (docs/privacy.md).
+        """
+        if not self.is_sqlite:
+            return
+        with self.engine.connect() as conn:
+            busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        if busy:
+            raise StorageError("the erasure is committed, but the log could not be emptied yet")
 
     def migrate(self) -> None:
         upgrade(self.engine)

@@ -91,11 +91,17 @@ class FanRecords:
         ip: str | None,
         user_agent: str | None,
         welcome: list[OutboundSms],
+        link_issued_at: datetime | None = None,
     ) -> list[int]:
-        """Profile, consent (ledger row with IP and user agent) and welcome texts: one commit."""
+        """Profile, consent (ledger row with IP and user agent) and welcome texts: one commit.
+
+        With `link_issued_at`, the signup link is spent in the same commit (SpentLink if it
+        was used already or the fan opted out since it was issued: nothing is written)."""
 
         def go(conn: Connection) -> list[int]:
             at = now()
+            if link_issued_at is not None:
+                self.store._claim_signup_link(conn, contact_id, link_issued_at)
             self.store._update_profile(conn, contact_id, profile)
             if change is not None:
                 self.store._change_consent(conn, contact_id, change, at, None, ip, user_agent)

@@ -24,6 +24,7 @@ from bot.domain import (
     TurnContext,
     TurnRecord,
 )
+from bot.errors import Conflict
 from bot.messages import InboundSms, OutboundSms
 from bot.storage.db import Database
 from bot.storage.outbox import OutboxQueries, _aware, now
@@ -38,6 +39,14 @@ from bot.storage.tables import (
 )
 
 ENGAGEMENT_RESOLUTION = timedelta(hours=1)
+
+
+class SpentLink(Conflict):
+    """A signup link that can no longer subscribe: `used` (or superseded) or `opted_out`."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Store(OutboxQueries):
@@ -151,11 +160,48 @@ class Store(OutboxQueries):
             status=row.conv_status,
             dialogue=row.dialogue or {},
             pending=tuple(
-                PendingText(r.id, r.body, len(r.media_urls or ()), r.created_at) for r in pending
+                PendingText(
+                    r.id,
+                    r.body,
+                    len(r.media_urls or ()),
+                    _aware(r.created_at),
+                    r.channel_id or "",
+                    r.to_number or "",
+                )
+                for r in pending
             ),
             last_broadcast_id=broadcast.broadcast_id if broadcast else None,
             last_broadcast_text=broadcast.body if broadcast else None,
         )
+
+    async def unanswered_fans(self, before: datetime, limit: int = 500) -> list[tuple[int, str]]:
+        """(contact id, number) of fans with texts still `received` from before `before`:
+        texts a crash left unanswered, oldest first (for the recovery pass)."""
+
+        def find(conn: Connection) -> list[tuple[int, str]]:
+            m = messages.c
+            rows = conn.execute(
+                sa.select(m.contact_id, contacts.c.phone)
+                .join(contacts, contacts.c.id == m.contact_id)
+                .where(m.direction == "in", m.status == "received", m.created_at < before,
+                       contacts.c.phone.is_not(None))
+                .group_by(m.contact_id, contacts.c.phone)
+                .order_by(sa.func.min(m.id))
+                .limit(limit)
+            ).all()  # fmt: skip
+            return [(r.contact_id, r.phone) for r in rows]
+
+        return await self.db.run(find)
+
+    async def is_first_text(self, contact_id: int, message_id: int) -> bool:
+        """Whether this is the fan's very first text (a first contact, even when answered late)."""
+        m = messages.c
+        first = await self.db.run(
+            lambda c: c.execute(
+                sa.select(sa.func.min(m.id)).where(m.contact_id == contact_id, m.direction == "in")
+            ).scalar()
+        )
+        return bool(first == message_id)
 
     async def replies_to(self, message_id: int) -> list[QueuedReply]:
         """The replies already produced for an inbound text (for duplicates and late waiters)."""
@@ -280,6 +326,43 @@ class Store(OutboxQueries):
         if not subscribed:  # STOP stops everything already queued, except the one confirmation
             conn.execute(q.cancel_queued, {"cid": contact_id})
 
+    # ---- signup links: single use, and dead once the fan has opted out since -------------
+
+    async def signup_link_state(self, contact_id: int, issued_at: datetime) -> str:
+        return await self.db.run(self._link_state, contact_id, issued_at)
+
+    def _link_state(self, conn: Connection, contact_id: int, issued_at: datetime) -> str:
+        """`ok`, `used` (a link was used since this one was issued) or `opted_out` (since)."""
+        c, e = contacts.c, consent_events.c
+        used = conn.execute(sa.select(c.signup_used_at).where(c.id == contact_id)).scalar()
+        opted_out = conn.execute(
+            sa.select(e.id)
+            .where(e.contact_id == contact_id, e.action == "opt_out", e.at > issued_at)
+            .limit(1)
+        ).first()
+        if opted_out is not None:
+            return "opted_out"
+        return "used" if used is not None and _aware(used) >= issued_at else "ok"
+
+    def _claim_signup_link(self, conn: Connection, contact_id: int, issued_at: datetime) -> None:
+        """Spend a link issued at `issued_at` (and every older one), or raise SpentLink.
+
+        The conditional UPDATE is the claim: of two posts of one link, the second finds the
+        row already spent (on PostgreSQL it waits for the first's row lock, then re-checks).
+        """
+        state = self._link_state(conn, contact_id, issued_at)
+        if state == "ok":
+            c = contacts.c
+            claimed = conn.execute(
+                contacts.update()
+                .where(c.id == contact_id,
+                       sa.or_(c.signup_used_at.is_(None), c.signup_used_at < issued_at))
+                .values(signup_used_at=now())
+            ).rowcount  # fmt: skip
+            state = "ok" if claimed else "used"
+        if state != "ok":
+            raise SpentLink(state)
+
     # ---- queries used by the CLI, tests and the inbox ------------------------------------
 
     async def contact_by_phone(self, phone: str) -> Contact | None:
@@ -342,7 +425,7 @@ class _Prepared:
             contacts.c.phone == b("phone")
         )
         self.pending_texts = (
-            sa.select(m.id, m.body, m.media_urls, m.created_at)
+            sa.select(m.id, m.body, m.media_urls, m.created_at, m.channel_id, m.to_number)
             .where(m.contact_id == b("cid"), m.direction == "in", m.status == "received")
             .order_by(m.id)
         )

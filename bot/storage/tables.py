@@ -29,6 +29,7 @@ contacts = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("last_inbound_at", TS, nullable=True),
     sa.Column("erased_at", TS, nullable=True),
+    sa.Column("signup_used_at", TS, nullable=True),  # signup links issued before: spent
 )
 
 consent_events = sa.Table(

@@ -125,6 +125,7 @@ def test_twiml_escapes_and_carries_media() -> None:
 @dataclass
 class Outcome:
     twiml_replies: list[OutboundSms]
+    durable: bool = True
 
 
 @dataclass
@@ -227,3 +228,86 @@ async def test_status_callback_is_parsed_and_reported(webhook) -> None:
         answer = await http.post(path, data=form, headers=signed(path, form))
     assert answer.status_code == 200
     assert recorder.reports == [DeliveryReport(form["MessageSid"], "undelivered", 30003)]
+
+
+# ---- hostile and odd bodies through the real server, on both databases (issue 9, item 9) ----
+
+ODD_BODIES = [  # (Body as Twilio would percent-encode it, the text stored)
+    ("hi%00there", "hi\ufffdthere"),  # NUL: PostgreSQL cannot store it
+    ("%FF%FEbad", "\ufffd\ufffdbad"),  # invalid UTF-8 behind percent-encoding
+    ("%ED%A0%80x", "\ufffd\ufffd\ufffdx"),  # an encoded lone surrogate
+    ("bell%07%1B", "bell\ufffd\ufffd"),  # control characters
+    ("%F0%9F%92%96+see+you+%F0%9F%8E%A4", "💖 see you 🎤"),
+    ("%ZZ+100%", "%ZZ 100%"),  # not percent-encoding at all: kept as typed
+    ("", ""),  # empty, no media
+    ("a" * 1600, "a" * 1600),
+]
+
+
+@pytest.fixture
+async def server(database_url: str) -> AsyncIterator[object]:
+    from tests.app.stack import running_stack
+
+    async for stack in running_stack(database_url):
+        yield stack
+
+
+async def post_raw(stack, raw: str) -> httpx.Response:  # type: ignore[no-untyped-def]
+    """POST a form body exactly as given, signed over what it decodes to (as Twilio signs)."""
+    from urllib.parse import parse_qsl
+
+    from bot.testing.twilio_server import TEST_AUTH_TOKEN
+
+    path = "/webhooks/twilio/sms"
+    form = dict(parse_qsl(raw, keep_blank_values=True))
+    sig = RequestValidator(TEST_AUTH_TOKEN).compute_signature(stack.url + path, form)
+    headers = {"X-Twilio-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"}
+    return await stack.http.post(path, content=raw.encode("latin-1"), headers=headers)
+
+
+def raw_form(stack, sender: str, body: str) -> str:  # type: ignore[no-untyped-def]
+    from urllib.parse import urlencode
+
+    fields = stack.form(sender, "")
+    del fields["Body"]
+    return urlencode(fields) + "&Body=" + body
+
+
+async def test_odd_bodies_are_stored_cleaned_and_answered(server) -> None:  # type: ignore[no-untyped-def]
+    from tests.app.stack import fan
+
+    for raw_body, stored in ODD_BODIES:
+        number = fan()
+        answer = await post_raw(server, raw_form(server, number, raw_body))
+        assert answer.status_code == 200, raw_body
+        assert "<Message>" in answer.text, raw_body  # answered, inline
+        [row] = await server.inbound(number)
+        assert row.body == stored
+
+
+async def test_oversized_bodies_and_raw_bytes_are_clear_4xx_without_echo(server) -> None:  # type: ignore[no-untyped-def]
+    from tests.app.stack import fan
+
+    number = fan()
+    too_long = await post_raw(server, raw_form(server, number, "x" * 10_001))
+    assert too_long.status_code == 413 and "Body" in too_long.text and "xxx" not in too_long.text
+    path = "/webhooks/twilio/sms"
+    raw = (raw_form(server, number, "") + "caf\xe9").encode("latin-1")  # not UTF-8 at all
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"}
+    bad = await server.http.post(path, content=raw, headers=headers)
+    assert bad.status_code == 400 and "UTF-8" in bad.text
+    assert await server.inbound(number) == []
+
+
+async def test_whatsapp_senders_are_not_taken_for_the_sms_fan(server, caplog) -> None:  # type: ignore[no-untyped-def]
+    from tests.app.stack import fan
+
+    number = fan()
+    await server.text(number, "hi")  # the SMS fan
+    caplog.set_level("INFO")
+    form = server.form("whatsapp:" + number, "STOP")
+    answer = await server.post("/webhooks/twilio/sms", form)
+    assert answer.status_code == 200 and "<Message>" not in answer.text  # TwiML, empty
+    assert [row.body for row in await server.inbound(number)] == ["hi"]
+    assert (await server.store.contact_by_phone(number)).subscription != "unsubscribed"
+    assert "whatsapp channel" in caplog.text and number[2:] not in caplog.text

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sanic import Sanic
 
+from bot.domain import ConsentChange
 from bot.settings import Settings
 from bot.signup import DEFAULT_CONSENT, SignupLinks, signup_blueprint, validate_form
 from bot.storage import Store
@@ -144,3 +145,86 @@ def test_the_age_gate_and_field_rules() -> None:
     assert errors == {} and profile["country"] == "GB" and profile["timezone"] == "Europe/London"
     _, errors = validate_form({**FORM, "zip": "9410", "email": "nope", "age_ok": ""}, today, 13)
     assert set(errors) == {"zip", "email", "age_ok"}
+
+
+# ---- single use, and STOP after the link wins (issue 9, item 10) ------------------------
+
+
+async def join_with(http: httpx.AsyncClient, link: str, **changes: str) -> httpx.Response:
+    page = await http.get(link)
+    assert page.status_code == 200, page.text
+    return await http.post(link, data={**FORM, **changes, "nonce": nonce(page.text)})
+
+
+async def test_a_link_subscribes_once_and_reposting_it_changes_nothing(store: Store, site) -> None:  # type: ignore[no-untyped-def]
+    url, links = site
+    [cid] = await add_fans(store, [{"phone": "+14155550104", "subscription": "pending"}])
+    link = links(cid)
+    async with httpx.AsyncClient() as http:
+        page = await http.get(link)
+        first = await http.post(link, data={**FORM, "nonce": nonce(page.text)})
+        assert first.status_code == 200 and "You&#39;re in" in first.text
+        # the same page posted again (a replay, or a second tab) with another name
+        again = await http.post(link, data={**FORM, "first_name": "Eve", "nonce": nonce(page.text)})
+        reopened = await http.get(link)
+    assert again.status_code == 409 and "already been used" in again.text
+    assert reopened.status_code == 409 and "already been used" in reopened.text
+    [contact] = await rows_of_contact(store, cid)
+    assert contact.profile["first_name"] == "Ana"  # not rewritten
+    assert len(await rows(store, consent_events, cid)) == 1
+    assert len(await rows(store, messages, cid)) == 1  # one welcome text
+
+
+async def test_a_newer_link_still_works_for_an_already_subscribed_fan(store: Store, site) -> None:  # type: ignore[no-untyped-def]
+    url, links = site
+    [cid] = await add_fans(store, [{"phone": "+14155550105", "subscription": "pending"}])
+    async with httpx.AsyncClient() as http:
+        old = links(cid)
+        await join_with(http, old)
+        fresh = links(cid)  # a later text carried a new link
+        done = await join_with(http, fresh, first_name="Anna")
+        stale = await http.get(old)
+    assert done.status_code == 200 and "already on the list" in done.text
+    assert stale.status_code == 409
+    [contact] = await rows_of_contact(store, cid)
+    assert contact.profile["first_name"] == "Anna"
+
+
+async def test_a_fan_who_texted_stop_after_the_link_is_not_resubscribed_by_it(
+    store: Store, site
+) -> None:  # type: ignore[no-untyped-def]
+    url, links = site
+    [cid] = await add_fans(store, [{"phone": "+14155550106", "subscription": "pending"}])
+    link = links(cid)
+    async with httpx.AsyncClient() as http:
+        page = await http.get(link)
+        await store.set_subscription(cid, ConsentChange("opt_out", "sms_keyword"))  # STOP
+        posted = await http.post(link, data={**FORM, "nonce": nonce(page.text)})
+        opened = await http.get(link)
+    assert posted.status_code == 409 and "text START" in posted.text
+    assert opened.status_code == 409 and "text START" in opened.text
+    [contact] = await rows_of_contact(store, cid)
+    assert contact.subscription == "unsubscribed" and contact.profile == {}
+    assert [e["action"] for e in await rows(store, consent_events, cid)] == ["opt_out"]
+    assert await rows(store, messages, cid) == []  # no welcome text
+
+
+async def test_two_posts_of_one_link_at_once_subscribe_once(store: Store, site) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    url, links = site
+    [cid] = await add_fans(store, [{"phone": "+14155550107", "subscription": "pending"}])
+    link = links(cid)
+    async with httpx.AsyncClient() as http:
+        page = await http.get(link)
+        form = {**FORM, "nonce": nonce(page.text)}
+        answers = await asyncio.gather(*(http.post(link, data=form) for _ in range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409]
+    assert len(await rows(store, consent_events, cid)) == 1
+    assert len(await rows(store, messages, cid)) == 1
+
+
+async def rows_of_contact(store: Store, cid: int) -> list:  # type: ignore[type-arg]
+    return await store.db.run(
+        lambda c: c.execute(sa.select(contacts).where(contacts.c.id == cid)).all()
+    )

@@ -1,0 +1,113 @@
+"""A whole server on 127.0.0.1 for tests: signed Twilio webhooks in, the real SDK out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from twilio.request_validator import RequestValidator
+
+from bot.app import create_app
+from bot.settings import Settings, load_settings
+from bot.storage.tables import messages
+from bot.testing import bind_local, serve_in_process, url_of
+from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TwilioServer
+from tests.conftest import ROOT
+
+OUR_NUMBER = "+15005550006"
+
+
+def fan() -> str:
+    return f"+1555{uuid.uuid4().int % 10_000_000:07d}"
+
+
+def sid() -> str:
+    return f"SM{uuid.uuid4().hex}"
+
+
+def settings_for(database_url: str, twilio_url: str = "", url: str = "", **env: str) -> Settings:
+    return load_settings(
+        ROOT,
+        env={
+            "FANLINE_DATABASE_URL": database_url,
+            "FANLINE_SECRET_KEY": "test",
+            "FANLINE_PUBLIC_URL": url or "http://127.0.0.1:1",
+            "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": TEST_AUTH_TOKEN,
+            "TWILIO_NUMBER": OUR_NUMBER,
+            "TWILIO_API_BASE_URL": twilio_url or "http://127.0.0.1:1",
+            **env,
+        },
+    )
+
+
+@dataclass
+class Stack:
+    url: str
+    app: Any
+    twilio: TwilioServer
+    http: httpx.AsyncClient
+
+    @property
+    def store(self) -> Any:
+        return self.app.ctx.runtime.store
+
+    def form(self, sender: str, body: str, *, message_sid: str | None = None) -> dict[str, str]:
+        return {"From": sender, "To": OUR_NUMBER, "Body": body, "NumMedia": "0",
+                "MessageSid": message_sid or sid(), "AccountSid": TEST_ACCOUNT_SID}  # fmt: skip
+
+    async def text(self, sender: str, body: str, **kw: Any) -> httpx.Response:
+        return await self.post("/webhooks/twilio/sms", self.form(sender, body, **kw))
+
+    async def post(self, path: str, form: dict[str, str]) -> httpx.Response:
+        sig = RequestValidator(TEST_AUTH_TOKEN).compute_signature(self.url + path, form)
+        return await self.http.post(path, data=form, headers={"X-Twilio-Signature": sig})
+
+    async def inbound(self, sender: str) -> list[Any]:
+        """The fan's inbound rows, oldest first."""
+        return await self.store.db.run(
+            lambda c: c.execute(
+                sa.select(messages)
+                .where(messages.c.from_number == sender, messages.c.direction == "in")
+                .order_by(messages.c.id)
+            ).all()
+        )
+
+
+async def running_stack(database_url: str, **overrides: Any) -> AsyncIterator[Stack]:
+    twilio = TwilioServer()
+    async with serve_in_process(twilio.app) as twilio_url:
+        sock = bind_local()
+        settings = replace(settings_for(database_url, twilio_url, url_of(sock)), **overrides)
+        app = create_app(settings, name=f"fanline_{uuid.uuid4().hex[:8]}")
+        async with (
+            serve_in_process(app, sock) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as http,
+        ):
+            yield Stack(url, app, twilio, http)
+        await twilio.aclose()
+
+
+@contextmanager
+def writes_blocked(database_url: str) -> Iterator[None]:
+    """Another client holds the database's write lock (SQLite) or the messages table's
+    (PostgreSQL): nothing can record a text until the block ends."""
+    from bot.storage.db import normalise_url
+
+    engine = sa.create_engine(normalise_url(database_url))
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN EXCLUSIVE")
+        else:
+            conn.begin()
+            conn.exec_driver_sql("LOCK TABLE messages IN EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            conn.rollback()
+    engine.dispose()
