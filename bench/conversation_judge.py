@@ -64,17 +64,19 @@ SILENCE_OK = frozenset({"filler", "reaction", "ignored"})  # nothing at all is a
 CANT_HELP = frozenset({"utter_out_of_scope", "utter_cannot_handle"})  # the English can't-help
 HAND_OFF_WORDS = ("real person", "a person", "her team", "can't answer", "cannot answer")
 _WORDS = re.compile(r"[^\W\d_]+", re.UNICODE)
+# Common words of each language that are not English words too (no "a", "no", "die", "do"...)
 _STOPWORDS = {
-    "en": "the and is you to of for we i your our in only can it this that with are be here",
-    "es": "el la los las que de en por para hola gracias solo inglés español hablo puedo una "
-    "persona equipo te tu más pero sí no es y con",
-    "fr": "le la les de des et est je vous nous en bonjour merci anglais parle une personne "
-    "équipe pour pas que sur avec",
-    "it": "il la di che e non per ciao grazie inglese parlo una persona squadra solo ti sono "
-    "con del della",
-    "pt": "o a de que e não para olá oi obrigado inglês falo uma pessoa equipe só você com "
-    "do da em",
-    "de": "der die das und ist ich nicht hallo danke englisch spreche eine person team wir sie mit",
+    "es": "el la los las que de en por para hola gracias solo inglés español hablo hablamos "
+    "habla puedo una persona equipo te tu más pero sí es y con este esta número escribe "
+    "responde del lo al nos aquí ayuda mensajes",
+    "fr": "le la les de des et est je vous nous en bonjour merci anglais français parle parlons "
+    "une personne équipe pour pas que sur avec ici seulement numéro écrivez aide",
+    "it": "il la di che e non per ciao grazie inglese italiano parlo parliamo una persona "
+    "squadra solo ti sono con del della qui questo numero scrivi aiuto",
+    "pt": "de que não para olá oi obrigado obrigada inglês português falo falamos uma pessoa "
+    "equipe só você em da aqui este número escreva ajuda",
+    "de": "der das und ist ich nicht hallo danke englisch deutsch spreche sprechen eine wir "
+    "sie mit hier nur nummer schreib hilfe",
 }
 STOPWORDS = {lang: frozenset(words.split()) for lang, words in _STOPWORDS.items()}
 
@@ -145,7 +147,8 @@ class Observed:
 
     @property
     def with_person(self) -> bool:
-        return self.escalated or (self.held and self.status in ("open", "snoozed"))
+        """A person will see this text: it escalated, or the thread is with (or waits for) one."""
+        return self.escalated or self.held or self.status not in ("bot", "resolved")
 
     @property
     def pitches(self) -> int:
@@ -171,13 +174,11 @@ class Verdict:
 
 
 def in_language(text: str, lang: str) -> bool:
-    """Rough: the reply uses more of `lang`'s common words than English ones (CJK: any CJK)."""
+    """Rough: the reply uses three of `lang`'s common words (CJK: any CJK character)."""
     if lang in ("ja", "zh", "ko"):
         return any(ord(ch) > 0x2E80 for ch in text)
-    words = [w.lower() for w in _WORDS.findall(text)]
-    theirs = sum(w in STOPWORDS.get(lang, ()) for w in words)
-    english = sum(w in STOPWORDS["en"] for w in words)
-    return theirs >= 3 and theirs > english
+    words = {w.lower() for w in _WORDS.findall(text)}
+    return len(words & STOPWORDS.get(lang, frozenset())) >= 3  # a bilingual reply counts
 
 
 # ---- verdicts ---------------------------------------------------------------------------------
