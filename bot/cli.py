@@ -202,7 +202,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     return train_command(settings.project_dir, settings.project_dir / "config.yml",
-                         settings.model_dir, args.force)  # fmt: skip
+                         settings.model_dir, args.force, settings.nlu_pipeline)  # fmt: skip
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -237,6 +237,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         return test_command(
             settings.project_dir, settings.project_dir / "config.yml", out, args.folds,
             test_files=paths or None,
+            pipeline=settings.nlu_pipeline,
         )  # fmt: skip
     return asyncio.run(_conversation_tests(settings, paths))
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.errors import ConfigError, Location, ValidationFailed
 from bot.flows import Domain, Flow, load_domain, load_flows, validate_content
+from bot.flows.reactions import Reactions, load_reactions
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,7 @@ class Content:
     domain: Domain
     nlu_data: Any  # bot.nlu.TrainingData
     warnings: tuple[ConfigError, ...] = ()
+    reactions: Reactions | None = None  # emoji/filler map: package default + reactions.yml
 
     @property
     def intents(self) -> set[str]:
@@ -100,6 +102,11 @@ def load_content(
             domain = result
         else:
             nlu_data = result
+    reactions = None
+    try:
+        reactions = load_reactions(project_dir / "reactions.yml")
+    except ConfigError as exc:
+        problems.append(exc)
     if not paths["flows"]:
         problems.append(ConfigError("no flow files found", Location(str(project_dir / "flows"))))
     if domain is not None and not problems:
@@ -120,4 +127,4 @@ def load_content(
         raise ValidationFailed(problems)
     assert domain is not None
     warnings = tuple(p for p in problems if p.warning)
-    return Content(project_dir, flows, domain, nlu_data, warnings)
+    return Content(project_dir, flows, domain, nlu_data, warnings, reactions)

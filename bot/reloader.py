@@ -76,6 +76,6 @@ class Reloader:
             )
             return False
         self.runtime.content = content
-        self.runtime.pipeline.reload(build_engine(content, interpreter), interpreter)
+        self.runtime.pipeline.reload(build_engine(content, interpreter, settings), interpreter)
         log.info("reloaded content and model (%s)", getattr(interpreter, "fingerprint", "?")[:12])
         return True

@@ -65,7 +65,7 @@ class Runtime:
         pipeline = Pipeline(
             store=store,
             locks=locks,
-            engine=build_engine(content, interpreter),
+            engine=build_engine(content, interpreter, settings),
             interpreter=interpreter,
             actions=actions,
             on_commit=on_commit or (lambda outcome: None),
@@ -83,9 +83,12 @@ class Runtime:
         await asyncio.to_thread(self.store.close)
 
 
-def build_engine(content: Content, interpreter: Any) -> FlowEngine:
+def build_engine(content: Content, interpreter: Any, settings: Settings | None = None) -> FlowEngine:
     threshold = float(getattr(interpreter, "threshold", 0.5) or 0.5)
-    return FlowEngine(content.flows, content.domain, default_threshold=threshold)
+    return FlowEngine(
+        content.flows, content.domain, default_threshold=threshold, reactions=content.reactions,
+        disambiguation=settings.disambiguation if settings else None,
+    )  # fmt: skip
 
 
 def ensure_model(settings: Settings, content: Content, train: bool = True) -> Any:
@@ -94,16 +97,13 @@ def ensure_model(settings: Settings, content: Content, train: bool = True) -> An
     With `train=False` (the server's hot reload) it only loads a model `fanline train` already
     made for exactly this data and config, or raises NluError: a server never trains.
     """
-    from bot.nlu import load_interpreter, load_nlu_config
+    from bot.nlu import load_interpreter
     from bot.nlu import train as train_model
-    from bot.nlu.config import shipped_config
+    from bot.nlu.config import project_config
     from bot.nlu.model import model_dir_for
     from bot.nlu.train import fingerprint
 
-    if settings.nlu_pipeline:
-        config = shipped_config(settings.nlu_pipeline)
-    else:
-        config = load_nlu_config(settings.project_dir / "config.yml")
+    config = project_config(settings.project_dir / "config.yml", settings.nlu_pipeline)
     if content.nlu_data is None:
         raise NluError("no NLU training data under data/")
     if train:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ConfigError, Location
+from bot.flows.disambiguation import Disambiguation, disambiguation_settings
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -56,6 +57,7 @@ class Settings:
     reply_window_h: float = 24.0
     nlu_pipeline: str | None = None  # FANLINE_NLU_PIPELINE=default|accurate overrides config.yml
     inbox: dict[str, Any] = field(default_factory=dict)  # config.yml `inbox:`, ${VAR} expanded
+    disambiguation: Disambiguation = field(default_factory=Disambiguation)
 
     @property
     def data_dir(self) -> Path:
@@ -105,6 +107,7 @@ def load_settings(project_dir: Path | str = ".", env: dict[str, str] | None = No
         reply_window_h=_number(engine, "broadcast_reply_window_hours", 24, where),
         nlu_pipeline=env.get("FANLINE_NLU_PIPELINE") or None,
         inbox={k: v for k, v in _section(config, "inbox", where).items() if k != "__lines__"},
+        disambiguation=disambiguation_settings(engine.get("disambiguation"), str(where)),
     )
 
 

@@ -18,9 +18,11 @@ from dataclasses import replace
 from typing import Any
 
 from bot.errors import ConfigError
+from bot.flows import disambiguation as dis
 from bot.flows import triggers as t
 from bot.flows.conditions import evaluate
 from bot.flows.model import END, CollectStep, Domain, Flow, NextIf, StepBase
+from bot.flows.reactions import Reaction, Reactions, default_reactions
 from bot.flows.responses import Responses
 from bot.flows.slot_types import parse_bool, parse_slot_value
 from bot.flows.state import (
@@ -39,6 +41,7 @@ from bot.flows.state import (
     TurnInput,
     Unsubscribe,
 )
+from bot.messages import Prediction
 
 MAX_STEPS_PER_TURN = 64
 REPHRASE = "utter_ask_rephrase"
@@ -55,8 +58,13 @@ class FlowEngine:
         *,
         default_threshold: float = 0.5,
         max_steps: int = MAX_STEPS_PER_TURN,
+        reactions: Reactions | None = None,
+        disambiguation: dis.Disambiguation | None = None,
     ) -> None:
         self.flows = dict(flows)
+        self.threshold = default_threshold
+        self.disambiguation = disambiguation or dis.Disambiguation()
+        self.reactions = reactions if reactions is not None else default_reactions()
         self.domain = domain
         self.responses = Responses(domain)
         self.triggers = t.Triggers(self.flows, default_threshold)
@@ -102,6 +110,10 @@ class _Turn:
         self.budget = engine.max_steps
         self.failed = False
         self.pending_action: str | None = None
+        # emoji, symbols or filler words only: answered by pattern_reaction, never a guess
+        self.reaction: Reaction | None = (
+            engine.reactions.classify(inp.text) if not inp.num_media else None
+        )
 
     # ------------------------------------------------------------ dispatch (a), (b), (c)
 
@@ -116,6 +128,8 @@ class _Turn:
         if self.inp.event == "broadcast_reply" and (found := self.broadcast_ask()):
             return self.interrupt(*found)
         waiting = self.waiting_collect()
+        if waiting is not None and self.stack[-1].flow_id == t.DISAMBIGUATE_FLOW:
+            return self.resolve_which()
         if waiting is not None:
             return self.answer(waiting)
         return self.unprompted()
@@ -144,7 +158,20 @@ class _Turn:
         return self._startable(self.engine.triggers.asked_in(self.inp.broadcast_text))
 
     def unprompted(self) -> bool:
-        if found := self.match_trigger():
+        if found := self._startable(self.engine.triggers.by_keyword(self.inp.text)):
+            return self.interrupt(*found)
+        if self.reaction is not None and t.REACTION_FLOW in self.flows:
+            return self.start(t.REACTION_FLOW, f"reaction:{self.reaction.kind}")
+        if t.DISAMBIGUATE_FLOW in self.flows and (
+            options := dis.close_call(
+                self.inp.prediction, self.engine.threshold, self.engine.disambiguation, self.target
+            )
+        ):
+            return self.ask_which(options)
+        return self.by_intent()
+
+    def by_intent(self) -> bool:
+        if found := self._startable(self.engine.triggers.by_intent(self.inp.prediction)):
             return self.interrupt(*found)
         prediction = self.inp.prediction
         if prediction and prediction.retrieval_intent:
@@ -156,10 +183,58 @@ class _Turn:
             return self.start(t.HANDOFF_FLOW, "intent:human_handoff")
         return self.start(t.CANNOT_HANDLE_FLOW, "pattern")
 
+    # ------------------------------------------------------------ close calls
+
+    def target(self, intent: str) -> str | None:
+        """What an intent (full name) would start, when it can be offered as an option."""
+        if "/" in intent:
+            name = f"utter_{intent}"
+            return name if name in self.engine.responses else None
+        prediction = Prediction(text=self.inp.text, intent=intent, confidence=1.0)
+        for flow_id, _ in self.engine.triggers.by_intent(prediction):
+            flow = self.flows.get(flow_id)
+            if flow is not None and not flow.is_pattern and (flow.label or flow.name):
+                return flow_id if self._startable([(flow_id, "")]) else None
+        return None
+
+    def label(self, intent: str) -> str:
+        target = self.target(intent)
+        flow = self.flows.get(target or "")
+        return (flow.label or flow.name or "") if flow else dis.humanise(intent)
+
+    def ask_which(self, options: list[str]) -> bool:
+        self.set_slot(dis.OPTIONS_SLOT, options)
+        for slot, intent in zip(dis.LABEL_SLOTS, options, strict=False):
+            self.set_slot(slot, self.label(intent))
+        return self.start(t.DISAMBIGUATE_FLOW, "pattern")
+
+    def resolve_which(self) -> bool:
+        """The fan's answer to "Did you mean 1) ... or 2) ...?"; anything else is a new turn."""
+        options = list(self.slots.get(dis.OPTIONS_SLOT) or [])
+        labels = [str(self.slots.get(slot) or "") for slot in dis.LABEL_SLOTS]
+        index = dis.chosen(self.inp.text, options, labels, self.inp.prediction)
+        self.end_top("answered" if index is not None else "abandoned", quiet=True)
+        for slot in (dis.OPTIONS_SLOT, dis.CHOICE_SLOT, *dis.LABEL_SLOTS):
+            if slot in self.slots:
+                self.set_slot(slot, None)
+        if index is None:
+            return self.dispatch()
+        intent = options[index]
+        chosen = Prediction(
+            text=self.inp.text,
+            intent=dis.base(intent),
+            confidence=1.0,
+            ranking=((intent, 1.0),),
+            retrieval_intent=intent if "/" in intent else None,
+        )
+        self.inp = replace(self.inp, prediction=chosen)
+        return self.by_intent()
+
     def answer(self, step: CollectStep) -> bool:
         slot = self.engine.domain.slots.get(step.collect)
         value = self.fill(step)
         command_word = bool(self._startable(self.engine.triggers.by_keyword(self.inp.text)))
+        command_word = command_word or self.reaction is not None  # "😂" is not a name
         if value is not None and not (command_word and slot and slot.type in FREE_TEXT_TYPES):
             rejection = self.rejection(step, value)
             if rejection is None:
@@ -168,6 +243,9 @@ class _Turn:
             return self.retry(step, rejection)
         if found := self.match_trigger():
             return self.interrupt(*found)
+        if self.reaction is not None and t.REACTION_FLOW in self.flows:
+            # no retry counted: the question is asked again once the pattern ends
+            return self.interrupt(t.REACTION_FLOW, f"reaction:{self.reaction.kind}")
         prediction = self.inp.prediction
         faq = (
             f"utter_{prediction.retrieval_intent}"
@@ -349,11 +427,24 @@ class _Turn:
         elif name == "action_cancel_flow":
             while len(self.stack) > 1:  # everything under the cancel pattern itself
                 self.commands.append(FlowEnded(self.stack.pop(-2).flow_id, "cancelled"))
+        elif name == "action_react":
+            self.react()
         elif name != "action_listen":
             self.commands.append(RunAction(name))
             self.pending_action = name
             return False
         return True
+
+    def react(self) -> None:
+        """A reaction's light reply; silent when its kind has none or a question is pending
+        (the question itself is asked again, which is reply enough)."""
+        if self.reaction is None or any(frame.interrupted for frame in self.stack):
+            return
+        reply = self.reaction.reply
+        if reply is not None and reply not in self.engine.responses:
+            reply = "utter_reaction_unknown"
+        if reply is not None and reply in self.engine.responses:
+            self.say(reply)
 
     # ------------------------------------------------------------ flows in and out
 
@@ -444,6 +535,7 @@ class _Turn:
                 "num_media": self.inp.num_media,
                 # the entities of the fan's latest text, by name (the first value of each)
                 "entities": _entities(prediction),
+                "reaction": self.reaction.kind if self.reaction else None,
             },
             "intent": {
                 "name": prediction.intent if prediction else None,

@@ -176,6 +176,7 @@ def load_domain(
         base = _parse(DEFAULT_DOMAIN, Domain, problems)
         if isinstance(base, Domain):
             responses.update(base.responses)
+            slots.update(base.slots)  # the patterns' own slots (reserved names)
     project_responses: dict[str, Location] = {}
     parsed = [(p, _parse(Path(p), Domain, problems)) for p in paths]
     parsed += [(p, _parse(Path(p), Domain, problems, only="responses")) for p in response_files]

@@ -243,6 +243,7 @@ Step = Annotated[
 class Flow(Located):
     name: str | None = None
     description: str = ""
+    label: str | None = None  # a short name for "Did you mean 1) <label> or 2) ...?"
     nlu_trigger: list[NluTrigger] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
     events: list[Literal["first_contact", "broadcast_reply"]] = Field(default_factory=list)

@@ -23,6 +23,8 @@ CONTINUE_FLOW = "pattern_continue_interrupted"
 _ASKED_KEYWORD = re.compile(
     r"\b(?i:reply|respond|text|txt|send)\s+(?i:with\s+|back\s+)?[\"'“‘]?([A-Z][A-Z0-9]+)\b"
 )
+REACTION_FLOW = "pattern_reaction"
+DISAMBIGUATE_FLOW = "pattern_disambiguate"
 # Intents that always mean a pattern, even when a project's override forgot the nlu_trigger.
 PATTERN_INTENTS = {"cancel": CANCEL_FLOW, "human_handoff": HANDOFF_FLOW}
 

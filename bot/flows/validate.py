@@ -19,7 +19,9 @@ from bot.flows.responses import placeholders
 from bot.flows.slot_types import normalise
 from bot.sms import sms_segments
 
-BUILTIN_ACTIONS = {"action_subscribe", "action_unsubscribe", "action_listen", "action_cancel_flow"}
+BUILTIN_ACTIONS = {
+    "action_subscribe", "action_unsubscribe", "action_listen", "action_cancel_flow", "action_react",
+}  # fmt: skip
 # what `{name}` may read besides slots: the fan's fields (`Contact.fan_fields`, the signup
 # form's profile) and the personal links the pipeline adds (`signup_link`)
 FAN_FIELDS = {"first_name", "birthday", "email", "zip", "country", "timezone", "tags",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.errors import ConfigError, NluError
-from bot.nlu.config import load_nlu_config
+from bot.nlu.config import project_config
 from bot.nlu.data import TrainingData, load_training_data
 from bot.nlu.evaluate import BatchResult, Report, concat, predict_batch, report
 from bot.nlu.interpreter import Interpreter, load_interpreter
@@ -22,9 +22,16 @@ from bot.nlu.model import model_dir_for
 from bot.nlu.train import SEED, build_model, fingerprint, train
 
 
-def train_command(project_dir: Path, config_path: Path, out_dir: Path, force: bool = False) -> int:
+def train_command(
+    project_dir: Path,
+    config_path: Path,
+    out_dir: Path,
+    force: bool = False,
+    pipeline: str | None = None,
+) -> int:
+    """`pipeline` (FANLINE_NLU_PIPELINE): a shipped pipeline instead of config.yml's."""
     try:
-        cfg = load_nlu_config(config_path)
+        cfg = project_config(config_path, pipeline)
         for note in cfg.notes:
             print(f"note: {note}", file=sys.stderr)
         data = load_training_data([project_dir / "data"])
@@ -42,6 +49,7 @@ def train_command(project_dir: Path, config_path: Path, out_dir: Path, force: bo
         return 1
     meta = interp.metadata
     print(f"{'unchanged, reusing' if reused else 'trained'} model {model_dir}")
+    print(f"  pipeline: {pipeline or cfg.source} ({_pipeline_summary(cfg)})")
     print(
         f"  {meta['examples']} examples, {len(meta['intents'])} intents, "
         f"{len(meta['retrieval_intents'])} retrieval intents, trained in {meta['train_seconds']} s"
@@ -71,11 +79,12 @@ def test_command(
     folds: int | None = None,
     split: float | None = None,
     test_files: list[Path] | None = None,
+    pipeline: str | None = None,
 ) -> int:
     """Cross-validation (`folds`, default 5), one held-out split (`split`, e.g. 0.2), or a model
     trained on data/ scored on `test_files` (Rasa's `rasa test nlu --nlu FILE`)."""
     try:
-        cfg = load_nlu_config(config_path)
+        cfg = project_config(config_path, pipeline)
         data = load_training_data([project_dir / "data"])
         if test_files:
             files = [f if f.exists() or f.is_absolute() else project_dir / f for f in test_files]
@@ -99,6 +108,11 @@ def test_command(
     print(format_report(rep, method))
     _write_outputs(rep, truth, predicted, out_dir)
     return 0
+
+
+def _pipeline_summary(cfg) -> str:
+    names = [c.name for c in cfg.pipeline]
+    return "with sentence embeddings" if "SentenceEmbeddingFeaturizer" in names else "n-grams"
 
 
 def _oos_intent(cfg) -> str:

@@ -142,6 +142,13 @@ def read_nlu_config(path: Path) -> tuple[NluConfig | None, list[ConfigError]]:
     return NluConfig(pipeline, language, recipe, assistant_id, str(path), notes), problems
 
 
+def project_config(config_path: Path, pipeline: str | None = None) -> NluConfig:
+    """What `fanline train`, `fanline test nlu` and the server use: `config.yml`, or the shipped
+    pipeline FANLINE_NLU_PIPELINE names instead. Everything that picks a model goes through here,
+    so the choice is always part of the model's fingerprint."""
+    return shipped_config(pipeline) if pipeline else load_nlu_config(config_path)
+
+
 def shipped_config(name: str) -> NluConfig:
     if name not in SHIPPED:
         raise ConfigError(f"unknown shipped pipeline {name!r}; choose one of {', '.join(SHIPPED)}")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bot.errors import NluError
+from bot.nlu.symbols import spell_symbols
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ class SentenceEncoder:
 
     def encode_one(self, text: str) -> np.ndarray:
         """One text, no padding: the hot path of `Interpreter.parse`."""
-        ids = np.array([self.tokenizer.encode(text).ids], dtype=np.int64)
+        ids = np.array([self.tokenizer.encode(spell_symbols(text)).ids], dtype=np.int64)
         mask = np.ones_like(ids)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.inputs:
@@ -146,7 +147,7 @@ class SentenceEncoder:
         return out
 
     def _batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch(texts)
+        encodings = self.tokenizer.encode_batch([spell_symbols(t) for t in texts])
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}

@@ -44,7 +44,10 @@ def predict_batch(interp: Interpreter, texts: list[str], embeddings: np.ndarray 
         model.linear, features, model.oos_intent, model.neighbour_weight, model.neighbour_top_k
     )
     names = [model.linear.classes[i] for i in predicted]
-    return BatchResult(texts, names, model.calibration.probability(raw), oos_wins)
+    confidence = model.calibration.probability(raw)
+    if features.ngrams is not None:  # no known n-gram: no confident guess (as in parse())
+        confidence = np.where(features.ngrams.getnnz(axis=1) > 0, confidence, 0.0)
+    return BatchResult(texts, names, confidence, oos_wins)
 
 
 @dataclass(frozen=True, slots=True)

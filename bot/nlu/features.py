@@ -17,6 +17,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from bot.nlu.symbols import spell_symbols
+
 
 @dataclass(frozen=True, slots=True)
 class SparseVector:
@@ -45,12 +47,13 @@ class NgramFeaturizer:
     ) -> tuple[NgramFeaturizer, sparse.csr_matrix]:
         vectorizer = _vectorizer(options)
         min_df = options["min_df"]
+        spelt = [spell_symbols(t) for t in texts]
         try:
-            matrix = vectorizer.fit_transform(texts)
+            matrix = vectorizer.fit_transform(spelt)
         except ValueError:  # min_df prunes everything on tiny data: keep every n-gram
             vectorizer.set_params(min_df=1)
             min_df = 1
-            matrix = vectorizer.fit_transform(texts)
+            matrix = vectorizer.fit_transform(spelt)
         vocab = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
         idf = vectorizer.idf_.astype(np.float64) if options["use_idf"] else np.ones(len(vocab))
         featurizer = cls({**options, "min_df": min_df}, vocab, idf)
@@ -66,7 +69,7 @@ class NgramFeaturizer:
         return sparse.csr_matrix((values, indices, indptr), shape=(len(texts), self.size))
 
     def vector(self, text: str) -> SparseVector:
-        counts = Counter(self._analyze(text))
+        counts = Counter(self._analyze(spell_symbols(text)))
         vocab = self.vocabulary
         pairs = [(vocab[g], n) for g, n in counts.items() if g in vocab]
         if not pairs:

@@ -25,6 +25,8 @@ from bot.nlu.entities import map_synonyms, merge
 
 MAX_TEXT = 1000  # longer texts are cut: SMS bodies rarely pass 10 segments
 CACHE_SIZE = 4096  # parse results kept per loaded model (a few hundred KB)
+# A text with no n-gram the model knows keeps its ranking (for the inbox) at zero confidence.
+UNKNOWN_TEXT_CONFIDENCE = 0.0
 
 
 def load_interpreter(model_dir: Path) -> Interpreter:
@@ -120,6 +122,11 @@ class Interpreter:
 
     def scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(raw per-intent scores, classifier decisions); raw = margin - oos vote + closeness."""
+        raw, decisions, _ = self._scores(text)
+        return raw, decisions
+
+    def _scores(self, text: str) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Also whether the text has any n-gram the model knows (see `unknown_text`)."""
         text = text[:MAX_TEXT]
         vector = single_vector(self.model.featurizers, self._offsets, text)
         embedding = None
@@ -133,19 +140,23 @@ class Interpreter:
         raw = decisions.copy()
         if self._oos_col is not None:
             raw -= max(decisions[self._oos_col], 0.0)
-        return raw + self.model.neighbour_weight * closeness, decisions
+        known = vector is None or len(vector.indices) > 0
+        return raw + self.model.neighbour_weight * closeness, decisions, known
 
     def _classify(self, normalised: str) -> _Intents:
-        raw, decisions = self.scores(normalised)
+        raw, decisions, known = self._scores(normalised)
         cal = self.model.calibration
         ranked = [int(i) for i in np.argsort(-raw) if int(i) != self._oos_col]
         best = ranked[0]
+        # nothing the model has seen (a script or symbols it never met): no confident guess
+        scale = 1.0 if known else UNKNOWN_TEXT_CONFIDENCE
         ranking = tuple(
-            (self._classes[i], round(float(cal.probability(raw[i])), 4))
+            (self._classes[i], round(float(cal.probability(raw[i])) * scale, 4))
             for i in ranked[: self.model.ranking_length]
         )
         oos_wins = self._oos_col is not None and decisions[self._oos_col] > decisions[best]
-        return _Intents(self._classes[best], float(cal.probability(raw[best])), ranking, oos_wins)
+        confidence = float(cal.probability(raw[best])) * scale
+        return _Intents(self._classes[best], confidence, ranking, oos_wins)
 
     def parse(self, text: str) -> Prediction:
         text = text[:MAX_TEXT]

@@ -23,7 +23,7 @@ from bot.nlu.entities import PatternExtractor, TokenTagger
 from bot.nlu.fallback import Calibration
 from bot.nlu.features import NgramFeaturizer
 
-FORMAT = 2  # 2: neighbours grouped by class (`nb_starts`), neighbour_top_k
+FORMAT = 3  # 2: neighbours grouped by class (`nb_starts`), neighbour_top_k; 3: symbols spelt
 MODEL_PREFIX = "nlu-"
 
 

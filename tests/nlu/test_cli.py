@@ -54,3 +54,36 @@ def test_test_command_held_out_split(tmp_path, capsys):
     assert run_test_command(PROJECT, PROJECT / "config.yml", tmp_path, split=0.25) == 0
     assert "held-out split" in capsys.readouterr().out
     assert run_test_command(PROJECT, PROJECT / "config.yml", tmp_path, split=1.5) == 2
+
+
+def test_fanline_nlu_pipeline_picks_the_model_trained_and_loaded(tmp_path, capsys, monkeypatch):
+    """FANLINE_NLU_PIPELINE=default `fanline train` once reused config.yml's model."""
+    from bot.cli import main
+    from bot.content import load_content
+    from bot.runtime import ensure_model
+    from bot.settings import load_settings
+
+    project = tmp_path / "p"
+    shutil.copytree(PROJECT, project)
+    (project / "flows").mkdir()
+    write(project / "flows", "f.yml", "flows:\n  hi:\n    keywords: [HI]\n    steps:\n"
+          "      - action: utter_hi\n")  # fmt: skip
+    write(project, "domain.yml", "responses:\n  utter_hi:\n    - text: hi\n")
+    # config.yml's own pipeline: word n-grams only, unlike the shipped default
+    write(project, "config.yml", "pipeline:\n  - name: CountVectorsFeaturizer\n"
+          "  - name: LinearIntentClassifier\n  - name: FallbackClassifier\n")  # fmt: skip
+
+    def train() -> str:
+        assert main(["--project", str(project), "train"]) == 0
+        return capsys.readouterr().out
+
+    assert "trained model" in train()
+    monkeypatch.setenv("FANLINE_NLU_PIPELINE", "default")
+    with_default = train()
+    assert "trained model" in with_default and "pipeline: default" in with_default
+    assert len(list((project / "models").glob("nlu-*"))) == 2
+    # the server (no training) loads the model of the pipeline it was told to use
+    settings = load_settings(project, env={"FANLINE_NLU_PIPELINE": "default"})
+    interp = ensure_model(settings, load_content(project), train=False)
+    assert [f.options["analyzer"] for f in interp.model.featurizers] == ["word", "char_wb"]
+    assert "unchanged, reusing" in train()
