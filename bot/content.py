@@ -109,6 +109,8 @@ def load_content(
         problems.append(exc)
     if not paths["flows"]:
         problems.append(ConfigError("no flow files found", Location(str(project_dir / "flows"))))
+    if domain is not None and reactions is not None:
+        problems.extend(reactions.missing_replies(set(domain.responses)))
     if domain is not None and not problems:
         problems.extend(
             validate_content(

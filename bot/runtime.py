@@ -83,7 +83,9 @@ class Runtime:
         await asyncio.to_thread(self.store.close)
 
 
-def build_engine(content: Content, interpreter: Any, settings: Settings | None = None) -> FlowEngine:
+def build_engine(
+    content: Content, interpreter: Any, settings: Settings | None = None
+) -> FlowEngine:
     threshold = float(getattr(interpreter, "threshold", 0.5) or 0.5)
     return FlowEngine(
         content.flows, content.domain, default_threshold=threshold, reactions=content.reactions,

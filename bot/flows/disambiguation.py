@@ -82,7 +82,11 @@ def close_call(
     if prediction.intent is None or base(best) != prediction.intent or target(best) is None:
         return None  # out of scope, or decided by something other than the ranking
     second = next(
-        ((name, p) for name, p in prediction.ranking[1:] if target(name) not in (None, target(best))),
+        (
+            (name, p)
+            for name, p in prediction.ranking[1:]
+            if target(name) not in (None, target(best))
+        ),
         None,
     )
     if second is None:
@@ -106,7 +110,11 @@ def chosen(
         if best in options and base(best) == prediction.intent:
             return list(options).index(best)
     said = set(words.split()) - _NOT_CONTENT
-    hits = [i for i, label in enumerate(labels) if said & (set(_normalise(label).split()) - _NOT_CONTENT)]
+    hits = [
+        i
+        for i, label in enumerate(labels)
+        if said & (set(_normalise(label).split()) - _NOT_CONTENT)
+    ]
     return hits[0] if len(hits) == 1 and len(said) <= 4 else None
 
 

@@ -241,11 +241,13 @@ class _Turn:
                 self.set_slot(step.collect, value)
                 return True
             return self.retry(step, rejection)
-        if found := self.match_trigger():
+        if found := self._startable(self.engine.triggers.by_keyword(self.inp.text)):
             return self.interrupt(*found)
         if self.reaction is not None and t.REACTION_FLOW in self.flows:
             # no retry counted: the question is asked again once the pattern ends
             return self.interrupt(t.REACTION_FLOW, f"reaction:{self.reaction.kind}")
+        if found := self._startable(self.engine.triggers.by_intent(self.inp.prediction)):
+            return self.interrupt(*found)
         prediction = self.inp.prediction
         faq = (
             f"utter_{prediction.retrieval_intent}"

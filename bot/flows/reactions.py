@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from functools import lru_cache
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -46,6 +46,7 @@ class Kind:
     reply: str | None
     emoji: tuple[str, ...] = ()
     words: tuple[str, ...] = ()
+    reply_given: bool = True  # False: the file left `reply` out (a project keeps the package's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,19 @@ class Reactions:
         by_name = {k.name: k for k in kinds}
         by_name.setdefault(UNKNOWN, Kind(UNKNOWN, None))
         return cls(MappingProxyType(by_name), MappingProxyType(symbols), MappingProxyType(words))
+
+    def missing_replies(self, responses: set[str]) -> list[ConfigError]:
+        """Warnings for replies no response defines (those kinds say utter_reaction_unknown)."""
+        return [
+            ConfigError(
+                f"reaction kind {k.name!r}: unknown response {k.reply!r}; "
+                "utter_reaction_unknown is said instead",
+                Location("reactions.yml", None, f"reactions.{k.name}.reply"),
+                warning=True,
+            )
+            for k in self.kinds.values()
+            if k.reply is not None and k.reply not in responses
+        ]
 
     def classify(self, text: str) -> Reaction | None:
         """The reaction a text is, or None when it carries words the map does not know."""
@@ -128,13 +142,22 @@ def default_reactions() -> Reactions:
 
 
 def load_reactions(project_file: Path | None = None) -> Reactions:
-    """The package's map, with the project's `reactions.yml` (when it exists) over it."""
-    kinds = _read(DEFAULT_FILE)
-    if project_file is not None and Path(project_file).is_file():
-        project = _read(Path(project_file))
-        names = {k.name for k in project}
-        kinds = [k for k in kinds if k.name not in names] + project
+    """The package's map, with the project's `reactions.yml` (when it exists) over it: a kind
+    of a known name keeps the package's symbols and words and adds its own (its `reply`, when
+    given, replaces the package's); a new name is a new kind."""
+    package = {k.name: k for k in _read(DEFAULT_FILE)}
+    project = _read(Path(project_file)) if project_file and Path(project_file).is_file() else []
+    names = {k.name for k in project}
+    # the project's kinds last: a symbol or word it lists belongs to its kind
+    kinds = [k for name, k in package.items() if name not in names]
+    kinds += [_merge(package[k.name], k) if k.name in package else k for k in project]
     return Reactions.of(kinds)
+
+
+def _merge(package: Kind, project: Kind) -> Kind:
+    """A project kind of a package's name: its `reply` replaces, its lists add."""
+    reply = project.reply if project.reply_given else package.reply
+    return Kind(package.name, reply, package.emoji + project.emoji, package.words + project.words)
 
 
 def _read(path: Path) -> list[Kind]:
@@ -171,4 +194,4 @@ def _kind(name: str, spec: Any, where: Location) -> Kind:
         if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
             raise ConfigError(f"`{key}` must be a list of strings", where)
         lists[key] = tuple(str(v) for v in value)
-    return Kind(name, reply, lists["emoji"], lists["words"])
+    return Kind(name, reply, lists["emoji"], lists["words"], "reply" in spec)

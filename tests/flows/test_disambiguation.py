@@ -27,12 +27,15 @@ flows:
     steps:
       - action: utter_hi
 """
-RESPONSES = DOMAIN + """
+RESPONSES = (
+    DOMAIN
+    + """
   utter_setlist:
     - text: "No spoilers!"
   utter_hi:
     - text: "Hi!"
 """
+)
 QUESTION = "Did you mean 1) tour dates or 2) the setlist? Reply 1 or 2."
 
 
@@ -57,7 +60,9 @@ def test_close_intents_get_a_one_tap_question(engine):
     assert not commands_of(progress, HandOff)
 
 
-@pytest.mark.parametrize("answer", ["2", "2)", "the second one", "second", "#2", "setlist", "i meant the setlist"])
+@pytest.mark.parametrize(
+    "answer", ["2", "2)", "the second one", "second", "#2", "setlist", "i meant the setlist"]
+)
 def test_the_answer_picks_the_option(engine, answer):
     chat = Conversation(engine)
     chat.send("what songs on the tour", CLOSE)

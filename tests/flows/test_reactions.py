@@ -67,7 +67,16 @@ def test_a_project_file_overrides_kinds_and_adds_words(tmp_path):
     assert table.classify("k 👍") == Reaction("ack", "utter_thumbs")
     assert table.classify("🤡🤡") == Reaction("clown", None)
     assert table.classify("😂").kind == "laugh"  # the package's other kinds stay
-    assert table.classify("👌").kind == "unknown"  # the project's `ack` replaced the package's
+    assert table.classify("👌") == Reaction("ack", "utter_thumbs")  # the package's symbols stay
+
+
+def test_a_project_kind_without_reply_keeps_the_packages_reply(tmp_path):
+    path = write(tmp_path, "reactions.yml", "reactions:\n  love:\n    emoji: ['🐐']\n")
+    assert load_reactions(path).classify("🐐") == Reaction("love", "utter_reaction_love")
+    moved = write(tmp_path, "moved.yml", "reactions:\n  sad:\n    emoji: ['💀']\n")
+    assert (
+        load_reactions(moved).classify("💀").kind == "sad"
+    )  # a symbol moves to the project's kind
 
 
 @pytest.mark.parametrize(
@@ -153,3 +162,11 @@ def test_a_project_can_override_the_pattern(make_engine):
     )
     assert Conversation(engine).send("💀").says() == ["Tour dates: example.com/tour"]
     assert Conversation(engine).send("❤️").says() == []
+
+
+def test_a_reply_no_response_defines_is_a_warning(tmp_path):
+    table = load_reactions(
+        write(tmp_path, "reactions.yml", "reactions:\n  sad: {reply: utter_x}\n")
+    )
+    warnings = table.missing_replies({"utter_reaction_love", "utter_reaction_laugh"})
+    assert any("'sad'" in str(w) and "utter_x" in str(w) and w.warning for w in warnings)
