@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +47,7 @@ from bot.flows.responses import RenderedResponse, Responses
 from bot.locks import ContactLocks
 from bot.messages import InboundSms, OutboundSms, Prediction, utcnow
 from bot.nlu.batching import EncodingBatcher
+from bot.nlu.questions import Reading, pack_replies, pick_questions, split_questions
 from bot.storage import Store
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class Pipeline:
         on_commit: Callable[[TurnOutcome], None] = lambda outcome: None,
         in_team_hours: Callable[[datetime], bool] = lambda at: True,
         fan_links: Callable[[int], dict[str, str]] = lambda contact_id: {},
+        max_segments: int = 3,
     ):
         self.store = store
         self.locks = locks
@@ -123,6 +125,7 @@ class Pipeline:
         self.on_commit = on_commit  # wakes the outbox sender and the inbox's live feed
         self.in_team_hours = in_team_hours
         self.fan_links = fan_links  # e.g. {"signup_link": ...}: personal, signed, no number in it
+        self.max_segments = max_segments  # answers to several questions share texts up to this
 
     def reload(self, engine: FlowEngine, interpreter: Any) -> None:
         """Swap content and model between turns (hot reload; no turn sees a mix)."""
@@ -288,23 +291,60 @@ class Pipeline:
         event = (
             "first_contact" if is_new else ("broadcast_reply" if ctx.last_broadcast_id else None)
         )
-        inp = TurnInput(
-            text=body, prediction=turn.prediction, event=event,
-            fan=self._fan(ctx, is_new),
-            num_media=turn.num_media,
-            seed=turn.message_id,
-            broadcast_text=ctx.last_broadcast_text if event == "broadcast_reply" else None,
-        )  # fmt: skip
+        # 6b. several questions in one text: each answered, else the text is one turn
+        questions = await self._questions(turn, body, state, event)
+        parts = [(q.text, q.prediction) for q in questions] or [(body, turn.prediction)]
         try:
-            progress = turn.brain.engine.turn(state, inp)
-            progress = await self._carry_out(turn, progress, inp)
+            for text, prediction in parts:
+                inp = TurnInput(
+                    text=text, prediction=prediction, event=event,
+                    fan=self._fan(ctx, is_new),
+                    num_media=turn.num_media,
+                    seed=turn.message_id,
+                    broadcast_text=ctx.last_broadcast_text if event == "broadcast_reply" else None,
+                )  # fmt: skip
+                progress = turn.brain.engine.turn(state, inp)
+                progress = await self._carry_out(turn, progress, inp)
+                state = progress.state
         except ActionError as exc:
             log.warning("custom action failed: %s", exc, extra={"contact_id": ctx.contact.id})
             self._internal_error(turn, str(exc))
             return
-        record.dialogue = progress.state.to_json()
+        record.dialogue = state.to_json()
+        if questions:
+            self._pack_replies(turn)
         if turn.record.escalation is not None:
             self._acknowledge_escalation(turn)
+
+    async def _questions(
+        self, turn: _Turn, body: str, state: DialogueState, event: str | None
+    ) -> list[Reading]:
+        """The clauses to answer one by one ([]: the whole text is one turn). Only when nothing
+        is waiting for an answer and no event (first contact, broadcast reply) is being handled."""
+        if state.stack or event or turn.num_media or turn.prediction is None:
+            return []
+        clauses = split_questions(body)
+        if len(clauses) < 2:
+            return []
+        brain = turn.brain
+        judge = brain.engine.judge
+        readings = [
+            Reading(c, p, *judge(p)) for c, p in [(c, await brain.nlu.parse(c)) for c in clauses]
+        ]
+        picked = pick_questions(Reading(body, turn.prediction, *judge(turn.prediction)), readings)
+        if picked:
+            turn.record.events.append(
+                ("questions", {"intents": [q.prediction.intent for q in picked]})
+            )
+        return picked
+
+    def _pack_replies(self, turn: _Turn) -> None:
+        """The answers to several questions in as few texts as the segment budget allows."""
+        replies = turn.record.replies
+        if len(replies) < 2 or any(r.media_urls for r in replies):
+            return
+        texts = pack_replies([r.body for r in replies], self.max_segments)
+        turn.record.replies[:] = [replace(replies[0], body=text) for text in texts]
 
     def _other_language(self, turn: _Turn, state: DialogueState) -> bool:
         """A text the NLU could not place, in another language: say (in it) what the line speaks,

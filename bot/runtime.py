@@ -71,6 +71,7 @@ class Runtime:
             on_commit=on_commit or (lambda outcome: None),
             in_team_hours=team_clock(settings.team_hours),
             fan_links=_links(settings),
+            max_segments=settings.max_segments,
         )
         return cls(settings, store, locks, content, interpreter, actions, pipeline)
 

@@ -81,15 +81,9 @@ def close_call(
     best, p1 = prediction.ranking[0]
     if prediction.intent is None or base(best) != prediction.intent or target(best) is None:
         return None  # out of scope, or decided by something other than the ranking
-    second = next(
-        (
-            (name, p)
-            for name, p in prediction.ranking[1:]
-            if target(name) not in (None, target(best))
-        ),
-        None,
-    )
-    if second is None:
+    # the runner-up (another target than the best's): when it cannot be offered, no question
+    second = next(((n, p) for n, p in prediction.ranking[1:] if target(n) != target(best)), None)
+    if second is None or target(second[0]) is None:
         return None
     name2, p2 = second
     close = p1 - p2 < settings.margin

@@ -81,6 +81,31 @@ class FlowEngine:
             run.run()
         return run.progress()
 
+    def judge(self, prediction: Prediction | None) -> tuple[str | None, bool]:
+        """(what a sure single-step answer to this reading would be, or None; whether the
+        reading is confidently something a person must see). For several questions in a text."""
+        if prediction is None or not prediction.intent or not prediction.ranking:
+            return None, False
+        flows = [
+            self.flows[f]
+            for f, _ in self.triggers.by_intent(prediction)
+            if f in self.flows and self.flows[f].if_ is None
+        ]
+        hands_off = any(_escalates(flow) for flow in flows) or (
+            prediction.intent == "human_handoff"
+        )
+        margin = self.disambiguation
+        sure = prediction.confidence >= self.threshold + margin.grey_zone and not dis.close_call(
+            prediction, self.threshold, margin, lambda intent: intent
+        )
+        if not sure or hands_off:
+            return None, hands_off
+        if prediction.retrieval_intent:
+            name = f"utter_{prediction.retrieval_intent}"
+            return (name if name in self.responses else None), False
+        answers = [f for f in flows if not f.is_pattern and _single_answer(f)]
+        return (answers[0].id if answers else None), False
+
     def resume(
         self, state: DialogueState, slot_events: Mapping[str, Any], inp: TurnInput
     ) -> Progress:
@@ -571,3 +596,15 @@ def _slots_written(flow: Flow) -> set[str]:
         elif step.kind == "set_slots":
             written.update(name for name, _ in step.assignments)  # type: ignore[attr-defined]
     return written
+
+
+def _single_answer(flow: Flow) -> bool:
+    """FAQ-style: the flow only says responses (no question, action, link or hand-off)."""
+    return all(
+        step.kind == "action" and step.action.startswith("utter_") and step.next is None  # type: ignore[attr-defined]
+        for step in flow.steps
+    )
+
+
+def _escalates(flow: Flow) -> bool:
+    return any(step.kind == "escalate" for step in flow.steps)

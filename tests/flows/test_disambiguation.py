@@ -40,8 +40,16 @@ QUESTION = "Did you mean 1) tour dates or 2) the setlist? Reply 1 or 2."
 
 
 def ranked(*pairs: tuple[str, float], intent: str | None = None) -> Prediction:
-    name = intent or pairs[0][0].split("/")[0]
-    return Prediction(text="", intent=name, confidence=pairs[0][1], ranking=tuple(pairs))
+    best = pairs[0][0]
+    name = intent or best.split("/")[0]
+    retrieval = best if "/" in best and name != "out_of_scope" else None
+    return Prediction(
+        text="",
+        intent=name,
+        confidence=pairs[0][1],
+        ranking=tuple(pairs),
+        retrieval_intent=retrieval,
+    )
 
 
 CLOSE = ranked(("ask_tour", 0.62), ("ask_setlist", 0.58), ("greet", 0.1))
@@ -115,6 +123,9 @@ def test_only_labelled_flows_and_retrieval_answers_are_options(engine):
     # greet has no label: offered never, so a close greet/tour call is answered as usual
     close = ranked(("ask_tour", 0.6), ("greet", 0.58))
     assert Conversation(engine).send("hey tour", close).says() == ["Tour dates: example.com/tour"]
+    # nor is a labelled third option when the real runner-up cannot be offered
+    third = ranked(("ask_tour", 0.6), ("greet", 0.59), ("ask_setlist", 0.58))
+    assert Conversation(engine).send("hey tour", third).says() == ["Tour dates: example.com/tour"]
     faq = ranked(("ask_tour", 0.6), ("faq/ask_merch", 0.58))
     assert Conversation(engine).send("tour merch", faq).says() == [
         "Did you mean 1) tour dates or 2) merch? Reply 1 or 2."
@@ -136,3 +147,34 @@ def test_pure_helpers():
     target = {"ask_tour": "tour", "ask_setlist": "setlist"}.get
     assert close_call(CLOSE, 0.4, Disambiguation(), target) == ["ask_tour", "ask_setlist"]
     assert close_call(None, 0.4, Disambiguation(), target) is None
+
+
+def test_judge_says_which_readings_are_sure_single_answers(make_engine):
+    engine = make_engine(
+        FLOWS
+        + """
+  complaint:
+    nlu_trigger: [complaint]
+    steps:
+      - action: utter_hi
+      - escalate:
+          reason: complaint
+  profile:
+    label: your profile
+    nlu_trigger: [update_profile]
+    steps:
+      - collect: birthday
+""",
+        RESPONSES,
+        default_threshold=0.4,
+    )
+    assert engine.judge(ranked(("ask_tour", 0.9), ("ask_setlist", 0.1))) == ("tour", False)
+    assert engine.judge(ranked(("faq/ask_merch", 0.9), ("ask_tour", 0.1))) == (
+        "utter_faq/ask_merch",
+        False,
+    )
+    assert engine.judge(CLOSE) == (None, False)  # a close call is not sure
+    assert engine.judge(ranked(("ask_tour", 0.45), ("greet", 0.05))) == (None, False)  # grey zone
+    assert engine.judge(ranked(("update_profile", 0.9), ("greet", 0.1))) == (None, False)  # asks
+    assert engine.judge(ranked(("complaint", 0.9), ("greet", 0.1))) == (None, True)
+    assert engine.judge(None) == (None, False)
