@@ -40,6 +40,7 @@ Kind = Literal["opt_out", "opt_in", "help", "confirm_opt_out"]
 # phrase-model bands (probability of the label); measured in tests/compliance
 OPT_OUT_SURE = 0.70  # at or above: unsubscribed
 OPT_OUT_ASK = 0.40  # from here up to sure: asked once
+GUARDED_ASK = 0.90  # "stop" in another sense ("can't stop smiling"): asked only above this
 OTHER_SURE = 0.80  # START / HELP in plain words
 ASKED_KEY = "compliance_asked"  # in the dialogue JSON, for one turn: we asked "Reply STOP ...?"
 
@@ -88,7 +89,7 @@ def _from_model(text: str, subscription: str) -> Decision | None:
             out, guarded = p, patterns.guarded(clause)
     if out >= OPT_OUT_SURE and not guarded:
         return Decision("opt_out", "model", score=round(out, 3))
-    if out >= (OPT_OUT_SURE if guarded else OPT_OUT_ASK):
+    if out >= (GUARDED_ASK if guarded else OPT_OUT_ASK):
         if subscription == "unsubscribed":
             return None  # nothing to ask someone who already gets nothing
         return Decision("confirm_opt_out", "model", score=round(out, 3))

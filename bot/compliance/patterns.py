@@ -16,7 +16,7 @@ _SEND = r"(text|txt|message|msg|contact|sms|send|email)(ing|in)?"
 
 EXPLICIT_OPT_OUT = re.compile(
     r"\b("
-    rf"(stop|quit|cease|end) {_SEND}( me| us| this number)?"
+    rf"(stop|quit|cease|end) {_SEND}(?! (you|u|ya|nova|her|him|them)\b)( me| us| this number)?"
     rf"|(stop|end|cancel|block) (all |the |these |those |your |ur |my )*{_TEXTS}"
     r"|unsubscribe|unsub me|opt (me )?out|opting out"
     r"|(remove|delete) (me|my (phone )?number|this number)\b"
@@ -51,12 +51,15 @@ GUARDS = re.compile(
 
 
 # "don't stop texting me", "never stop sending these": the opposite of an opt-out
-_NEGATED = re.compile(r"(don'?t|dont|do not|never|can'?t|cant|cannot|won'?t|wont) (ever )?$", re.I)
+_NEGATED = re.compile(
+    r"(don'?t|dont|do not|never|can'?t|cant|cannot|won'?t|wont|not|not going to|not gonna) (ever )?$",
+    re.IGNORECASE,
+)
 
 
 def explicit_opt_out(text: str) -> bool:
     return any(
-        not _NEGATED.search(text[max(0, m.start() - 12) : m.start()])
+        not _NEGATED.search(text[max(0, m.start() - 16) : m.start()])
         for m in EXPLICIT_OPT_OUT.finditer(text)
     )
 

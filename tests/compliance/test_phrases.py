@@ -50,6 +50,20 @@ OPT_OUTS = [
     "i'm begging you stop",
     "deja de mandarme sms",
     "je ne souhaite plus recevoir vos sms",
+    "please discontinue these texts",
+    "this number should be removed from your list",
+    "hello, kindly unsubscribe this phone number",
+    "Would it be possible to stop sending me messages?",
+    "no longer interested, please remove",
+    "i don't want to hear from you anymore",
+    "who gave you my number? remove it",
+    "I did not consent to these messages",
+    "dejen de enviarme mensajes por favor",
+    "no quiero recibir más sms",
+    "je me désinscris",
+    "toglimi dalla lista",
+    "parem com essas mensagens",
+    "thanks for everything but i want to unsubscribe now",
 ]
 # texts that merely contain "stop" (or end, cancel, remove, no more) and are not opt-outs
 TRICKY = [
@@ -83,6 +97,14 @@ TRICKY = [
     "is there no more merch?",
     "is the presale ending soon",
     "stop teasing and drop the tour dates",
+    "i cannot stop smiling",
+    "i'm not going to stop texting you lol",
+    "will you stop in toronto",
+    "how do i cancel my vip package",
+    "remove my old address from my merch account",
+    "no more shows in ohio?",
+    "nothing will stop me from seeing you",
+    "STOP IT I LOVE IT",
 ]
 
 
