@@ -27,6 +27,10 @@ class ContactLocks:
         self._pool: asyncio.Queue[Any] | None = None
         self._opened = 0
 
+    def busy(self, key: str) -> bool:
+        """Whether a turn of this fan holds or awaits the lock in this process right now."""
+        return key in self._waiters
+
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
         lock = self._local.setdefault(key, asyncio.Lock())

@@ -142,10 +142,18 @@ class Pipeline:
         """
         started = time.perf_counter()
         inline = utcnow() + timedelta(seconds=inline_s) if inline_s else None
+        early = None
+        if recorded is not None and self.locks.busy(msg.sender):
+            # another turn of this fan is running: store the text now, so it is acknowledged
+            # without waiting for that turn (it is answered, in order, once the lock is ours)
+            early = await self.store.record_inbound(msg)
+            recorded.set()
         async with self.locks.hold(msg.sender):  # 1. one turn at a time per fan, in order
             rec, ctx = await self.store.begin_turn(msg)  # 2. record (idempotent) and load
             if recorded is not None:
                 recorded.set()
+            if early is not None and not early.duplicate:  # recorded above: still a new text
+                rec = replace(rec, duplicate=False, is_new_contact=early.is_new_contact)
             if ctx is None:  # a duplicate delivery of an answered text: the same replies
                 replies = await self.store.replies_to(rec.message_id)
                 return TurnOutcome(rec.message_id, rec.contact.id, tuple(replies), True)

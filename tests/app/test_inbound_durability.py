@@ -65,6 +65,23 @@ async def test_a_text_the_store_cannot_commit_in_time_gets_503_and_the_retry_kee
         assert replies and len(sent) + inline == 1  # answered once: inline or by the SDK
 
 
+async def test_a_text_waiting_behind_the_fans_running_turn_is_stored_and_acknowledged(
+    database_url: str,
+) -> None:
+    async for stack in running_stack(database_url, reply_budget_s=0.05, ack_timeout_s=0.3):
+        number = fan()
+        await stack.text(number, "hi")
+        async with stack.app.ctx.runtime.locks.hold(number):  # the fan's earlier turn, still busy
+            answer = await stack.text(number, "YES")
+            assert answer.status_code == 200  # acknowledged: stored, though not yet answered
+            assert [row.body for row in await stack.inbound(number)] == ["hi", "YES"]
+        async with stack.app.ctx.runtime.locks.hold(number):  # FIFO: after the waiting turn
+            pass
+        rows = await stack.inbound(number)
+        assert [row.status for row in rows] == ["processed", "processed"]
+        assert await stack.store.replies_to(rows[1].id)
+
+
 async def test_a_committed_text_past_the_budget_is_acknowledged_and_answered_by_api(
     database_url: str,
 ) -> None:
