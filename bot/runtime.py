@@ -109,14 +109,15 @@ def ensure_model(settings: Settings, content: Content, train: bool = True) -> An
     config = project_config(settings.project_dir / "config.yml", settings.nlu_pipeline)
     if content.nlu_data is None:
         raise NluError("no NLU training data under data/")
+    from bot.rasa.nlu_server import with_rasa_nlu  # `nlu:` in endpoints.yml: a Rasa server
+
     if train:
-        return load_interpreter(
-            train_model(config, content.nlu_data, settings.model_dir, progress=False)
-        )
+        model_dir = train_model(config, content.nlu_data, settings.model_dir, progress=False)
+        return with_rasa_nlu(settings.project_dir, load_interpreter(model_dir))
     model_dir = model_dir_for(settings.model_dir, fingerprint(config, content.nlu_data))
     if not (model_dir / "metadata.json").is_file():
         raise NluError("NLU data or config changed: run `fanline train` to update the model")
-    return load_interpreter(model_dir)
+    return with_rasa_nlu(settings.project_dir, load_interpreter(model_dir))
 
 
 def _links(settings: Settings) -> Any:
