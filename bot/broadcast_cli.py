@@ -222,6 +222,8 @@ async def _status(settings: Any, store: Any, args: argparse.Namespace) -> int:
 
 def _print_stats(s: Any) -> None:
     print(f"broadcast {s.broadcast_id}: {s.status}, {s.recipients:,} recipients")
+    if s.error:
+        print(f"  failed: {s.error}")
     for status, n in sorted(s.by_status.items()):
         print(f"  {status:<12}{n:>10,}")
     for code, n in sorted(s.failed_by_code.items()):
@@ -235,6 +237,8 @@ async def _list(settings: Any, store: Any, args: argparse.Namespace) -> int:
     for b in await _service(settings, store).all():
         when = b.send_at.isoformat() if b.send_at else "-"
         print(f"{b.id:>5}  {b.status:<10} {b.enqueued:>9,}  {when:<26} {b.name}")
+        if b.error:
+            print(f"       failed: {b.error}")
     return 0
 
 

@@ -17,7 +17,7 @@ from bot.errors import ConfigError, Location
 from bot.segments import Segment
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]{0,63})(?:\|([^{}]{0,40}))?\}")
-STATUSES = ("draft", "scheduled", "enqueuing", "sending", "paused", "cancelled")
+STATUSES = ("draft", "scheduled", "enqueuing", "sending", "paused", "cancelled", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +99,7 @@ class Broadcast:
     started_at: datetime | None = None
     enqueued_at: datetime | None = None
     finished_at: datetime | None = None
+    error: str | None = None  # why a `failed` broadcast failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ class BroadcastStats:
     opted_out_since: int = 0
     replied: int = 0
     segments_sent: int = 0
+    error: str | None = None  # why a `failed` broadcast failed
 
     def count(self, *statuses: str) -> int:
         return sum(self.by_status.get(s, 0) for s in statuses)

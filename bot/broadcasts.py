@@ -4,7 +4,10 @@ Off the inbound path: a broadcast is written into the same outbox the replies us
 `broadcast`), and `bot.outbound.OutboundSender` sends it. Lifecycle:
 
     create (draft) -> preview -> send (enqueuing -> sending) | schedule (scheduled -> ...)
-                   pause <-> resume;  cancel at any time
+                   pause <-> resume;  cancel at any time;  failed (with its reason)
+
+A broadcast that cannot be enqueued (a stored segment that no longer validates, a bug) ends
+`failed` with a reason the CLI and the inbox show; the scheduler goes on with the others.
 
 Enqueuing runs in chunks (`BroadcastStore.enqueue_chunk`), each one transaction, resumable
 after a crash from the stored cursor. Each text gets `not_before`: the opening of the fan's
@@ -31,7 +34,7 @@ from bot.broadcast_model import (
     parse_template,
     render,
 )
-from bot.errors import ConfigError, Location
+from bot.errors import ConfigError, FanlineError, Location, StorageError
 from bot.quiet_hours import QuietHours, valid_zone
 from bot.segments import Segment
 from bot.sms import sms_segments
@@ -107,7 +110,10 @@ class BroadcastService:
 
     async def send(self, broadcast_id: int) -> Broadcast:
         """Start now: the caller (CLI, scheduler) then runs `enqueue`."""
-        return await self.records.start(broadcast_id, None)
+        try:
+            return await self.records.start(broadcast_id, None)
+        except ConfigError as exc:  # a stored row that no longer validates
+            raise await self._failed(broadcast_id, exc) from None
 
     async def schedule(self, broadcast_id: int, at: datetime) -> Broadcast:
         if at.tzinfo is None:
@@ -128,6 +134,26 @@ class BroadcastService:
         after `max_chunks`. Safe to run again, and from several processes at once. `at` fixes
         the clock that quiet hours and pacing are computed from (default: now).
         """
+        try:
+            return await self._enqueue(broadcast_id, on_chunk, max_chunks, at)
+        except StorageError:
+            raise  # the database is away: nothing is wrong with the broadcast, try again later
+        except Exception as exc:
+            raise await self._failed(broadcast_id, exc) from None
+
+    async def _failed(self, broadcast_id: int, exc: Exception) -> BroadcastFailed:
+        reason = failure_reason(exc)
+        log.error("broadcast %s failed: %s", broadcast_id, reason)  # no traceback: fan data
+        await self.records.fail(broadcast_id, reason)
+        return BroadcastFailed(f"broadcast {broadcast_id} failed: {reason}")
+
+    async def _enqueue(
+        self,
+        broadcast_id: int,
+        on_chunk: Callable[[ChunkResult], None] | None,
+        max_chunks: int | None,
+        at: datetime | None,
+    ) -> int:
         b = await self.records.get(broadcast_id)
         parts = parse_template(b.body)
         total, chunks = 0, 0
@@ -143,15 +169,28 @@ class BroadcastService:
         return total
 
     async def run_due(self, at: datetime | None = None) -> list[int]:
-        """Scheduler step: start broadcasts whose time has come, finish interrupted ones."""
+        """Scheduler step: start broadcasts whose time has come, finish interrupted ones.
+
+        Each broadcast on its own: one that fails ends `failed` and the others still start."""
         started = []
         for broadcast_id in await self.records.due(at or datetime.now(UTC)):
-            b = await self.records.get(broadcast_id)
-            if b.status == "scheduled":
-                await self.records.start(broadcast_id, None)
-            await self.enqueue(broadcast_id)
+            try:
+                await self._start_due(broadcast_id)
+            except BroadcastFailed:
+                continue  # recorded with its reason by `enqueue`
+            except StorageError:
+                raise  # the database is away: the whole step waits for the next interval
+            except Exception as exc:  # e.g. a stored row that no longer loads
+                await self._failed(broadcast_id, exc)
+                continue
             started.append(broadcast_id)
         return started
+
+    async def _start_due(self, broadcast_id: int) -> None:
+        b = await self.records.get(broadcast_id)
+        if b.status == "scheduled":
+            await self.records.start(broadcast_id, None)
+        await self.enqueue(broadcast_id)
 
     async def run_scheduler(self, stop_event: asyncio.Event, interval_s: float = 15.0) -> None:
         """Background task for `fanline run`: poll for due broadcasts until stopped."""
@@ -181,6 +220,18 @@ class BroadcastService:
 
     async def stats(self, broadcast_id: int) -> BroadcastStats:
         return await self.records.stats(broadcast_id)
+
+
+class BroadcastFailed(FanlineError):
+    """A broadcast ended `failed`; the message carries the reason."""
+
+
+def failure_reason(exc: Exception) -> str:
+    """What an operator is told: our own errors say what is wrong; anything else only its
+    kind (its message could hold a fan's number, e.g. a database error's parameters)."""
+    if isinstance(exc, FanlineError):
+        return str(exc)
+    return f"internal error ({type(exc).__name__}); see the server log"
 
 
 def check(spec: NewBroadcast) -> None:

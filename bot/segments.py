@@ -23,8 +23,9 @@ segment into one SQL condition (fans are never filtered in Python). Every segmen
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,15 @@ from bot.quiet_hours import STATE_ZONES
 _LIST_KEYS = ("tags", "any_tags", "not_tags", "zip_prefix", "state", "country")
 _KEYS = (*_LIST_KEYS, "profile", "birthday_month", "signed_up_after", "signed_up_before",
          "replied_within_days", "description")  # fmt: skip
+_INT_KEYS = ("birthday_month", "replied_within_days")
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_ZIP = re.compile(r"^[0-9]{1,5}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+# Bounds: beyond them a condition is a typo, and date arithmetic would overflow in SQL
+MAX_DAYS = 36_500
+MIN_YEAR, MAX_YEAR = 1900, 2100
+MAX_VALUES = 1_000
+MAX_TEXT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +109,19 @@ def parse_cli(name: str, conditions: list[str]) -> Segment:
         items = [v.strip() for v in value.split(",") if v.strip()]
         if key.startswith("profile."):
             spec.setdefault("profile", {})[key[len("profile.") :]] = items
+        elif key in _INT_KEYS:  # the command line only has text: numbers are read here, once
+            numbers = [_cli_int(v, Location("--where", None, key)) for v in items]
+            spec[key] = numbers if key == "birthday_month" else (numbers or [None])[0]
         else:
-            spec[key] = items if key in _LIST_KEYS or key == "birthday_month" else value.strip()
+            spec[key] = items if key in _LIST_KEYS else value.strip()
     return parse_segment(name, spec, Location("--where"))
+
+
+def _cli_int(value: str, where: Location) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"expected a whole number, got {value!r}", where) from None
 
 
 def parse_segment(name: str, spec: Any, where: Location) -> Segment:
@@ -136,53 +155,90 @@ def parse_segment(name: str, spec: Any, where: Location) -> Segment:
         if spec.get(key) is not None:
             values[key] = _date(spec[key], at(key))
     if spec.get("replied_within_days") is not None:
-        values["replied_within_days"] = _positive(
+        values["replied_within_days"] = _days(
             spec["replied_within_days"], at("replied_within_days")
         )
-    return Segment(name=name, description=str(spec.get("description") or ""), **values)
+    _check_codes(values, at)
+    description = spec.get("description")
+    description = _text(description, at("description")) if description is not None else ""
+    return Segment(name=name, description=description, **values)
+
+
+def _check_codes(values: dict[str, Any], at: Callable[[str], Location]) -> None:
+    if not all(_ZIP.match(z) for z in values.get("zip_prefix", ())):
+        raise ConfigError("a ZIP prefix is 1 to 5 digits", at("zip_prefix"))
+    if not all(_COUNTRY.match(c) for c in values.get("country", ())):
+        raise ConfigError("a country is a two-letter ISO code such as US", at("country"))
 
 
 def _strings(value: Any, where: Location) -> tuple[str, ...]:
     items = value if isinstance(value, list | tuple) else [value]
-    out = tuple(str(v).strip() for v in items if v is not None and str(v).strip())
-    if not out:
+    if len(items) > MAX_VALUES:
+        raise ConfigError(f"at most {MAX_VALUES} values, got {len(items)}", where)
+    out = tuple(_text(v, where) for v in items)
+    if not out or not all(out):
         raise ConfigError("expected one value or a list of values", where)
     return out
+
+
+def _text(value: Any, where: Location) -> str:
+    """A YAML scalar that must be text: numbers and yes/no are errors, never silently strings."""
+    if isinstance(value, bool):
+        raise ConfigError(
+            f"expected text, got {str(value).lower()} (YAML reads yes/no/on/off as true/false): "
+            "put it in quotes",
+            where,
+        )
+    if isinstance(value, int | float):
+        raise ConfigError(f"expected text, got the number {value!r}: put it in quotes", where)
+    if isinstance(value, dict | list | tuple):
+        raise ConfigError("expected text, got a nested mapping or list", where)
+    if not isinstance(value, str):
+        raise ConfigError(f"expected text, got {value!r}", where)
+    text = value.strip()
+    if len(text) > MAX_TEXT:
+        raise ConfigError(f"a value is at most {MAX_TEXT} characters", where)
+    return text
 
 
 def _profile(value: Any, where: Location) -> tuple[tuple[str, tuple[str, ...]], ...]:
     if not isinstance(value, dict) or not value:
         raise ConfigError("expected a mapping of profile field -> value(s)", where)
     for key in value:
-        if not _FIELD.match(str(key)):
+        if not isinstance(key, str) or not _FIELD.match(key):
             raise ConfigError(f"invalid profile field name {key!r}", where)
     return tuple((str(k), _strings(v, where)) for k, v in sorted(value.items()))
 
 
 def _months(value: Any, where: Location) -> tuple[int, ...]:
-    try:
-        months = tuple(int(m) for m in (value if isinstance(value, list | tuple) else [value]))
-    except (TypeError, ValueError):
-        raise ConfigError(f"months are numbers 1-12, got {value!r}", where) from None
-    if not months or any(not 1 <= m <= 12 for m in months):
-        raise ConfigError(f"months are numbers 1-12, got {value!r}", where)
-    return months
+    months = value if isinstance(value, list | tuple) else [value]
+    if not months or any(_whole(m) is None or not 1 <= m <= 12 for m in months):
+        raise ConfigError(f"months are whole numbers 1-12, got {value!r}", where)
+    return tuple(months)
 
 
 def _date(value: Any, where: Location) -> date:
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise ConfigError(f"expected a date like 2025-01-31, got {value!r}", where) from None
+    if isinstance(value, datetime):
+        value = value.date()
+    if not isinstance(value, date):
+        try:
+            value = date.fromisoformat(_text(value, where))
+        except ValueError:
+            raise ConfigError(f"expected a date like 2025-01-31, got {value!r}", where) from None
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ConfigError(f"expected a date between {MIN_YEAR} and {MAX_YEAR}, got {value}", where)
+    return value
 
 
-def _positive(value: Any, where: Location) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number <= 0 or isinstance(value, bool):
-        raise ConfigError(f"expected a whole number of days, got {value!r}", where)
+def _days(value: Any, where: Location) -> int:
+    number = _whole(value)
+    if number is None or not 1 <= number <= MAX_DAYS:
+        raise ConfigError(
+            f"expected a whole number of days from 1 to {MAX_DAYS:,}, got {value!r}", where
+        )
     return number
+
+
+def _whole(value: Any) -> int | None:
+    """An int that is not a bool (YAML's true is an int in Python), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -133,7 +133,7 @@ class BroadcastStore:
         """draft/scheduled -> scheduled (a future send_at) or enqueuing (now)."""
 
         def go(conn: Connection) -> Broadcast:
-            b = _get(conn, broadcast_id, lock=True)
+            b = _row(conn, broadcast_id, lock=True)
             if b.status not in ("draft", "scheduled"):
                 raise Conflict(f"broadcast {broadcast_id} is {b.status}; it can only start once")
             at = now()
@@ -148,7 +148,7 @@ class BroadcastStore:
 
     async def pause(self, broadcast_id: int) -> int:
         def go(conn: Connection) -> int:
-            b = _get(conn, broadcast_id, lock=True)
+            b = _row(conn, broadcast_id, lock=True)
             if b.status not in ("enqueuing", "sending", "scheduled"):
                 raise Conflict(f"broadcast {broadcast_id} is {b.status}; only a running one pauses")
             _update(conn, broadcast_id, status="paused")
@@ -158,7 +158,7 @@ class BroadcastStore:
 
     async def resume(self, broadcast_id: int) -> int:
         def go(conn: Connection) -> int:
-            b = _get(conn, broadcast_id, lock=True)
+            b = _row(conn, broadcast_id, lock=True)
             if b.status != "paused":
                 raise Conflict(f"broadcast {broadcast_id} is {b.status}, not paused")
             if b.started_at is None:
@@ -170,9 +170,24 @@ class BroadcastStore:
 
         return await self.db.run(go)
 
+    async def fail(self, broadcast_id: int, reason: str) -> int:
+        """The broadcast cannot go on: `failed` with the reason; texts already queued are held
+        (`cancel` drops them). A plain update: the stored row may be what is broken."""
+
+        def go(conn: Connection) -> int:
+            conn.execute(
+                broadcasts.update()
+                .where(broadcasts.c.id == broadcast_id,
+                       broadcasts.c.status.in_(("draft", "scheduled", "enqueuing", "sending")))
+                .values(status="failed", error=reason[:500], finished_at=now())
+            )  # fmt: skip
+            return _move(conn, broadcast_id, "queued", "paused")
+
+        return await self.db.run(go)
+
     async def cancel(self, broadcast_id: int) -> int:
         def go(conn: Connection) -> int:
-            b = _get(conn, broadcast_id, lock=True)
+            b = _row(conn, broadcast_id, lock=True)
             if b.status == "cancelled":
                 return 0
             _update(conn, broadcast_id, status="cancelled", finished_at=now())
@@ -261,7 +276,7 @@ class BroadcastStore:
         return await self.db.run(self._stats, broadcast_id)
 
     def _stats(self, conn: Connection, broadcast_id: int) -> BroadcastStats:
-        b = _get(conn, broadcast_id)
+        b = _row(conn, broadcast_id)  # the raw row: a failed broadcast's segment may be broken
         m = messages.c
         mine = sa.and_(m.broadcast_id == broadcast_id, m.kind == "broadcast")
         rows = conn.execute(
@@ -281,10 +296,10 @@ class BroadcastStore:
             broadcast_id=broadcast_id, status=b.status, recipients=b.enqueued,
             by_status=dict(by_status), failed_by_code=dict(failed),
             opted_out_since=self._opted_out_since(conn, b), replied=self._replied(conn, b),
-            segments_sent=segments,
+            segments_sent=segments, error=b.error,
         )  # fmt: skip
 
-    def _opted_out_since(self, conn: Connection, b: Broadcast) -> int:
+    def _opted_out_since(self, conn: Connection, b: Any) -> int:
         if b.started_at is None:
             return 0
         r, ce = broadcast_recipients.c, consent_events.c
@@ -294,7 +309,7 @@ class BroadcastStore:
             .where(r.broadcast_id == b.id, ce.action == "opt_out", ce.at >= b.started_at)
         ).scalar_one()
 
-    def _replied(self, conn: Connection, b: Broadcast) -> int:
+    def _replied(self, conn: Connection, b: Any) -> int:
         """Recipients who texted back within the reply window after their copy was sent."""
         out, inbound = messages.alias("bout"), messages.alias("bin")
         if self.dialect == "postgresql":
@@ -392,13 +407,18 @@ def _pace_expr(b: Broadcast, at: datetime, row_number: Any, chunk: int) -> Any:
 
 
 def _get(conn: Connection, broadcast_id: int, lock: bool = False) -> Broadcast:
+    return _broadcast(_row(conn, broadcast_id, lock))
+
+
+def _row(conn: Connection, broadcast_id: int, lock: bool = False) -> Any:
+    """The stored row as it is (status changes need no segment, which may be what is broken)."""
     query = sa.select(broadcasts).where(broadcasts.c.id == broadcast_id)
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
     row = conn.execute(query).first()
     if row is None:
         raise NotFound(f"no broadcast {broadcast_id}")
-    return _broadcast(row)
+    return row
 
 
 def _update(conn: Connection, broadcast_id: int, **values: Any) -> None:
@@ -423,7 +443,7 @@ def _broadcast(row: Any) -> Broadcast:
         quiet_end=row.quiet_end, default_zone=row.default_zone, send_at=_utc(row.send_at),
         cursor=row.cursor, enqueued=row.enqueued, created_at=_utc(row.created_at),
         started_at=_utc(row.started_at), enqueued_at=_utc(row.enqueued_at),
-        finished_at=_utc(row.finished_at),
+        finished_at=_utc(row.finished_at), error=row.error,
     )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ broadcasts = sa.Table(
     sa.Column("body", sa.Text, nullable=False),  # template: {first_name}, {field|fallback}
     sa.Column("media_urls", sa.JSON, nullable=False, default=list),
     sa.Column("segment", sa.JSON, nullable=False, default=dict),  # Segment.to_json()
-    # draft | scheduled | enqueuing | sending | paused | cancelled
+    # draft | scheduled | enqueuing | sending | paused | cancelled | failed
     sa.Column("status", sa.String(16), nullable=False, default="draft"),
     sa.Column("sender", sa.String(64), nullable=True),  # None: the default number / service
     sa.Column("rate", sa.Float, nullable=False),  # messages per second this broadcast is paced at
@@ -33,6 +33,7 @@ broadcasts = sa.Table(
     sa.Column("started_at", TS, nullable=True),
     sa.Column("enqueued_at", TS, nullable=True),  # every recipient is in the outbox
     sa.Column("finished_at", TS, nullable=True),  # cancelled, or nothing left to send
+    sa.Column("error", sa.Text, nullable=True),  # why a failed broadcast failed (no fan data)
 )
 
 broadcast_recipients = sa.Table(

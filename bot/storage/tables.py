@@ -76,6 +76,7 @@ messages = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     # inbound: received | processed | held (human owns the thread)
     # outbound: queued | sending | sent | delivered | undelivered | failed | cancelled | twiml
+    #   | in_doubt (answer lost: being looked up) | unknown (lookups gave up: an operator decides)
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("reply_to", sa.Integer, nullable=True, index=True),  # inbound message answered
     sa.Column("broadcast_id", sa.Integer, nullable=True, index=True),
@@ -89,6 +90,8 @@ messages = sa.Table(
     sa.Column("encoding", sa.String(8), nullable=True),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("sent_at", TS, nullable=True),
+    sa.Column("claimed_at", TS, nullable=True),  # the guarded claim that let the send go out
+    sa.Column("lookups", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Index("ix_messages_outbox", "status", "not_before"),
     sa.Index("ix_messages_contact_created", "contact_id", "id"),
 )

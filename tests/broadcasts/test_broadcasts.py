@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.broadcast_model import Placeholder, parse_template, render
-from bot.broadcasts import BroadcastService
+from bot.broadcasts import BroadcastFailed, BroadcastService
 from bot.errors import ConfigError, Conflict
 from bot.quiet_hours import QuietHours, zone_for_fan
 from bot.storage import Store
@@ -112,9 +112,10 @@ async def test_enqueue_resumes_from_its_cursor_and_never_duplicates(store: Store
             broadcasts.update().values(cursor=0, status="enqueuing", enqueued_at=None)
         )
     )
-    with pytest.raises(sa.exc.IntegrityError):
-        await service.enqueue(bid)
+    with pytest.raises(BroadcastFailed, match="IntegrityError"):
+        await service.enqueue(bid)  # and the broadcast says so instead of blocking the scheduler
     assert len(await outbox(store, bid)) == 25
+    assert (await service.get(bid)).status == "failed"
 
 
 async def test_pause_resume_cancel(store: Store) -> None:
