@@ -80,9 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     db.set_defaults(func=cmd_db)
 
     from bot.broadcast_cli import register_broadcast, register_fans, register_segments
+    from bot.outbox_cli import register_outbox
     from bot.rasa.cli import register as register_import
 
-    for register in (register_broadcast, register_fans, register_segments, register_import):
+    for register in (
+        register_broadcast, register_fans, register_segments, register_outbox, register_import
+    ):
         register(sub)
     try:
         from bot.inbox.cli import register as register_agents

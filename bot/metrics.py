@@ -1,10 +1,11 @@
-"""Prometheus metrics: turns, latency, intents, escalations, sends and failures by error code."""
+"""Prometheus metrics: turns, latency, intents, escalations, sends, failures by error code, and
+sends whose outcome is not known."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -20,6 +21,11 @@ ESCALATIONS = Counter("fanline_escalations", "Hand-offs to humans", ["reason"], 
 SENDS = Counter("fanline_sends", "Outbound send attempts", ["result"], registry=REGISTRY)
 SEND_FAILURES = Counter(
     "fanline_send_failures", "Failed sends by provider error code", ["code"], registry=REGISTRY
+)
+
+# sends whose outcome is not known: in_doubt (still being looked up), unknown (an operator's)
+UNCERTAIN_SENDS = Gauge(
+    "fanline_outbox_uncertain", "Sends whose outcome is not known", ["state"], registry=REGISTRY
 )
 
 

@@ -1,15 +1,28 @@
 """The outbox sender: after a turn commits (step 9 of the message's path), texts go out here.
 
-Claims due outbox rows, sends them through a gateway (Twilio or local) under a per-sender
-token-bucket rate limit, and records results: sent rows in batches, retryable failures with
+Each lane reserves a batch of due rows (they stay `queued`, hidden from other lanes for
+`lease_s`), then for each send, in this order: waits for a free connection and a token of the
+sender's rate limit, claims the row (`queued -> sending`, in one statement guarded by "the fan is
+still subscribed, not suppressed, not erased"), and calls the gateway at once. So a STOP that
+commits before the claim always wins, however long the row waited for its turn, and a row is
+`sending` only while its request is on its way. Rows whose slots come up together are claimed
+together, which keeps throughput. Results: sent rows in batches, retryable failures with
 exponential backoff and jitter, permanent failures once (21610 also opts the fan out, in the
 store). Storage is reached only through the `OutboxStore` protocol below.
 
+In doubt: when the provider's answer to a send is lost (timeout, dropped connection) the send
+is looked up at once; found -> sent, not found -> retried. When the lookup fails too, the row
+goes `in_doubt` and is never sent again blindly: it is looked up again with backoff
+(`lookup_base_s`, doubling) and after `max_lookups` failed lookups it becomes `unknown`, for an
+operator (`fanline outbox unknown`, metrics). Exactly once therefore holds except for that
+window: a send Twilio accepted while its answer and every lookup were lost is never repeated,
+and one it never accepted is repeated only once a lookup says so.
+
 Crash recovery: a sender killed mid-batch leaves rows `sending`. On start and every
 `recover_interval_s`, rows claimed more than `recover_grace_s` ago are looked up at the provider:
-found -> sent with its SID; not found -> queued again. That is safe because a live sender never
-starts a send later than `lease_s` after its claim and a request lasts at most the gateway's
-timeout, so after the grace period nothing of that claim can still reach the provider.
+found -> sent with its SID; not found -> queued again; lookup failed -> `in_doubt`. That is safe
+because a request starts right after its claim and lasts at most the gateway's timeout, so after
+the grace period nothing of that claim can still reach the provider.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from bot import metrics
 from bot.errors import PermanentSendError, RetryableSendError
 from bot.messages import DeliveryReport
 
@@ -45,7 +59,8 @@ class OutboxItem:
     media_urls: tuple[str, ...]
     attempts: int
     kind: str
-    claimed_at: datetime | None = None  # set on rows handed to crash recovery
+    claimed_at: datetime | None = None  # set on rows handed to crash recovery / lookups
+    lookups: int = 0  # failed provider lookups so far (rows in doubt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +72,17 @@ class SendResult:
 
 
 class OutboxStore(Protocol):
-    async def claim_outbox(self, limit: int) -> list[OutboxItem]:
-        """Due rows (queued, not_before <= now) -> sending with attempts + 1, exactly once across
-        processes; rows to opted-out fans are cancelled here, except kind == "compliance"."""
+    async def reserve_outbox(self, limit: int, lease_s: float) -> list[OutboxItem]:
+        """Due rows (queued, not_before <= now), hidden from other reservations for `lease_s`;
+        they stay `queued` (a STOP or a pause still reaches them). `attempts` is the token
+        `claim_sends` checks, so a stale reservation can never claim a row retried since."""
+        ...
+
+    async def claim_sends(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        """The guarded claim, one statement: reserved rows still `queued` with the same attempts
+        whose fan is still subscribed, not suppressed, not erased -> sending, attempts + 1
+        (kind "compliance" always goes: the STOP confirmation, HELP). Rows to fans who opted
+        out meanwhile are cancelled with the reason. Returns the claimed rows."""
         ...
 
     async def outbox_sent(self, results: Sequence[tuple[int, str, int, str]]) -> None:
@@ -72,6 +95,21 @@ class OutboxStore(Protocol):
         """Permanent failure; 21610 also opts the fan out (the store decides)."""
         ...
 
+    async def outbox_in_doubt(
+        self, item: OutboxItem, delay_s: float, error: str, *, give_up: bool = False
+    ) -> None:
+        """The provider could not say whether it has the send: `in_doubt`, looked up again
+        after `delay_s` (lookups + 1), or `unknown` for good with `give_up`."""
+        ...
+
+    async def due_in_doubt(self, limit: int = 500) -> list[OutboxItem]:
+        """`in_doubt` rows due for their next lookup, with `claimed_at` and `lookups` set."""
+        ...
+
+    async def uncertain_counts(self) -> dict[str, int]:
+        """How many rows are `in_doubt` and `unknown` (for the metrics)."""
+        ...
+
     async def stale_sending(self, older_than_s: float, limit: int = 500) -> list[OutboxItem]:
         """Rows `sending` since a claim older than `older_than_s`, with `claimed_at` set."""
         ...
@@ -79,7 +117,7 @@ class OutboxStore(Protocol):
     async def settle_sending(
         self, lookups: Sequence[tuple[OutboxItem, Sequence[SendResult]]]
     ) -> tuple[int, int]:
-        """Each stale row with the provider's matches: -> (marked sent, queued again)."""
+        """Each stale or in-doubt row with the provider's matches: -> (marked sent, queued again)."""
         ...
 
     async def apply_delivery_report(self, report: DeliveryReport) -> bool: ...
@@ -104,7 +142,7 @@ class Recovery:
     stale: int
     sent: int
     requeued: int
-    in_doubt: int  # lookups that failed: left `sending` for the next pass
+    in_doubt: int  # lookups that failed: `in_doubt`, looked up again later (or `unknown`)
 
 
 class TokenBucket:
@@ -129,6 +167,15 @@ class TokenBucket:
         self._tokens -= 1
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
+    def ready(self) -> bool:
+        """A token is there now (taking it would not wait)."""
+        now = self._clock()
+        return min(self.burst, self._tokens + (now - self._at) * self.rate) >= 1
+
+    def give_back(self) -> None:
+        """Return a token that was taken but not used (its row was not claimed)."""
+        self._tokens = min(self.burst, self._tokens + 1)
+
     async def acquire(self) -> None:
         wait = self.take()
         if wait > 0:
@@ -144,7 +191,7 @@ class OutboundSender:
         gateway: Gateway,
         *,
         rate_per_second: float,
-        batch_size: int = 500,  # large claims: on a queue of a million, small ones cost more than sends
+        batch_size: int = 500,  # large reservations: on a queue of a million, small ones cost more
         max_attempts: int = 8,
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,
@@ -155,6 +202,9 @@ class OutboundSender:
         recover_grace_s: float | None = None,
         recover_interval_s: float = 60.0,
         wake_gap_s: float = 0.05,
+        max_in_flight: int | None = None,
+        lookup_base_s: float = 2.0,
+        max_lookups: int = 6,
     ) -> None:
         self.store = store
         self.gateway = gateway
@@ -164,8 +214,8 @@ class OutboundSender:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.poll_interval = poll_interval
-        self.lanes = lanes  # concurrent claim->send->record loops, so batches overlap
-        self.lease_s = lease_s  # a claimed row not started within this is left to recovery
+        self.lanes = lanes  # concurrent reserve->claim->send->record loops, so batches overlap
+        self.lease_s = lease_s  # a reservation not claimed within this goes back to the queue
         timeout = getattr(gateway, "timeout", 10.0)
         # after the grace period no send of the claim can still be on its way to the provider
         self.recover_grace_s = (
@@ -175,12 +225,18 @@ class OutboundSender:
             raise ValueError("recover_grace_s must exceed lease_s + the gateway's timeout")
         self.recover_interval_s = recover_interval_s
         self.wake_gap_s = wake_gap_s
+        # a claimed row never waits for a connection: claims stop when all of them are busy
+        in_flight = max_in_flight or getattr(gateway, "connections", None) or 100
+        self._in_flight = asyncio.Semaphore(in_flight)
+        self.lookup_base_s = lookup_base_s
+        self.max_lookups = max_lookups
         self._empty_at = -1e9  # loop time of the last claim that found nothing
         self._rates = dict(rates or {})
         self._buckets: dict[str, TokenBucket] = {}
         self._wake = asyncio.Event()
         self._random = random.Random()
-        self.counts = {"sent": 0, "retried": 0, "failed": 0, "expired": 0}
+        self.counts = {"sent": 0, "retried": 0, "failed": 0, "expired": 0, "cancelled": 0,
+                       "in_doubt": 0, "unknown": 0}  # fmt: skip
 
     def notify(self) -> None:
         """A turn committed outbox rows: wake the loop now instead of at the next poll."""
@@ -190,7 +246,9 @@ class OutboundSender:
         """Settle what a dead sender left, then send until `stop_event` is set; finishes the
         batches in flight before returning."""
         await asyncio.gather(
-            self._recovering(stop_event), *(self._lane(stop_event) for _ in range(self.lanes))
+            self._recovering(stop_event),
+            self._settling(stop_event),
+            *(self._lane(stop_event) for _ in range(self.lanes)),
         )
 
     async def _recovering(self, stop_event: asyncio.Event) -> None:
@@ -204,6 +262,18 @@ class OutboundSender:
                     self.notify()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_event.wait(), self.recover_interval_s)
+
+    async def _settling(self, stop_event: asyncio.Event) -> None:
+        while not stop_event.is_set():
+            try:
+                done = await self.settle_in_doubt()
+            except Exception:  # top of a background task: log, try again next interval
+                log.exception("outbox lookups failed")
+            else:
+                if done.requeued:
+                    self.notify()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop_event.wait(), self.lookup_base_s / 2)
 
     async def _lane(self, stop_event: asyncio.Event) -> None:
         while not stop_event.is_set():
@@ -247,54 +317,140 @@ class OutboundSender:
         return total
 
     async def send_batch(self) -> int:
-        """Claim one batch, send it concurrently, record the results; return the rows claimed."""
+        """Reserve one batch; claim and send each row as its slot comes up; record the results.
+        Returns the rows reserved."""
         size = self._claim_size()
-        items = await self.store.claim_outbox(size)
+        items = await self.store.reserve_outbox(size, self.lease_s)
         if not items:
             self._empty_at = asyncio.get_running_loop().time()
             return 0
         if len(items) == size:
             self._wake.set()  # a full batch: there may be more, rouse another lane
-        deadline = time.monotonic() + self.lease_s
-        outcomes = await asyncio.gather(*[self._send_one(item, deadline) for item in items])
+        # claims stop a little before the reservation lapses and another lane may take the rows
+        deadline = time.monotonic() + self.lease_s * 0.8
+        sends: list[asyncio.Task[tuple[int, str, int, str] | None]] = []
+        pending = list(items)
+        while pending:
+            group = await self._slots(pending, deadline)
+            if not group:
+                self.counts["expired"] += len(pending)  # due again when the reservation lapses
+                break
+            del pending[: len(group)]
+            sends += await self._claim_and_send(group)
+        outcomes = await asyncio.gather(*sends)
         sent = [o for o in outcomes if o is not None]
         if sent:
             await self.store.outbox_sent(sent)
             self.counts["sent"] += len(sent)
+            metrics.SENDS.labels("sent").inc(len(sent))
         return len(items)
+
+    async def _slots(self, pending: list[OutboxItem], deadline: float) -> list[OutboxItem]:
+        """The next rows whose connection and rate-limit token are in hand: the first waits
+        for both, the ones after it join only while both are free without waiting."""
+        group: list[OutboxItem] = []
+        for item in pending:
+            bucket = self._bucket(item.sender)
+            if group and (self._in_flight.locked() or not bucket.ready()):
+                break
+            await self._in_flight.acquire()
+            wait = bucket.take()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if time.monotonic() > deadline:
+                bucket.give_back()
+                self._in_flight.release()
+                break
+            group.append(item)
+        return group
+
+    async def _claim_and_send(
+        self, group: list[OutboxItem]
+    ) -> list[asyncio.Task[tuple[int, str, int, str] | None]]:
+        try:
+            claimed = await self.store.claim_sends(group)
+        except BaseException:
+            self._release(group, [])
+            raise
+        self._release(group, claimed)
+        if len(claimed) < len(group):  # opted out (or paused, or taken) while waiting
+            self.counts["cancelled"] += len(group) - len(claimed)
+            metrics.SENDS.labels("not_claimed").inc(len(group) - len(claimed))
+        return [asyncio.create_task(self._send_one(item)) for item in claimed]
+
+    def _release(self, group: list[OutboxItem], claimed: list[OutboxItem]) -> None:
+        """Hand back the slots of rows that were not claimed (opted out, paused, taken)."""
+        mine = {i.id for i in claimed}
+        for item in group:
+            if item.id not in mine:
+                self._bucket(item.sender).give_back()
+                self._in_flight.release()
 
     def _claim_size(self) -> int:
         # no more than the rate limit lets out well within the lease, across all lanes
         slowest = min([self.rate_per_second, *self._rates.values()])
         return max(1, min(self.batch_size, int(slowest * self.lease_s / (2 * self.lanes))))
 
-    async def _send_one(
-        self, item: OutboxItem, deadline: float
-    ) -> tuple[int, str, int, str] | None:
-        await self._bucket(item.sender).acquire()
-        if time.monotonic() > deadline:
-            # too late to start: recovery may already count this claim as dead. Left `sending`,
-            # recovery finds it was never accepted and queues it again.
-            self.counts["expired"] += 1
-            return None
+    async def _send_one(self, item: OutboxItem) -> tuple[int, str, int, str] | None:
+        try:
+            return await self._send(item)
+        finally:
+            self._in_flight.release()
+
+    async def _send(self, item: OutboxItem) -> tuple[int, str, int, str] | None:
         try:
             result = await self.gateway.send(item)
         except RetryableSendError as exc:
-            if exc.in_doubt and (hits := await self._lookup(item)):
+            if not exc.in_doubt:
+                await self._retry_or_fail(item, exc)
+                return None
+            hits = await self._lookup(item)
+            if hits:
                 found = hits[0]  # it got through after all: record it, never send it again
                 return (item.id, found.sid, found.segments, found.encoding or "")
-            await self._retry_or_fail(item, exc)
+            if hits is None:  # nobody can say whether it went out: never send it blindly
+                await self._doubt(item, str(exc))
+                return None
+            await self._retry_or_fail(item, exc)  # the provider never accepted it
             return None
         except PermanentSendError as exc:
             log.warning("outbox %s failed permanently (code %s)", item.id, exc.code)
             await self.store.outbox_failed(item.id, exc.code, str(exc))
             self.counts["failed"] += 1
             return None
-        except Exception as exc:  # a bug below us must not lose the row: retry it later
+        except Exception as exc:  # a bug below us: whether it reached the provider is unknown
             log.exception("outbox %s: unexpected send error", item.id)
-            await self._retry_or_fail(item, RetryableSendError(type(exc).__name__))
+            await self._doubt(item, f"unexpected {type(exc).__name__}")
             return None
         return (item.id, result.sid, result.segments, result.encoding or "")
+
+    async def _doubt(self, item: OutboxItem, error: str) -> None:
+        """One more failed lookup for this row: look again later, or give it to an operator."""
+        lookups = item.lookups + 1
+        give_up = lookups >= self.max_lookups
+        delay = min(self.lookup_base_s * 2 ** (lookups - 1), self.backoff_max)
+        await self.store.outbox_in_doubt(item, delay, error, give_up=give_up)
+        self.counts["unknown" if give_up else "in_doubt"] += 1
+        metrics.SENDS.labels("unknown" if give_up else "in_doubt").inc()
+        if give_up:
+            log.warning("outbox %s: outcome unknown after %d lookups", item.id, lookups)
+
+    async def settle_in_doubt(self) -> Recovery:
+        """Look up the in-doubt rows that are due: found -> sent, not found -> queued again
+        (the provider says it never accepted them), lookup failed -> later, or `unknown`."""
+        rows = await self.store.due_in_doubt()
+        counts = await self.store.uncertain_counts()
+        for state in ("in_doubt", "unknown"):
+            metrics.UNCERTAIN_SENDS.labels(state).set(counts.get(state, 0))
+        if not rows:
+            return Recovery(0, 0, 0, 0)
+        found = await asyncio.gather(*[self._lookup(item) for item in rows])
+        known = [(item, hits) for item, hits in zip(rows, found, strict=True) if hits is not None]
+        sent, requeued = await self.store.settle_sending(known)
+        for item, hits in zip(rows, found, strict=True):
+            if hits is None:
+                await self._doubt(item, "lookup failed again")
+        return Recovery(len(rows), sent, requeued, len(rows) - len(known))
 
     async def recover(self, grace_s: float | None = None) -> Recovery:
         """Settle rows left `sending` by a dead sender (see the module docstring)."""
@@ -305,6 +461,9 @@ class OutboundSender:
         found = await asyncio.gather(*[self._lookup(item) for item in stale])
         known = [(item, hits) for item, hits in zip(stale, found, strict=True) if hits is not None]
         sent, requeued = await self.store.settle_sending(known)
+        for item, hits in zip(stale, found, strict=True):
+            if hits is None:
+                await self._doubt(item, "recovered, lookup failed")
         done = Recovery(len(stale), sent, requeued, len(stale) - len(known))
         log.info("outbox recovery: %s", done)
         return done

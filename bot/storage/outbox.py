@@ -1,13 +1,20 @@
 """The outbox's units of work (`bot.outbound.OutboxStore`), mixed into `Store`.
 
-Set-based: a claim is one UPDATE ... RETURNING, results one executemany (SQLite) or one
-UPDATE ... FROM (VALUES ...) (PostgreSQL). While a row is `sending`, `sent_at` holds the
-claim time: crash recovery (`stale_sending`) ages rows by it.
+Set-based: a reservation is one UPDATE ... RETURNING (rows stay `queued`, `not_before` moves
+past the lease), the guarded claim of the rows whose rate-limit slots came up one more, results
+one executemany (SQLite) or one UPDATE ... FROM (VALUES ...) (PostgreSQL). While a row is
+`sending` or `in_doubt`, `sent_at` holds the claim time: crash recovery (`stale_sending`) ages
+rows by it and lookups search the provider from it; `claimed_at` keeps it after the send.
+
+The guard (`_SENDABLE`), checked in the claim's own statement: the fan is not unsubscribed (for
+a broadcast: subscribed), not erased, and their number is not on the suppression list unless
+they subscribed again since. Compliance texts (the STOP confirmation, HELP) always go.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +24,7 @@ from sqlalchemy.engine import Connection
 from bot.domain import ConsentChange
 from bot.messages import DeliveryReport, OutboundSms
 from bot.outbound import OutboxItem, SendResult
-from bot.storage.tables import contacts, messages
+from bot.storage.tables import contacts, messages, suppressions
 
 # a delivery report never moves a message backwards (callbacks can arrive out of order)
 _STATUS_RANK = {
@@ -37,18 +44,14 @@ def _aware(at: datetime) -> datetime:
 
 
 class OutboxQueries:
-    """Needs `self.db` and the store's `_change_consent` / `_enqueue` (the same transaction)."""
+    """Needs `self.db`, `self.phone_hash` and the store's `_change_consent` / `_enqueue`."""
 
     db: Any
 
-    # Set-based: a claim is one UPDATE ... RETURNING, results one executemany (SQLite) or one
-    # UPDATE ... FROM (VALUES ...) (PostgreSQL). While a row is `sending`, `sent_at` holds the
-    # claim time: crash recovery (`stale_sending`) ages rows by it.
+    async def reserve_outbox(self, limit: int, lease_s: float) -> list[OutboxItem]:
+        return await self.db.run(self._reserve, limit, lease_s)
 
-    async def claim_outbox(self, limit: int) -> list[OutboxItem]:
-        return await self.db.run(self._claim_outbox, limit)
-
-    def _claim_outbox(self, conn: Connection, limit: int) -> list[OutboxItem]:
+    def _reserve(self, conn: Connection, limit: int, lease_s: float) -> list[OutboxItem]:
         at = now()
         m = messages.c
         pick = (
@@ -63,19 +66,145 @@ class OutboxQueries:
         rows = conn.execute(
             messages.update()
             .where(m.id.in_(pick.scalar_subquery()))
-            .values(status="sending", attempts=m.attempts + 1, sent_at=at)
-            .returning(*_CLAIMED, _SUBSCRIPTION)
+            .values(not_before=at + timedelta(seconds=lease_s))
+            .returning(*_CLAIMED)
         ).all()
-        # checked again at send time: a fan who opted out since the row was queued gets nothing
-        gone = [r.id for r in rows if r.subscription == "unsubscribed" and r.kind != "compliance"]
-        if gone:
+        rows.sort(key=lambda r: r.id)
+        return [_outbox_item(r, None) for r in rows]
+
+    async def claim_sends(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        if not items:
+            return []
+        return await self.db.run(self._claim_sends, items)
+
+    def _claim_sends(self, conn: Connection, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        at = now()
+        m = messages.c
+        mine = sa.and_(
+            sa.tuple_(m.id, m.attempts).in_([(i.id, i.attempts) for i in items]),
+            m.status == "queued",
+        )
+        blocked = self._suppressed_numbers(conn, items)
+        sendable = sa.and_(_SENDABLE, m.id.not_in(blocked)) if blocked else _SENDABLE
+        claimed = set(
             conn.execute(
                 messages.update()
-                .where(m.id.in_(gone))
-                .values(status="cancelled", error="fan opted out", sent_at=None)
+                .where(mine, sendable)
+                .values(status="sending", attempts=m.attempts + 1, sent_at=at, claimed_at=at)
+                .returning(m.id)
+            ).scalars()
+        )
+        # still queued and not claimable: the fan opted out, was erased or is suppressed
+        conn.execute(
+            messages.update()
+            .where(mine, m.id.not_in(claimed) if claimed else sa.true())
+            .values(status="cancelled", error="fan opted out before the send", sent_at=None)
+        )
+        return [
+            replace(i, attempts=i.attempts + 1, claimed_at=at) for i in items if i.id in claimed
+        ]
+
+    def _suppressed_numbers(self, conn: Connection, items: Sequence[OutboxItem]) -> list[int]:
+        """Rows without a fan (system texts) whose number is on the suppression list."""
+        loose = {self.phone_hash(i.to): i.id for i in items if i.contact_id is None and i.to}
+        if not loose:
+            return []
+        hit = conn.execute(
+            sa.select(suppressions.c.phone_hash).where(suppressions.c.phone_hash.in_(list(loose)))
+        ).scalars()
+        return [loose[h] for h in hit]
+
+    async def claim_outbox(self, limit: int) -> list[OutboxItem]:
+        """Reserve and claim at once, without a rate limit: for tools and tests."""
+
+        def claim(conn: Connection) -> list[OutboxItem]:
+            return self._claim_sends(conn, self._reserve(conn, limit, 60.0))
+
+        return await self.db.run(claim)
+
+    async def outbox_in_doubt(
+        self, item: OutboxItem, delay_s: float, error: str, *, give_up: bool = False
+    ) -> None:
+        status = "unknown" if give_up else "in_doubt"
+        if give_up:
+            error = f"outcome unknown: {error}; check the provider's log, then requeue or drop"
+
+        def mark(conn: Connection) -> None:
+            conn.execute(
+                messages.update()
+                .where(messages.c.id == item.id, messages.c.attempts == item.attempts,
+                       messages.c.status.in_(("sending", "in_doubt")))
+                .values(status=status, lookups=messages.c.lookups + 1, error=error[:500],
+                        not_before=now() + timedelta(seconds=delay_s))
+            )  # fmt: skip
+
+        await self.db.run(mark)
+
+    async def due_in_doubt(self, limit: int = 500) -> list[OutboxItem]:
+        def due(conn: Connection) -> list[OutboxItem]:
+            m = messages.c
+            rows = conn.execute(
+                sa.select(*_CLAIMED, m.sent_at, m.lookups)
+                .where(m.status == "in_doubt", sa.or_(m.not_before.is_(None), m.not_before <= now()))
+                .order_by(m.id)
+                .limit(limit)
+            ).all()  # fmt: skip
+            return [
+                replace(
+                    _outbox_item(r, _aware(r.sent_at) if r.sent_at else None), lookups=r.lookups
+                )
+                for r in rows
+            ]
+
+        return await self.db.run(due)
+
+    async def uncertain_counts(self) -> dict[str, int]:
+        def count(conn: Connection) -> dict[str, int]:
+            m = messages.c
+            rows = conn.execute(
+                sa.select(m.status, sa.func.count())
+                .where(m.status.in_(("in_doubt", "unknown")))
+                .group_by(m.status)
+            ).all()
+            return {status: n for status, n in rows}
+
+        return await self.db.run(count)
+
+    async def unknown_sends(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Sends whose outcome nobody knows, for an operator: no numbers, no bodies."""
+
+        def rows(conn: Connection) -> list[dict[str, Any]]:
+            m = messages.c
+            found = conn.execute(
+                sa.select(m.id, m.contact_id, m.kind, m.broadcast_id, m.status, m.attempts,
+                          m.lookups, m.claimed_at, m.error)
+                .where(m.status.in_(("unknown", "in_doubt")))
+                .order_by(m.id)
+                .limit(limit)
+            ).all()  # fmt: skip
+            return [dict(r._mapping) for r in found]
+
+        return await self.db.run(rows)
+
+    async def resolve_unknown(self, outbox_ids: Sequence[int], outcome: str) -> int:
+        """An operator checked the provider: `requeue` (never sent) or `drop` (it was, or let
+        it be). Only rows still `unknown` change."""
+        values: dict[str, Any] = (
+            {"status": "queued", "not_before": None, "sent_at": None, "lookups": 0,
+             "error": "requeued by an operator"}
+            if outcome == "requeue"
+            else {"status": "cancelled", "error": "dropped by an operator (outcome unknown)"}
+        )  # fmt: skip
+
+        def go(conn: Connection) -> int:
+            result = conn.execute(
+                messages.update()
+                .where(messages.c.id.in_(list(outbox_ids)), messages.c.status == "unknown")
+                .values(**values)
             )
-        rows.sort(key=lambda r: r.id)
-        return [_outbox_item(r, at) for r in rows if r.id not in gone]
+            return result.rowcount or 0
+
+        return await self.db.run(go)
 
     async def queue_outbound(self, replies: Sequence[OutboundSms]) -> list[int]:
         """Queue texts outside a turn (system texts, benchmarks, tests): their outbox ids."""
@@ -248,12 +377,18 @@ _CLAIMED = (
     messages.c.id, messages.c.contact_id, messages.c.to_number, messages.c.from_number,
     messages.c.body, messages.c.media_urls, messages.c.attempts, messages.c.kind,
 )  # fmt: skip
-_SUBSCRIPTION = (
-    sa.select(contacts.c.subscription)
-    .where(contacts.c.id == messages.c.contact_id)
-    .scalar_subquery()
-    .label("subscription")
-)
+_c, _s = contacts.c, suppressions.c
+_FAN_SENDABLE = sa.exists().where(
+    _c.id == messages.c.contact_id,
+    _c.erased_at.is_(None),
+    _c.phone.is_not(None),
+    sa.case((messages.c.kind == "broadcast", _c.subscription == "subscribed"),
+            else_=_c.subscription != "unsubscribed"),
+    # an erased number stays suppressed unless its new contact subscribed again since
+    ~sa.exists().where(_s.phone_hash == _c.phone_hash,
+                       sa.or_(_c.subscribed_at.is_(None), _c.subscribed_at < _s.at)),
+)  # fmt: skip
+_SENDABLE = sa.or_(messages.c.kind == "compliance", messages.c.contact_id.is_(None), _FAN_SENDABLE)
 _b = sa.bindparam
 _MARK_SENT = (
     messages.update()
@@ -261,7 +396,9 @@ _MARK_SENT = (
     .values(status="sent", channel_id=_b("sid"), segments=_b("seg"), encoding=_b("enc"),
             sent_at=_b("at"), error=None)
 )  # fmt: skip
-_IN_CLAIM = (messages.c.id == _b("oid"), messages.c.status == "sending",
+# (an OR, not IN: expanding IN lists cannot be used with executemany)
+_IN_CLAIM = (messages.c.id == _b("oid"),
+             sa.or_(messages.c.status == "sending", messages.c.status == "in_doubt"),
              messages.c.attempts == _b("tries"))  # fmt: skip
 _SETTLE_SENT = (
     messages.update()
@@ -272,7 +409,7 @@ _SETTLE_SENT = (
 _REQUEUE = (
     messages.update()
     .where(*_IN_CLAIM)
-    .values(status="queued", not_before=None, sent_at=None,
+    .values(status="queued", not_before=None, sent_at=None, lookups=0,
             error="recovered: the provider never accepted it")
 )  # fmt: skip
 

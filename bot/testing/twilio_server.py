@@ -3,8 +3,9 @@
 It answers the paths the real twilio SDK calls (create, fetch, list) as described by Twilio's
 OpenAPI file (`../shared/twilio/twilio_api_v2010.yaml`), validates like Twilio (400 + JSON error
 codes), posts status callbacks signed with the SDK's `RequestValidator`, injects faults on demand
-(latency, 429, 500, dropped connections, per-number permanent errors) and records every accepted
-message so tests can assert exactly-once delivery.
+(latency, 429, 500, dropped connections, lost answers, failing lookups, per-number permanent
+errors), can hold incoming sends until released (to line up races deterministically) and
+records every accepted message so tests can assert exactly-once delivery.
 
     python -m bot.testing.twilio_server --port 8099
 """
@@ -76,6 +77,9 @@ class Faults:
     # accepted and recorded, then the connection drops before the answer: the client can't know
     rate_lost_answer: float = 0.0
     count_lost_answer: int = 0
+    # the lookups (list / fetch) alone answer 500: a lost answer whose lookup fails too
+    rate_lookup_500: float = 0.0
+    count_lookup_500: int = 0
     retry_after: float | None = None  # Retry-After header on 429s
     permanent: dict[str, int] = field(default_factory=dict)  # To -> code at create
     outcomes: dict[str, list[Any]] = field(default_factory=dict)  # To -> [final status, ErrorCode]
@@ -131,6 +135,9 @@ class TwilioServer:
         self._http: httpx.AsyncClient | None = None
         self._validator = RequestValidator(auth_token)
         self._arrived = asyncio.Condition()
+        self._open = asyncio.Event()
+        self._open.set()
+        self.held = 0  # sends waiting at the gate right now
         self.app = self._build_app()
 
     # -- in-process API ---------------------------------------------------------------------
@@ -139,9 +146,23 @@ class TwilioServer:
 
     def reset(self) -> None:
         self.faults = Faults()
+        self._open.set()
         self.messages.clear()
         self.callbacks.clear()
         self.requests = 0
+
+    def hold(self) -> None:
+        """Sends that arrive from now on wait (before they are accepted) until `release()`."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    async def wait_held(self, count: int, timeout: float = 10.0) -> None:
+        """Wait (bounded) until `count` sends are waiting at the gate."""
+        async with asyncio.timeout(timeout):
+            async with self._arrived:
+                await self._arrived.wait_for(lambda: self.held >= count)
 
     def accepted(self, to: str | None = None) -> list[dict[str, Any]]:
         return [m for m in self.messages.values() if to is None or m["to"] == to]
@@ -218,6 +239,8 @@ class TwilioServer:
         return rate > 0 and self._random.random() < rate
 
     async def _create(self, request: Request, account_sid: str) -> HTTPResponse:
+        if not self._open.is_set():
+            await self._wait_at_gate()
         refused = await self._gate(request, account_sid)
         if refused is not None:
             return refused
@@ -235,6 +258,15 @@ class TwilioServer:
         answer = json(message, status=201)
         self._advance(message, form.get("StatusCallback", [None])[0])
         return answer
+
+    async def _wait_at_gate(self) -> None:
+        self.held += 1
+        async with self._arrived:
+            self._arrived.notify_all()
+        try:
+            await self._open.wait()
+        finally:
+            self.held -= 1
 
     def _invalid(self, form: dict[str, list[str]]) -> int | None:
         to, sender = _first(form, "To"), _first(form, "From")
@@ -348,6 +380,8 @@ class TwilioServer:
         refused = await self._gate(request, account_sid)
         if refused is not None:
             return refused
+        if self._trip("lookup_500"):
+            return twilio_error(20500)
         sid = resource.removesuffix(".json")
         message = self.messages.get(sid) if resource.endswith(".json") else None
         if message is None:
@@ -358,6 +392,8 @@ class TwilioServer:
         refused = await self._gate(request, account_sid)
         if refused is not None:
             return refused
+        if self._trip("lookup_500"):
+            return twilio_error(20500)
         args = {k: v[0] for k, v in request.args.items()}
         try:
             size = min(max(int(args.get("PageSize", 50)), 1), 1000)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.broadcast_cli import register_broadcast, register_fans, register_segments
+from bot.outbox_cli import register_outbox
 from bot.storage import Store
 from tests.broadcasts.helpers import add_fans, number
 
@@ -18,7 +19,7 @@ def run(project: Path, *argv: str) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--project", type=Path)
     sub = parser.add_subparsers()
-    for register in (register_broadcast, register_fans, register_segments):
+    for register in (register_broadcast, register_fans, register_segments, register_outbox):
         register(sub)
     args = parser.parse_args(["--project", str(project), *argv])
     return int(args.func(args))

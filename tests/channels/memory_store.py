@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.messages import DeliveryReport
-from bot.outbound import OutboxItem
+from bot.outbound import OutboxItem, SendResult
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Row:
     encoding: str | None = None
     error: str | None = None
     code: int | None = None
+    lookups: int = 0
     delivery: list[str] = field(default_factory=list)
     retry_delays: list[float] = field(default_factory=list)
 
@@ -44,9 +45,9 @@ class MemoryOutboxStore:
         return row
 
     def pending(self) -> list[Row]:
-        return [r for r in self.rows.values() if r.status in ("queued", "sending")]
+        return [r for r in self.rows.values() if r.status in ("queued", "sending", "in_doubt")]
 
-    async def claim_outbox(self, limit: int) -> list[OutboxItem]:
+    async def reserve_outbox(self, limit: int, lease_s: float) -> list[OutboxItem]:
         self.claims += 1
         now = time.monotonic()
         items = []
@@ -55,25 +56,44 @@ class MemoryOutboxStore:
                 break
             if row.status != "queued" or row.not_before > now:
                 continue
+            row.not_before = now + lease_s
+            items.append(_item(row))
+        return items
+
+    async def claim_sends(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        claimed = []
+        for item in items:
+            row = self.rows[item.id]
+            if row.status != "queued" or row.attempts != item.attempts:
+                continue
             if row.to in self.opted_out and row.kind != "compliance":
                 row.status = "cancelled"
                 continue
             row.status = "sending"
             row.attempts += 1
-            items.append(
-                OutboxItem(
-                    row.id,
-                    row.id,
-                    None,
-                    row.to,
-                    row.sender,
-                    row.body,
-                    row.media_urls,
-                    row.attempts,
-                    row.kind,
-                )
-            )
-        return items
+            claimed.append(_item(row))
+        return claimed
+
+    async def claim_outbox(self, limit: int) -> list[OutboxItem]:
+        return await self.claim_sends(await self.reserve_outbox(limit, 60.0))
+
+    async def outbox_in_doubt(
+        self, item: OutboxItem, delay_s: float, error: str, *, give_up: bool = False
+    ) -> None:
+        row = self.rows[item.id]
+        assert row.status in ("sending", "in_doubt"), row.status
+        row.status = "unknown" if give_up else "in_doubt"
+        row.error, row.lookups = error, row.lookups + 1
+        row.not_before = time.monotonic() + delay_s
+
+    async def uncertain_counts(self) -> dict[str, int]:
+        states = [r.status for r in self.rows.values() if r.status in ("in_doubt", "unknown")]
+        return {s: states.count(s) for s in set(states)}
+
+    async def due_in_doubt(self, limit: int = 500) -> list[OutboxItem]:
+        now = time.monotonic()
+        due = [r for r in self.rows.values() if r.status == "in_doubt" and r.not_before <= now]
+        return [_item(r) for r in due[:limit]]
 
     def _sending(self, outbox_id: int) -> Row:
         row = self.rows[outbox_id]
@@ -102,9 +122,21 @@ class MemoryOutboxStore:
         return []  # a memory store dies with its sender: nothing to recover
 
     async def settle_sending(
-        self, lookups: Sequence[tuple[OutboxItem, Sequence[object]]]
+        self, lookups: Sequence[tuple[OutboxItem, Sequence[SendResult]]]
     ) -> tuple[int, int]:
-        return 0, 0
+        taken = {r.sid for r in self.rows.values() if r.sid}
+        sent = requeued = 0
+        for item, found in lookups:
+            row = self.rows[item.id]
+            if row.status not in ("sending", "in_doubt") or row.attempts != item.attempts:
+                continue
+            mine = next((r for r in found if r.sid not in taken), None)
+            if mine is None:
+                row.status, row.not_before, requeued = "queued", 0.0, requeued + 1
+                continue
+            taken.add(mine.sid)
+            row.status, row.sid, row.segments, sent = "sent", mine.sid, mine.segments, sent + 1
+        return sent, requeued
 
     async def apply_delivery_report(self, report: DeliveryReport) -> bool:
         for row in self.rows.values():
@@ -113,3 +145,10 @@ class MemoryOutboxStore:
                 row.code = report.error_code
                 return True
         return False
+
+
+def _item(row: Row) -> OutboxItem:
+    return OutboxItem(
+        row.id, row.id, None, row.to, row.sender, row.body, row.media_urls, row.attempts,
+        row.kind, lookups=row.lookups,
+    )  # fmt: skip

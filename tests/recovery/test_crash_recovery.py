@@ -152,11 +152,12 @@ async def test_a_failed_lookup_keeps_the_row_in_doubt_never_resends(
     await reply_to(store, fan(2), "did it go?")
     [claimed] = await store.claim_outbox(10)
     server.set_faults(count_500=1)
-    sender = OutboundSender(store, gateway, rate_per_second=100)
+    sender = OutboundSender(store, gateway, rate_per_second=100, lookup_base_s=0)
 
     first = await sender.recover(grace_s=0)
-    assert (first.stale, first.in_doubt, await store.outbox_counts()) == (1, 1, {"sending": 1})
-    second = await sender.recover(grace_s=0)  # Twilio answers now: never accepted -> queued
+    assert (first.stale, first.in_doubt, await store.outbox_counts()) == (1, 1, {"in_doubt": 1})
+    assert await sender.drain() == 0  # in doubt: never sent again blindly
+    second = await sender.settle_in_doubt()  # Twilio answers now: never accepted -> queued
     assert (second.requeued, await store.outbox_counts()) == (1, {"queued": 1})
     await sender.drain()
 
