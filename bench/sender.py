@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,13 @@ class MemoryStore:
         self.sent = 0
         self.failed = 0
 
-    async def claim_outbox(self, limit: int) -> list[OutboxItem]:
+    async def reserve_outbox(self, limit: int, lease_s: float) -> list[OutboxItem]:
         now = time.monotonic()
         self.due.extend(i for t, i in self.later if t <= now)
         self.later = [(t, i) for t, i in self.later if t > now]
         items = []
         while self.due and len(items) < limit:
             i = self.due.popleft()
-            self.attempts[i] += 1
             to = f"+1415{i % 10_000_000:07d}"
             items.append(
                 OutboxItem(
@@ -61,6 +61,22 @@ class MemoryStore:
                 )
             )
         return items
+
+    async def claim_sends(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        for item in items:
+            self.attempts[item.id] += 1
+        return [replace(i, attempts=i.attempts + 1) for i in items]
+
+    async def outbox_in_doubt(
+        self, item: OutboxItem, delay_s: float, error: str, **kw: Any
+    ) -> None:
+        self.failed += 1
+
+    async def due_in_doubt(self, limit: int = 500) -> list[OutboxItem]:
+        return []
+
+    async def uncertain_counts(self) -> dict[str, int]:
+        return {}
 
     async def outbox_sent(self, results: Sequence[tuple[int, str, int, str]]) -> None:
         self.sent += len(results)

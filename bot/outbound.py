@@ -182,6 +182,31 @@ class TokenBucket:
             await asyncio.sleep(wait)
 
 
+class Connections:
+    """Free connections to the provider, taken in groups: `take` waits until half of them
+    (or as many as are asked for, if fewer) are free, then takes up to what is asked."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size
+        self._group = max(1, size // 2)
+        self._freed = asyncio.Event()
+
+    async def take(self, wanted: int) -> int:
+        need = min(wanted, self._group)
+        while self.free < need:
+            self._freed.clear()
+            await self._freed.wait()
+        taken = min(self.free, wanted)
+        self.free -= taken
+        return taken
+
+    def release(self, count: int) -> None:
+        self.free += count
+        if self.free >= self._group:  # waking every waiting lane per freed connection costs
+            self._freed.set()
+
+
 class OutboundSender:
     """Sends due outbox rows; one per process is enough (claims are exclusive across processes)."""
 
@@ -227,7 +252,7 @@ class OutboundSender:
         self.wake_gap_s = wake_gap_s
         # a claimed row never waits for a connection: claims stop when all of them are busy
         in_flight = max_in_flight or getattr(gateway, "connections", None) or 100
-        self._in_flight = asyncio.Semaphore(in_flight)
+        self._in_flight = Connections(in_flight)
         self.lookup_base_s = lookup_base_s
         self.max_lookups = max_lookups
         self._empty_at = -1e9  # loop time of the last claim that found nothing
@@ -346,22 +371,24 @@ class OutboundSender:
         return len(items)
 
     async def _slots(self, pending: list[OutboxItem], deadline: float) -> list[OutboxItem]:
-        """The next rows whose connection and rate-limit token are in hand: the first waits
-        for both, the ones after it join only while both are free without waiting."""
+        """The next rows whose connection and rate-limit token are in hand. Connections are
+        taken half of them at a time (a claim per freed connection would cost a database
+        trip per send); the first row waits for its token, the rows after it join only while
+        tokens are there without waiting."""
+        taken = await self._in_flight.take(len(pending))
         group: list[OutboxItem] = []
-        for item in pending:
+        for item in pending[:taken]:
             bucket = self._bucket(item.sender)
-            if group and (self._in_flight.locked() or not bucket.ready()):
+            if group and not bucket.ready():
                 break
-            await self._in_flight.acquire()
             wait = bucket.take()
             if wait > 0:
                 await asyncio.sleep(wait)
             if time.monotonic() > deadline:
                 bucket.give_back()
-                self._in_flight.release()
                 break
             group.append(item)
+        self._in_flight.release(taken - len(group))
         return group
 
     async def _claim_and_send(
@@ -384,7 +411,7 @@ class OutboundSender:
         for item in group:
             if item.id not in mine:
                 self._bucket(item.sender).give_back()
-                self._in_flight.release()
+                self._in_flight.release(1)
 
     def _claim_size(self) -> int:
         # no more than the rate limit lets out well within the lease, across all lanes
@@ -395,7 +422,7 @@ class OutboundSender:
         try:
             return await self._send(item)
         finally:
-            self._in_flight.release()
+            self._in_flight.release(1)
 
     async def _send(self, item: OutboxItem) -> tuple[int, str, int, str] | None:
         try:

@@ -94,12 +94,12 @@ class OutboxQueries:
                 .returning(m.id)
             ).scalars()
         )
-        # still queued and not claimable: the fan opted out, was erased or is suppressed
-        conn.execute(
-            messages.update()
-            .where(mine, m.id.not_in(claimed) if claimed else sa.true())
-            .values(status="cancelled", error="fan opted out before the send", sent_at=None)
-        )
+        if len(claimed) < len(items):  # still queued, not claimable: opted out, erased, suppressed
+            conn.execute(
+                messages.update()
+                .where(mine, m.id.not_in(claimed) if claimed else sa.true())
+                .values(status="cancelled", error="fan opted out before the send", sent_at=None)
+            )
         return [
             replace(i, attempts=i.attempts + 1, claimed_at=at) for i in items if i.id in claimed
         ]
