@@ -13,7 +13,7 @@ Enqueuing runs in chunks (`BroadcastStore.enqueue_chunk`), each one transaction,
 after a crash from the stored cursor. Each text gets `not_before`: the opening of the fan's
 quiet-hours window when it is closed (default 08:00-21:00 local), otherwise a pacing slot at
 the broadcast's rate; the sender's token bucket paces within a slot. A fan who opts out after
-being enqueued gets nothing: the outbox claim cancels texts to unsubscribed fans.
+being enqueued gets nothing: the guarded claim of each send cancels texts to unsubscribed fans.
 """
 
 from __future__ import annotations

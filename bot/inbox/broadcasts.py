@@ -29,7 +29,7 @@ class Progress:
 
     id: int
     name: str
-    status: str  # draft | scheduled | enqueuing | sending | paused | cancelled
+    status: str  # draft | scheduled | enqueuing | sending | paused | cancelled | failed
     send_at: datetime | None
     started_at: datetime | None
     recipients: int  # texts written to the outbox so far
@@ -42,6 +42,7 @@ class Progress:
     failed_by_code: dict[str, int] = field(default_factory=dict)
     opted_out_since: int = 0
     replied: int = 0
+    error: str | None = None  # why a `failed` broadcast failed
 
     @property
     def done(self) -> int:
@@ -65,7 +66,7 @@ class Progress:
             "sent": self.sent, "delivered": self.delivered, "failed": self.failed,
             "cancelled": self.cancelled, "failed_by_code": self.failed_by_code,
             "opted_out_since": self.opted_out_since, "replied": self.replied,
-            "done": self.done, "running": self.running,
+            "done": self.done, "running": self.running, "error": self.error,
         }  # fmt: skip
 
 
@@ -76,7 +77,7 @@ def progress(b: Broadcast, s: BroadcastStats) -> Progress:
         sent=s.count("sent"), delivered=s.count("delivered", "read"),
         failed=s.count("failed", "undelivered"), cancelled=s.count("cancelled"),
         failed_by_code=dict(sorted(s.failed_by_code.items())),
-        opted_out_since=s.opted_out_since, replied=s.replied,
+        opted_out_since=s.opted_out_since, replied=s.replied, error=s.error,
     )  # fmt: skip
 
 

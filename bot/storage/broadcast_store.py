@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.broadcast_model import Broadcast, BroadcastStats, NewBroadcast, Part, Placeholder
-from bot.errors import Conflict, NotFound
+from bot.errors import ConfigError, Conflict, NotFound
 from bot.quiet_hours import QuietHours, phone_prefix_zones, zip3_zones
 from bot.segments import Segment
 from bot.storage.broadcast_tables import broadcast_recipients, broadcasts
@@ -29,6 +29,7 @@ from bot.storage.store import Store
 from bot.storage.tables import TS, consent_events, contacts, messages
 
 MAX_PACE_BUCKETS = 50  # CASE branches per chunk for pacing
+INVALID = "(invalid segment)"  # a listed broken segment matches only fans with this tag
 
 
 def now() -> datetime:
@@ -74,7 +75,7 @@ class BroadcastStore:
     async def all(self) -> list[Broadcast]:
         def rows(conn: Connection) -> list[Broadcast]:
             found = conn.execute(sa.select(broadcasts).order_by(broadcasts.c.id)).all()
-            return [_broadcast(r) for r in found]
+            return [_broadcast(r, strict=False) for r in found]
 
         return await self.db.run(rows)
 
@@ -435,10 +436,20 @@ def _move(conn: Connection, broadcast_id: int, old: str, new: str) -> int:
     return result.rowcount or 0
 
 
-def _broadcast(row: Any) -> Broadcast:
+def _broadcast(row: Any, strict: bool = True) -> Broadcast:
+    """The row as a Broadcast. Not `strict` (listings): a stored segment that no longer
+    validates is shown by its error, as a segment that matches nobody; sending always reads
+    the row strictly."""
+    name = f"broadcast {row.id}"
+    try:
+        segment = Segment.from_json({"name": name, **(row.segment or {})})
+    except ConfigError as exc:
+        if strict:
+            raise
+        segment = Segment(name, description=f"invalid: {exc.message}", tags=(INVALID,))
     return Broadcast(
         id=row.id, name=row.name, body=row.body, media_urls=tuple(row.media_urls or ()),
-        segment=Segment.from_json({"name": f"broadcast {row.id}", **(row.segment or {})}),
+        segment=segment,
         status=row.status, sender=row.sender, rate=row.rate, quiet_start=row.quiet_start,
         quiet_end=row.quiet_end, default_zone=row.default_zone, send_at=_utc(row.send_at),
         cursor=row.cursor, enqueued=row.enqueued, created_at=_utc(row.created_at),

@@ -97,6 +97,9 @@ async def test_a_failing_broadcast_ends_failed_and_the_scheduler_goes_on(store: 
     row = await store.db.run(lambda c: c.execute(sa_select_status(bad)).one())
     assert row.status == "failed" and "replied_within_days" in row.error
     assert await service.run_due(when + timedelta(seconds=20)) == []  # not retried every step
+    listed = {b.id: b for b in await service.all()}  # listings still load the broken row
+    assert listed[bad].status == "failed" and "replied_within_days" in (listed[bad].error or "")
+    assert listed[bad].segment.description.startswith("invalid: ")
 
 
 def sa_select_status(broadcast_id: int) -> sa.Select[tuple[str, str | None]]:
@@ -147,3 +150,5 @@ def test_send_of_a_broken_broadcast_is_a_clear_error_not_a_traceback(
     assert run(tmp_path, "broadcast", "status", str(bid), "--no-wait") == 0
     out = capsys.readouterr().out
     assert f"broadcast {bid}: failed" in out and "failed: " in out
+    assert run(tmp_path, "broadcast", "list") == 0
+    assert "failed: " in capsys.readouterr().out

@@ -115,7 +115,10 @@ async def test_a_killed_sender_is_settled_and_every_fan_gets_exactly_one_copy(
 
     assert done.stale == len(in_doubt) and done.in_doubt == 0
     assert done.sent + done.requeued == len(in_doubt)
-    assert done.sent and done.requeued, "the kill should catch sends on both sides of Twilio"
+    # a row is `sending` only while its request is on its way (the claim comes right before the
+    # call), so what the kill leaves is mostly accepted-but-unrecorded; rows never accepted are
+    # queued again (also covered by the tests below, with a claim that never reached Twilio)
+    assert done.sent, "the kill should catch sends Twilio accepted but the sender never recorded"
     after = await rows(store)
     assert {status for status, _, _ in after.values()} == {"sent"}
     received = Counter(m["to"] for m in server.accepted())
