@@ -74,15 +74,19 @@ async def test_fans_texting_stop_during_a_broadcast_get_nothing_claimed_after_th
     runtime: Runtime, twilio: LocalTwilio
 ) -> None:
     """The race: 60 of 150 fans text STOP through the real pipeline while the broadcast goes out
-    at 300 texts/s. Every copy a stopping fan got was claimed before their STOP committed."""
+    at 100 texts/s. Every copy a stopping fan got was claimed before their STOP committed.
+
+    The STOPs come from the end of the list first, so whatever the machine's speed some reach
+    fans still waiting for their turn and others fans whose copy is already out."""
     store = runtime.store
     fans = [number(i) for i in range(150)]
     bid, ids = await broadcast_to(store, fans)
     await with_conversations(store, ids)
-    stopping = fans[::5] + fans[2::5]
+    stopping = sorted(fans[::5] + fans[2::5], reverse=True)
     committed: dict[str, datetime] = {}
     gateway = twilio.gateway(connections=8)
-    sender = OutboundSender(store, gateway, rate_per_second=300, lanes=2)
+    sender = OutboundSender(store, gateway, rate_per_second=100, lanes=2)
+    await runtime.handle(text(number(999), "hi"))  # the pipeline is warm before the race
 
     async def stop(fan: str) -> None:
         await runtime.handle(text(fan, "STOP"))
@@ -107,7 +111,7 @@ async def test_fans_texting_stop_during_a_broadcast_get_nothing_claimed_after_th
     assert cancelled, "the race must have happened: some STOPs beat their fan's claim"
     assert all(got[f] == 1 for f in fans if f not in stopping)
     confirmations = Counter(m["to"] for m in twilio.server.accepted() if m["body"] != BODY)
-    assert set(confirmations) == set(stopping)  # the confirmation itself still goes out
+    assert set(stopping) <= set(confirmations)  # the confirmation itself still goes out
 
 
 async def with_conversations(store: Store, contact_ids: list[int]) -> None:
