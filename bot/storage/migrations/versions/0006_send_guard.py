@@ -1,14 +1,14 @@
 """send guard: the claim time of each send, in-doubt lookups, a failed broadcast's reason
 
 Revision ID: 0004_send_guard
-Revises: 0003
+Revises: 0005_inbound
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_send_guard"
-down_revision = "0003"
+down_revision = "0005_inbound"
 branch_labels = None
 depends_on = None
 
