@@ -84,7 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     from bot.rasa.cli import register as register_import
 
     for register in (
-        register_broadcast, register_fans, register_segments, register_outbox, register_import
+        register_broadcast,
+        register_fans,
+        register_segments,
+        register_outbox,
+        register_import,
     ):
         register(sub)
     try:
