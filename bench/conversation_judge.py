@@ -156,6 +156,13 @@ class Observed:
         return max(said, sum("reply yes" in r.lower() for r in self.replies))
 
     @property
+    def asked_opt_out(self) -> bool:
+        """The ask-once reply when unsure ("Reply STOP to stop all texts"): not an opt-out."""
+        return any("ask_opt_out" in r for r in self.responses) or any(
+            r.lower().startswith("reply stop to stop") for r in self.replies
+        )
+
+    @property
     def clarified(self) -> bool:
         """A one-tap disambiguation or a rephrase request (not an answer, not wrong)."""
         names = " ".join(self.responses)
@@ -420,6 +427,10 @@ def summarise(texts: list[Result], requests: list[Result], tricky: list[Result])
         "opt_out_recall": _rate(sum(v.ok for _, _, v in requests), len(requests)),
         "false_opt_outs": _rate(sum(v.false_opt_out for _, _, v in tricky), len(tricky)),
         "false_opt_outs_all": _rate(sum(v.false_opt_out for _, _, v in not_opt), len(not_opt)),
+        "opt_out_recall_or_asked": _rate(
+            sum(v.ok or o.asked_opt_out for _, o, v in requests), len(requests)
+        ),
+        "opt_out_asked_wrongly": sum(o.asked_opt_out for _, o, _ in not_opt),
         "filler_escalations": sum(o.escalated for _, o, _ in light),
         "fillers": len(light),
         "dead_ends": sum(v.dead_end for _, _, v in everything),

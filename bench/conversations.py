@@ -300,8 +300,10 @@ ROWS = [
     ("wrong_answers", "wrong answers (confident, wrong kind; of all texts)", "%"),
     ("escalation_recall", "escalation recall (must reach a person)", "%"),
     ("opt_out_recall", "opt-out recall (plain-language requests)", "%"),
+    ("opt_out_recall_or_asked", "  opt-out honoured or asked once (Reply STOP...)", "%"),
     ("false_opt_outs", "false opt-outs (tricky non-opt-outs)", "%"),
     ("false_opt_outs_all", "false opt-outs (every non-opt-out text)", "%"),
+    ("opt_out_asked_wrongly", "  non-opt-out texts asked 'Reply STOP...'", "n"),
     ("filler_escalations", "filler / reaction escalations", "n"),
     ("dead_ends", "dead ends (no reply, no person)", "n"),
     ("right_overall", "fan texts right, every class", "%"),
@@ -328,7 +330,9 @@ def print_report(results: dict[str, Any]) -> None:
         cells = [_cell(results[p]["runs"][k]["figures"][key], unit) for p, k in cols]
         print(label.ljust(54) + "".join(c.rjust(20) for c in cells) + "   " + _aim(key))
     for key, label in [("automation", "  unseen texts only: automation"),
-                       ("wrong_answers", "  unseen texts only: wrong answers")]:  # fmt: skip
+                       ("wrong_answers", "  unseen texts only: wrong answers"),
+                       ("opt_out_recall", "  unseen texts only: opt-out recall"),
+                       ("false_opt_outs", "  unseen texts only: false opt-outs")]:  # fmt: skip
         cells = [_cell(results[p]["runs"][k]["figures_unseen"][key], "%") for p, k in cols]
         print(label.ljust(54) + "".join(c.rjust(20) for c in cells))
     # scenarios run once per pipeline (their fans are as each scenario says): first column only
