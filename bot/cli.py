@@ -150,6 +150,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if single:
         Sanic.serve_single(primary=app)
     else:
+        from sanic.worker.manager import WorkerManager
+
+        # Sanic gives workers 30 s to come up, then shuts everything down; loading the NLU
+        # model in each of several workers on a busy machine can take longer (Sanic has no
+        # setting for it: the class attribute, in tenths of a second, is the knob)
+        WorkerManager.THRESHOLD = max(WorkerManager.THRESHOLD, 1800)
         Sanic.serve(primary=app, app_loader=loader)
     return 0
 
