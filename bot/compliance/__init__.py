@@ -88,15 +88,25 @@ def _from_model(text: str, subscription: str) -> Decision | None:
         if p > out:
             out, guarded = p, patterns.guarded(clause)
     if out >= OPT_OUT_SURE and not guarded:
-        return Decision("opt_out", "model", score=round(out, 3))
+        return _modelled("opt_out", out, text)
     if out >= (GUARDED_ASK if guarded else OPT_OUT_ASK):
         if subscription == "unsubscribed":
             return None  # nothing to ask someone who already gets nothing
-        return Decision("confirm_opt_out", "model", score=round(out, 3))
+        return _modelled("confirm_opt_out", out, text)
     for kind in ("opt_in", "help"):
         if probs[kind] >= OTHER_SURE:
-            return Decision(kind, "model", score=round(probs[kind], 3))  # type: ignore[arg-type]
+            return _modelled(kind, probs[kind], text)
     return None
+
+
+def _modelled(kind: str, score: float, text: str) -> Decision:
+    # the language too, so a line with `utter_opt_out_confirmed_es` answers "no quiero más" in it
+    return Decision(
+        kind,
+        "model",
+        language=language.identify(text, language.REPLY_PROBABILITY),
+        score=round(score, 3),
+    )  # type: ignore[arg-type]
 
 
 def asked_to_confirm(dialogue: dict[str, Any] | None) -> bool:

@@ -18,6 +18,7 @@ LANGUAGES = ("en", "es", "fr", "it", "pt", "de")
 MIN_LETTERS = 12  # shorter texts ("ok", "lol", "ciao") are not evidence of a language
 MIN_WORDS = 2
 MIN_PROBABILITY = 0.9
+REPLY_PROBABILITY = 0.6  # for the language of a compliance reply
 
 
 IN_SCOPE_CONFIDENCE = 0.5  # the flow engine's default trigger threshold
@@ -30,12 +31,14 @@ def reply_language(text: str, intent: str | None, confidence: float) -> str | No
     return identify(text)
 
 
-def identify(text: str) -> str | None:
-    """The language code of `text` when it is clearly not the line's, else None."""
+def identify(text: str, min_probability: float = MIN_PROBABILITY) -> str | None:
+    """The language code of `text` when it is clearly not the line's, else None. A lower
+    `min_probability` suits a text already known to be a STOP request (only its reply's
+    language is at stake)."""
     if sum(ch.isalpha() for ch in text) < MIN_LETTERS or len(text.split()) < MIN_WORDS:
         return None
     code, probability = _shared.identifier.classify(text)
-    if code == LINE_LANGUAGE or probability < MIN_PROBABILITY:
+    if code == LINE_LANGUAGE or probability < min_probability:
         return None
     return str(code)
 

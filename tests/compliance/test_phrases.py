@@ -179,3 +179,10 @@ def test_the_training_phrases_ship_inside_the_package() -> None:
     folder = resources.files("bot.compliance") / "phrases"
     assert sorted(e.name for e in folder.iterdir() if e.name.endswith(".yml")) == [
         "help.yml", "opt_in.yml", "opt_out.yml", "other.yml"]  # fmt: skip
+
+
+def test_a_request_in_words_carries_its_language_for_the_reply() -> None:
+    spanish = classify("ya es suficiente con los mensajes", subscription="subscribed")
+    assert spanish is not None and spanish.kind == "opt_out" and spanish.language == "es"
+    english = classify("i would like to stop receiving these", subscription="subscribed")
+    assert english is not None and english.language is None
