@@ -20,6 +20,7 @@ from bot.channels.simulator import SimulatorFeed, simulator_blueprint
 from bot.channels.twilio_gateway import LocalGateway, TwilioGateway
 from bot.channels.twilio_webhook import webhook_blueprint
 from bot.errors import HttpError
+from bot.escalation import EscalationTimer, Missed
 from bot.flows.responses import Responses
 from bot.inbox import build_hub, inbox_blueprints
 from bot.messages import InboundSms, OutboundSms
@@ -110,12 +111,17 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         app.ctx.sender, app.ctx.gateway = sender, gateway
         app.ctx.stop = asyncio.Event()
         app.ctx.broadcasts = BroadcastService(runtime.store, default_rate=settings.send_rate)
+        app.ctx.escalations = EscalationTimer(
+            runtime.store, lambda: runtime.pipeline.brain.responses,
+            on_missed=lambda missed: (_wake(app), _announce_missed(app.ctx.hub, missed)),
+        )  # fmt: skip
         app.ctx.tasks = [
             asyncio.create_task(sender.run(app.ctx.stop), name="outbox-sender"),
             asyncio.create_task(Reloader(runtime).run(app.ctx.stop), name="content-reloader"),
             asyncio.create_task(app.ctx.broadcasts.run_scheduler(app.ctx.stop), name="broadcasts"),
             # texts a crash left unanswered: at start-up, then periodically
             asyncio.create_task(unanswered.run(runtime.pipeline, app.ctx.stop), name="unanswered"),
+            asyncio.create_task(app.ctx.escalations.run(app.ctx.stop), name="escalation-timer"),
         ]
 
     @app.before_server_stop
@@ -197,6 +203,12 @@ async def _release_when_done(runtime: Runtime, task: asyncio.Future[Any], wake: 
         return
     if wake is not None:
         wake()
+
+
+def _announce_missed(hub: Any, missed: list[Missed]) -> None:
+    for m in missed:
+        hub.publish("thread", {"conversation_id": m.conversation_id, "contact_id": m.contact_id,
+                               "action": "missed"})  # fmt: skip
 
 
 def _wake(app: Sanic) -> None:

@@ -3,9 +3,11 @@
 Each test case gets a fresh phone number and runs through `Pipeline.handle_inbound` on a real
 database, so a passing test means the same turn passes in production. Steps, in the spirit of
 Rasa's end-to-end tests: user, bot, bot_contains, utter, not_utter, intent, slot_was_set,
-escalated, no_reply. `broadcast: "text"` sets the scene instead: the fan got that broadcast,
-so their next text is a reply to it. Rasa test stories (`stories:` with `user:` steps) run as
-they are (`bot.rasa.stories`).
+escalated, no_reply. Steps that set the scene instead: `broadcast: "text"` (the fan got that
+broadcast, so their next text is a reply to it), `team: offline | at_work` (cases run in team
+hours unless they say so, whatever the clock says) and `agent: claim | unassign | resolve` (a
+person takes the thread, puts it back in the queue, hands it back). Rasa test stories
+(`stories:` with `user:` steps) run as they are (`bot.rasa.stories`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from bot.domain import ConsentChange, TurnRecord
 from bot.errors import ConfigError, Location
 from bot.flows import read_yaml
-from bot.messages import InboundSms
+from bot.messages import InboundSms, utcnow
 from bot.pipeline import TurnOutcome
 from bot.runtime import Runtime
 
@@ -35,7 +37,10 @@ STEP_KINDS = {
     "slot_was_set",
     "escalated",
     "no_reply",
+    "team",
+    "agent",
 }
+SCENE = {"team", "agent"}
 _numbers = itertools.count(1)
 
 
@@ -112,8 +117,15 @@ async def run_case(runtime: Runtime, case: Case) -> CaseResult:
     phone = await _fresh_fan(runtime, phone, case.fan)
     last: TurnOutcome | None = None
     replies: list[str] = []
+    _team(runtime, "at_work")
     for kind, value, line in case.steps:
         where = f"{case.file}:{line}" if line else case.file
+        if kind in SCENE:
+            problem = await _scene(runtime, kind, str(value), phone)
+            if problem:
+                result.failures.append(f"{where}: {problem}")
+                break
+            continue
         if kind == "user":
             msg = InboundSms(f"TEST{uuid.uuid4().hex}", phone, OUR_NUMBER, str(value or ""))
             last = await runtime.handle(msg)
@@ -129,6 +141,50 @@ async def run_case(runtime: Runtime, case: Case) -> CaseResult:
         if problem:
             result.failures.append(f"{where}: {problem}")
     return result
+
+
+def _team(runtime: Runtime, value: str) -> None:
+    """Pin the team clock: at work always, or offline until an hour six hours from now."""
+    from dataclasses import replace
+
+    from bot.escalation import TeamClock
+    from bot.settings import TeamHours
+
+    hours = None
+    if value == "offline":
+        opens = (utcnow().hour + 6) % 24
+        hours = TeamHours("UTC", tuple(range(7)), f"{opens:02d}:00", f"{(opens + 1) % 24:02d}:00")
+    pipeline = runtime.pipeline
+    pipeline.escalations = replace(pipeline.escalations, clock=TeamClock(hours))
+
+
+async def _scene(runtime: Runtime, kind: str, value: str, phone: str) -> str | None:
+    if kind == "team":
+        if value not in ("offline", "at_work"):
+            return "team is offline or at_work"
+        _team(runtime, value)
+        return None
+    from bot.inbox import queue
+    from bot.inbox.auth import Agent
+    from bot.storage import inbox_store
+
+    actions = {"claim": queue.claim, "resolve": queue.resolve,
+               "unassign": lambda db, cid, agent: queue.reassign(db, cid, agent, None)}  # fmt: skip
+    if value not in actions:
+        return f"agent is one of {', '.join(actions)}"
+    db = runtime.store.db
+    contact = await runtime.store.contact_by_phone(phone)
+    if contact is None:
+        return "no fan yet: a `user` step first"
+    row = await db.run(inbox_store.agent_by_username, "test-agent")
+    if row is None:  # an account nobody can log in to (no password hash matches "!")
+        row = await db.run(inbox_store.insert_agent, {
+            "username": "test-agent", "display_name": "Test Agent", "password_hash": "!",
+            "role": "admin", "active": True, "created_at": utcnow()})  # fmt: skip
+    agent = Agent(row["id"], row["username"], row["display_name"], row["role"])
+    cid = await db.run(inbox_store.conversation_of_contact, contact.id)
+    await actions[value](db, cid, agent)
+    return None
 
 
 def _check(kind: str, value: Any, outcome: TurnOutcome, replies: list[str]) -> str | None:

@@ -9,8 +9,21 @@ from typing import Any
 from bot.messages import OutboundSms
 
 SUBSCRIPTION_STATES = ("pending", "subscribed", "unsubscribed")
-CONVERSATION_STATES = ("bot", "open", "snoozed", "resolved")
+# bot: the bot answers | waiting: escalated, nobody has claimed it yet (the bot still answers
+# what it is sure of; hand-offs join the open escalation) | open: an agent owns the thread (the
+# bot is quiet but for STOP/HELP) | snoozed: an agent set it aside (quiet; a text reopens it) |
+# missed: nobody answered in time, the fan was told and is back with the bot, the team still
+# sees it | resolved: an agent handed it back to the bot. docs/architecture.md has the table.
+CONVERSATION_STATES = ("bot", "waiting", "open", "snoozed", "missed", "resolved")
+PERSON_IN_THREAD = ("open", "snoozed")  # the bot holds the fan's texts for the agent
+IN_QUEUE = ("waiting", "open", "snoozed", "missed")  # the team's inbox lists these
 PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+def higher_priority(a: str, b: str) -> str:
+    """The more urgent of two priorities (an escalation joined by a more urgent text rises)."""
+    rank = {p: i for i, p in enumerate(PRIORITIES)}
+    return a if rank.get(a, 1) >= rank.get(b, 1) else b
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +73,7 @@ class TurnContext:
 
     contact: Contact
     conversation_id: int
-    status: str  # bot | open | snoozed | resolved
+    status: str  # one of CONVERSATION_STATES
     dialogue: dict[str, Any]
     pending: tuple[PendingText, ...]  # unprocessed inbound texts, oldest first
     last_broadcast_id: int | None = None  # a broadcast sent within the reply window
@@ -69,9 +82,14 @@ class TurnContext:
 
 @dataclass(frozen=True, slots=True)
 class EscalationSpec:
+    """A hand-off the turn asks for. The store opens an escalation, or, when the conversation
+    already has an unresolved one, joins it (no second ticket): the text is attached to it and
+    its priority rises to the more urgent of the two; a missed one waits again until `due_at`."""
+
     reason: str
     priority: str = "normal"
     guesses: tuple[tuple[str, float], ...] = ()
+    due_at: datetime | None = None  # unanswered by then: missed (None: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +113,7 @@ class TurnRecord:
     profile_updates: dict[str, Any] = field(default_factory=dict)
     consent: ConsentChange | None = None
     escalation: EscalationSpec | None = None
+    attach_to_escalation: bool = False  # a held text: part of the open escalation's texts
     inbound_status: str = "processed"  # processed | held
     broadcast_id: int | None = None  # the inbound text answers this broadcast (reply window)
     # committed before this instant, the replies are answered inline (TwiML): status `twiml`

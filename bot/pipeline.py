@@ -20,6 +20,7 @@ from bot import compliance, metrics
 from bot.actions import ActionCall, ActionRunner
 from bot.compliance import language
 from bot.domain import (
+    PERSON_IN_THREAD,
     ConsentChange,
     EscalationSpec,
     PendingText,
@@ -29,6 +30,7 @@ from bot.domain import (
     TurnRecord,
 )
 from bot.errors import ActionError
+from bot.escalation import EscalationPolicy
 from bot.flows import (
     DialogueState,
     FlowEnded,
@@ -51,7 +53,6 @@ from bot.nlu.questions import Reading, pack_replies, pick_questions, split_quest
 from bot.storage import Store
 
 log = logging.getLogger(__name__)
-HUMAN_STATES = ("open", "snoozed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ class TurnOutcome:
     contact_id: int
     replies: tuple[QueuedReply, ...] = ()
     duplicate: bool = False
-    held: bool = False  # a human owns the thread: the bot stayed silent
+    held: bool = False  # a person is in the thread: the bot stayed silent
     prediction: Prediction | None = None
     events: tuple[tuple[str, dict[str, Any]], ...] = ()
 
@@ -102,6 +103,9 @@ class _Turn:
     prediction: Prediction | None = None
     said: list[Say] = field(default_factory=list)
     num_media: int = 0
+    flow_from: tuple[int, int] = (0, 0)  # (replies, events) when the latest flow started
+    # the escalating flow's replies and events: [start, end) of each (its acknowledgement)
+    ack: tuple[int, int, int, int] | None = None
 
 
 class Pipeline:
@@ -114,7 +118,7 @@ class Pipeline:
         interpreter: Any,  # bot.nlu.Interpreter: parse(text) -> Prediction
         actions: ActionRunner,
         on_commit: Callable[[TurnOutcome], None] = lambda outcome: None,
-        in_team_hours: Callable[[datetime], bool] = lambda at: True,
+        escalations: EscalationPolicy | None = None,
         fan_links: Callable[[int], dict[str, str]] = lambda contact_id: {},
         max_segments: int = 3,
     ):
@@ -123,7 +127,7 @@ class Pipeline:
         self.brain = Brain.of(engine, interpreter)
         self.actions = actions
         self.on_commit = on_commit  # wakes the outbox sender and the inbox's live feed
-        self.in_team_hours = in_team_hours
+        self.escalations = escalations or EscalationPolicy()  # due times, team hours
         self.fan_links = fan_links  # e.g. {"signup_link": ...}: personal, signed, no number in it
         self.max_segments = max_segments  # answers to several questions share texts up to this
 
@@ -222,7 +226,7 @@ class Pipeline:
                 await self._converse(turn, "", is_new)
         elif ctx.contact.subscription == "unsubscribed":
             record.events.append(("ignored", {"why": "opted_out"}))  # stored, never answered
-        elif ctx.status in HUMAN_STATES:  # 4. a human owns the thread: the bot stays silent
+        elif ctx.status in PERSON_IN_THREAD:  # 4. an agent owns the thread: the bot is quiet
             self._hold_for_human(turn)
         else:
             await self._converse(turn, body, is_new)  # 5-7. NLU, flows, actions, responses
@@ -285,6 +289,7 @@ class Pipeline:
 
     def _hold_for_human(self, turn: _Turn) -> None:
         turn.record.inbound_status = "held"
+        turn.record.attach_to_escalation = True  # the agent reads it with the escalation
         if turn.ctx.status == "snoozed":  # a fan writing back wakes a snoozed thread
             turn.record.status = "open"
         turn.record.events.append(("held_for_human", {"status": turn.ctx.status}))
@@ -411,10 +416,7 @@ class Pipeline:
                 if name in PROFILE_SLOTS:  # what a fan tells us once is remembered on the profile
                     record.profile_updates[PROFILE_SLOTS[name]] = value
             case HandOff(reason=reason, priority=priority):
-                guesses = turn.prediction.ranking[:3] if turn.prediction else ()
-                record.escalation = EscalationSpec(reason, priority, tuple(guesses))
-                record.status = "open"
-                record.events.append(("escalated", {"reason": reason, "priority": priority}))
+                self._hand_off(turn, reason, priority)
             case Subscribe(method=method):
                 if turn.ctx.contact.subscription != "subscribed":
                     shown = turn.said[-1].text if turn.said else None
@@ -422,6 +424,7 @@ class Pipeline:
             case Unsubscribe():
                 record.consent = ConsentChange("opt_out", "flow")
             case FlowStarted(flow_id=flow_id, trigger=trigger):
+                turn.flow_from = (len(record.replies), len(record.events))
                 record.events.append(("flow_started", {"flow": flow_id, "trigger": trigger}))
             case FlowEnded(flow_id=flow_id, outcome=outcome):
                 record.events.append(("flow_ended", {"flow": flow_id, "outcome": outcome}))
@@ -463,16 +466,61 @@ class Pipeline:
         record.events.append(("error", {"where": "action", "detail": detail[:200]}))
         record.replies.clear()  # nothing half-done reaches the fan
         self._say(turn, "utter_internal_error")
-        record.escalation = EscalationSpec("internal_error", "high")
-        record.status = "open"
-        record.events.append(("escalated", {"reason": "internal_error", "priority": "high"}))
+        self._hand_off(turn, "internal_error", "high")
+        turn.ack = None  # the apology stands as it is
+
+    def _hand_off(self, turn: _Turn, reason: str, priority: str) -> None:
+        """Open an escalation, or join the one the fan is already waiting on (the store decides
+        by what is in the database; the acknowledgement follows the status the turn began in)."""
+        record = turn.record
+        guesses = tuple(turn.prediction.ranking[:3]) if turn.prediction else ()
+        due = self.escalations.due_at(priority, utcnow())
+        record.escalation = EscalationSpec(reason, priority, guesses, due)
+        data: dict[str, Any] = {"reason": reason, "priority": priority}
+        if turn.ctx.status == "waiting":
+            data["joined"] = True  # the same escalation, with one more text
+        record.events.append(("escalated", data))
+        turn.ack = (*turn.flow_from, len(record.replies), len(record.events))
 
     def _acknowledge_escalation(self, turn: _Turn) -> None:
-        responses = turn.brain.responses
-        if not self.in_team_hours(utcnow()) and "utter_after_hours" in responses:
-            self._say(turn, "utter_after_hours")
-        elif not turn.record.replies and "utter_escalation_ack" in responses:
-            self._say(turn, "utter_escalation_ack")
+        """One acknowledgement per hand-off, and an honest one. The escalating flow's own reply
+        is it (the copy rule in domain.yml), else `utter_escalation_ack`. Already waiting: a
+        short `utter_escalation_joined` instead of a second one. After hours: the flow's
+        `<response>_after_hours` versions, else `utter_after_hours`, with `{team_back}`."""
+        if turn.ack is None:
+            return
+        responses, at = turn.brain.responses, utcnow()
+        said = self._ack_responses(turn)
+        if turn.ctx.status == "waiting":
+            names = ["utter_escalation_joined"]
+        elif not self.escalations.clock.is_open(at):
+            names = [f"{n}_after_hours" for n in said if f"{n}_after_hours" in responses]
+            names = names or ["utter_after_hours"]
+        else:
+            names = [] if said else ["utter_escalation_ack"]
+        names = [n for n in names if n in responses]
+        if names:
+            self._replace_ack(turn, names, {"team_back": self.escalations.clock.back_text(at)})
+
+    def _ack_responses(self, turn: _Turn) -> list[str]:
+        assert turn.ack is not None
+        _, ev_from, _, ev_to = turn.ack
+        events = turn.record.events[ev_from:ev_to]
+        return [d.get("response") or "" for t, d in events if t == "utter"]
+
+    def _replace_ack(self, turn: _Turn, names: list[str], extra: dict[str, Any]) -> None:
+        """Put `names` where the escalating flow's replies were (answers around them stay)."""
+        assert turn.ack is not None
+        record, (r_from, ev_from, r_to, ev_to) = turn.record, turn.ack
+        kept_events = [x for x in record.events[ev_from:ev_to] if x[0] != "utter"]
+        later_replies, later_events = record.replies[r_to:], record.events[ev_to:]
+        del record.replies[r_from:], record.events[ev_from:]
+        record.events.extend(kept_events)
+        slots = {**self._known_state(turn).slots, **extra}
+        for name in names:
+            self._say(turn, name, slots=slots)
+        record.replies.extend(later_replies)
+        record.events.extend(later_events)
 
     # ---- replies ----------------------------------------------------------------------
 

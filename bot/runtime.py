@@ -9,19 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bot import compliance
 from bot.actions import ActionRunner
 from bot.content import Content, load_content
 from bot.errors import NluError
+from bot.escalation import DEFAULT_TIMEOUTS, EscalationPolicy, TeamClock
 from bot.flows import FlowEngine
 from bot.locks import ContactLocks
 from bot.pipeline import Pipeline, TurnOutcome
-from bot.settings import Settings, TeamHours
+from bot.settings import Settings
 from bot.storage import Store
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class Runtime:
             interpreter=interpreter,
             actions=actions,
             on_commit=on_commit or (lambda outcome: None),
-            in_team_hours=team_clock(settings.team_hours),
+            escalations=escalation_policy(settings),
             fan_links=_links(settings),
             max_segments=settings.max_segments,
         )
@@ -127,18 +126,11 @@ def _links(settings: Settings) -> Any:
     return lambda contact_id: {"signup_link": signup(contact_id)}
 
 
-def team_clock(hours: TeamHours | None) -> Any:
-    """A predicate telling whether humans are at work at a given instant."""
-    if hours is None:
-        return lambda at: True
-    zone = ZoneInfo(hours.timezone)
-    start, end = hours.start, hours.end
-
-    def in_hours(at: datetime) -> bool:
-        local = at.astimezone(zone)
-        return local.weekday() in hours.days and start <= local.strftime("%H:%M") < end
-
-    return in_hours
+def escalation_policy(settings: Settings) -> EscalationPolicy:
+    """Team hours and, per priority, how long an escalation may wait for a person."""
+    return EscalationPolicy(
+        TeamClock(settings.team_hours), {**DEFAULT_TIMEOUTS, **settings.escalation_timeouts}
+    )
 
 
 def _actions_package(project_dir: Path) -> str | None:

@@ -53,6 +53,9 @@ class Settings:
     send_rate: float = 10.0  # messages per second per sending number (Twilio long code: ~1)
     rate_limits: dict[str, float] = field(default_factory=dict)
     team_hours: TeamHours | None = None
+    # team hours an escalation of each priority waits unclaimed before the fan is told (None:
+    # never); unset keys keep bot.escalation.DEFAULT_TIMEOUTS
+    escalation_timeouts: dict[str, float | None] = field(default_factory=dict)
     log_json: bool = False
     reply_window_h: float = 24.0
     nlu_pipeline: str | None = None  # FANLINE_NLU_PIPELINE=default|accurate overrides config.yml
@@ -103,6 +106,7 @@ def load_settings(project_dir: Path | str = ".", env: dict[str, str] | None = No
         send_rate=_number(engine, "send_rate_per_second", 10, where),
         rate_limits={str(k): float(v) for k, v in (engine.get("rate_limits") or {}).items()},
         team_hours=_team_hours(engine.get("team_hours"), where),
+        escalation_timeouts=_timeouts(engine, where),
         log_json=(env.get("FANLINE_LOG_FORMAT") or engine.get("log_format", "text")) == "json",
         reply_window_h=_number(engine, "broadcast_reply_window_hours", 24, where),
         nlu_pipeline=env.get("FANLINE_NLU_PIPELINE") or None,
@@ -212,6 +216,31 @@ def _team_hours(value: Any, path: Path) -> TeamHours | None:
         start=str(value.get("start", "09:00")),
         end=str(value.get("end", "18:00")),
     )
+
+
+def _timeouts(engine: dict[str, Any], path: Path) -> dict[str, float | None]:
+    """`escalation_timeouts: {urgent: 1, high: 4, normal: 8, low: never}` (team hours)."""
+    value = engine.get("escalation_timeouts")
+    if value is None:
+        return {}
+    line = engine.get("__lines__", {}).get("escalation_timeouts")
+    if not isinstance(value, dict):
+        raise ConfigError("expected a mapping of priority to team hours",
+                          Location(str(path), line, "fanline.escalation_timeouts"))  # fmt: skip
+    lines = getattr(value, "key_lines", {})
+    out: dict[str, float | None] = {}
+    for key, hours in value.items():
+        where = Location(str(path), lines.get(key, line), f"fanline.escalation_timeouts.{key}")
+        if key not in ("urgent", "high", "normal", "low"):
+            raise ConfigError("unknown priority: use urgent, high, normal or low", where)
+        if hours is None or hours == "never":
+            out[key] = None
+        elif isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0:
+            raise ConfigError(f"must be a positive number of team hours or never, got {hours!r}",
+                              where)  # fmt: skip
+        else:
+            out[key] = float(hours)
+    return out
 
 
 def _secret_key(env: dict[str, str], project: Path) -> bytes:

@@ -98,6 +98,9 @@ class LiveHub:
         if escalation is not None:
             data = {**ids, "reason": escalation.get("reason"),
                     "priority": escalation.get("priority", "normal")}  # fmt: skip
+            if escalation.get("joined"):  # one more text on an open escalation: no new page
+                self.publish("escalation", {**data, "joined": True})
+                return
             self.publish("escalation", data)
             self._notify_webhook(data)
         else:

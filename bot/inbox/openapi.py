@@ -120,7 +120,7 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/queue": {"get": _op(
             "The queue, most urgent then longest waiting first",
             params=[{"name": "view", "in": "query", "schema": {
-                        "enum": ["unassigned", "mine", "all", "snoozed"]}},
+                        "enum": ["unassigned", "mine", "all", "snoozed", "missed"]}},
                     {"name": "limit", "in": "query", "schema": {"type": "integer"}},
                     {"name": "offset", "in": "query", "schema": {"type": "integer"}}])},
         "/api/v1/conversations/{conversation_id}": {"get": _op(

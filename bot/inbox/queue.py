@@ -1,8 +1,10 @@
 """The human queue's rules, as named service functions over the database (one transaction each).
 
-Off the inbound path, on the human side of it: the pipeline opens an escalation and sets the
-conversation `open`; from here agents list the queue, claim a thread (exactly one wins: a
-conditional UPDATE ... WHERE assignee_id IS NULL), reply (an outbox row, sent by the same sender
+Off the inbound path, on the human side of it: the pipeline opens an escalation and the
+conversation is `waiting` (the bot still answers what it can; more hand-offs join the same
+escalation); the escalation timer marks it `missed` if nobody answers in time. From here agents
+list the queue, claim a thread (exactly one wins: a conditional UPDATE ... WHERE assignee_id IS
+NULL; the thread is `open` and the bot goes quiet), reply (an outbox row, sent by the same sender
 after commit), leave private notes, tag the fan, snooze, reassign, and resolve (the fan goes back
 to the bot). Every change is recorded in `events`, so a conversation can be replayed.
 """
@@ -23,7 +25,7 @@ from bot.storage.db import Connection
 
 HUMAN = sql.HUMAN
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
-VIEWS = ("unassigned", "mine", "all", "snoozed")
+VIEWS = ("unassigned", "mine", "all", "snoozed", "missed")
 MAX_BODY = 1600  # Twilio's limit for one message
 MAX_TAG = 32
 PAGE = 100
@@ -34,7 +36,7 @@ class QueueItem:
     conversation_id: int
     contact_id: int
     name: str
-    status: str  # open | snoozed (snoozes that ended read as open)
+    status: str  # waiting | open | snoozed | missed (snoozes that ended read as open)
     reason: str | None
     priority: str
     guesses: tuple[tuple[str, float], ...]
@@ -45,6 +47,8 @@ class QueueItem:
     snoozed_until: datetime | None
     preview: str
     awaiting_reply: bool  # the fan spoke last
+    due_at: datetime | None = None  # unanswered by then, the escalation is missed
+    missed_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +60,8 @@ class QueueItem:
             "waiting_since": self.waiting_since.isoformat(), "waiting_s": round(self.waiting_s),
             "snoozed_until": self.snoozed_until.isoformat() if self.snoozed_until else None,
             "preview": self.preview, "awaiting_reply": self.awaiting_reply,
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "missed_at": self.missed_at.isoformat() if self.missed_at else None,
         }  # fmt: skip
 
 
@@ -104,15 +110,18 @@ def _item(r: dict[str, Any], last: tuple[str, bool] | None, at: datetime) -> Que
     snoozed_until = utc(r["snoozed_until"]) if r["snoozed_until"] else None
     snoozing = r["status"] == "snoozed" and snoozed_until is not None and snoozed_until > at
     preview, awaiting = last or ("", False)
+    status = "open" if r["status"] == "snoozed" and not snoozing else r["status"]
     return QueueItem(
         conversation_id=r["id"], contact_id=r["contact_id"],
         name=fan_name(r["profile"], r["contact_id"]),
-        status="snoozed" if snoozing else "open", reason=r["reason"],
+        status=status, reason=r["reason"],
         priority=r["priority"] or "normal",
         guesses=tuple((str(g[0]), float(g[1])) for g in (r["guesses"] or ())),
         assignee_id=r["assignee_id"], assignee_name=r["display_name"], waiting_since=since,
         waiting_s=max(0.0, (until - since).total_seconds()), snoozed_until=snoozed_until,
         preview=preview[:140], awaiting_reply=awaiting,
+        due_at=utc(r["due_at"]) if r["due_at"] else None,
+        missed_at=utc(r["missed_at"]) if r["missed_at"] else None,
     )  # fmt: skip
 
 
@@ -148,7 +157,14 @@ async def reassign(db: Database, conversation_id: int, agent: Agent, to: int | N
         conv = _owned(conn, conversation_id, agent)
         if to is not None and not sql.agent_is_active(conn, to):
             raise BadRequest("no active agent with that id")
-        sql.update_conversation(conn, conversation_id, assignee_id=to, updated_at=now())
+        status = conv["status"]
+        if to is None and status == "open":
+            status = "waiting"  # back in the queue: the bot answers what it can meanwhile
+        elif to is not None and status in ("waiting", "missed"):
+            status = "open"
+        sql.update_conversation(
+            conn, conversation_id, assignee_id=to, status=status, updated_at=now()
+        )
         sql.assign_escalation(conn, conversation_id, to)
         _event(conn, conv["contact_id"], "reassigned", agent, to=to)
 

@@ -18,11 +18,13 @@ from bot.inbox.queue import HUMAN, fan_name
 from bot.storage import Database
 from bot.storage import inbox_store as sql
 from bot.storage.db import Connection
+from bot.storage.escalation_store import escalation_texts
 
 # agents' actions and the engine's hand-offs shown between the messages
 _MARKERS = {
     "escalated": "escalated", "claimed": "claimed", "reassigned": "reassigned",
     "resolved": "resolved: back to the bot", "snoozed": "snoozed", "held_for_human": None,
+    "escalation_missed": "missed: nobody answered in time; the fan was told, back with the bot",
 }  # fmt: skip
 
 
@@ -55,6 +57,9 @@ class Escalation:
     created_at: datetime
     first_response_at: datetime | None
     resolved_at: datetime | None
+    due_at: datetime | None = None
+    missed_at: datetime | None = None
+    message_ids: tuple[int, ...] = ()  # the fan's texts that opened or joined it, oldest first
 
     def to_json(self) -> dict[str, Any]:
         def iso(at: datetime | None) -> str | None:
@@ -63,7 +68,9 @@ class Escalation:
         return {"reason": self.reason, "priority": self.priority,
                 "guesses": [list(g) for g in self.guesses], "created_at": iso(self.created_at),
                 "first_response_at": iso(self.first_response_at),
-                "resolved_at": iso(self.resolved_at)}  # fmt: skip
+                "resolved_at": iso(self.resolved_at), "due_at": iso(self.due_at),
+                "missed_at": iso(self.missed_at),
+                "message_ids": list(self.message_ids)}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,20 +136,25 @@ def _load_thread(conn: Connection, conversation_id: int, limit: int) -> Thread:
         conversation_id=row["id"], contact_id=row["contact_id"], status=row["status"],
         assignee_id=row["assignee_id"], assignee_name=row["display_name"],
         snoozed_until=utc(row["snoozed_until"]) if row["snoozed_until"] else None,
-        escalation=_escalation(esc) if esc else None,
+        escalation=_escalation(esc, texts(conn, esc["id"])) if esc else None,
         profile=_profile(conn, row["contact_id"], row["dialogue"] or {}),
         timeline=_timeline(conn, row["contact_id"], limit),
     )  # fmt: skip
 
 
-def _escalation(r: dict[str, Any]) -> Escalation:
+def _escalation(r: dict[str, Any], message_ids: tuple[int, ...] = ()) -> Escalation:
     def at(key: str) -> datetime | None:
         return utc(r[key]) if r[key] else None
 
     return Escalation(
         r["reason"], r["priority"], tuple((str(g[0]), float(g[1])) for g in (r["guesses"] or ())),
-        utc(r["created_at"]), at("first_response_at"), at("resolved_at"),
+        utc(r["created_at"]), at("first_response_at"), at("resolved_at"), at("due_at"),
+        at("missed_at"), message_ids,
     )  # fmt: skip
+
+
+def texts(conn: Connection, escalation_id: int) -> tuple[int, ...]:
+    return tuple(r["id"] for r in escalation_texts(conn, escalation_id))
 
 
 def _profile(conn: Connection, contact_id: int, dialogue: dict[str, Any]) -> Profile:
@@ -192,7 +204,8 @@ def _marker(e: dict[str, Any]) -> Entry:
     label = _MARKERS[e["type"]] or e["type"]
     data = e["data"] or {}
     if e["type"] == "escalated":
-        label = f"escalated: {data.get('reason', '?')} ({data.get('priority', 'normal')})"
+        what = "joined the escalation" if data.get("joined") else "escalated"
+        label = f"{what}: {data.get('reason', '?')} ({data.get('priority', 'normal')})"
     return Entry(id=f"e{e['id']}", at=utc(e["at"]), kind="marker", body=label)
 
 

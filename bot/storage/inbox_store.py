@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.domain import IN_QUEUE
 from bot.storage.inbox_tables import agent_sessions, agents, login_attempts
 from bot.storage.tables import (
     consent_events,
@@ -25,7 +26,7 @@ from bot.storage.tables import (
     messages,
 )
 
-HUMAN = ("open", "snoozed")  # the statuses in which a person owns the thread
+HUMAN = IN_QUEUE  # the statuses the team's queue lists (and agents may act on)
 Row = dict[str, Any]
 
 
@@ -44,11 +45,13 @@ def queue_page(
     c, e = conversations, escalations
     snoozing = sa.and_(c.c.status == "snoozed", c.c.snoozed_until > at)
     awake = sa.not_(snoozing)
+    missed = c.c.status == "missed"
     conditions = {
-        "unassigned": sa.and_(awake, c.c.assignee_id.is_(None)),
+        "unassigned": sa.and_(awake, c.c.assignee_id.is_(None), sa.not_(missed)),
         "mine": sa.and_(awake, c.c.assignee_id == agent_id),
         "all": sa.true(),
         "snoozed": snoozing,
+        "missed": sa.and_(missed, c.c.assignee_id.is_(None)),
     }
     in_queue = c.c.status.in_(HUMAN)
     counts = conn.execute(
@@ -88,7 +91,8 @@ def _queue_details(conn: Connection, page: list[Any]) -> list[Row]:
         sa.select(
             c.c.id, c.c.contact_id, c.c.status, c.c.snoozed_until, c.c.assignee_id,
             c.c.updated_at, contacts.c.profile, e.c.reason, e.c.priority, e.c.guesses,
-            e.c.created_at, e.c.first_response_at, agents.c.display_name,
+            e.c.created_at, e.c.first_response_at, e.c.due_at, e.c.missed_at,
+            agents.c.display_name,
         )
         .select_from(c)
         .join(contacts, contacts.c.id == c.c.contact_id)
@@ -136,17 +140,17 @@ def conversation_of_contact(conn: Connection, contact_id: int) -> int | None:
 
 
 def take_if_free(conn: Connection, conversation_id: int, agent_id: int, at: datetime) -> bool:
-    """Assign a thread a person owns but nobody holds. One conditional UPDATE: under any
-    concurrency exactly one caller sees True."""
+    """Assign a queued thread nobody holds; it is `open` from then on (the bot goes quiet), or
+    stays `snoozed`. One conditional UPDATE: under any concurrency exactly one caller wins."""
+    c = conversations.c
     won = conn.execute(
         conversations.update()
-        .where(
-            conversations.c.id == conversation_id,
-            conversations.c.assignee_id.is_(None),
-            conversations.c.status.in_(HUMAN),
+        .where(c.id == conversation_id, c.assignee_id.is_(None), c.status.in_(HUMAN))
+        .values(
+            assignee_id=agent_id, updated_at=at,
+            status=sa.case((c.status == "snoozed", "snoozed"), else_="open"),
         )
-        .values(assignee_id=agent_id, updated_at=at)
-    ).rowcount
+    ).rowcount  # fmt: skip
     return won == 1
 
 

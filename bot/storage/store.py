@@ -26,13 +26,13 @@ from bot.domain import (
 )
 from bot.errors import Conflict
 from bot.messages import InboundSms, OutboundSms
+from bot.storage import escalation_store
 from bot.storage.db import Database
 from bot.storage.outbox import OutboxQueries, _aware, now
 from bot.storage.tables import (
     consent_events,
     contacts,
     conversations,
-    escalations,
     events,
     messages,
     suppressions,
@@ -249,15 +249,12 @@ class Store(OutboxQueries):
             self._update_profile(conn, rec.contact_id, rec.profile_updates)
         if rec.consent is not None:
             self._change_consent(conn, rec.contact_id, rec.consent, at, rec.message_id)
-        if rec.escalation is not None:
-            conn.execute(
-                escalations.insert().values(
-                    contact_id=rec.contact_id, conversation_id=rec.conversation_id,
-                    message_id=rec.message_id, reason=rec.escalation.reason,
-                    priority=rec.escalation.priority,
-                    guesses=[list(g) for g in rec.escalation.guesses], created_at=at,
-                )
-            )  # fmt: skip
+        if rec.escalation is not None:  # a new escalation, or the text joins the open one
+            escalation_store.open_or_join(
+                conn, rec.contact_id, rec.conversation_id, rec.message_id, rec.escalation, at
+            )
+        elif rec.attach_to_escalation:
+            escalation_store.attach_to_current(conn, rec.conversation_id, rec.message_id)
         conn.execute(
             q.set_message_status,
             {"mid": rec.message_id, "new_status": rec.inbound_status, "bid": rec.broadcast_id},

@@ -53,7 +53,8 @@ conversations = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("contact_id", sa.Integer, sa.ForeignKey("contacts.id"), nullable=False, unique=True),
-    sa.Column("status", sa.String(16), nullable=False, default="bot"),  # bot|open|snoozed|resolved
+    # bot | waiting | open | snoozed | missed | resolved (bot.domain.CONVERSATION_STATES)
+    sa.Column("status", sa.String(16), nullable=False, default="bot"),
     sa.Column("dialogue", sa.JSON, nullable=False, default=dict),  # flow stack + slots
     sa.Column("assignee_id", sa.Integer, nullable=True),
     sa.Column("snoozed_until", TS, nullable=True),
@@ -92,6 +93,8 @@ messages = sa.Table(
     sa.Column("sent_at", TS, nullable=True),
     sa.Column("claimed_at", TS, nullable=True),  # the guarded claim that let the send go out
     sa.Column("lookups", sa.Integer, nullable=False, default=0, server_default="0"),
+    # inbound: the escalation this text opened or joined (or was held for)
+    sa.Column("escalation_id", sa.Integer, nullable=True, index=True),
     sa.Index("ix_messages_outbox", "status", "not_before"),
     sa.Index("ix_messages_contact_created", "contact_id", "id"),
 )
@@ -121,6 +124,8 @@ escalations = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("first_response_at", TS, nullable=True),
     sa.Column("resolved_at", TS, nullable=True),
+    sa.Column("due_at", TS, nullable=True),  # unanswered by then: missed (team hours counted)
+    sa.Column("missed_at", TS, nullable=True),  # the fan was told and handed back to the bot
     sa.Index("ix_escalations_open", "resolved_at", "priority", "created_at"),
 )
 

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -41,6 +42,7 @@ async def escalate(
     reason: str = "fan_asked",
     priority: str = "normal",
     guesses: tuple[tuple[str, float], ...] = (("human_handoff", 0.91),),
+    due_at: datetime | None = None,
 ) -> int:
     """A fan's text that the pipeline escalated: the same writes `finish_turn` makes."""
     rec = await store.record_inbound(InboundSms(f"SM{next(_sids):032d}", phone, US, body))
@@ -52,21 +54,21 @@ async def escalate(
                                 "confidence": guesses[0][1] if guesses else 0.0}),
                     ("escalated", {"reason": reason, "priority": priority})],
             replies=[OutboundSms(phone, "A real person will text you back.", sender=US)],
-            status="open",
-            escalation=EscalationSpec(reason, priority, guesses),
+            escalation=EscalationSpec(reason, priority, guesses, due_at),
         )
     )  # fmt: skip
     return ctx.conversation_id
 
 
 async def fan_texts_again(store: Store, phone: str, body: str) -> int:
-    """A later text while a human owns the thread: held, as the pipeline does."""
+    """A later text while an agent owns the thread: held, as the pipeline does."""
     rec = await store.record_inbound(InboundSms(f"SM{next(_sids):032d}", phone, US, body))
     ctx = await store.load_turn(rec.contact.id)
     await store.finish_turn(
         TurnRecord(rec.contact.id, ctx.conversation_id, rec.message_id,
                    events=[("held_for_human", {"status": ctx.status})],
-                   status="open" if ctx.status == "snoozed" else None, inbound_status="held")
+                   status="open" if ctx.status == "snoozed" else None, inbound_status="held",
+                   attach_to_escalation=True)
     )  # fmt: skip
     return rec.message_id
 

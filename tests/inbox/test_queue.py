@@ -30,8 +30,8 @@ async def test_an_escalation_waits_unassigned_with_its_reason_and_guesses(
     assert (item.conversation_id, item.reason, item.priority) == (cid, "low_confidence", "normal")
     assert item.guesses == (("tickets", 0.41), ("merch", 0.2))
     assert item.assignee_id is None and item.awaiting_reply is False  # the bot acknowledged
-    assert item.waiting_s >= 0 and item.status == "open"
-    assert page.counts == {"unassigned": 1, "mine": 0, "all": 1, "snoozed": 0}
+    assert item.waiting_s >= 0 and item.status == "waiting"
+    assert page.counts == {"unassigned": 1, "mine": 0, "all": 1, "snoozed": 0, "missed": 0}
 
 
 async def test_sorted_by_priority_then_longest_wait(store: Store, team: Team) -> None:

@@ -32,7 +32,7 @@
   function onEvent(kind) {
     return (e) => {
       const data = JSON.parse(e.data);
-      if (kind === "escalation") notify(data);
+      if (kind === "escalation" && !data.joined) notify(data);  // a text joining one is no news
       if (page === "queue") soon(refreshQueue);
       else if (page === "thread" && (String(data.contact_id) === body.dataset.contact || String(data.conversation_id) === body.dataset.conversation)) soon(refreshThread);
     };
