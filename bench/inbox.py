@@ -7,7 +7,9 @@ finish_turn: exactly what the pipeline writes), then prints, per backend:
   - the queue view's server time: the queue query + the service timers + the Jinja2 render of
     the page (the first 100 rows; tabs show counts for all), p50/p99 over repeated renders,
     and the same for rendering all N rows at once, for scale;
-  - claim and reply latency p50/p99, one at a time on distinct threads (`--ops` of each).
+  - claim and reply latency p50/p99, one at a time on distinct threads (`--ops` of each);
+  - the missed-escalation sweep over every escalation nobody claimed (marked missed, one
+    follow-up each queued in the outbox).
 SQLite in a temp file always; PostgreSQL when a URL is given or FANLINE_TEST_DATABASE_URL is set.
 """
 
@@ -20,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,10 +31,13 @@ sys.path.insert(0, str(ROOT))
 from argon2 import PasswordHasher  # noqa: E402
 
 from bot.domain import EscalationSpec, TurnRecord  # noqa: E402
+from bot.escalation import EscalationTimer  # noqa: E402
+from bot.flows.model import Domain  # noqa: E402
+from bot.flows.responses import Responses  # noqa: E402
 from bot.inbox import queue, threads  # noqa: E402
 from bot.inbox.auth import Auth, Session  # noqa: E402
 from bot.inbox.views import templates  # noqa: E402
-from bot.messages import InboundSms, OutboundSms  # noqa: E402
+from bot.messages import InboundSms, OutboundSms, utcnow  # noqa: E402
 from bot.storage import Store  # noqa: E402
 
 US = "+15005550006"
@@ -40,6 +46,8 @@ PRIORITIES = ["normal"] * 6 + ["high"] * 3 + ["urgent", "low"]
 
 
 async def seed(store: Store, n: int) -> None:
+    due = utcnow() + timedelta(hours=1)  # the missed-escalation sweep below finds them due
+
     async def one(i: int) -> None:
         phone = f"+1555{i:07d}"
         rec = await store.record_inbound(InboundSms(f"SMbench{i:026d}", phone, US, f"question {i}"))
@@ -50,8 +58,8 @@ async def seed(store: Store, n: int) -> None:
                 events=[("intent", {"intent": "out_of_scope", "confidence": 0.31}),
                         ("escalated", {"reason": REASONS[i % 6], "priority": PRIORITIES[i % 11]})],
                 replies=[OutboundSms(phone, "A real person will text you back.", sender=US)],
-                status="open",
-                escalation=EscalationSpec(REASONS[i % 6], PRIORITIES[i % 11], (("out_of_scope", 0.31),)),
+                escalation=EscalationSpec(REASONS[i % 6], PRIORITIES[i % 11],
+                                          (("out_of_scope", 0.31),), due),
             )
         )  # fmt: skip
 
@@ -82,6 +90,21 @@ async def time_queue_view(store: Store, session: Session, limit: int, runs: int)
         out.append(time.perf_counter() - start)
         assert len(page.items) == limit and len(html) > limit * 100
     return out
+
+
+async def time_missed_sweep(store: Store, waiting: int) -> None:
+    """Every escalation nobody claimed is past due: one sweep marks them missed and queues one
+    follow-up each (the server's timer does this every 30 s, for what fell due meanwhile)."""
+    domain = Domain.model_validate(
+        {"responses": {"utter_escalation_missed": [{"text": "Sorry, nobody could answer yet."}]}}
+    )
+    timer = EscalationTimer(store, lambda: Responses(domain), batch=500)
+    start = time.perf_counter()
+    missed = await timer.sweep(utcnow() + timedelta(hours=2))
+    took = time.perf_counter() - start
+    assert len(missed) == waiting, (len(missed), waiting)
+    print(f"  missed-escalation sweep: {len(missed)} escalations and follow-ups in {took:.2f} s "
+          f"({len(missed) / took:,.0f}/s)")  # fmt: skip
 
 
 async def run_backend(url: str, n: int, ops: int) -> None:
@@ -115,6 +138,7 @@ async def run_backend(url: str, n: int, ops: int) -> None:
         print(
             f"  reply: p50 {pct(replies, 50):.2f} ms, p99 {pct(replies, 99):.2f} ms ({len(replies)} ops)"
         )
+        await time_missed_sweep(store, n - len(claims))
     finally:
         store.close()
 

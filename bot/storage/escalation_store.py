@@ -29,7 +29,7 @@ def _unresolved(conn: Connection, conversation_id: int) -> Any:
         .order_by(e.id.desc())
         .limit(1)
     )
-    if conn.dialect.name == "postgresql":  # a concurrent sweep waits for this turn, or we for it
+    if conn.dialect.name == "postgresql":  # a sweep skips it meanwhile, or we wait for the sweep
         query = query.with_for_update()
     return conn.execute(query).first()
 
@@ -112,8 +112,8 @@ def claim_missed(conn: Connection, at: datetime, limit: int) -> list[dict[str, A
         .order_by(e.due_at)
         .limit(limit)
     )  # fmt: skip
-    if conn.dialect.name == "postgresql":
-        due = due.with_for_update(of=escalations, skip_locked=True)
+    if conn.dialect.name == "postgresql":  # rows a turn or a claim is changing: next sweep
+        due = due.with_for_update(of=[escalations, conversations], skip_locked=True)
     claimed = conn.execute(
         escalations.update()
         .where(e.id.in_(due.scalar_subquery()), e.missed_at.is_(None))

@@ -239,6 +239,13 @@ class Store(OutboxQueries):
                     for kind, data in rec.events
                 ],
             )  # fmt: skip
+        # escalation before conversation: the order the escalation timer locks them in
+        if rec.escalation is not None:  # a new escalation, or the text joins the open one
+            escalation_store.open_or_join(
+                conn, rec.contact_id, rec.conversation_id, rec.message_id, rec.escalation, at
+            )
+        elif rec.attach_to_escalation:
+            escalation_store.attach_to_current(conn, rec.conversation_id, rec.message_id)
         conv_values: dict[str, Any] = {"conv_id": rec.conversation_id, "updated_at": at}
         if rec.dialogue is not None:
             conv_values["dialogue"] = rec.dialogue
@@ -249,12 +256,6 @@ class Store(OutboxQueries):
             self._update_profile(conn, rec.contact_id, rec.profile_updates)
         if rec.consent is not None:
             self._change_consent(conn, rec.contact_id, rec.consent, at, rec.message_id)
-        if rec.escalation is not None:  # a new escalation, or the text joins the open one
-            escalation_store.open_or_join(
-                conn, rec.contact_id, rec.conversation_id, rec.message_id, rec.escalation, at
-            )
-        elif rec.attach_to_escalation:
-            escalation_store.attach_to_current(conn, rec.conversation_id, rec.message_id)
         conn.execute(
             q.set_message_status,
             {"mid": rec.message_id, "new_status": rec.inbound_status, "bid": rec.broadcast_id},

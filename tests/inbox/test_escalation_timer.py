@@ -19,7 +19,7 @@ from bot.messages import utcnow
 from bot.settings import TeamHours, load_settings
 from bot.storage import Store
 from bot.storage.tables import events, messages
-from tests.inbox.conftest import Team, escalate, fan
+from tests.inbox.conftest import Server, Team, escalate, fan, logged_in
 
 NY = TeamHours("America/New_York", (0, 1, 2, 3, 4), "09:00", "18:00")
 TUESDAY_5PM = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)  # 17:00 in New York
@@ -153,3 +153,22 @@ async def test_two_sweeps_at_once_tell_each_fan_exactly_once(store: Store, team:
         )
     )
     assert len(counts[0]) == 40 and len(counts[1]) == 40
+
+
+async def test_the_api_lists_missed_threads_with_their_badge(
+    store: Store, team: Team, server: Server
+) -> None:
+    now = utcnow()
+    cid = await escalate(store, fan(200), due_at=now)
+    await EscalationTimer(store, responses).sweep(utcnow())
+    async with logged_in(server.url, "ana") as (client, _csrf):
+        listed = (await client.get("/api/v1/queue", params={"view": "missed"})).json()
+        assert listed["counts"]["missed"] == 1 and listed["counts"]["unassigned"] == 0
+        [item] = listed["items"]
+        assert (item["conversation_id"], item["status"]) == (cid, "missed")
+        assert item["missed_at"] is not None
+        thread = (await client.get(f"/api/v1/conversations/{cid}")).json()
+        assert thread["status"] == "missed" and thread["escalation"]["missed_at"]
+        assert any("missed" in e["body"] for e in thread["timeline"] if e["kind"] == "marker")
+        page = await client.get("/inbox", params={"view": "missed"})
+        assert 'class="badge missed"' in page.text

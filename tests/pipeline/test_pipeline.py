@@ -88,9 +88,18 @@ async def test_stop_confirms_once_then_silence_and_start_resubscribes(runtime: R
 
 
 async def test_help_is_answered_even_while_a_human_holds_the_thread(runtime: Runtime) -> None:
+    from bot.inbox import queue
+    from bot.inbox.auth import Auth
+    from bot.storage import inbox_store
+    from tests.inbox.conftest import FAST_HASHER, PASSWORD
+
     number = await subscribed_fan(runtime)
     handoff = await runtime.handle(text(number, "can I talk to a real person please"))
     assert handoff.escalation is not None
+    ana = await Auth(runtime.store.db, b"k", hasher=FAST_HASHER).create_agent("ana", PASSWORD)
+    contact = await runtime.store.contact_by_phone(number)
+    cid = await runtime.store.db.run(inbox_store.conversation_of_contact, contact.id)
+    await queue.claim(runtime.store.db, cid, ana)  # a person is in the thread now
     held = await runtime.handle(text(number, "hello? when is the tour"))
     assert held.held and held.replies == ()
     help_ = await runtime.handle(text(number, "HELP"))
