@@ -26,6 +26,9 @@ BUILTIN_ACTIONS = {
 # form's profile) and the personal links the pipeline adds (`signup_link`)
 FAN_FIELDS = {"first_name", "birthday", "email", "zip", "country", "timezone", "tags",
               "subscription", "subscribed", "is_new", "signup_link"}  # fmt: skip
+# what the pipeline adds to escalation acknowledgements: when the team is next at work
+ACK_FIELDS = {"team_back"}
+ACK_RESPONSES = {"utter_after_hours", "utter_escalation_ack", "utter_escalation_joined"}
 
 
 def validate_content(
@@ -167,8 +170,10 @@ class _Checker:
         filled by the action's own values, so there it is a warning."""
         known = set(self.domain.slots) | FAN_FIELDS
         for name, variants in self.domain.responses.items():
+            ack = name in ACK_RESPONSES or name.endswith("_after_hours")
+            allowed = known | ACK_FIELDS if ack else known
             for index, variant in enumerate(variants):
-                for token in sorted(placeholders(variant.text or "") - known):
+                for token in sorted(placeholders(variant.text or "") - allowed):
                     message = f"response {name!r} uses unknown placeholder {{{token}}}"
                     where = _where(variant, "text", f"responses.{name}[{index}]")
                     if name in self.uttered:

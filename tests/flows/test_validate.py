@@ -161,3 +161,15 @@ def test_unknown_placeholders_in_responses(tmp_path):
     assert ("responses.utter_from_action[0].text", "response 'utter_from_action' uses unknown "
             "placeholder {seat} (only a custom action that passes it can fill it)", True) in found  # fmt: skip
     assert not any("first_name" in m or "{zip}" in m or "{x}" in m for _, m, _ in found)
+
+
+def test_team_back_is_known_only_in_escalation_acknowledgements(tmp_path):
+    flows = load_flows(
+        [write(tmp_path, "f.yml", "flows:\n  a:\n    steps:\n      - action: utter_x\n")]
+    )
+    domain = load_domain([write(tmp_path, "d.yml", DOMAIN
+        + '  utter_x:\n    - text: "Back {team_back}"\n'
+        + '  utter_after_hours:\n    - text: "Back {team_back}"\n'
+        + '  utter_complaint_after_hours:\n    - text: "Sorry! Back {team_back}"\n')])  # fmt: skip
+    found = [p.location.key for p in validate_content(flows, domain) if "team_back" in p.message]
+    assert found == ["responses.utter_x[0].text"]
