@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bot.domain import ConsentChange
 from bot.errors import ConfigError
@@ -172,3 +173,49 @@ async def test_the_api_lists_missed_threads_with_their_badge(
         assert any("missed" in e["body"] for e in thread["timeline"] if e["kind"] == "marker")
         page = await client.get("/inbox", params={"view": "missed"})
         assert 'class="badge missed"' in page.text
+
+
+async def test_claims_and_new_texts_racing_the_sweep_leave_every_thread_consistent(
+    store: Store, team: Team
+) -> None:
+    """The sweep (another process) races agents claiming half the threads and fans texting
+    the other half again (joining their escalation). No deadlock; afterwards every thread's
+    status agrees with its escalation, and follow-ups match the escalations marked missed."""
+    now = utcnow()
+    cids = [await escalate(store, fan(300 + n), due_at=now) for n in range(16)]
+    other = Store.open(store.db.url, hash_key=b"test-key", migrate=False)
+
+    async def claims() -> None:
+        for cid in cids[::2]:
+            await queue.claim(store.db, cid, team.ana)
+
+    async def texts() -> None:
+        for n in range(1, 16, 2):
+            await escalate(store, fan(300 + n), "hello?? anyone", due_at=now + timedelta(hours=1))
+
+    try:
+        timer = EscalationTimer(other, responses, batch=1)
+        missed, _, _ = await asyncio.gather(timer.sweep(utcnow()), claims(), texts())
+    finally:
+        other.close()
+
+    def state(conn):  # type: ignore[no-untyped-def]
+        from bot.storage.tables import conversations, escalations
+
+        return conn.execute(
+            sa.select(conversations.c.id, conversations.c.status, conversations.c.assignee_id,
+                      escalations.c.missed_at)
+            .join(escalations, escalations.c.conversation_id == conversations.c.id)
+            .where(escalations.c.resolved_at.is_(None))
+        ).all()  # fmt: skip
+
+    rows = await store.db.run(state)
+    assert sorted(r.id for r in rows) == sorted(cids)  # still one escalation per thread
+    for r in rows:
+        assert (r.status == "open") == (r.assignee_id is not None), r
+        assert r.status != "missed" or r.missed_at is not None, r
+        assert r.status != "waiting" or r.missed_at is None, r
+    sent = await store.db.run(
+        lambda c: c.execute(messages.select().where(messages.c.body.like("Sorry%"))).all()
+    )
+    assert len(sent) == len(missed) == len({m.escalation_id for m in missed})
