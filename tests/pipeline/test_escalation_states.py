@@ -92,7 +92,9 @@ async def test_while_waiting_the_bot_answers_and_hand_offs_join_the_same_escalat
     keyword = await runtime.handle(text(number, "TOUR"))
     assert keyword.replies and keyword.escalation is None
 
-    again = await runtime.handle(text(number, "the staff were so rude to me, worst show ever"))
+    again = await runtime.handle(
+        text(number, "the staff were so rude to me at the show, worst experience ever")
+    )
     assert again.escalation == {"reason": "complaint", "priority": "high", "joined": True}
     assert said(again) == ["utter_escalation_joined"]  # not a second full acknowledgement
     [esc] = await open_escalations(runtime, contact.id)  # no second ticket
@@ -136,7 +138,9 @@ async def test_after_hours_one_acknowledgement_saying_when_the_team_is_back(
     rt = await start(database_url, offline_now())
     try:
         number = await subscribed_fan(rt)
-        complaint = await rt.handle(text(number, "the staff were so rude to me, worst show ever"))
+        complaint = await rt.handle(
+            text(number, "the staff were so rude to me at the show, worst experience ever")
+        )
         assert said(complaint) == ["utter_complaint_after_hours"]
         [reply] = [q.reply.body for q in complaint.replies]
         assert "soon" not in reply and " UTC" in reply  # when, in the team's own zone
