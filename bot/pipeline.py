@@ -324,10 +324,10 @@ class Pipeline:
             self._internal_error(turn, str(exc))
             return
         record.dialogue = state.to_json()
+        if turn.record.escalation is not None:  # before packing: it finds the flow's replies
+            self._acknowledge_escalation(turn)
         if questions:
             self._pack_replies(turn)
-        if turn.record.escalation is not None:
-            self._acknowledge_escalation(turn)
 
     async def _questions(
         self, turn: _Turn, body: str, state: DialogueState, event: str | None
