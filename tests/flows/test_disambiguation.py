@@ -178,3 +178,19 @@ def test_judge_says_which_readings_are_sure_single_answers(make_engine):
     assert engine.judge(ranked(("update_profile", 0.9), ("greet", 0.1))) == (None, False)  # asks
     assert engine.judge(ranked(("complaint", 0.9), ("greet", 0.1))) == (None, True)
     assert engine.judge(None) == (None, False)
+
+
+def test_config_yml_sets_the_margins_and_bad_values_name_file_and_line(tmp_path):
+    from bot.errors import ConfigError
+    from bot.settings import load_settings
+
+    (tmp_path / "config.yml").write_text(
+        "fanline:\n  disambiguation:\n    margin: 0.8\n    grey_zone: 0.05\n"
+    )
+    assert load_settings(tmp_path, env={}).disambiguation == Disambiguation(0.8, 0.05)
+    (tmp_path / "config.yml").write_text("fanline:\n  disambiguation:\n    grey_zone: 2\n")
+    with pytest.raises(ConfigError, match=r"config.yml:3.*grey_zone.*\[0, 1\]"):
+        load_settings(tmp_path, env={})
+    (tmp_path / "config.yml").write_text("fanline:\n  disambiguation:\n    margins: 1\n")
+    with pytest.raises(ConfigError, match="unknown key 'margins'"):
+        load_settings(tmp_path, env={})
