@@ -47,39 +47,52 @@ def best_in_scope(decisions: np.ndarray, oos_column: int | None) -> tuple[np.nda
     return best, decisions[:, oos_column] > masked[np.arange(len(best)), best]
 
 
-def fit_calibration(raw: np.ndarray, correct: np.ndarray, is_oos: np.ndarray) -> Calibration:
+def fit_calibration(
+    raw: np.ndarray, correct: np.ndarray, is_oos: np.ndarray, oos_weight: float = 1.0
+) -> Calibration:
     """Platt scaling on held-out texts, then the threshold that decides most of them right.
 
     raw: best in-scope raw score; correct: the in-scope intent was right; is_oos: an
     out_of_scope text. Positives are texts answered right; everything else should escalate.
+    `oos_weight`: how much one out-of-scope text counts beside one in-scope text (see
+    `bot.nlu.train.calibrate`: the held-out set is weighed to the benchmark protocol's shape).
     """
     slope, intercept = _platt(raw, correct & ~is_oos)
     cal = Calibration(slope, intercept)
     prob = cal.probability(raw)
-    return Calibration(slope, intercept, choose_threshold(prob, correct, is_oos))
+    weights = np.where(is_oos, oos_weight, 1.0)
+    return Calibration(slope, intercept, choose_threshold(prob, correct, is_oos, weights))
 
 
-def choose_threshold(confidence: np.ndarray, correct: np.ndarray, is_oos: np.ndarray) -> float:
-    """Maximise right decisions: in-scope texts answered right + out-of-scope texts escalated.
+def choose_threshold(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    is_oos: np.ndarray,
+    weights: np.ndarray | None = None,
+) -> float:
+    """Maximise right decisions: in-scope texts answered right + out-of-scope texts escalated
+    (each text counted with its weight, 1 by default: the CLINC150 protocol's objective).
 
     Without out-of-scope examples that would never escalate; then keep KEEP_WITHOUT_OOS of
     the correctly answered texts instead.
     """
     confidence = np.asarray(confidence, dtype=np.float64)
+    is_oos = np.asarray(is_oos, dtype=bool)
     in_scope = ~is_oos
     if not is_oos.any():
         kept = confidence[correct & in_scope]
         return float(np.quantile(kept, 1 - KEEP_WITHOUT_OOS)) if len(kept) else 0.5
+    w = np.ones(len(confidence)) if weights is None else np.asarray(weights, dtype=np.float64)
     candidates = np.unique(np.concatenate([confidence, [0.0]]))
     order = np.argsort(confidence)
     c_sorted = confidence[order]
-    good_in = (correct & in_scope)[order].astype(np.int64)
-    oos = is_oos[order].astype(np.int64)
+    good_in = ((correct & in_scope) * w)[order]
+    oos = (is_oos * w)[order]
     # texts with confidence < t escalate: count right answers kept and oos escalated
     below = np.searchsorted(c_sorted, candidates, side="left")
     kept_right = good_in.sum() - np.concatenate([[0], np.cumsum(good_in)])[below]
     oos_caught = np.concatenate([[0], np.cumsum(oos)])[below]
-    right = kept_right + oos_caught
+    right = np.round(kept_right + oos_caught, 9)  # weights: exact ties stay ties
     best = int(np.argmax(right))
     last = best  # ties form a plateau; its middle is the least fragile choice
     while last + 1 < len(right) and right[last + 1] == right[best]:

@@ -40,9 +40,14 @@ DEFAULT_TOP_K = 10  # fixed: the same data and config always give the same model
 KEEP_MODELS = 5  # older models are removed after a training: a models folder doesn't grow forever
 
 
+# Bumped when training itself changes what a model decides (2: k-fold calibration weighed to
+# the CLINC150 protocol), so `fanline train` retrains; older models still load.
+TRAINING_VERSION = 2
+
+
 def fingerprint(cfg: NluConfig, data: TrainingData) -> str:
     return hashlib.sha256(
-        f"{store.FORMAT}:{cfg.fingerprint}:{data.fingerprint}".encode()
+        f"{store.FORMAT}:{TRAINING_VERSION}:{cfg.fingerprint}:{data.fingerprint}".encode()
     ).hexdigest()
 
 
@@ -134,12 +139,12 @@ def build_model(
         features = featurize([f for f, _ in featurizers], texts, embeddings)
         steps.update()
         steps.set_postfix_str("intent classifier + calibration")
-        # The two fits are independent and liblinear releases the GIL: run them side by side.
+        # The fits are independent and liblinear releases the GIL: two at a time, one per core.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            held_out = pool.submit(calibrate, plan, features, labels)
-            linear = fit_linear(plan, features, labels)
+            final = pool.submit(fit_linear, plan, features, labels)
+            calibration = calibrate(plan, features, labels, pool)
             steps.update()
-            calibration = held_out.result()
+            linear = final.result()
             steps.update()
         steps.set_postfix_str("entities")
         tagger = TokenTagger.fit(data, plan.tagger) if plan.tagger else None
@@ -180,26 +185,80 @@ def fit_linear(plan: _Plan, features: Features, labels: list[str]) -> LinearMode
     )
 
 
-def calibrate(plan: _Plan, features: Features, labels: list[str]) -> Calibration:
-    """Fit on part of the data, score the held-out rest, choose the out-of-scope threshold."""
+def calibrate(
+    plan: _Plan, features: Features, labels: list[str], pool: ThreadPoolExecutor | None = None
+) -> Calibration:
+    """Choose the out-of-scope threshold on out-of-fold scores, as the CLINC150 protocol does.
+
+    Every example is scored once by a model fitted without it (k = 1 / holdout folds,
+    stratified). The protocol chooses its threshold on a validation set with a fifth as many
+    in-scope texts as training and as many out-of-scope texts as training; weighing each
+    out-of-scope text k times gives the pooled folds that shape (and training's scarce
+    out-of-scope examples are all used, not a fifth of them). One Platt fit over all folds.
+    """
     if plan.fallback is None:
         return Calibration(threshold=0.0)
     fixed = plan.fallback["threshold"]
-    train_idx, held_idx = holdout_split(labels, plan.fallback["holdout"])
-    if not len(held_idx) or len({labels[i] for i in train_idx}) < 2:
+    folds = fold_split(labels, plan.fallback["holdout"])
+    if not folds:
         return Calibration(threshold=float(fixed) if fixed != "auto" else 0.0)
-    linear = fit_linear(plan, features.rows(train_idx), [labels[i] for i in train_idx])
-    held = features.rows(held_idx)
-    raw, predicted, oos_wins = score_batch(
-        linear, held, plan.oos_intent, plan.fallback["neighbour_weight"], plan.top_k
-    )
-    truth = np.array([labels[i] for i in held_idx])
-    is_oos = truth == plan.oos_intent
-    correct = (np.array(linear.classes)[predicted] == truth) & ~oos_wins
-    cal = fit_calibration(raw, correct, is_oos)
+    run = pool.submit if pool is not None else _now
+    scored = [run(_score_fold, plan, features, labels, train, held) for train, held in folds]
+    results = [f.result() for f in scored]
+    raw, correct, is_oos = (np.concatenate([r[i] for r in results]) for i in range(3))
+    cal = fit_calibration(raw, correct, is_oos, oos_weight=len(folds))
     if fixed != "auto":
         cal = Calibration(cal.slope, cal.intercept, float(fixed))
     return cal
+
+
+def _score_fold(plan: _Plan, features: Features, labels: list[str], train_idx, held_idx):
+    """(raw score, answered right, is out_of_scope) of the held-out texts of one fold."""
+    linear = fit_linear(plan, features.rows(train_idx), [labels[i] for i in train_idx])
+    raw, predicted, oos_wins = score_batch(
+        linear, features.rows(held_idx), plan.oos_intent, plan.fallback["neighbour_weight"],
+        plan.top_k,
+    )  # fmt: skip
+    truth = np.array([labels[i] for i in held_idx])
+    is_oos = truth == plan.oos_intent
+    correct = (np.array(linear.classes)[predicted] == truth) & ~oos_wins
+    return raw, correct, is_oos
+
+
+class _now:
+    """A finished 'future' (calibration without a thread pool)."""
+
+    def __init__(self, fn, *args):
+        self._value = fn(*args)
+
+    def result(self):
+        return self._value
+
+
+def fold_split(labels: list[str], holdout: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k = round(1 / holdout) stratified folds as (train, held-out) index pairs.
+
+    Each intent's examples are dealt round-robin in a seeded order; an intent with a single
+    example is never held out (its model must know it). Folds whose training part would
+    know fewer than two intents are dropped.
+    """
+    k = max(2, round(1 / holdout))
+    rng = np.random.default_rng(SEED)
+    fold_of = np.full(len(labels), -1)
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    for label in sorted(by_label):
+        idx = rng.permutation(by_label[label])
+        if len(idx) >= 2:
+            fold_of[idx] = np.arange(len(idx)) % k
+    out = []
+    for f in range(k):
+        held = np.flatnonzero(fold_of == f)
+        train = np.flatnonzero(fold_of != f)
+        if len(held) and len({labels[i] for i in train}) >= 2:
+            out.append((train, held))
+    return out
 
 
 def score_batch(
@@ -213,19 +272,3 @@ def score_batch(
     predicted, oos_wins = best_in_scope(decisions, oos_col)
     raw = raw_scores(decisions, oos_col, closeness, weight)[np.arange(len(predicted)), predicted]
     return raw, predicted, oos_wins
-
-
-def holdout_split(labels: list[str], fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified: each intent with 2+ examples gives about `fraction` of them (at least one)."""
-    rng = np.random.default_rng(SEED)
-    by_label: dict[str, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_label.setdefault(label, []).append(i)
-    train_idx: list[int] = []
-    held_idx: list[int] = []
-    for label in sorted(by_label):
-        idx = rng.permutation(by_label[label]).tolist()
-        n_held = max(1, round(len(idx) * fraction)) if len(idx) >= 2 else 0
-        held_idx += idx[:n_held]
-        train_idx += idx[n_held:]
-    return np.array(sorted(train_idx), dtype=np.int64), np.array(sorted(held_idx), dtype=np.int64)

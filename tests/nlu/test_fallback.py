@@ -45,3 +45,27 @@ def test_calibration_is_monotone_and_separates():
     assert (np.diff(probs) >= 0).all()
     assert cal.probability(2.0) > 0.9 and cal.probability(0.0) < 0.1
     assert 0.1 < cal.threshold < 0.9
+
+
+def test_weighted_out_of_scope_texts_raise_the_threshold():
+    # 10 right answers spread over 0.3..0.75, 2 out-of-scope texts at 0.5 and 0.7
+    conf = np.r_[np.linspace(0.3, 0.75, 10), [0.5, 0.7]]
+    correct = np.r_[np.ones(10, bool), [False, False]]
+    is_oos = np.r_[np.zeros(10, bool), [True, True]]
+    plain = choose_threshold(conf, correct, is_oos)
+    weighted = choose_threshold(conf, correct, is_oos, np.where(is_oos, 5.0, 1.0))
+    assert plain < 0.5 < 0.7 < weighted  # counted five times, both are worth escalating
+
+
+def test_fold_split_holds_every_example_out_once_but_singletons():
+    import importlib
+
+    train = importlib.import_module("bot.nlu.train")
+    labels = ["a"] * 7 + ["b"] * 5 + ["out_of_scope"] * 3 + ["lonely"]
+    folds = train.fold_split(labels, 0.2)
+    assert len(folds) == 5
+    held = np.concatenate([h for _, h in folds])
+    assert sorted(held.tolist()) == list(range(15))  # each once; "lonely" (16th) never
+    for tr, h in folds:
+        assert not set(tr) & set(h) and len(tr) + len(h) == len(labels)
+        assert 15 in tr
