@@ -197,6 +197,8 @@ def wrong_answer(label: Expect, obs: Observed) -> bool:
     Harmless small talk is not wrong beside nothing else, except as the only reply to a text
     that asked for an answer ("when is the tour?" -> "Hey! Nova's team here").
     """
+    if label.expect not in SINGLE_CLASSES:  # opt_in, any, reask...: what else is said is free
+        return False
     extra = obs.answers - label.accepted
     if obs.with_person:
         extra -= HANDING_OFF
