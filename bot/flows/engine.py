@@ -165,7 +165,7 @@ class _Turn:
         The event's flow is queued under the answer (a frame not started yet), so it runs once
         the answer is done, or once a question the answer asks is settled.
         """
-        answer = self.match_trigger()
+        answer = None if self.reaction else self.match_trigger()  # "lol" first: just the flow
         self.start(flow_id, trigger)
         if answer is not None and answer[0] != flow_id:
             return self.start(*answer)
@@ -206,7 +206,22 @@ class _Turn:
                 return bool(self.stack)
         if prediction and prediction.intent == "human_handoff" and t.HANDOFF_FLOW in self.flows:
             return self.start(t.HANDOFF_FLOW, "intent:human_handoff")
+        if self.stray_answer():
+            return self.start(t.REACTION_FLOW, f"reaction:{self.reaction.kind}")  # type: ignore[union-attr]
         return self.start(t.CANNOT_HANDLE_FLOW, "pattern")
+
+    def stray_answer(self) -> bool:
+        """'Yes I want in', 'no thanks', 'never mind' with nothing asked: the reaction kinds
+        `yes`, `no`, `nevermind` answer them (a nudge), never a person."""
+        prediction = self.inp.prediction
+        kind = _STRAY_INTENTS.get(prediction.intent or "") if prediction else None
+        known = self.engine.reactions.kinds.get(kind or "")
+        if known is None or t.REACTION_FLOW not in self.flows:
+            return False
+        if prediction.confidence < self.engine.threshold:  # type: ignore[union-attr]
+            return False
+        self.reaction = Reaction(known.name, known.reply)
+        return True
 
     # ------------------------------------------------------------ close calls
 
@@ -436,6 +451,8 @@ class _Turn:
     def reask(self, step: CollectStep) -> bool:
         """Ask again after an interruption, as often as the step allows; else wait quietly."""
         frame = self.stack[-1]
+        if self.reaction is not None and self.reaction.kind == "question":
+            return self.ask(step)  # "?": the fan wants the question again, whatever the caps
         if self.asked_enough(step) or frame.quiet + 1 < step.reask_every:
             self.stack[-1] = replace(frame, quiet=frame.quiet + 1)
             return False
@@ -468,6 +485,12 @@ class _Turn:
         if self.reaction is None or any(frame.interrupted for frame in self.stack):
             return
         reply = self.reaction.reply
+        if (
+            reply
+            and self.inp.event == "broadcast_reply"
+            and f"{reply}_broadcast" in self.engine.responses
+        ):
+            reply = f"{reply}_broadcast"  # "yes!!" to a broadcast that named no keyword
         if reply is not None and reply not in self.engine.responses:
             reply = "utter_reaction_unknown"
         if reply is not None and reply in self.engine.responses:
@@ -579,6 +602,10 @@ class _Turn:
     def progress(self) -> Progress:
         state = DialogueState(tuple(self.stack), self.slots)
         return Progress(state, tuple(self.commands), self.pending_action)
+
+
+# Intents that, when nothing is asked and no flow takes them, are a reaction of this kind.
+_STRAY_INTENTS = {"affirm": "yes", "deny": "no", "cancel": "nevermind"}
 
 
 def _entities(prediction: Any) -> dict[str, Any]:

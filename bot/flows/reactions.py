@@ -14,6 +14,7 @@ escalation). The map is data: `bot/flows/default_reactions.yml`, changed per pro
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping
@@ -63,7 +64,7 @@ class Reactions:
         words: dict[str, str] = {}
         for kind in kinds:  # later kinds win: a project's entries override the package's
             symbols.update({_strip(e): kind.name for e in kind.emoji if _strip(e)})
-            words.update({w.lower(): kind.name for w in kind.words})
+            words.update({canonical(w): kind.name for w in kind.words})
         by_name = {k.name: k for k in kinds}
         by_name.setdefault(UNKNOWN, Kind(UNKNOWN, None))
         return cls(MappingProxyType(by_name), MappingProxyType(symbols), MappingProxyType(words))
@@ -111,7 +112,7 @@ class Reactions:
                 end = i
                 while end < len(text) and (text[end].isalnum() or text[end] == "'"):
                     end += 1
-                kind = self.words.get(text[i:end].lower())
+                kind = self.words.get(canonical(text[i:end]))
                 if kind is None:
                     return None
                 counts[kind] += 1
@@ -129,6 +130,17 @@ class Reactions:
             if kind is not None:
                 return size, kind
         return None
+
+
+_LAUGH = re.compile(r"a?(?:h+a+)+h*|(?:h+e+)+h*|(?:lo)+l+|l+m+f*a+o+")
+
+
+def canonical(word: str) -> str:
+    """A filler word as the map lists it: "OKKK" -> "ok", "yesss" -> "yes", "hahahah" -> "haha"."""
+    word = word.lower()
+    if _LAUGH.fullmatch(word):
+        return "haha" if "a" in word and "h" in word else "hehe" if "e" in word else "lol"
+    return re.sub(r"(.)\1+", r"\1", word)
 
 
 def _strip(symbol: str) -> str:

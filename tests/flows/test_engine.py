@@ -99,7 +99,7 @@ def test_invalid_answer_reasks_with_slot_specific_text_then_hands_off(make_engin
     second = chat.send("still no")
     assert chat.state.stack[-1].retries == 2
     assert commands_of(second, HandOff) == []
-    third = chat.send("nope")  # past max_retries (2 by default)
+    third = chat.send("not telling")  # past max_retries (2 by default)
     assert commands_of(third, HandOff) == [HandOff("retry_limit", "normal")]
     assert third.says() == ["Got it. Someone from the team will reply here soon."]
     assert chat.state.stack == ()
