@@ -129,7 +129,9 @@ class Pipeline:
         self.on_commit = on_commit  # wakes the outbox sender and the inbox's live feed
         self.escalations = escalations or EscalationPolicy()  # due times, team hours
         self.fan_links = fan_links  # e.g. {"signup_link": ...}: personal, signed, no number in it
-        self.max_segments = max_segments  # answers to several questions share texts up to this
+        self.max_segments = (
+            max_segments  # several answers, or a first reply, share texts up to this
+        )
 
     def reload(self, engine: FlowEngine, interpreter: Any) -> None:
         """Swap content and model between turns (hot reload; no turn sees a mix)."""
@@ -326,7 +328,7 @@ class Pipeline:
         record.dialogue = state.to_json()
         if turn.record.escalation is not None:  # before packing: it finds the flow's replies
             self._acknowledge_escalation(turn)
-        if questions:
+        if questions or is_new:  # several answers, or a first answer and the opt-in pitch
             self._pack_replies(turn)
 
     async def _questions(
@@ -354,8 +356,8 @@ class Pipeline:
     def _pack_replies(self, turn: _Turn) -> None:
         """The answers to several questions in as few texts as the segment budget allows."""
         replies = turn.record.replies
-        if len(replies) < 2 or any(r.media_urls for r in replies):
-            return
+        if len(replies) < 2 or any(r.media_urls or r.kind != "reply" for r in replies):
+            return  # a compliance text (HELP) stays a text of its own
         texts = pack_replies([r.body for r in replies], self.max_segments)
         turn.record.replies[:] = [replace(replies[0], body=text) for text in texts]
 
