@@ -48,6 +48,8 @@ REPHRASE = "utter_ask_rephrase"
 # Slot types that accept (nearly) any text: there only an exact keyword counts as an
 # interruption ("TOUR" is a keyword, not a fan's name).
 FREE_TEXT_TYPES = {"text", "any", "person_name"}
+# Reaction kinds that still answer a waiting question (flows may branch on them or the intent).
+ANSWER_REACTIONS = {"yes", "no"}
 
 
 class FlowEngine:
@@ -274,7 +276,9 @@ class _Turn:
         slot = self.engine.domain.slots.get(step.collect)
         value = self.fill(step)
         command_word = bool(self._startable(self.engine.triggers.by_keyword(self.inp.text)))
-        command_word = command_word or self.reaction is not None  # "😂" is not a name
+        # "😂" is not a name; a bare "yes"/"no" is still an answer to a free-text question
+        answerish = self.reaction is not None and self.reaction.kind in ANSWER_REACTIONS
+        command_word = command_word or (self.reaction is not None and not answerish)
         if value is not None and not (command_word and slot and slot.type in FREE_TEXT_TYPES):
             rejection = self.rejection(step, value)
             if rejection is None:
