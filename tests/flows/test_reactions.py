@@ -35,7 +35,9 @@ def test_symbol_only_texts_are_reactions(text, kind):
     assert default_reactions().classify(text).kind == kind
 
 
-@pytest.mark.parametrize("text", ["", "   ", "tour?", "love you ❤️", "when is the tour 😂", "ok tour"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "tour?", "love you ❤️", "when is the tour 😂", "ok tour"]
+)
 def test_texts_with_words_are_not_reactions(text):
     assert default_reactions().classify(text) is None
 
