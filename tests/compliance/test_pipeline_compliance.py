@@ -62,8 +62,16 @@ async def test_the_question_keeps_a_flow_where_it_was(runtime: Runtime) -> None:
 async def test_while_a_human_holds_the_thread_the_question_also_lives_one_text(
     runtime: Runtime,
 ) -> None:
+    from bot.inbox import queue
+    from bot.inbox.auth import Auth
+    from bot.storage import inbox_store
+
     number = await subscribed_fan(runtime)
     assert (await runtime.handle(text(number, "can I talk to a real person please"))).escalation
+    agent = await Auth(runtime.store.db, b"k").create_agent("ana", "a long password")
+    contact = await runtime.store.contact_by_phone(number)
+    conversation = await runtime.store.db.run(inbox_store.conversation_of_contact, contact.id)
+    await queue.claim(runtime.store.db, conversation, agent)  # a person is in the thread now
     ask = await runtime.handle(text(number, UNSURE))
     assert said(ask) == ["utter_ask_opt_out"]  # compliance wins even over a person
     held = await runtime.handle(text(number, "hello?"))
