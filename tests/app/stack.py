@@ -57,15 +57,24 @@ class Stack:
     def store(self) -> Any:
         return self.app.ctx.runtime.store
 
-    def form(self, sender: str, body: str, *, message_sid: str | None = None) -> dict[str, str]:
+    def form(
+        self, sender: str, body: str, *, message_sid: str | None = None, **extra: str
+    ) -> dict[str, str]:
         return {"From": sender, "To": OUR_NUMBER, "Body": body, "NumMedia": "0",
-                "MessageSid": message_sid or sid(), "AccountSid": TEST_ACCOUNT_SID}  # fmt: skip
+                "MessageSid": message_sid or sid(), "AccountSid": TEST_ACCOUNT_SID, **extra}  # fmt: skip
 
-    async def text(self, sender: str, body: str, **kw: Any) -> httpx.Response:
-        return await self.post("/webhooks/twilio/sms", self.form(sender, body, **kw))
+    async def text(
+        self, sender: str, body: str, *, sid: str | None = None, **extra: str
+    ) -> httpx.Response:
+        form = self.form(sender, body, message_sid=extra.pop("message_sid", None) or sid, **extra)
+        return await self.post("/webhooks/twilio/sms", form)
 
-    async def post(self, path: str, form: dict[str, str]) -> httpx.Response:
-        sig = RequestValidator(TEST_AUTH_TOKEN).compute_signature(self.url + path, form)
+    async def post(
+        self, path: str, form: dict[str, str], signature: str | None = None
+    ) -> httpx.Response:
+        sig = signature or RequestValidator(TEST_AUTH_TOKEN).compute_signature(
+            self.url + path, form
+        )
         return await self.http.post(path, data=form, headers={"X-Twilio-Signature": sig})
 
     async def inbound(self, sender: str) -> list[Any]:

@@ -2,78 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
-from typing import Any
 
-import httpx
 import pytest
-from twilio.request_validator import RequestValidator
 
-from bot.app import create_app
-from bot.settings import Settings, load_settings
-from bot.testing import bind_local, serve_in_process, url_of
-from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TwilioServer
-from tests.conftest import ROOT
+from .stack import OUR_NUMBER, Stack, fan, running_stack
 
-OUR_NUMBER = "+15005550006"
-
-
-@dataclass
-class Stack:
-    url: str
-    app: Any
-    twilio: TwilioServer
-    http: httpx.AsyncClient
-
-    @property
-    def store(self) -> Any:
-        return self.app.ctx.runtime.store
-
-    async def text(
-        self, sender: str, body: str, *, sid: str | None = None, **extra: str
-    ) -> httpx.Response:
-        form = {"From": sender, "To": OUR_NUMBER, "Body": body, "NumMedia": "0",
-                "MessageSid": sid or f"SM{uuid.uuid4().hex}", "AccountSid": TEST_ACCOUNT_SID, **extra}  # fmt: skip
-        return await self.post("/webhooks/twilio/sms", form)
-
-    async def post(
-        self, path: str, form: dict[str, str], signature: str | None = None
-    ) -> httpx.Response:
-        sig = signature or RequestValidator(TEST_AUTH_TOKEN).compute_signature(
-            self.url + path, form
-        )
-        return await self.http.post(path, data=form, headers={"X-Twilio-Signature": sig})
-
-
-def _settings(database_url: str, twilio_url: str, url: str) -> Settings:
-    return load_settings(
-        ROOT,
-        env={
-            "FANLINE_DATABASE_URL": database_url,
-            "FANLINE_SECRET_KEY": "test",
-            "FANLINE_PUBLIC_URL": url,
-            "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": TEST_AUTH_TOKEN,
-            "TWILIO_NUMBER": OUR_NUMBER,
-            "TWILIO_API_BASE_URL": twilio_url,
-        },
-    )
-
-
-async def _stack(database_url: str, **overrides: Any) -> AsyncIterator[Stack]:
-    twilio = TwilioServer()
-    async with serve_in_process(twilio.app) as twilio_url:
-        sock = bind_local()
-        settings = replace(_settings(database_url, twilio_url, url_of(sock)), **overrides)
-        app = create_app(settings, name=f"fanline_{uuid.uuid4().hex[:8]}")
-        async with (
-            serve_in_process(app, sock) as url,
-            httpx.AsyncClient(base_url=url, timeout=10) as http,
-        ):
-            yield Stack(url, app, twilio, http)
-        await twilio.aclose()
+_stack = running_stack  # the whole server, shared with the durability and browser tests
 
 
 @pytest.fixture
@@ -87,10 +22,6 @@ async def slow_stack(database_url: str) -> AsyncIterator[Stack]:
     """A reply budget of zero: every reply goes out through the outbox and the SDK."""
     async for s in _stack(database_url, reply_budget_s=0.0):
         yield s
-
-
-def fan() -> str:
-    return f"+1555{uuid.uuid4().int % 10_000_000:07d}"
 
 
 async def test_a_signed_text_is_answered_inline_with_twiml(stack: Stack) -> None:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.signup import SignupLinks
-from tests.app.test_server import OUR_NUMBER, Stack, _stack
+from tests.app.stack import OUR_NUMBER, Stack, running_stack
 
 from .conftest import Tracebacks
 
@@ -25,7 +25,7 @@ FIELD = st.text(max_size=40) | st.sampled_from(["", "0", "-1", "11", "abc", "\x0
 
 @pytest.fixture
 async def stack(database_url: str) -> AsyncIterator[Stack]:
-    async for s in _stack(database_url):
+    async for s in running_stack(database_url):
         yield s
 
 

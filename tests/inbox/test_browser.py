@@ -14,7 +14,8 @@ import pytest
 
 from bot.inbox.auth import Auth
 from bot.storage import Store
-from tests.app.test_server import Stack, _stack
+from tests.app.stack import Stack
+from tests.app.stack import running_stack as _stack
 from tests.conftest import needs_chromium
 
 from .conftest import FAST_HASHER, PASSWORD, Server

@@ -18,7 +18,8 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from bot.signup import LINK_DAYS, TOKEN_SALT
 from bot.storage.tables import consent_events
-from tests.app.test_server import Stack, _stack
+from tests.app.stack import Stack
+from tests.app.stack import running_stack as _stack
 from tests.conftest import needs_chromium
 
 PHONE_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) FanlineSignupTest/1.0 Mobile"
