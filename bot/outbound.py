@@ -35,7 +35,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot import metrics
 from bot.errors import PermanentSendError, RetryableSendError
@@ -216,28 +216,27 @@ class OutboundSender:
         )
 
     async def _recovering(self, stop_event: asyncio.Event) -> None:
-        while not stop_event.is_set():
-            try:
-                done = await self.recover()
-            except Exception:  # top of a background task: log, try again next interval
-                log.exception("outbox recovery failed")
-            else:
-                if done.requeued:
-                    self.notify()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop_event.wait(), self.recover_interval_s)
+        await self._every(self.recover, self.recover_interval_s, "outbox recovery", stop_event)
 
     async def _settling(self, stop_event: asyncio.Event) -> None:
+        await self._every(
+            self.settle_in_doubt, self.lookup_base_s / 2, "outbox lookups", stop_event
+        )
+
+    async def _every(
+        self, job: Any, interval_s: float, what: str, stop_event: asyncio.Event
+    ) -> None:
+        """Run `job` every `interval_s` until stopped; wake the lanes when it re-queued rows."""
         while not stop_event.is_set():
             try:
-                done = await self.settle_in_doubt()
+                done = await job()
             except Exception:  # top of a background task: log, try again next interval
-                log.exception("outbox lookups failed")
+                log.exception("%s failed", what)
             else:
                 if done.requeued:
                     self.notify()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop_event.wait(), self.lookup_base_s / 2)
+                await asyncio.wait_for(stop_event.wait(), interval_s)
 
     async def _lane(self, stop_event: asyncio.Event) -> None:
         while not stop_event.is_set():
