@@ -198,6 +198,8 @@ class OutboundSender:
         self._rates = dict(rates or {})
         self._buckets: dict[str, TokenBucket] = {}
         self._wake = asyncio.Event()
+        self._batches = 0  # batches this sender's lanes have reserved and not yet recorded
+        self._quiet = asyncio.Condition()
         self._random = random.Random()
         self.counts = {"sent": 0, "retried": 0, "failed": 0, "expired": 0, "cancelled": 0,
                        "in_doubt": 0, "unknown": 0}  # fmt: skip
@@ -273,15 +275,30 @@ class OutboundSender:
                     w.cancel()
 
     async def drain(self) -> int:
-        """Send everything due now (retries due later stay queued); return rows handled."""
+        """Send everything due now (retries due later stay queued); return rows handled.
+        Also waits for the batches this sender's own lanes have in flight: a row a running lane
+        reserved is hidden from this claim, and is not sent until that lane records it."""
         total = 0
-        while claimed := await self.send_batch():
-            total += claimed
-        return total
+        while True:
+            while claimed := await self.send_batch():
+                total += claimed
+            if not self._batches:
+                return total
+            async with self._quiet:
+                await self._quiet.wait_for(lambda: not self._batches)
 
     async def send_batch(self) -> int:
         """Reserve one batch; claim and send each row as its slot comes up; record the results.
         Returns the rows reserved."""
+        self._batches += 1
+        try:
+            return await self._send_batch()
+        finally:
+            self._batches -= 1
+            async with self._quiet:
+                self._quiet.notify_all()
+
+    async def _send_batch(self) -> int:
         size = self._claim_size()
         items = await self.store.reserve_outbox(size, self.lease_s)
         if not items:

@@ -173,3 +173,42 @@ async def test_run_is_woken_by_notify_and_stops_on_the_event(twilio: LocalTwilio
 
     assert store.claims > claims_before
     assert len(twilio.server.accepted()) == 5
+
+
+class HeldRecordStore(MemoryOutboxStore):
+    """The first batch's results wait for `release` before they are recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reserved = asyncio.Event()
+        self.found_empty = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def reserve_outbox(self, limit: int, lease_s: float):
+        items = await super().reserve_outbox(limit, lease_s)
+        (self.reserved if items else self.found_empty).set()
+        return items
+
+    async def outbox_sent(self, results) -> None:
+        await self.release.wait()
+        await super().outbox_sent(results)
+
+
+async def test_drain_waits_for_the_batch_a_running_lane_reserved(
+    twilio: LocalTwilio, gateway
+) -> None:
+    """drain() after a commit must not return while the background lane still holds the rows
+    (they are hidden from drain's own claim): callers read the outcome right after it."""
+    store = HeldRecordStore()
+    fill(store, 3)
+    sender = OutboundSender(store, gateway, rate_per_second=1000, poll_interval=3600)
+    lane = asyncio.create_task(sender.send_batch())  # the server's lane took the rows
+    await asyncio.wait_for(store.reserved.wait(), timeout=10)
+    drained = asyncio.create_task(sender.drain())
+    await asyncio.wait_for(store.found_empty.wait(), timeout=10)  # the lane holds every row
+    for _ in range(20):  # drain has every chance to return (it must not)
+        await asyncio.sleep(0)
+    assert not drained.done(), "drain returned while a lane's batch was in flight"
+    store.release.set()
+    await asyncio.wait_for(asyncio.gather(lane, drained), timeout=10)
+    assert store.pending() == [] and len(twilio.server.accepted()) == 3
