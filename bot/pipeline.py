@@ -49,6 +49,7 @@ from bot.flows.responses import RenderedResponse, Responses
 from bot.locks import ContactLocks
 from bot.messages import InboundSms, OutboundSms, Prediction, utcnow
 from bot.nlu.batching import EncodingBatcher
+from bot.nlu.data import OUT_OF_SCOPE
 from bot.nlu.questions import Reading, pack_replies, pick_questions, split_questions
 from bot.storage import Store
 
@@ -222,7 +223,15 @@ class Pipeline:
             record.broadcast_id = ctx.last_broadcast_id
             record.events.append(("broadcast_reply", {"broadcast_id": ctx.last_broadcast_id}))
         decision = self._compliance(turn, body)  # 3. STOP always wins, even over a human
-        if decision is not None:
+        if decision is not None and decision.kind == "confirm_opt_out":
+            # unsure: the ask is added to what the NLU is sure the text also says, never
+            # instead of it ("my order never came, this is ridiculous" still reaches a person)
+            if ctx.status in PERSON_IN_THREAD:
+                self._hold_for_human(turn)
+            elif await self._says_more(turn, body):
+                await self._converse(turn, body, is_new)
+            self._comply(turn, decision)
+        elif decision is not None:
             self._comply(turn, decision)
             if is_new and decision.kind == "help":  # HELP first: the opt-in is still offered
                 await self._converse(turn, "", is_new)
@@ -273,8 +282,10 @@ class Pipeline:
             record.consent = ConsentChange("opt_out", _method(decision))
             record.dialogue = DialogueState().to_json()  # forget any half-finished flow
             return "utter_opt_out_confirmed"
-        if decision.kind == "confirm_opt_out":  # unsure: ask once; the flow stays where it was
-            record.dialogue = compliance.with_question(turn.ctx.dialogue, True)
+        if decision.kind == "confirm_opt_out":  # unsure: ask once
+            dialogue = record.dialogue if record.dialogue is not None else turn.ctx.dialogue
+            # a YES confirms the ask only when no flow is waiting for the fan's answer as well
+            record.dialogue = compliance.with_question(dialogue, not dialogue.get("stack"))
             return "utter_ask_opt_out"
         if decision.kind == "opt_in":
             return self._opt_in(turn, decision)
@@ -295,6 +306,15 @@ class Pipeline:
         if turn.ctx.status == "snoozed":  # a fan writing back wakes a snoozed thread
             turn.record.status = "open"
         turn.record.events.append(("held_for_human", {"status": turn.ctx.status}))
+
+    async def _says_more(self, turn: _Turn, body: str) -> bool:
+        """A sure answer or a sure hand-off in the text besides a possible opt-out (the parse is
+        cached: `_converse` reads the same prediction)."""
+        prediction = await self._understand(turn.brain, body)
+        if prediction.intent in (None, OUT_OF_SCOPE):
+            return False  # nothing understood besides the opt-out: the ask alone answers it
+        answer, hands_off = turn.brain.engine.judge(prediction)
+        return answer is not None or hands_off
 
     async def _converse(self, turn: _Turn, body: str, is_new: bool) -> None:
         ctx, record = turn.ctx, turn.record

@@ -102,3 +102,15 @@ async def test_another_language_gets_an_honest_reply_not_an_escalation(runtime: 
     assert said(out) == ["utter_language_es"] and out.escalation is None
     assert ("language", {"language": "es"}) in out.events
     assert "solo habla inglés" in out.replies[0].reply.body
+
+
+async def test_an_unsure_opt_out_in_a_complaint_still_reaches_a_person(runtime: Runtime) -> None:
+    """The ask is added to what the NLU is sure the text says, never instead of it."""
+    number = await subscribed_fan(runtime)
+    complaint = "my order never arrived, this is ridiculous"
+    out = await runtime.handle(text(number, complaint))
+    assert ("compliance", {"kind": "confirm_opt_out", "keyword": "model",
+                           "score": pytest.approx(0.6, abs=0.3)}) in out.events  # fmt: skip
+    assert out.escalation is not None  # a person sees the complaint
+    assert said(out)[-1] == "utter_ask_opt_out"  # and the fan is asked, once, last
+    assert await subscription(runtime, number) == "subscribed"
