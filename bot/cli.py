@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     from bot.broadcast_cli import register_broadcast, register_fans, register_segments
     from bot.outbox_cli import register_outbox
     from bot.rasa.cli import register as register_import
+    from bot.teach.cli import register as register_teach
 
     for register in (
         register_broadcast,
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         register_segments,
         register_outbox,
         register_import,
+        register_teach,
     ):
         register(sub)
     try:
@@ -212,10 +214,14 @@ def _print_debug(outcome: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from bot.nlu.cli import train_command
+    from bot.teach.service import training_traffic
 
     settings = _settings(args)
+    # agents' labels on real fan texts, for the out-of-scope threshold (None: no database)
+    traffic = training_traffic(settings.database_url)
     return train_command(settings.project_dir, settings.project_dir / "config.yml",
-                         settings.model_dir, args.force, settings.nlu_pipeline)  # fmt: skip
+                         settings.model_dir, args.force, settings.nlu_pipeline,
+                         traffic=traffic)  # fmt: skip
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from bot.nlu.data import TrainingData, load_training_data
 from bot.nlu.evaluate import BatchResult, Report, concat, predict_batch, report
 from bot.nlu.interpreter import Interpreter, load_interpreter
 from bot.nlu.model import model_dir_for
-from bot.nlu.train import SEED, build_model, fingerprint, train
+from bot.nlu.train import SEED, TrafficText, build_model, fingerprint, train
 
 
 def train_command(
@@ -28,8 +29,12 @@ def train_command(
     out_dir: Path,
     force: bool = False,
     pipeline: str | None = None,
+    traffic: Sequence[TrafficText] | None = None,
 ) -> int:
-    """`pipeline` (FANLINE_NLU_PIPELINE): a shipped pipeline instead of config.yml's."""
+    """`pipeline` (FANLINE_NLU_PIPELINE): a shipped pipeline instead of config.yml's.
+
+    `traffic`: agents' labelled fan texts from the database (None: no database), real-traffic
+    data for the out-of-scope threshold (`bot.nlu.train.calibration_from`)."""
     try:
         cfg = project_config(config_path, pipeline)
         for note in cfg.notes:
@@ -38,8 +43,10 @@ def train_command(
         for warning in data.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         existing = model_dir_for(out_dir, fingerprint(cfg, data))
-        reused = (existing / "metadata.json").is_file() and not force
-        model_dir = train(cfg, data, out_dir, progress=True, force=force)
+        stamp = existing / "metadata.json"
+        before = stamp.stat().st_mtime_ns if stamp.is_file() else None
+        model_dir = train(cfg, data, out_dir, progress=True, force=force, traffic=traffic)
+        reused = before is not None and stamp.stat().st_mtime_ns == before
         interp = load_interpreter(model_dir)
     except ConfigError as exc:
         _print_errors(exc)
@@ -54,17 +61,23 @@ def train_command(
         f"  {meta['examples']} examples, {len(meta['intents'])} intents, "
         f"{len(meta['retrieval_intents'])} retrieval intents, trained in {meta['train_seconds']} s"
     )
-    print(f"  out-of-scope threshold {interp.threshold:.3f} ({_threshold_origin(cfg)})")
+    print(f"  out-of-scope threshold {interp.threshold:.3f}{_threshold_origin(cfg, meta)}")
     return 0
 
 
-def _threshold_origin(cfg) -> str:
+def _threshold_origin(cfg, meta: dict) -> str:
     fallback = cfg.component("FallbackClassifier")
     if fallback is None:
-        return "no FallbackClassifier in the pipeline: nothing is escalated as out of scope"
+        return " (no FallbackClassifier in the pipeline: nothing is escalated as out of scope)"
     if fallback.options["threshold"] == "auto":
-        return "calibrated on held-out examples"
-    return f"fixed in {cfg.source}; `threshold: auto` would calibrate it on held-out examples"
+        used = meta.get("threshold_data") or {}
+        if not used.get("held_out"):
+            return " (calibrated on held-out examples)"
+        if not used.get("traffic"):
+            return f" from {used['held_out']} held-out examples (calibrated on held-out examples)"
+        return (f" from {used['held_out']} held-out examples + {used['traffic']} labelled fan "
+                "texts (calibrated on held-out examples and real traffic)")  # fmt: skip
+    return f" (fixed in {cfg.source}; `threshold: auto` would calibrate it on held-out examples)"
 
 
 def _print_errors(exc: ConfigError) -> None:

@@ -48,7 +48,12 @@ def best_in_scope(decisions: np.ndarray, oos_column: int | None) -> tuple[np.nda
 
 
 def fit_calibration(
-    raw: np.ndarray, correct: np.ndarray, is_oos: np.ndarray, oos_weight: float = 1.0
+    raw: np.ndarray,
+    correct: np.ndarray,
+    is_oos: np.ndarray,
+    oos_weight: float = 1.0,
+    extra: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    extra_weight: float = 1.0,
 ) -> Calibration:
     """Platt scaling on held-out texts, then the threshold that decides most of them right.
 
@@ -56,11 +61,18 @@ def fit_calibration(
     out_of_scope text. Positives are texts answered right; everything else should escalate.
     `oos_weight`: how much one out-of-scope text counts beside one in-scope text (see
     `bot.nlu.train.calibrate`: the held-out set is weighed to the benchmark protocol's shape).
+    `extra`: more texts (raw, correct, is_oos) for the threshold only, each weighing
+    `extra_weight` (labelled real traffic); the probability scale stays the held-out fit's.
     """
     slope, intercept = _platt(raw, correct & ~is_oos)
     cal = Calibration(slope, intercept)
-    prob = cal.probability(raw)
     weights = np.where(is_oos, oos_weight, 1.0)
+    if extra is not None and len(extra[0]):
+        raw = np.concatenate([raw, extra[0]])
+        correct = np.concatenate([correct, extra[1]])
+        is_oos = np.concatenate([is_oos, extra[2]])
+        weights = np.concatenate([weights, np.full(len(extra[0]), float(extra_weight))])
+    prob = cal.probability(raw)
     return Calibration(slope, intercept, choose_threshold(prob, correct, is_oos, weights))
 
 

@@ -8,8 +8,10 @@ fit the entity extractors, save with metadata. Never on the hot path.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +47,21 @@ KEEP_MODELS = 5  # older models are removed after a training: a models folder do
 TRAINING_VERSION = 2
 
 
+@dataclass(frozen=True, slots=True)
+class TrafficText:
+    """A real fan's text with an agent's verdict, not trained on: the intent that should have
+    answered it, or None (a person should have). Real-traffic data for the threshold."""
+
+    text: str
+    intent: str | None
+
+
+def traffic_fingerprint(traffic: Sequence[TrafficText]) -> str:
+    """Which labelled texts a threshold was chosen with (order does not matter)."""
+    rows = sorted((t.text, t.intent or "") for t in traffic)
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16] if rows else ""
+
+
 def fingerprint(cfg: NluConfig, data: TrainingData) -> str:
     return hashlib.sha256(
         f"{store.FORMAT}:{TRAINING_VERSION}:{cfg.fingerprint}:{data.fingerprint}".encode()
@@ -52,15 +69,30 @@ def fingerprint(cfg: NluConfig, data: TrainingData) -> str:
 
 
 def train(
-    cfg: NluConfig, data: TrainingData, out_dir: Path, *, progress: bool = True, force: bool = False
+    cfg: NluConfig,
+    data: TrainingData,
+    out_dir: Path,
+    *,
+    progress: bool = True,
+    force: bool = False,
+    traffic: Sequence[TrafficText] | None = None,
 ) -> Path:
-    """Train (or reuse) the model for this data and config; return its directory."""
+    """Train (or reuse) the model for this data and config; return its directory.
+
+    `traffic`: labelled fan texts for the threshold (see `calibrate`). The model's directory
+    stays named by data and config (a server finds it without knowing the labels); a model
+    chosen with other labels is retrained in place. None: reuse whatever model exists.
+    """
     fp = fingerprint(cfg, data)
     target = store.model_dir_for(out_dir, fp)
-    if not force and (target / "metadata.json").is_file():
+    if (
+        not force
+        and (target / "metadata.json").is_file()
+        and (traffic is None or _trained_with(target) == traffic_fingerprint(traffic))
+    ):
         return target
     started = time.perf_counter()
-    model = build_model(cfg, data, progress=progress)
+    model = build_model(cfg, data, progress=progress, traffic=traffic or ())
     model.metadata |= {
         "trained_at": datetime.now(UTC).isoformat(),
         "train_seconds": round(time.perf_counter() - started, 2),
@@ -72,10 +104,16 @@ def train(
         "intents": sorted(data.intents),
         "retrieval_intents": sorted(data.retrieval_intents),
     }
+    model.metadata["threshold_data"]["traffic_fingerprint"] = traffic_fingerprint(traffic or ())
     model.fingerprint = fp
     saved = store.save(model, target)
     store.prune(out_dir, keep=KEEP_MODELS)
     return saved
+
+
+def _trained_with(model_dir: Path) -> str:
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    return (meta.get("threshold_data") or {}).get("traffic_fingerprint", "")
 
 
 @dataclass(slots=True)
@@ -121,6 +159,7 @@ def build_model(
     *,
     progress: bool = False,
     embeddings: np.ndarray | None = None,
+    traffic: Sequence[TrafficText] = (),
 ) -> store.NluModel:
     """Fit every component; `embeddings` lets the benchmark reuse vectors it already has."""
     plan = _Plan.of(cfg)
@@ -142,10 +181,12 @@ def build_model(
         # The fits are independent and liblinear releases the GIL: two at a time, one per core.
         with ThreadPoolExecutor(max_workers=2) as pool:
             final = pool.submit(fit_linear, plan, features, labels)
-            calibration = calibrate(plan, features, labels, pool)
+            held = held_out_scores(plan, features, labels, pool)
             steps.update()
             linear = final.result()
             steps.update()
+        scored = _score_traffic(plan, linear, featurizers, traffic) if held and traffic else None
+        calibration = calibration_from(plan, held, scored)
         steps.set_postfix_str("entities")
         tagger = TokenTagger.fit(data, plan.tagger) if plan.tagger else None
         steps.update()
@@ -162,8 +203,11 @@ def build_model(
         patterns=PatternExtractor.from_data(data, plan.regex) if plan.regex else None,
         tagger=tagger,
         synonyms=dict(data.synonyms) if plan.synonyms else None,
-        metadata={},
-    )
+        metadata={"threshold_data": {
+            "held_out": len(held[0]) if held else 0,
+            "traffic": len(scored[0]) if scored else 0,
+        }},
+    )  # fmt: skip
 
 
 def embed(options: dict[str, Any], texts: list[str]) -> np.ndarray:
@@ -188,28 +232,66 @@ def fit_linear(plan: _Plan, features: Features, labels: list[str]) -> LinearMode
 def calibrate(
     plan: _Plan, features: Features, labels: list[str], pool: ThreadPoolExecutor | None = None
 ) -> Calibration:
-    """Choose the out-of-scope threshold on out-of-fold scores, as the CLINC150 protocol does.
+    """Choose the out-of-scope threshold on out-of-fold scores (see `held_out_scores`)."""
+    return calibration_from(plan, held_out_scores(plan, features, labels, pool), None)
 
-    Every example is scored once by a model fitted without it (k = 1 / holdout folds,
-    stratified). The protocol chooses its threshold on a validation set with a fifth as many
-    in-scope texts as training and as many out-of-scope texts as training; weighing each
-    out-of-scope text k times gives the pooled folds that shape (and training's scarce
-    out-of-scope examples are all used, not a fifth of them). One Platt fit over all folds.
+
+def held_out_scores(
+    plan: _Plan, features: Features, labels: list[str], pool: ThreadPoolExecutor | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """(raw, correct, is_oos, k) of every example scored by a model fitted without it.
+
+    As the CLINC150 protocol does: k = 1 / holdout folds, stratified. The protocol chooses its
+    threshold on a validation set with a fifth as many in-scope texts as training and as many
+    out-of-scope texts as training; weighing each out-of-scope text k times gives the pooled
+    folds that shape (and training's scarce out-of-scope examples are all used, not a fifth of
+    them). None without a FallbackClassifier or folds.
     """
     if plan.fallback is None:
-        return Calibration(threshold=0.0)
-    fixed = plan.fallback["threshold"]
+        return None
     folds = fold_split(labels, plan.fallback["holdout"])
     if not folds:
-        return Calibration(threshold=float(fixed) if fixed != "auto" else 0.0)
+        return None
     run = pool.submit if pool is not None else _now
     scored = [run(_score_fold, plan, features, labels, train, held) for train, held in folds]
     results = [f.result() for f in scored]
     raw, correct, is_oos = (np.concatenate([r[i] for r in results]) for i in range(3))
-    cal = fit_calibration(raw, correct, is_oos, oos_weight=len(folds))
+    return raw, correct, is_oos, len(folds)
+
+
+def calibration_from(plan: _Plan, held, traffic) -> Calibration:
+    """One Platt fit over the held-out folds; the threshold chosen on them and on the labelled
+    fan texts (`traffic`: raw, correct, is_oos), each of which counts as much as one
+    out-of-scope example (k): the threshold serves real traffic, and there labels are few."""
+    if plan.fallback is None:
+        return Calibration(threshold=0.0)
+    fixed = plan.fallback["threshold"]
+    if held is None:
+        return Calibration(threshold=float(fixed) if fixed != "auto" else 0.0)
+    raw, correct, is_oos, k = held
+    cal = fit_calibration(raw, correct, is_oos, oos_weight=k, extra=traffic, extra_weight=k)
     if fixed != "auto":
         cal = Calibration(cal.slope, cal.intercept, float(fixed))
     return cal
+
+
+def _score_traffic(plan: _Plan, linear: LinearModel, featurizers, traffic: Sequence[TrafficText]):
+    """(raw, correct, is_oos) of labelled fan texts, scored by the model trained on all data.
+
+    A verdict naming an intent the model does not know counts as one to escalate: answering
+    it with any known intent would be wrong.
+    """
+    texts = [t.text for t in traffic]
+    embeddings = embed(dict(plan.embedding), texts) if plan.embedding is not None else None
+    features = featurize([f for f, _ in featurizers], texts, embeddings)
+    raw, predicted, oos_wins = score_batch(
+        linear, features, plan.oos_intent, plan.fallback["neighbour_weight"], plan.top_k
+    )
+    known = set(linear.classes) - {plan.oos_intent}
+    truth = np.array([t.intent if t.intent in known else "" for t in traffic], dtype=object)
+    is_oos = truth == ""
+    correct = (np.array(linear.classes, dtype=object)[predicted] == truth) & ~oos_wins
+    return raw, correct & ~is_oos, is_oos
 
 
 def _score_fold(plan: _Plan, features: Features, labels: list[str], train_idx, held_idx):
