@@ -30,6 +30,8 @@ from bot.reloader import Reloader
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.signup import signup_blueprint
+from bot.topics.sweep import TopicSweep
+from bot.topics.vectors import vectoriser_for
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
             on_commit=lambda outcome: (
                 outcome.to_send and _wake(app),
                 app.ctx.hub.publish_outcome(outcome),
+                outcome.escalation is not None and _wake_topics(app),  # a hand-off: group it
             ),
         )  # the inbox's live feed
         app.ctx.runtime = runtime
@@ -115,6 +118,10 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
             runtime.store, lambda: runtime.pipeline.brain.responses,
             on_missed=lambda missed: (_wake(app), _announce_missed(app.ctx.hub, missed)),
         )  # fmt: skip
+        app.ctx.topics = TopicSweep(
+            runtime.store.db, lambda: vectoriser_for(runtime.pipeline.brain.interpreter),
+            settings.topics, on_sent=lambda result: _wake(app),
+        )  # fmt: skip
         app.ctx.tasks = [
             asyncio.create_task(sender.run(app.ctx.stop), name="outbox-sender"),
             asyncio.create_task(Reloader(runtime).run(app.ctx.stop), name="content-reloader"),
@@ -122,6 +129,7 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
             # texts a crash left unanswered: at start-up, then periodically
             asyncio.create_task(unanswered.run(runtime.pipeline, app.ctx.stop), name="unanswered"),
             asyncio.create_task(app.ctx.escalations.run(app.ctx.stop), name="escalation-timer"),
+            asyncio.create_task(app.ctx.topics.run(app.ctx.stop), name="topic-sweep"),
         ]
 
     @app.before_server_stop
@@ -215,6 +223,12 @@ def _wake(app: Sanic) -> None:
     sender = getattr(app.ctx, "sender", None)
     if sender is not None:
         sender.notify()
+
+
+def _wake_topics(app: Sanic) -> None:
+    sweep = getattr(app.ctx, "topics", None)
+    if sweep is not None:
+        sweep.notify()
 
 
 def _gateway(settings: Settings, feed: SimulatorFeed) -> Any:

@@ -37,6 +37,16 @@ class TeamHours:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicSettings:
+    """`fanline.topics:` (bot.topics.sweep); None: the vector kind's own default."""
+
+    join_similarity: float | None = None  # cosine to a topic's centre to join it online
+    group_distance: float | None = None  # cosine distance up to which new texts group
+    every_s: float = 5.0  # a pass at least this often
+    wake_gap_s: float = 0.5  # after a wake-up, at most this soon (a storm is one pass)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     project_dir: Path
     database_url: str
@@ -61,6 +71,7 @@ class Settings:
     nlu_pipeline: str | None = None  # FANLINE_NLU_PIPELINE=default|accurate overrides config.yml
     inbox: dict[str, Any] = field(default_factory=dict)  # config.yml `inbox:`, ${VAR} expanded
     disambiguation: Disambiguation = field(default_factory=Disambiguation)
+    topics: TopicSettings = field(default_factory=TopicSettings)  # `fanline.topics:`
 
     @property
     def data_dir(self) -> Path:
@@ -112,6 +123,7 @@ def load_settings(project_dir: Path | str = ".", env: dict[str, str] | None = No
         nlu_pipeline=env.get("FANLINE_NLU_PIPELINE") or None,
         inbox={k: v for k, v in _section(config, "inbox", where).items() if k != "__lines__"},
         disambiguation=disambiguation_settings(engine.get("disambiguation"), str(where)),
+        topics=_topics(engine, where),
     )
 
 
@@ -241,6 +253,34 @@ def _timeouts(engine: dict[str, Any], path: Path) -> dict[str, float | None]:
         else:
             out[key] = float(hours)
     return out
+
+
+def _topics(engine: dict[str, Any], path: Path) -> TopicSettings:
+    """`topics: {join_similarity: 0.7, group_distance: 0.35, every_s: 5}` (all optional)."""
+    value = engine.get("topics")
+    if value is None:
+        return TopicSettings()
+    line = engine.get("__lines__", {}).get("topics")
+    if not isinstance(value, dict):
+        raise ConfigError("expected a mapping", Location(str(path), line, "fanline.topics"))
+    lines = getattr(value, "key_lines", {})
+    ranges = {"join_similarity": (0.0, 1.0), "group_distance": (0.0, 2.0),
+              "every_s": (0.0, 3600.0)}  # fmt: skip
+    out: dict[str, float] = {}
+    for key, number in value.items():
+        where = Location(str(path), lines.get(key, line), f"fanline.topics.{key}")
+        if key not in ranges:
+            raise ConfigError(f"unknown setting: use {', '.join(ranges)}", where)
+        low, high = ranges[key]
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, int | float)
+            or not low < number <= high
+        ):
+            raise ConfigError(f"must be a number above {low:g} and at most {high:g}, got {number!r}",
+                              where)  # fmt: skip
+        out[key] = float(number)
+    return TopicSettings(**out)
 
 
 def _secret_key(env: dict[str, str], project: Path) -> bytes:

@@ -25,6 +25,7 @@ from bot.nlu.entities import map_synonyms, merge
 
 MAX_TEXT = 1000  # longer texts are cut: SMS bodies rarely pass 10 segments
 CACHE_SIZE = 4096  # parse results kept per loaded model (a few hundred KB)
+RECENT_EMBEDDINGS = 4096  # sentence vectors kept for `embed` (the topic sweep): ~6 MB at 384-d
 # A text with no n-gram the model knows keeps its ranking (for the inbox) at zero confidence.
 UNKNOWN_TEXT_CONFIDENCE = 0.0
 
@@ -62,6 +63,9 @@ class Interpreter:
         self._cache = _Lru(cache_size)
         # sentence embeddings computed ahead, several texts in one encoder call (`prefetch`)
         self._embeddings: dict[str, np.ndarray] = {}
+        # the embeddings of recent parses, for `embed`: the topic sweep groups texts that were
+        # parsed moments before, and need not encode them again
+        self._recent: _Lru = _Lru(RECENT_EMBEDDINGS)
         self._lowercase = all(f.options["lowercase"] for f in model.featurizers) and (
             self.encoder is None or self.encoder.case_insensitive
         )
@@ -120,6 +124,23 @@ class Interpreter:
             vectors = self.encoder.encode(keys, batch_size=len(keys))
             self._embeddings.update(zip(keys, vectors, strict=True))
 
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """The sentence encoder's unit vectors for texts (recent parses' reused; the rest
+        encoded in one call). Safe in a worker thread. NluError without an encoder."""
+        if self.encoder is None:
+            raise NluError("this model has no sentence encoder")
+        keys = [self.key(t) for t in texts]
+        found = {k: v for k in dict.fromkeys(keys) if (v := self._recent.peek(k)) is not None}
+        missing = [k for k in dict.fromkeys(keys) if k not in found]
+        if missing:
+            vectors = self.encoder.encode(missing, batch_size=64)
+            for k, v in zip(missing, vectors, strict=True):
+                found[k] = v
+                self._recent.put(k, v)
+        if not keys:
+            return np.zeros((0, self.encoder.dimension), np.float32)
+        return np.stack([found[k] for k in keys]).astype(np.float32)
+
     def scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(raw per-intent scores, classifier decisions); raw = margin - oos vote + closeness."""
         raw, decisions, _ = self._scores(text)
@@ -134,6 +155,7 @@ class Interpreter:
             embedding = self._embeddings.pop(text, None)
             if embedding is None:
                 embedding = self.encoder.encode_one(text)
+            self._recent.put(text, embedding)
         decisions, closeness = self.model.linear.decide_one(
             vector, embedding, self.model.neighbour_top_k, self._oos_col
         )
@@ -221,7 +243,7 @@ class _Lru:
     """A small thread-safe LRU that, unlike functools.lru_cache, can say what it holds."""
 
     def __init__(self, size: int):
-        self._items: OrderedDict[str, _Intents] = OrderedDict()
+        self._items: OrderedDict[str, Any] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
         self.hits = self.misses = 0
@@ -229,7 +251,7 @@ class _Lru:
     def has(self, key: str) -> bool:
         return key in self._items
 
-    def get(self, key: str) -> _Intents | None:
+    def get(self, key: str) -> Any:
         with self._lock:
             found = self._items.get(key)
             if found is None:
@@ -239,7 +261,12 @@ class _Lru:
             self._items.move_to_end(key)
             return found
 
-    def put(self, key: str, value: _Intents) -> None:
+    def peek(self, key: str) -> Any:
+        """The value or None, without counting a hit or a miss."""
+        with self._lock:
+            return self._items.get(key)
+
+    def put(self, key: str, value: Any) -> None:
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)

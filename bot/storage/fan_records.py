@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from bot.domain import ConsentChange
 from bot.errors import Conflict, NotFound
 from bot.messages import OutboundSms
+from bot.storage import topic_store
 from bot.storage.broadcast_tables import broadcast_recipients
 from bot.storage.store import Store
 from bot.storage.tables import (
@@ -149,6 +150,7 @@ class FanRecords:
                     )
                 )
             ],
+            "topics": topic_store.fan_topic_data(conn, c.id),  # texts, replies, labels
         }
 
     async def erase(self, phone: str) -> int:
@@ -176,6 +178,7 @@ class FanRecords:
                     to_number=_unless(messages.c.to_number, "out"), error=None)
         )  # fmt: skip
         conn.execute(events.update().where(events.c.contact_id == c.id).values(data={}))
+        topic_store.erase_fan_topics(conn, c.id)  # texts, vectors, agents' labels on turns
         conn.execute(
             conversations.update().where(conversations.c.contact_id == c.id).values(dialogue={})
         )
