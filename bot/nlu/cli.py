@@ -75,8 +75,9 @@ def _threshold_origin(cfg, meta: dict) -> str:
             return " (calibrated on held-out examples)"
         if not used.get("traffic"):
             return f" from {used['held_out']} held-out examples (calibrated on held-out examples)"
+        texts = "text" if used["traffic"] == 1 else "texts"
         return (f" from {used['held_out']} held-out examples + {used['traffic']} labelled fan "
-                "texts (calibrated on held-out examples and real traffic)")  # fmt: skip
+                f"{texts} (calibrated on held-out examples and real traffic)")  # fmt: skip
     return f" (fixed in {cfg.source}; `threshold: auto` would calibrate it on held-out examples)"
 
 

@@ -86,22 +86,25 @@ def decide(
     conn: Connection, label_id: int, status: str, agent_id: int, at: datetime,
     intent: str | None = None,
 ) -> bool:  # fmt: skip
-    """Mark a new label accepted or rejected; False when it was decided already."""
+    """Mark a new label accepted or rejected; False when it was decided already. `intent`: the
+    intent it was accepted as (an agent may correct it, or turn a hand-over into an example)."""
     values: dict[str, Any] = {"status": status, "decided_by": agent_id, "decided_at": at}
     if intent is not None:
-        values["intent"] = intent
+        values.update(intent=intent, verdict="intent")
     done = conn.execute(
         turn_labels.update().where(L.id == label_id, L.status == "new").values(**values)
     )
     return done.rowcount == 1
 
 
-def undecide(conn: Connection, label_id: int, agent_id: int) -> None:
-    """Back to `new` (the content edit that an accept needed failed)."""
+def undecide(
+    conn: Connection, label_id: int, agent_id: int, verdict: str, intent: str | None
+) -> None:
+    """Back to `new` with the verdict it had (the content edit an accept needed failed)."""
     conn.execute(
         turn_labels.update()
-        .where(L.id == label_id, L.decided_by == agent_id)
-        .values(status="new", decided_by=None, decided_at=None)
+        .where(L.id == label_id, L.decided_by == agent_id, L.status == "accepted")
+        .values(status="new", verdict=verdict, intent=intent, decided_by=None, decided_at=None)
     )
 
 

@@ -51,6 +51,12 @@ class InvalidContent(BadRequest):
 
 
 @dataclass(frozen=True, slots=True)
+class Written:
+    files: tuple[str, ...]  # project-relative paths changed
+    examples: tuple[str, ...]  # the example texts written (known ones are left out)
+
+
+@dataclass(frozen=True, slots=True)
 class Existing:
     """The names a project's content already uses."""
 
@@ -65,7 +71,7 @@ def check_intent_name(intent: str) -> str:
     if not INTENT_NAME.match(intent or ""):
         raise BadRequest(
             "an intent name is 2-63 lowercase letters, digits and '_', starting with a letter "
-            f"(e.g. ask_denver_weather); got {intent!r}"
+            "(e.g. ask_denver_weather)"
         )
     if intent in RESERVED:
         raise BadRequest(f"{intent!r} is a reserved intent name")
@@ -81,8 +87,8 @@ def add_faq(
     actions: set[str] | None = None,
     max_segments: int = 3,
     label: str | None = None,
-) -> tuple[str, ...]:
-    """Append the intent, its response and its flow; the project-relative files changed."""
+) -> Written:
+    """Append the intent, its response and its flow."""
     check_intent_name(intent)
     response = (response or "").strip()
     if not response:
@@ -111,7 +117,7 @@ def add_faq(
             DOMAIN_FILE: f"  {utter}:\n    - text: {_quoted(response)}\n",
             FLOWS_FILE: _flow_block(flow_id, intent, utter, label or texts[0]),
         }
-        return _apply(project_dir, edits, actions, max_segments)
+        return Written(_apply(project_dir, edits, actions, max_segments), tuple(texts))
 
 
 def add_examples(

@@ -93,14 +93,15 @@ async def teach(
     texts = content_writer.clean_examples(texts)[:MAX_EXAMPLES]
     if len(texts) < 2:
         raise BadRequest(f"an FAQ needs at least 2 distinct example texts; found {len(texts)}")
-    files = await asyncio.to_thread(
+    written = await asyncio.to_thread(
         content_writer.add_faq, teacher.project_dir, intent, response.strip(), texts,
         actions=teacher.actions, max_segments=teacher.max_segments,
     )  # fmt: skip
-    log.info("taught intent %s (%d examples) by agent %s", intent, len(texts), _agent_id(agent))
+    log.info("taught intent %s (%d examples) by agent %s", intent, len(written.examples),
+             _agent_id(agent))  # fmt: skip
     if teacher.autotrain:
         teacher.schedule()
-    return TaughtFaq(intent, response.strip(), tuple(texts), files, teacher.autotrain)
+    return TaughtFaq(intent, response.strip(), written.examples, written.files, teacher.autotrain)
 
 
 async def label_turn(
@@ -154,7 +155,7 @@ async def accept(
         raise Conflict(f"suggestion {label_id} is {label['status']} already")
     who = _agent_id(agent)
     # decided first, exactly once: of two agents accepting at once, one appends the example
-    if not await db.run(label_store.decide, label_id, "accepted", who, _now(), intent):
+    if not await db.run(label_store.decide, label_id, "accepted", who, _now(), target):
         raise Conflict(f"suggestion {label_id} was decided meanwhile")
     if target is not None:
         try:
@@ -163,7 +164,7 @@ async def accept(
                 actions=teacher.actions, max_segments=teacher.max_segments,
             )  # fmt: skip
         except BaseException:
-            await db.run(label_store.undecide, label_id, who)
+            await db.run(label_store.undecide, label_id, who, label["verdict"], label["intent"])
             raise
         if files and teacher.autotrain:
             teacher.schedule()

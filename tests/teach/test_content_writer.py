@@ -29,8 +29,9 @@ def snapshot(project: Path) -> dict[str, bytes]:
 
 
 def test_a_new_faq_is_three_new_files_that_validate(project: Path) -> None:
-    files = add_faq(project, "ask_denver_show", ANSWER, DENVER)
-    assert files == (NLU_FILE, DOMAIN_FILE, FLOWS_FILE)
+    written = add_faq(project, "ask_denver_show", ANSWER, DENVER)
+    assert written.files == (NLU_FILE, DOMAIN_FILE, FLOWS_FILE)
+    assert written.examples == tuple(DENVER)
     assert git(project, "status", "--porcelain").split() == ["??", "data/taught.yml", "??",
                                                              "domain/", "??", "flows/taught.yml"]  # fmt: skip
     content = load_content(project)
@@ -104,6 +105,8 @@ def test_bad_names_and_responses_are_refused_and_nothing_changes(
 def test_examples_the_bot_knows_as_another_intent_are_left_out(project: Path) -> None:
     with pytest.raises(BadRequest, match="at least 2"):
         add_faq(project, "ask_when", ANSWER, ["when is the tour", "tour dates?", "new question"])
+    written = add_faq(project, "ask_when", ANSWER, ["When is the tour", "new one", "new two"])
+    assert written.examples == ("new one", "new two")
 
 
 def test_an_accepted_example_joins_its_taught_block(project: Path) -> None:

@@ -3,6 +3,7 @@ answers a phrasing it was never shown; and labels -> suggestions -> accept / rej
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -212,5 +213,33 @@ async def test_labels_become_suggestions_accepted_once_or_rejected(runtime: Runt
     with pytest.raises(NotFound):
         await accept(db, teacher, ADMIN, late + 100)
     with pytest.raises(BadRequest):  # an intent the content does not know: the label stays new
-        await accept(db, teacher, ADMIN, late)
-    assert (await list_suggestions(db))[0].status == "new"
+        await accept(db, teacher, ADMIN, late, intent="ask_nothing_known")
+    (still,) = await list_suggestions(db)
+    assert (still.status, still.intent, still.verdict) == ("new", "ask_parking", "intent")
+    # a hand-over an admin decides was answerable after all: an example of the intent given
+    late_weather = await label_turn(db, ADMIN, weather.message_id, "handover")
+    fixed = await accept(db, teacher, ADMIN, late_weather, intent="ask_tour_dates")
+    assert (fixed.verdict, fixed.intent, fixed.status) == ("intent", "ask_tour_dates", "accepted")
+    assert (
+        "      - whats the weather like in denver\n"
+        in (runtime.settings.project_dir / NLU_FILE).read_text()
+    )
+
+
+async def test_two_admins_accepting_one_suggestion_at_once_append_it_once(
+    runtime: Runtime,
+) -> None:
+    db = runtime.store.db
+    teacher = Teacher.for_runtime(runtime)
+    teacher.autotrain = False
+    fan = await subscribed_fan(runtime)
+    turn = await send(runtime, fan, "whens nova on stage tonight")
+    label = await label_turn(db, AGENT, turn.message_id, "intent", "ask_tour_dates")
+    other = Agent(9, "cy", "Cy", "admin")
+    results = await asyncio.gather(
+        accept(db, teacher, ADMIN, label), accept(db, teacher, other, label),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "Suggestion"]
+    nlu = (runtime.settings.project_dir / NLU_FILE).read_text()
+    assert nlu.count("- whens nova on stage tonight\n") == 1
