@@ -54,9 +54,12 @@ def try_sweep_lock(conn: Connection) -> bool:
 
 
 def _waiting_new() -> Any:
+    erased = sa.select(contacts.c.id).where(
+        contacts.c.id == m.contact_id, contacts.c.erased_at.is_not(None)
+    )
     return sa.and_(
         m.direction == "in", m.escalation_id.is_not(None), e.resolved_at.is_(None),
-        ~sa.exists().where(tt.message_id == m.id),
+        ~sa.exists().where(tt.message_id == m.id), ~erased.exists(),
     )  # fmt: skip
 
 

@@ -114,6 +114,7 @@ class TopicSweep:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             started = loop.time()
+            self._wake.clear()  # before the pass: a hand-off committed during it wakes the next
             try:
                 await self.run_once()
             except Exception:  # a background task's top: log, keep sweeping
@@ -123,11 +124,12 @@ class TopicSweep:
             if gap > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), gap)
-            self._wake.clear()
             waiter = asyncio.ensure_future(self._wake.wait())
             stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waiter, stopper}, timeout=self.settings.every_s,
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            await asyncio.wait(
+                {waiter, stopper}, timeout=self.settings.every_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )  # fmt: skip
             waiter.cancel()
             stopper.cancel()
 

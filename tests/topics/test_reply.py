@@ -210,3 +210,26 @@ async def test_regroup_keeps_what_agents_placed(store: Store, team: Team) -> Non
     assert placed.message_id in {t.message_id for t in after.texts}
     counts = await service.topic_counts(store.db)
     assert counts["waiting_texts"] == 24 and counts["ungrouped"] == 0
+
+
+async def test_a_storm_of_replies_on_one_big_topic_texts_each_fan_once(
+    store: Store, team: Team
+) -> None:
+    """40 fans, one question; four replies race (two share a key), then the sweep runs too."""
+    from .conftest import escalate, fan
+
+    for n in range(40):
+        await escalate(store, fan(n), f"is the denver show still on? #{n % 3}")
+    sweep = sweep_for(store)
+    await asyncio.gather(sweep.run_once(), sweep_for(store).run_once())  # two processes' sweeps
+    assert (await service.topic_counts(store.db))["waiting_texts"] == 40
+    top = (await service.list_topics(store.db))[0]
+    assert top.fans == 40
+    results = await asyncio.gather(*[
+        service.reply_to_topic(store.db, agent, top.id, "Yes!", request_key=key, quiet=None)
+        for agent, key in ((team.ana, "k1"), (team.ben, "k2"), (team.admin, None), (team.ana, "k1"))
+    ])  # fmt: skip
+    rows = agent_rows(store)
+    assert len(rows) == 40 and len({r["contact_id"] for r in rows}) == 40
+    assert sum(r.fans for r in results[:3]) == 40
+    assert results[0].reply_id == results[3].reply_id
