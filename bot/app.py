@@ -93,6 +93,9 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         hub=app.ctx.hub,
         notify_outbox=lambda: _wake(app),
         broadcasts=lambda: app.ctx.broadcasts,
+        runtime=lambda: app.ctx.runtime,  # the loaded content's intents (label picker)
+        sweep=lambda: getattr(app.ctx, "topics", None),
+        teacher=lambda: _teacher(app),
     ):
         app.blueprint(bp)
 
@@ -229,6 +232,15 @@ def _wake_topics(app: Sanic) -> None:
     sweep = getattr(app.ctx, "topics", None)
     if sweep is not None:
         sweep.notify()
+
+
+def _teacher(app: Sanic) -> Any:
+    """The fan line's teacher (make an FAQ, accept a suggestion), made on first use."""
+    if getattr(app.ctx, "teacher", None) is None and app.ctx.runtime is not None:
+        from bot.teach.teacher import Teacher
+
+        app.ctx.teacher = Teacher.for_runtime(app.ctx.runtime)
+    return getattr(app.ctx, "teacher", None)
 
 
 def _gateway(settings: Settings, feed: SimulatorFeed) -> Any:

@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     from bot.outbox_cli import register_outbox
     from bot.rasa.cli import register as register_import
     from bot.teach.cli import register as register_teach
+    from bot.topics.cli import register as register_topics
 
     for register in (
         register_broadcast,
@@ -91,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         register_outbox,
         register_import,
         register_teach,
+        register_topics,
     ):
         register(sub)
     try:

@@ -54,11 +54,16 @@ def inbox_blueprints(
     notify_outbox: Callable[[], None],
     config: InboxConfig | None = None,
     broadcasts: Callable[[], BroadcastService] | None = None,
+    runtime: Callable[[], Any] | None = None,
+    sweep: Callable[[], Any] | None = None,
+    teacher: Callable[[], Any] | None = None,
 ) -> list[Blueprint]:
     """The inbox pages (/inbox) and its JSON API (/api/v1), sharing one set of rules.
 
     `db` may be a callable returning the database, for apps that open it at server start;
-    `broadcasts` likewise the broadcast service (default: one over that database).
+    `broadcasts` likewise the broadcast service (default: one over that database);
+    `runtime`, `sweep` and `teacher` return the running fan line's runtime, topic sweep and
+    teacher (or None) for the topics and teach routes.
     """
     config = config or load_inbox_config(settings.project_dir, settings.inbox)
     get_db = (lambda: db) if isinstance(db, Database) else db
@@ -74,5 +79,6 @@ def inbox_blueprints(
         notify_outbox=notify_outbox,
         secure_cookies=settings.public_url.startswith("https://"),
         broadcasts=broadcasts,
+        **{k: f for k, f in (("runtime", runtime), ("sweep", sweep), ("teacher", teacher)) if f},
     )
     return [views_blueprint(inbox), api_blueprint(inbox)]

@@ -19,6 +19,7 @@ from bot.inbox import broadcasts, queue, threads
 from bot.inbox.auth import COOKIE, TooManyAttempts, now
 from bot.inbox.live import stream
 from bot.inbox.openapi import openapi_document
+from bot.inbox.topics import topic_routes
 from bot.inbox.web import (
     Inbox,
     authorise,
@@ -71,6 +72,7 @@ def api_blueprint(inbox: Inbox) -> Blueprint:
     _thread_routes(bp, inbox)
     _agent_routes(bp, inbox)
     _broadcast_routes(bp, inbox)
+    topic_routes(bp, inbox)  # topics, teach, labels, suggestions
     return bp
 
 

@@ -105,6 +105,137 @@ def _broadcast_paths() -> dict[str, Any]:
     return paths
 
 
+_TID = {"name": "topic_id", "in": "path", "required": True, "schema": _INT}
+_WHEN = {"type": ["string", "null"], "format": "date-time"}
+_TOPIC = {
+    "type": "object",
+    "properties": {
+        "id": _INT, "status": {"enum": ["open", "answered", "merged"]}, "label": _STR,
+        "size": _INT, "fans": _INT, "examples": {"type": "array", "items": _STR},
+        "guesses": {"type": "array", "description": "the classifier's best guesses"},
+        "oldest_at": _WHEN, "waiting_s": {"type": ["number", "null"]},
+        "broadcast_id": {"type": ["integer", "null"]}, "auto_until": _WHEN,
+    },
+}  # fmt: skip
+_TEXT = {
+    "type": "object",
+    "properties": {
+        "message_id": _INT, "contact_id": _INT, "conversation_id": _INT, "name": _STR,
+        "body": _STR, "at": {"type": "string", "format": "date-time"},
+        "similarity": {"type": ["number", "null"]}, "conversation_status": _STR,
+        "assignee_id": {"type": ["integer", "null"]},
+    },
+}  # fmt: skip
+_REPLY_RESULT = {
+    "type": "object",
+    "properties": {"ok": {"type": "boolean"}, "reply_id": _INT, "fans": _INT,
+                   "skipped": {"description": "fans not texted: claimed by another agent"},
+                   "auto_until": _WHEN},
+}  # fmt: skip
+_NO_TOPIC = {"404": {"description": "no such topic"},
+             "409": {"description": "the topic is not open, or the texts are not in it"}}  # fmt: skip
+_TOPIC_ACTIONS = {
+    "reply": ("Answer every fan in the topic: one outbox row per fan, exactly once (a retried "
+              "`request_key` returns the first reply); `auto_minutes` also answers new texts "
+              "that join the topic for that long",
+              {"type": "object", "required": ["body"], "properties": {
+                  "body": {"type": "string", "description": "{first_name} etc. per fan"},
+                  "request_key": {"type": "string", "minLength": 8, "maxLength": 64},
+                  "auto_minutes": {"type": "integer", "minimum": 0, "maximum": 10080}}},
+              _REPLY_RESULT),
+    "move": ("Move texts of this topic to another topic (`to`), or split them into a new one "
+             "(`to`: null)",
+             {"type": "object", "required": ["message_ids"], "properties": {
+                 "message_ids": {"type": "array", "items": _INT},
+                 "to": {"type": ["integer", "null"]}}},
+             {"type": "object", "properties": {"ok": {"type": "boolean"}, "moved": _INT}}),
+    "merge": ("Merge this topic into another", _obj(into=_INT), None),
+    "rename": ("Rename the topic (the label stays pinned)", _obj(label=_STR), None),
+    "auto": ("Auto-reply to new texts in the topic with its last reply: for `minutes`, "
+             "`until` a time, or `off`",
+             {"type": "object", "properties": {
+                 "minutes": {"type": "number"}, "until": {"type": "string", "format": "date-time"},
+                 "off": {"type": "boolean"}}}, None),
+}  # fmt: skip
+_SUGGESTION = {
+    "type": "object",
+    "properties": {"id": _INT, "message_id": _INT, "verdict": {"enum": ["intent", "handover"]},
+                   "intent": {"type": ["string", "null"]}, "predicted": {"type": ["string", "null"]},
+                   "confidence": {"type": ["number", "null"]}, "text": _STR,
+                   "status": {"enum": ["new", "accepted", "rejected"]}},
+}  # fmt: skip
+
+
+def _topic_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/v1/topics": {"get": _op(
+            "Topics of waiting texts, largest (`order=size`) or longest waiting (`order=wait`) "
+            "first, with counts",
+            params=[{"name": "status", "in": "query",
+                     "schema": {"enum": ["open", "answered", "merged", "all"]}},
+                    {"name": "order", "in": "query", "schema": {"enum": ["size", "wait"]}},
+                    {"name": "limit", "in": "query", "schema": _INT}],
+            response={"type": "object", "properties": {
+                "status": _STR, "order": _STR, "items": {"type": "array", "items": _TOPIC},
+                "counts": {"type": "object", "properties": {
+                    "open_topics": _INT, "waiting_texts": _INT, "ungrouped": _INT}}}})},
+        "/api/v1/topics/{topic_id}": {"get": _op(
+            "One topic: its summary, its waiting texts, the replies sent to it", params=[_TID],
+            response={"type": "object", "properties": {
+                "summary": _TOPIC, "texts": {"type": "array", "items": _TEXT},
+                "replies": {"type": "array"}}},
+            extra={"404": {"description": "no such topic"}})},
+        "/api/v1/topics/regroup": {"post": _op(
+            "Group the waiting texts afresh (admins only)", writes=True)},
+        "/api/v1/teach": {"post": _op(
+            "Make an FAQ from a topic or a thread (admins only): writes an intent with the fans' "
+            "scrubbed texts, a response and a flow into the content files, validates, retrains",
+            writes=True,
+            body={"type": "object", "required": ["intent", "response"], "properties": {
+                "topic_id": _INT, "conversation_id": _INT, "intent": _STR, "response": _STR,
+                "examples": {"type": "array", "items": _STR}}},
+            response={"type": "object", "properties": {
+                "ok": {"type": "boolean"}, "intent": _STR, "response": _STR,
+                "examples": {"type": "array", "items": _STR},
+                "files": {"type": "array", "items": _STR}, "retraining": {"type": "boolean"}}},
+            extra={"400": {"description": "bad input, or the edited content is not valid "
+                                          "(file:line); the files are restored"}})},
+        "/api/v1/messages/{message_id}/label": {"post": _op(
+            "Label a bot turn (the fan's text): `intent` the bot should have answered, or "
+            "`handover` was right", writes=True,
+            params=[{"name": "message_id", "in": "path", "required": True, "schema": _INT}],
+            body={"type": "object", "required": ["verdict"], "properties": {
+                "verdict": {"enum": ["intent", "handover"]}, "intent": _STR}},
+            response={"type": "object", "properties": {"ok": {"type": "boolean"},
+                                                       "label_id": _INT}})},
+        "/api/v1/suggestions": {"get": _op(
+            "Agents' labels as suggested training examples",
+            params=[{"name": "status", "in": "query",
+                     "schema": {"enum": ["new", "accepted", "rejected"]}},
+                    {"name": "limit", "in": "query", "schema": _INT}],
+            response={"type": "object", "properties": {
+                "status": _STR, "items": {"type": "array", "items": _SUGGESTION}}})},
+        "/api/v1/intents": {"get": _op(
+            "The loaded model's intents (for the label picker)",
+            response={"type": "object", "properties": {
+                "intents": {"type": "array", "items": _STR}}})},
+    }  # fmt: skip
+    for action, (summary, body, response) in _TOPIC_ACTIONS.items():
+        paths[f"/api/v1/topics/{{topic_id}}/{action}"] = {"post": _op(
+            summary, body=body, params=[_TID], writes=True, response=response,
+            extra={**_NO_TOPIC, "400": {"description": "bad input (the error says which)"}})}  # fmt: skip
+    label = {"name": "label_id", "in": "path", "required": True, "schema": _INT}
+    for action, summary in (("accept", "Accept a suggestion (admins only): the example is "
+                                       "written to data/taught.yml (`intent` may correct it)"),
+                            ("reject", "Reject a suggestion (admins only)")):  # fmt: skip
+        paths[f"/api/v1/suggestions/{{label_id}}/{action}"] = {"post": _op(
+            summary, params=[label], writes=True,
+            body={"type": "object", "properties": {"intent": _STR}} if action == "accept" else None,
+            extra={"404": {"description": "no such suggestion"},
+                   "409": {"description": "already decided"}})}  # fmt: skip
+    return paths
+
+
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [],
@@ -130,7 +261,7 @@ def openapi_document() -> dict[str, Any]:
                                      params=[{"name": "days", "in": "query",
                                               "schema": {"type": "number"}}])},
         "/api/v1/events": {"get": {"summary": "Server-Sent Events: message, escalation, thread, "
-                                              "broadcast",
+                                              "broadcast, topic",
                                    "responses": {"200": {"description": "text/event-stream"},
                                                  **_ERRORS}}},
         "/api/v1/agents": {
@@ -145,6 +276,7 @@ def openapi_document() -> dict[str, Any]:
             f"{state.capitalize()} an agent (admins only)", writes=True,
             params=[{"name": "username", "in": "path", "required": True, "schema": _STR}])}  # fmt: skip
     paths.update(_broadcast_paths())
+    paths.update(_topic_paths())
     for action, (summary, body) in _ACTIONS.items():
         paths[f"/api/v1/conversations/{{conversation_id}}/{action}"] = {
             "post": _op(summary, body=body, params=[_ID], writes=True, extra=_CONFLICT)

@@ -8,6 +8,7 @@ browser notifications, the SMS segment counter and canned replies.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from bot.errors import BadRequest, Conflict, HttpError, NotFound, Unauthorized
 from bot.inbox import broadcasts, queue, threads
 from bot.inbox.api import control_broadcast, perform
 from bot.inbox.auth import COOKIE, TooManyAttempts
+from bot.inbox.topic_pages import thread_faq, topic_page_routes
+from bot.inbox.topics import known_intents
 from bot.inbox.web import Inbox, authorise, client_ip, require_readable
 from bot.storage import inbox_store as sql
 
@@ -37,7 +40,17 @@ def templates() -> Environment:
     )
     env.filters["ago"] = ago
     env.filters["pct"] = lambda v: f"{round(float(v) * 100)}%" if v is not None else ""
+    env.filters["hm"] = hm
     return env
+
+
+def hm(at: datetime | str | None) -> str:
+    """A time as agents read it ("Dec 02 14:05 UTC"); JSON's ISO strings too."""
+    if not at:
+        return ""
+    when = datetime.fromisoformat(at) if isinstance(at, str) else at
+    when = when.astimezone(UTC) if when.tzinfo else when
+    return when.strftime("%b %d %H:%M UTC")
 
 
 def ago(seconds: float) -> str:
@@ -100,6 +113,7 @@ def views_blueprint(inbox: Inbox) -> Blueprint:
 
     _work_routes(bp, inbox, page)
     _broadcast_routes(bp, inbox, page)
+    topic_page_routes(bp, inbox, page)
     return bp
 
 
@@ -130,9 +144,10 @@ def _work_routes(bp: Blueprint, inbox: Inbox, page: Any) -> None:
 
     @bp.get("/threads/<conversation_id:int>/timeline")
     async def timeline(request: Request, conversation_id: int) -> HTTPResponse:
-        await require_readable(inbox, await authorise(request, inbox), conversation_id)
+        session = await authorise(request, inbox)
+        await require_readable(inbox, session, conversation_id)
         thread = await threads.load_thread(inbox.db, conversation_id)
-        return page("_timeline.html", thread=thread)
+        return page("_timeline.html", thread=thread, session=session, intents=known_intents(inbox))
 
     @bp.post("/threads/<conversation_id:int>/<action:str>")
     async def act(request: Request, conversation_id: int, action: str) -> HTTPResponse:
@@ -196,7 +211,8 @@ async def _thread(
     first = thread.profile.fields.get("first_name")
     canned = [(c.title, c.for_fan(first)) for c in inbox.config.canned]
     return page("thread.html", status, session=session, thread=thread, agents=agents,
-                canned=canned, error=error)  # fmt: skip
+                canned=canned, error=error, intents=known_intents(inbox),
+                faq=await thread_faq(inbox, thread) if session.agent.is_admin else None)  # fmt: skip
 
 
 def _form_data(action: str, form: Any) -> dict[str, Any]:

@@ -36,6 +36,11 @@ class Inbox:
     notify_outbox: Callable[[], None]
     secure_cookies: bool
     broadcasts: Callable[[], BroadcastService]  # built once the database exists
+    # the running fan line's parts, looked up per request (None where no runtime runs, e.g. a
+    # bare inbox in tests): the loaded content (intents), the topic sweep, the teacher
+    runtime: Callable[[], Any] = lambda: None
+    sweep: Callable[[], Any] = lambda: None
+    teacher: Callable[[], Any] = lambda: None
 
     def set_session_cookie(self, response: HTTPResponse, value: str) -> None:
         response.add_cookie(

@@ -97,7 +97,7 @@ async def test_broadcast_progress_updates_live_and_an_admin_pauses(
     await page.fill("input[name=username]", "root")
     await page.fill("input[name=password]", PASSWORD)
     await page.click("button[type=submit]")
-    await page.click("a.nav")
+    await page.click('a.nav[href="/inbox/broadcasts"]')
     row = page.locator(f'[data-broadcast="{bid}"]')
     await expect(row.locator('[data-field="queued"]')).to_have_text("5")
     await page.evaluate("window.notReloaded = true")

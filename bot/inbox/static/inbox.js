@@ -39,6 +39,27 @@
   }
   for (const kind of ["message", "escalation", "thread"]) events.addEventListener(kind, onEvent(kind));
 
+  // ---- topics: the list follows new hand-offs and other agents' actions ----------------------
+  async function refreshTopics() {
+    const r = await fetch(location.pathname + location.search, { credentials: "same-origin" });
+    if (r.status === 401) { location.href = "/inbox/login"; return; }
+    if (!r.ok) return;
+    const fresh = new DOMParser().parseFromString(await r.text(), "text/html");
+    for (const id of ["topics", "open-topics", "waiting-texts"]) {
+      const el = document.getElementById(id), now = fresh.getElementById(id);
+      if (el && now) el.replaceChildren(...now.childNodes);
+    }
+  }
+  if (page === "topics") {
+    for (const kind of ["escalation", "thread", "topic"]) events.addEventListener(kind, () => soon(refreshTopics));
+    setInterval(() => { if (!document.hidden) refreshTopics(); }, 15000);  // the sweep groups texts on its own clock
+  }
+  const replyForm = document.getElementById("reply-form");
+  if (replyForm && page === "topic") replyForm.addEventListener("submit", () => {
+    // the hidden request_key already makes a second submit a no-op; this spares the round trip
+    setTimeout(() => { document.getElementById("send").disabled = true; }, 0);
+  });
+
   // ---- broadcast progress: a light poll of the JSON API while anything is still moving ------
   const fmt = (n) => Number(n).toLocaleString("en-US");
   async function refreshBroadcasts() {
