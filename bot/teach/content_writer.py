@@ -11,11 +11,14 @@ is restored byte for byte (a created file is removed) and InvalidContent names f
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import re
+import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +40,7 @@ TOP_KEY = {NLU_FILE: "nlu", DOMAIN_FILE: "responses", FLOWS_FILE: "flows"}
 INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 RESERVED = {"out_of_scope", "nlu_fallback", "greet", "stop", "start", "help"}
 MAX_EXAMPLES = 200
-_LOCK = threading.Lock()  # one edit of a project's files at a time in this process
+_LOCK = threading.Lock()  # one edit at a time in this process; `_editing` adds other processes
 
 
 class InvalidContent(BadRequest):
@@ -94,7 +97,7 @@ def add_faq(
     if not response:
         raise BadRequest("the response is empty")
     texts = clean_examples(examples)
-    with _LOCK:
+    with _editing(project_dir):
         known = existing_names(project_dir, actions, max_segments)
         # a text the bot already knows as another intent's example would teach a contradiction
         texts = [t for t in texts if t.lower() not in known.examples]
@@ -133,7 +136,7 @@ def add_examples(
     texts = clean_examples(examples)
     if not texts:
         raise BadRequest("no example text left to add")
-    with _LOCK:
+    with _editing(project_dir):
         known = existing_names(project_dir, actions, max_segments)
         if intent not in known.intents:
             raise BadRequest(f"unknown intent {intent!r}")
@@ -180,6 +183,20 @@ def existing_names(project_dir: Path, actions: set[str] | None, max_segments: in
         frozenset(content.domain.slots),
         frozenset(e.text.strip().lower() for e in getattr(content.nlu_data, "examples", ())),
     )
+
+
+@contextlib.contextmanager
+def _editing(project_dir: Path) -> Iterator[None]:
+    """One edit of a project's files at a time, across threads and processes (the server's
+    workers, `fanline teach`): each reads the files as the previous edit left them. The lock
+    file lives outside the project, so it never shows in `git status`."""
+    key = hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:16]
+    with _LOCK, open(Path(tempfile.gettempdir()) / f"fanline-teach-{key}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # ---- text edits ----------------------------------------------------------------------------
@@ -290,6 +307,14 @@ def _appended(old: str, block: str, rel: str) -> str:
         old += "\n"
     if re.search(rf"^{key}:\s*(#.*)?\n\Z", old, flags=re.MULTILINE):
         block = block.lstrip("\n")  # the first item right under the key
+    # the file's own indentation of its items (ours is 2: `  - intent:`, `  utter_x:`)
+    first = re.search(rf"^{key}:[^\n]*\n(?:[ \t]*(?:#[^\n]*)?\n)*( *)\S", old, flags=re.MULTILINE)
+    shift = len(first.group(1)) - 2 if first else 0
+    if shift:
+        block = "".join(
+            (line[2:] if shift < 0 else " " * shift + line) if line.strip() else line
+            for line in block.splitlines(keepends=True)
+        )
     return old + block
 
 

@@ -66,20 +66,35 @@ def test_a_second_faq_is_appended_and_the_diff_only_adds(project: Path) -> None:
     assert {"ask_parking", "ask_denver_show"} <= load_content(project).intents
 
 
-def test_a_validation_failure_restores_every_file_byte_for_byte(project: Path) -> None:
-    # the content team's own style: a list flush with its key (our two-space append breaks it)
+def test_files_in_another_indentation_get_items_in_theirs(project: Path) -> None:
     (project / NLU_FILE).write_text('version: "3.1"\nnlu:\n- intent: ask_bags\n  examples: |\n'
                                     "    - can i bring a bag\n    - bag policy?\n")  # fmt: skip
     (project / "flows" / "taught.yml").write_text(
-        "flows:\n  bags:\n    nlu_trigger:\n      - intent:\n          name: ask_bags\n"
-        "    steps:\n      - action: utter_merch\n"
+        "flows:\n    bags:\n        nlu_trigger:\n            - intent:\n"
+        "                name: ask_bags\n        steps:\n            - action: utter_merch\n"
+    )
+    add_faq(project, "ask_denver_show", ANSWER, DENVER)
+    nlu = (project / NLU_FILE).read_text()
+    assert "\n- intent: ask_denver_show\n  examples: |\n    - is the denver show still on\n" in nlu
+    assert "\n    taught_ask_denver_show:\n      description:" in (project / FLOWS_FILE).read_text()
+    content = load_content(project)
+    assert {"ask_bags", "ask_denver_show"} <= content.intents
+    assert {"bags", "taught_ask_denver_show"} <= set(content.flows)
+
+
+def test_a_validation_failure_restores_every_file_byte_for_byte(project: Path) -> None:
+    # valid as it is; anything appended after YAML's document end marker is not
+    (project / FLOWS_FILE).write_text(
+        "# the content team's\nflows:\n  bags:\n    nlu_trigger:\n      - intent:\n"
+        "          name: ask_merch\n    steps:\n      - action: utter_merch\n...\n"
     )
     before = snapshot(project)
     with pytest.raises(InvalidContent) as failed:
         add_faq(project, "ask_denver_show", ANSWER, DENVER)
-    assert f"{project / NLU_FILE}:" in str(failed.value)  # file:line of the problem
-    assert snapshot(project) == before
+    assert f"{project / FLOWS_FILE}:11: YAML syntax" in str(failed.value)  # where it broke
+    assert snapshot(project) == before  # data/taught.yml was written first: removed again
     assert not (project / "domain").exists()  # the folder it made is gone too
+    assert not (project / NLU_FILE).exists()
 
 
 @pytest.mark.parametrize(
