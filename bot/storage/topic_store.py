@@ -142,13 +142,25 @@ def text_rows_of(conn: Connection, topic_id: int) -> list[Row]:
     ))  # fmt: skip
 
 
-def place_text(
-    conn: Connection, message_id: int, topic_id: int, vector: bytes, similarity: float
-) -> None:
-    conn.execute(
-        topic_texts.update().where(tt.message_id == message_id)
-        .values(topic_id=topic_id, vector=vector, similarity=round(similarity, 4))
-    )  # fmt: skip
+def place_texts(conn: Connection, placed: Sequence[Row]) -> None:
+    """[{message_id, topic_id, vector, similarity}]: one executemany."""
+    if placed:
+        conn.execute(
+            topic_texts.update().where(tt.message_id == sa.bindparam("mid"))
+            .values(topic_id=sa.bindparam("tid"), vector=sa.bindparam("vec"),
+                    similarity=sa.bindparam("sim")),
+            [{"mid": p["message_id"], "tid": p["topic_id"], "vec": p["vector"],
+              "sim": round(p["similarity"], 4)} for p in placed],
+        )  # fmt: skip
+
+
+def sizes(conn: Connection, topic_ids: Iterable[int]) -> dict[int, int]:
+    """Texts per topic (0 for a topic left without any)."""
+    ids = sorted(set(topic_ids))
+    found = dict(conn.execute(
+        sa.select(tt.topic_id, sa.func.count()).where(tt.topic_id.in_(ids)).group_by(tt.topic_id)
+    ).all()) if ids else {}  # fmt: skip
+    return {i: int(found.get(i, 0)) for i in ids}
 
 
 def set_similarity(conn: Connection, message_id: int, similarity: float) -> None:

@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -241,16 +242,19 @@ class TopicSweep:
         """Group every waiting text of the open topics again from its stored vector (texts an
         agent placed stay put); topics keep their ids where most of their texts stay."""
         vectoriser = self.vectoriser_provider()
-        _, distance = self.thresholds(vectoriser)
+        join_at, distance = self.thresholds(vectoriser)
         rows = await self.db.run(sql.regroupable_texts)
         stale = [r for r in rows if _vector(r, vectoriser) is None]
-        fresh = await asyncio.to_thread(vectoriser.encode, [r["body"] or "" for r in stale])
-        for r, v in zip(stale, fresh, strict=True):
-            r["vector"] = to_bytes(v)
+        if stale:  # stored by another encoder (the model changed): made again
+            fresh = await asyncio.to_thread(vectoriser.encode, [r["body"] or "" for r in stale])
+            for r, v in zip(stale, fresh, strict=True):
+                r["vector"] = to_bytes(v)
         if not rows:
             return SweepResult()
         vectors = np.stack([from_bytes(r["vector"]) for r in rows])
-        labels = await asyncio.to_thread(grouping.group, vectors, distance)
+        labels = await asyncio.to_thread(
+            partial(grouping.group, min_similarity=join_at), vectors, distance
+        )
         return await self.db.run(self._apply_regroup, rows, vectors, labels, vectoriser.kind,
                                  self.clock())  # fmt: skip
 
@@ -262,30 +266,33 @@ class TopicSweep:
         for i, g in enumerate(labels):
             members[int(g)].append(i)
         kept: set[int] = set()
-        created = 0
+        created, placed = 0, []
         old = {r["topic_id"] for r in rows if r["topic_id"] is not None}
+        pinned = sql.pinned_topics(conn)
         for idx in members.values():
             votes = Counter(rows[i]["topic_id"] for i in idx if rows[i]["topic_id"] is not None)
             keep = next((t for t, _ in votes.most_common() if t not in kept), None)
             centre = grouping.centroid(vectors[idx])
             if keep is None:
-                keep = sql.create_topic(conn, vector_kind=kind, created_at=at)
+                keep = sql.create_topic(conn, vector_kind=kind, created_at=at,
+                                        centroid=to_bytes(centre))  # fmt: skip
                 created += 1
+            else:
+                sql.update_topic(conn, keep, centroid=to_bytes(centre), vector_kind=kind,
+                                 updated_at=at)  # fmt: skip
             kept.add(keep)
-            sql.update_topic(conn, keep, centroid=to_bytes(centre), vector_kind=kind,
-                             updated_at=at)  # fmt: skip
             sims = vectors[idx] @ centre
-            for i, s in zip(idx, sims, strict=True):
-                sql.place_text(conn, rows[i]["message_id"], keep, rows[i]["vector"], float(s))
-        for topic_id in sorted(old | kept):
-            size = sql.count_texts(conn, topic_id)
+            placed += [{"message_id": rows[i]["message_id"], "topic_id": keep,
+                        "vector": rows[i]["vector"], "similarity": float(s)}
+                       for i, s in zip(idx, sims, strict=True)]  # fmt: skip
+        sql.place_texts(conn, placed)
+        for topic_id, size in sql.sizes(conn, old | kept).items():
             values: dict[str, Any] = {"size": size}
             if size == 0:
                 values.update(status="merged", auto_reply_id=None, auto_until=None)
+            if topic_id not in pinned:
+                values["label"] = ""
             sql.update_topic(conn, topic_id, **values)
-            row = sql.topic_row(conn, topic_id)
-            if row is not None and not row["label_pinned"]:
-                sql.update_topic(conn, topic_id, label="")
         return SweepResult(new=len(rows), created=created)
 
 
@@ -303,7 +310,9 @@ def _plan(
     rest = [i for i in range(len(rows)) if i not in joins]
     groups: dict[int, list[int]] = defaultdict(list)
     if rest:
-        for i, g in zip(rest, grouping.group(vectors[rest], distance), strict=True):
+        for i, g in zip(
+            rest, grouping.group(vectors[rest], distance, min_similarity=join_at), strict=True
+        ):
             groups[int(g)].append(i)
     return _Plan(rows, vectors, joins, dict(groups))
 
