@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.broadcast_model import parse_template, render
-from bot.errors import BadRequest, ConfigError, Conflict, NotFound
+from bot.errors import BadRequest, ConfigError, Conflict, NotFound, StorageError
 from bot.inbox.auth import Agent, now, utc
 from bot.inbox.queue import MAX_BODY, fan_name
 from bot.quiet_hours import DEFAULT_ZONE, QuietHours, zone_for_fan
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 STATUSES = ("open", "answered", "merged")
 ORDERS = ("size", "wait")
 CHUNK = 200  # fans per transaction of a reply
+CHUNK_TRIES = 3
 MAX_LABEL = 120
 MAX_AUTO_MINUTES = 7 * 24 * 60
 TEXTS_SHOWN = 500
@@ -394,8 +395,8 @@ async def answer_topic(
     auto-reply uses it too: `auto=True`, only texts that `arrived_by` its end)."""
     after, written, skipped = 0, [], []
     while True:
-        chunk = await db.run(_answer_chunk, topic_id, reply_id, agent_id, parts, auto, quiet,
-                             at, after, arrived_by)  # fmt: skip
+        chunk = await _with_retry(db, _answer_chunk, topic_id, reply_id, agent_id, parts, auto,
+                                  quiet, at, after, arrived_by)  # fmt: skip
         written += chunk.outbox_ids
         skipped += chunk.skipped
         if chunk.last_contact is None:
@@ -403,6 +404,20 @@ async def answer_topic(
         after = chunk.last_contact
     fans = await db.run(_finish_reply, topic_id, reply_id, at)
     return ReplyResult(reply_id, fans, tuple(skipped), auto_until, tuple(written))
+
+
+async def _with_retry(db: Database, fn: Any, *args: Any) -> Any:
+    """A chunk again if PostgreSQL broke a lock cycle (a claim locks a thread's conversation
+    before its escalation, a chunk the other way round): it rolled back whole, so it is safe."""
+    for attempt in range(CHUNK_TRIES):
+        try:
+            return await db.run(fn, *args)
+        except StorageError:
+            if attempt == CHUNK_TRIES - 1:
+                raise
+            log.warning("a reply chunk was rolled back (%d of %d); trying again", attempt + 1,
+                        CHUNK_TRIES)  # fmt: skip
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True, slots=True)
