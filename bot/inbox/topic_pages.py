@@ -195,7 +195,8 @@ async def _agent_names(inbox: Inbox) -> dict[int, str]:
 
 
 def view(summary: dict[str, Any]) -> dict[str, Any]:
-    """A topic's JSON as the templates read it: guesses as (intent, confidence or None)."""
+    """A topic's JSON as the templates read it: guesses as (intent, confidence or None),
+    examples distinct."""
     guesses = []
     for g in summary.get("guesses") or ():
         if isinstance(g, str):
@@ -204,7 +205,10 @@ def view(summary: dict[str, Any]) -> dict[str, Any]:
             guesses.append((str(g.get("intent")), g.get("confidence")))
         else:
             guesses.append((str(g[0]), float(g[1]) if len(g) > 1 else None))
-    return {**summary, "guesses": guesses}
+    examples: dict[str, str] = {}  # many fans send the very same words: show each once
+    for text in summary.get("examples") or ():
+        examples.setdefault(" ".join(text.lower().split()), text)
+    return {**summary, "guesses": guesses, "examples": list(examples.values())}
 
 
 def intent_name(label: str) -> str:

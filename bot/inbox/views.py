@@ -25,6 +25,7 @@ from bot.inbox.topic_pages import thread_faq, topic_page_routes
 from bot.inbox.topics import known_intents
 from bot.inbox.web import Inbox, authorise, client_ip, require_readable
 from bot.storage import inbox_store as sql
+from bot.topics.service import topic_counts
 
 HERE = Path(__file__).parent
 LOGIN_CSRF = "fanline_login_csrf"
@@ -126,7 +127,8 @@ def _work_routes(bp: Blueprint, inbox: Inbox, page: Any) -> None:
         view = request.args.get("view", "unassigned")
         data = await queue.list_queue(inbox.db, view, session.agent)
         timers = await threads.service_timers(inbox.db)
-        return page("queue.html", session=session, page=data, timers=timers, views=queue.VIEWS)
+        return page("queue.html", session=session, page=data, timers=timers, views=queue.VIEWS,
+                    topic_counts=await topic_counts(inbox.db))  # fmt: skip
 
     @bp.get("/queue-rows")
     async def queue_rows(request: Request) -> HTTPResponse:
@@ -134,7 +136,8 @@ def _work_routes(bp: Blueprint, inbox: Inbox, page: Any) -> None:
         data = await queue.list_queue(
             inbox.db, request.args.get("view", "unassigned"), session.agent
         )
-        return page("_rows.html", session=session, page=data, views=queue.VIEWS)
+        return page("_rows.html", session=session, page=data, views=queue.VIEWS,
+                    topic_counts=await topic_counts(inbox.db))  # fmt: skip
 
     @bp.get("/threads/<conversation_id:int>")
     async def thread_page(request: Request, conversation_id: int) -> HTTPResponse:

@@ -342,3 +342,48 @@ async def agent_texts(store: Store) -> int:
     m = messages.c
     return await store.db.run(lambda conn: conn.execute(
         sa.select(sa.func.count()).where(m.direction == "out", m.kind == "agent")).scalar())  # fmt: skip
+
+
+async def test_the_pages_forms_work_without_javascript_and_a_double_submit_sends_once(
+    topics_server: Topics,
+) -> None:
+    import re
+
+    conversations = await seed(topics_server, REFUND)
+    async with logged_in(topics_server.url, "ana") as (client, csrf):
+        tid = (await topic_of(client, REFUND[0]))["topic"]["id"]
+        html = (await client.get(f"/inbox/topics/{tid}")).text
+        key = re.search(r'name="request_key" value="([^"]+)"', html)
+        assert key and "&lt;" not in key.group(1)
+        form = {"csrf": csrf, "request_key": key.group(1), "body": "Hi {first_name|there}! Done."}
+        r = await client.post(f"/inbox/topics/{tid}/reply", data={**form, "csrf": "nope"})
+        assert r.status_code == 403 and await agent_texts(topics_server.store) == 0
+        first, second = await asyncio.gather(
+            client.post(f"/inbox/topics/{tid}/reply", data=form),
+            client.post(f"/inbox/topics/{tid}/reply", data=form),
+        )
+        assert first.status_code == second.status_code == 303
+        assert first.headers["location"] == second.headers["location"]  # the same reply
+        assert await agent_texts(topics_server.store) == len(REFUND)
+        page = (await client.get(first.headers["location"])).text
+        assert page.count("Hi {first_name|there}! Done.") == 1  # one reply sent, listed once
+        bad = await client.post(f"/inbox/topics/{tid}/move", data={"csrf": csrf})
+        assert bad.status_code == 400 and "tick the texts to move first" in bad.text
+        queue = (await client.get("/inbox/")).text
+        assert 'id="topics-tab"' in queue
+        thread = (await client.get(f"/inbox/threads/{conversations[0]}")).text
+        assert "Label this turn" in thread and "Make this an FAQ" not in thread  # agents
+    async with logged_in(topics_server.url, "root") as (admin, admin_csrf):
+        thread = (await admin.get(f"/inbox/threads/{conversations[0]}")).text
+        assert "Make this an FAQ" in thread
+        one = await admin.post("/inbox/teach", data={
+            "csrf": admin_csrf, "conversation_id": str(conversations[0]),
+            "intent": "ask_vip_refund", "response": "Refunds: fanline.example/r"})  # fmt: skip
+        assert one.status_code == 400 and "at least 2 distinct example texts" in one.text
+        two = await admin.post("/inbox/teach", data={
+            "csrf": admin_csrf, "conversation_id": str(conversations[0]),
+            "intent": "ask_vip_refund", "response": "Refunds: fanline.example/r",
+            "examples": [REFUND[0], "my number is 303 555 0100, vip refund?"]})  # fmt: skip
+        assert two.status_code == 200 and "ask_vip_refund" in two.text
+        written = (topics_server.project / "data" / "taught.yml").read_text()
+        assert REFUND[0] in written and "303 555 0100" not in written  # scrubbed
