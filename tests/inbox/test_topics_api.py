@@ -367,6 +367,11 @@ async def test_the_pages_forms_work_without_javascript_and_a_double_submit_sends
         assert await agent_texts(topics_server.store) == len(REFUND)
         page = (await client.get(first.headers["location"])).text
         assert page.count("Hi {first_name|there}! Done.") == 1  # one reply sent, listed once
+        assert 'id="auto-on"' in page
+        r = await client.post(f"/inbox/topics/{tid}/auto", data={"csrf": csrf, "minutes": "30"})
+        assert r.status_code == 303
+        page = (await client.get(r.headers["location"])).text
+        assert 'id="auto-off"' in page and 'id="auto-on"' not in page
         bad = await client.post(f"/inbox/topics/{tid}/move", data={"csrf": csrf})
         assert bad.status_code == 400 and "tick the texts to move first" in bad.text
         queue = (await client.get("/inbox/")).text

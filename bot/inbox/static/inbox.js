@@ -50,6 +50,19 @@
       if (el && now) el.replaceChildren(...now.childNodes);
     }
   }
+  async function refreshTopic() {
+    if (document.querySelector("#texts input:checked")) return;  // never under the agent's ticks
+    const r = await fetch(location.pathname, { credentials: "same-origin" });
+    if (!r.ok) return;
+    const fresh = new DOMParser().parseFromString(await r.text(), "text/html");
+    for (const id of ["texts", "topic-size", "send"]) {
+      const el = document.getElementById(id), now = fresh.getElementById(id);
+      if (el && now) el.replaceChildren(...now.childNodes);
+    }
+  }
+  if (page === "topic") {
+    for (const kind of ["escalation", "topic"]) events.addEventListener(kind, () => soon(refreshTopic));
+  }
   if (page === "topics") {
     for (const kind of ["escalation", "thread", "topic"]) events.addEventListener(kind, () => soon(refreshTopics));
     setInterval(() => { if (!document.hidden) refreshTopics(); }, 15000);  // the sweep groups texts on its own clock
