@@ -139,6 +139,7 @@ async def claim(db: Database, conversation_id: int, agent: Agent) -> None:
 
 
 def _claim(conn: Connection, conversation_id: int, agent: Agent) -> None:
+    sql.lock_thread(conn, conversation_id)
     if not sql.take_if_free(conn, conversation_id, agent.id, now()):
         conv = _conversation(conn, conversation_id)
         if conv["assignee_id"] == agent.id:
@@ -292,6 +293,7 @@ def _owned(
     conn: Connection, conversation_id: int, agent: Agent, *, claim_if_free: bool = False
 ) -> dict[str, Any]:
     """The thread, if this agent may act on it: its assignee, an admin, or (claiming) anyone."""
+    sql.lock_thread(conn, conversation_id)
     conv = _conversation(conn, conversation_id)
     if conv["status"] not in HUMAN:
         raise Conflict("this fan is with the bot, not waiting for a person")

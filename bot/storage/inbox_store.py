@@ -139,6 +139,20 @@ def conversation_of_contact(conn: Connection, contact_id: int) -> int | None:
     ).scalar()
 
 
+def lock_thread(conn: Connection, conversation_id: int) -> None:
+    """Lock the thread's unresolved escalation, then the conversation (PostgreSQL), before an
+    agent's change: the order turns, the escalation timer and topic replies lock them in, so
+    two of them never wait on each other (a deadlock)."""
+    if conn.dialect.name != "postgresql":
+        return  # SQLite: one writer, nothing to order
+    e, c = escalations.c, conversations.c
+    conn.execute(
+        sa.select(e.id).where(e.conversation_id == conversation_id, e.resolved_at.is_(None))
+        .order_by(e.id).with_for_update()
+    )  # fmt: skip
+    conn.execute(sa.select(c.id).where(c.id == conversation_id).with_for_update())
+
+
 def take_if_free(conn: Connection, conversation_id: int, agent_id: int, at: datetime) -> bool:
     """Assign a queued thread nobody holds; it is `open` from then on (the bot goes quiet), or
     stays `snoozed`. One conditional UPDATE: under any concurrency exactly one caller wins."""

@@ -233,3 +233,77 @@ async def test_a_storm_of_replies_on_one_big_topic_texts_each_fan_once(
     assert len(rows) == 40 and len({r["contact_id"] for r in rows}) == 40
     assert sum(r.fans for r in results[:3]) == 40
     assert results[0].reply_id == results[3].reply_id
+
+
+async def test_agents_claiming_threads_while_a_topic_reply_runs_never_deadlock(
+    store: Store, team: Team
+) -> None:
+    """Claims lock escalation then conversation, as reply chunks do: on PostgreSQL the other
+    order deadlocked. Every fan ends either answered by the reply or with the agent, once."""
+    from .conftest import escalate, fan
+
+    threads = [await escalate(store, fan(n), "is the denver show still on?") for n in range(30)]
+    await sweep_for(store).run_once()
+    top = (await service.list_topics(store.db))[0]
+    assert top.fans == 30
+
+    async def claim(conversation_id: int) -> str:
+        try:
+            await queue.claim(store.db, conversation_id, team.ben)
+            return "claimed"
+        except Conflict:
+            return "answered"  # the reply resolved it first: back with the bot
+
+    outcome = await asyncio.gather(
+        service.reply_to_topic(store.db, team.ana, top.id, "Still on!", quiet=None),
+        *[claim(c) for c in reversed(threads)],
+    )
+    reply, claims = outcome[0], outcome[1:]
+    texted = {r["contact_id"] for r in agent_rows(store)}
+    assert len(agent_rows(store)) == reply.fans == len(texted)  # one text per answered fan
+    assert reply.fans + claims.count("claimed") >= 30 - len(reply.skipped)
+    assert all(s["reason"] == "claimed" for s in reply.skipped)
+
+
+async def test_a_claim_between_a_reply_chunks_two_locks_waits_instead_of_deadlocking(
+    store: Store, team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the reply has locked the escalations and not yet the conversations when an
+    agent claims one of the threads. The claim must queue behind the reply (escalation first),
+    not lock the conversation and wait for the escalation: that deadlock aborts one of them."""
+    import threading
+    import time
+
+    from bot.storage import topic_store
+
+    from .conftest import escalate, fan
+
+    if store.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: nothing can interleave")
+    thread = await escalate(store, fan(0), "is the denver show still on?")
+    await escalate(store, fan(1), "is denver still on tonight?")
+    await sweep_for(store).run_once()
+    top = (await service.list_topics(store.db))[0]
+    escalations_locked = threading.Event()
+    real = topic_store.lock_conversations
+
+    def lock_conversations(conn, ids):  # type: ignore[no-untyped-def]
+        escalations_locked.set()
+        deadline = time.monotonic() + 10  # until the claim is blocked on a lock (bounded)
+        while time.monotonic() < deadline and conn.execute(  # a fresh look each time
+            sa.text("SELECT pg_stat_clear_snapshot()")
+        ) and not conn.execute(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()")).scalar():  # fmt: skip
+            time.sleep(0.005)
+        return real(conn, ids)
+
+    monkeypatch.setattr(topic_store, "lock_conversations", lock_conversations)
+    reply = asyncio.create_task(
+        service.reply_to_topic(store.db, team.ana, top.id, "Still on!", quiet=None)
+    )
+    assert await asyncio.to_thread(escalations_locked.wait, 10)
+    with pytest.raises(Conflict):  # queued behind the reply, which handed the fan to the bot
+        await queue.claim(store.db, thread, team.ben)
+    result = await reply
+    assert result.fans == 2 and len(agent_rows(store)) == 2
