@@ -27,6 +27,7 @@ from bot.inbox.topics import (
     topic_action,
 )
 from bot.inbox.web import Inbox, authorise
+from bot.storage import inbox_store as inbox_sql
 from bot.storage import label_store
 from bot.teach import content_writer
 from bot.teach import service as teaching
@@ -175,6 +176,13 @@ async def thread_faq(inbox: Inbox, thread: Any) -> dict[str, Any]:
     answers = [e.body for e in thread.timeline if e.kind == "agent"]
     return {"intent": "", "response": answers[-1] if answers else "",
             "examples": await faq_examples(inbox, conversation_id=thread.conversation_id)}  # fmt: skip
+
+
+async def thread_labels(inbox: Inbox, thread: Any) -> dict[str, dict[str, Any]]:
+    """The agents' labels on the thread's fan texts, by timeline entry id ("m<message id>")."""
+    ids = [int(e.id[1:]) for e in thread.timeline if e.kind == "fan"]
+    labels = await inbox.db.run(inbox_sql.turn_labels_of, ids)
+    return {f"m{mid}": label for mid, label in labels.items()}
 
 
 async def faq_examples(

@@ -21,7 +21,7 @@ from bot.errors import BadRequest, Conflict, HttpError, NotFound, Unauthorized
 from bot.inbox import broadcasts, queue, threads
 from bot.inbox.api import control_broadcast, perform
 from bot.inbox.auth import COOKIE, TooManyAttempts
-from bot.inbox.topic_pages import thread_faq, topic_page_routes
+from bot.inbox.topic_pages import thread_faq, thread_labels, topic_page_routes
 from bot.inbox.topics import known_intents
 from bot.inbox.web import Inbox, authorise, client_ip, require_readable
 from bot.storage import inbox_store as sql
@@ -150,7 +150,8 @@ def _work_routes(bp: Blueprint, inbox: Inbox, page: Any) -> None:
         session = await authorise(request, inbox)
         await require_readable(inbox, session, conversation_id)
         thread = await threads.load_thread(inbox.db, conversation_id)
-        return page("_timeline.html", thread=thread, session=session, intents=known_intents(inbox))
+        return page("_timeline.html", thread=thread, session=session, intents=known_intents(inbox),
+                    labels=await thread_labels(inbox, thread))  # fmt: skip
 
     @bp.post("/threads/<conversation_id:int>/<action:str>")
     async def act(request: Request, conversation_id: int, action: str) -> HTTPResponse:
@@ -215,6 +216,7 @@ async def _thread(
     canned = [(c.title, c.for_fan(first)) for c in inbox.config.canned]
     return page("thread.html", status, session=session, thread=thread, agents=agents,
                 canned=canned, error=error, intents=known_intents(inbox),
+                labels=await thread_labels(inbox, thread),
                 faq=await thread_faq(inbox, thread) if session.agent.is_admin else None)  # fmt: skip
 
 

@@ -339,6 +339,21 @@ def answered_escalations(conn: Connection, since: datetime) -> list[Row]:
     ]
 
 
+def turn_labels_of(conn: Connection, message_ids: Iterable[int]) -> dict[int, Row]:
+    """The newest agent label of each of these fan texts (the thread page shows them)."""
+    from bot.storage.topic_tables import turn_labels
+
+    ids = list(message_ids)
+    if not ids:
+        return {}
+    t = turn_labels.c
+    rows = conn.execute(
+        sa.select(t.message_id, t.verdict, t.intent, t.status, t.agent_id)
+        .where(t.message_id.in_(ids)).order_by(t.id)
+    ).all()  # fmt: skip
+    return {r.message_id: dict(r._mapping) for r in rows}  # the newest wins
+
+
 def reached_the_inbox(conn: Connection, conversation_id: int) -> bool:
     """True once the conversation was ever handed to people (it has an escalation)."""
     q = sa.select(escalations.c.id).where(escalations.c.conversation_id == conversation_id)

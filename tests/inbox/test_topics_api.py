@@ -392,3 +392,26 @@ async def test_the_pages_forms_work_without_javascript_and_a_double_submit_sends
         assert two.status_code == 200 and "ask_vip_refund" in two.text
         written = (topics_server.project / "data" / "taught.yml").read_text()
         assert REFUND[0] in written and "303 555 0100" not in written  # scrubbed
+
+
+def test_the_openapi_document_describes_the_topic_routes() -> None:
+    from bot.inbox.openapi import openapi_document
+    from bot.inbox.topics import TOPIC_ACTIONS
+
+    paths = openapi_document()["paths"]
+    assert {p for p in paths if p.startswith("/api/v1/topics/{topic_id}/")} == {
+        f"/api/v1/topics/{{topic_id}}/{a}" for a in TOPIC_ACTIONS
+    }
+    reads = [
+        "/api/v1/topics",
+        "/api/v1/topics/{topic_id}",
+        "/api/v1/suggestions",
+        "/api/v1/intents",
+    ]
+    writes = ["/api/v1/topics/regroup", "/api/v1/teach", "/api/v1/messages/{message_id}/label",
+              "/api/v1/suggestions/{label_id}/accept", "/api/v1/suggestions/{label_id}/reject",
+              *(f"/api/v1/topics/{{topic_id}}/{a}" for a in TOPIC_ACTIONS)]  # fmt: skip
+    assert all("get" in paths[p] for p in reads)
+    for p in writes:
+        names = [x["name"] for x in paths[p]["post"]["parameters"]]
+        assert "X-CSRF-Token" in names, p

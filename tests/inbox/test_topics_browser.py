@@ -142,7 +142,9 @@ async def test_label_accept_and_make_an_faq_in_the_browser(stack: Stack, browser
     await turn.locator(".label-turn summary").click()
     await turn.locator("select[name=intent]").select_option("ask_refund")
     await turn.locator(".label-intent").click()
-    await expect(page.locator(".msg.fan", has_text=REFUND[0])).to_be_visible()
+    await expect(
+        page.locator(".msg.fan", has_text=REFUND[0]).locator(".label-turn summary")
+    ).to_have_text("Labelled: should have answered ask_refund · new · change")
 
     # an admin accepts it on the Suggestions page
     admin = await log_in(browser, stack, "root")
