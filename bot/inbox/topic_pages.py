@@ -194,8 +194,13 @@ async def faq_examples(
         rows = await inbox.db.run(label_store.topic_fan_texts, topic_id)
     else:
         rows = await inbox.db.run(label_store.thread_fan_texts, conversation_id) or []
-    texts = [scrub(body or "", profile_names(profile)) for body, profile in rows]
-    return content_writer.clean_examples(texts)[: teaching.MAX_EXAMPLES]
+    found: dict[str, str] = {}  # the first distinct ones, as `clean_examples` keeps them
+    for body, profile in rows:
+        for text in content_writer.clean_examples([scrub(body or "", profile_names(profile))]):
+            found.setdefault(text.lower(), text)
+        if len(found) >= teaching.MAX_EXAMPLES:  # a storm's topic: no need to scrub the rest
+            break
+    return list(found.values())
 
 
 async def _agent_names(inbox: Inbox) -> dict[int, str]:
