@@ -20,6 +20,7 @@ from sanic.response import HTTPResponse, json
 from bot.errors import BadRequest, NotFound
 from bot.inbox.auth import now
 from bot.inbox.web import Inbox, authorise, json_body
+from bot.storage import inbox_store as inbox_sql
 from bot.teach import service as teaching
 from bot.topics import service as topics
 
@@ -190,6 +191,12 @@ async def label_turn(inbox: Inbox, agent: Any, message_id: int, data: dict[str, 
         raise BadRequest("`intent` names the intent the bot should have answered")
     if verdict == "handover":
         intent = None
+    # an agent labels only turns of threads they may read (the label keeps the fan's text)
+    conversation_id = await inbox.db.run(inbox_sql.conversation_of_message, message_id)
+    if conversation_id is None:
+        raise NotFound("no such fan text")
+    if not agent.is_admin and not await inbox.db.run(inbox_sql.reached_the_inbox, conversation_id):
+        raise NotFound("no such fan text")
     return await teaching.label_turn(inbox.db, agent, message_id, verdict,
                                      intent.strip() if intent else None)  # fmt: skip
 

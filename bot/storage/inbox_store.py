@@ -139,6 +139,15 @@ def conversation_of_contact(conn: Connection, contact_id: int) -> int | None:
     ).scalar()
 
 
+def conversation_of_message(conn: Connection, message_id: int) -> int | None:
+    """The conversation of a fan's (inbound) text."""
+    m, c = messages.c, conversations.c
+    return conn.execute(
+        sa.select(c.id).join(messages, m.contact_id == c.contact_id)
+        .where(m.id == message_id, m.direction == "in")
+    ).scalar()  # fmt: skip
+
+
 def lock_thread(conn: Connection, conversation_id: int) -> None:
     """Lock the thread's unresolved escalation, then the conversation (PostgreSQL), before an
     agent's change: the order turns, the escalation timer and topic replies lock them in, so

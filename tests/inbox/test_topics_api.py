@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,9 @@ from sanic import Sanic
 from bot.channels.twilio_gateway import TwilioGateway
 from bot.cli import DEMO_FILES
 from bot.content import load_content
+from bot.domain import TurnRecord
 from bot.inbox import LiveHub, inbox_blueprints
+from bot.messages import InboundSms, OutboundSms
 from bot.outbound import OutboundSender
 from bot.settings import Settings
 from bot.storage import Store
@@ -115,6 +118,17 @@ async def seed(t: Topics, texts: list[str], start: int = 0) -> list[int]:
     await name_fans(t.store, {p: f"Fan{start + i}" for i, p in enumerate(phones)})
     await t.sweep.run_once()
     return conversations
+
+
+async def bot_turn(store: Store, phone: str, body: str) -> int:
+    """A fan's text the bot answered on its own (no hand-off): its message id."""
+    rec = await store.record_inbound(InboundSms(f"SM{uuid.uuid4().hex}", phone, US, body))
+    ctx = await store.load_turn(rec.contact.id)
+    await store.finish_turn(TurnRecord(
+        rec.contact.id, ctx.conversation_id, rec.message_id,
+        events=[("intent", {"intent": "ask_tour_dates", "confidence": 0.97})],
+        replies=[OutboundSms(phone, "Tour dates: fanline.example/tour", sender=US)]))  # fmt: skip
+    return rec.message_id
 
 
 async def name_fans(store: Store, names: dict[str, str]) -> None:
@@ -280,6 +294,11 @@ async def test_labels_become_suggestions_that_admins_accept(topics_server: Topic
         assert r.status_code == 200 and r.json()["label_id"] > 0
         assert (await ana.post("/api/v1/messages/999999/label", headers=h,
                                json={"verdict": "handover"})).status_code == 404  # fmt: skip
+        # a turn the bot handled alone never reached the inbox: agents cannot label (read) it
+        quiet = await bot_turn(topics_server.store, "+14157779999", "when is the next tour")
+        for_ana = await ana.post(f"/api/v1/messages/{quiet}/label", headers=h,
+                                 json={"verdict": "intent", "intent": "ask_tour_dates"})  # fmt: skip
+        assert for_ana.status_code == 404
         [s] = (await ana.get("/api/v1/suggestions")).json()["items"]
         assert (s["verdict"], s["intent"], s["status"]) == ("intent", "check_presale_code", "new")
         assert "a@b.example" not in s["text"] and "presale code" in s["text"]  # scrubbed
@@ -289,6 +308,9 @@ async def test_labels_become_suggestions_that_admins_accept(topics_server: Topic
         r = await admin.post(f"/api/v1/suggestions/{s['id']}/reject", json={}, headers=ah)
         assert r.status_code == 409  # decided already
         assert (await ana.get("/api/v1/suggestions")).json()["items"] == []
+        r = await admin.post(f"/api/v1/messages/{quiet}/label", headers=ah,
+                             json={"verdict": "handover"})  # fmt: skip
+        assert r.status_code == 200  # admins read every conversation
         written = (topics_server.project / "data" / "taught.yml").read_text()
         assert "check_presale_code" in written and s["text"] in written
 
