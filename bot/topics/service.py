@@ -10,6 +10,7 @@ the CLI and the pages call these; waking the outbox sender after commit is their
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.broadcast_model import parse_template, render
+from bot.broadcast_model import Placeholder, parse_template, render
 from bot.errors import BadRequest, ConfigError, Conflict, NotFound, StorageError
 from bot.inbox.auth import Agent, now, utc
 from bot.inbox.queue import MAX_BODY, fan_name
@@ -493,7 +494,7 @@ def _outbox_row(
     quiet: QuietHours | None, at: datetime,
 ) -> dict[str, Any]:  # fmt: skip
     profile = dict(fan["profile"] or {})
-    text = render(parts, profile)[:MAX_BODY]
+    text = personalised(parts, profile)[:MAX_BODY]
     seg = count_segments(text)
     not_before = None
     if quiet is not None:
@@ -560,6 +561,17 @@ def _template(body: str) -> tuple[Any, ...]:
 def template(body: str) -> tuple[Any, ...]:
     """The parsed reply text (the sweep's auto-reply renders a stored reply with it)."""
     return _template(body)
+
+
+def personalised(parts: tuple[Any, ...], profile: dict[str, Any]) -> str:
+    """The reply for one fan. A placeholder the fan has no value for and no `|fallback` leaves
+    no gap: "Hi {first_name}! Doors at 7" reads "Hi! Doors at 7", never "Hi ! Doors at 7"."""
+    text = render(parts, profile)
+    if any(isinstance(p, Placeholder) and not p.fallback and profile.get(p.name) in (None, "")
+           for p in parts):  # fmt: skip
+        text = re.sub(r"[ \t]+([!?.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", text))
+        text = re.sub(r"[,;:]+([!?.])", r"\1", text).strip()  # "at 7, ." -> "at 7."
+    return text
 
 
 def _iso(at: datetime | None) -> str | None:

@@ -104,3 +104,12 @@ def test_the_vectoriser_follows_the_model() -> None:
 
     assert isinstance(vectoriser_for(NoEncoder()), NgramVectors)
     assert isinstance(vectoriser_for(None), NgramVectors)
+
+
+def test_a_placeholder_a_fan_has_no_value_for_leaves_no_gap() -> None:
+    from bot.topics.service import personalised, template
+
+    parts = template("Hi {first_name}! Doors at 7, {first_name}.")
+    assert personalised(parts, {"first_name": "Maya"}) == "Hi Maya! Doors at 7, Maya."
+    assert personalised(parts, {}) == "Hi! Doors at 7."
+    assert personalised(template("Hi {first_name|there}!"), {}) == "Hi there!"
