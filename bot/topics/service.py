@@ -147,7 +147,7 @@ def _list(
     examples: dict[int, list[str]] = {}
     guesses: dict[int, list[Any]] = {}
     for waiting, topic_ids in by_waiting.items():
-        examples.update(sql.examples(conn, topic_ids, 3, waiting))
+        examples.update(sql.examples(conn, topic_ids, 12, waiting))  # 3 distinct among them
         guesses.update(sql.guesses(conn, topic_ids, waiting))
     return [_summary(r, examples.get(r["id"], []), guesses.get(r["id"], []), at) for r in rows]
 
@@ -159,12 +159,21 @@ def _summary(
     waiting = max(0.0, (at - oldest).total_seconds()) if oldest and r["status"] == "open" else 0.0
     return TopicSummary(
         id=r["id"], status=r["status"], label=r["label"], size=int(r["texts"] or 0),
-        fans=int(r["fans"] or 0), examples=tuple(examples[:3]),
+        fans=int(r["fans"] or 0), examples=distinct(examples, 3),
         guesses=aggregate_guesses(guesses), oldest_at=oldest, waiting_s=waiting,
         broadcast_id=r["broadcast_id"],
         auto_until=utc(r["auto_until"]) if r["auto_until"] else None,
         label_pinned=bool(r["label_pinned"]), merged_into=r["merged_into"],
     )  # fmt: skip
+
+
+def distinct(texts: list[str], n: int) -> tuple[str, ...]:
+    """The first `n` texts that differ by more than case, spaces and punctuation (the texts
+    nearest a topic's centre are often the same words: "is denver on?" and "is denver on")."""
+    seen: dict[str, str] = {}
+    for text in texts:
+        seen.setdefault(" ".join(re.findall(r"\w+", text.lower())), text)
+    return tuple(seen.values())[:n]
 
 
 def aggregate_guesses(per_escalation: list[Any], top: int = 3) -> tuple[tuple[str, float], ...]:

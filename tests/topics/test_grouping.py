@@ -113,3 +113,10 @@ def test_a_placeholder_a_fan_has_no_value_for_leaves_no_gap() -> None:
     assert personalised(parts, {"first_name": "Maya"}) == "Hi Maya! Doors at 7, Maya."
     assert personalised(parts, {}) == "Hi! Doors at 7."
     assert personalised(template("Hi {first_name|there}!"), {}) == "Hi there!"
+
+
+def test_a_topics_examples_differ_by_more_than_punctuation() -> None:
+    from bot.topics.service import distinct
+
+    texts = ["is the show in denver postponed!!", "is the show in Denver postponed", "parking?"]
+    assert distinct(texts, 3) == ("is the show in denver postponed!!", "parking?")
