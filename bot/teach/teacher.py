@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+TRAIN_TIMEOUT_S = 1800
 
 
 class Teacher:
@@ -105,12 +109,17 @@ class Teacher:
         log.info("retrained: model %s, threshold %.3f", model_dir.name, threshold)
 
     def _train(self, traffic: Any) -> tuple[Path, float]:
-        from bot.nlu import train as train_model
-        from bot.nlu.config import project_config
-        from bot.nlu.data import load_training_data
-
-        cfg = project_config(self.project_dir / "config.yml", self.pipeline)
-        data = load_training_data([self.project_dir / "data"])
-        model_dir = train_model(cfg, data, self.model_dir, progress=False, traffic=traffic)
-        meta = json.loads((model_dir / "metadata.json").read_text())
-        return model_dir, float(meta["calibration"]["threshold"])
+        """Train in a child process (`bot.teach.retrain`): the server's turns keep the CPU."""
+        job = {"project_dir": str(self.project_dir), "model_dir": str(self.model_dir),
+               "pipeline": self.pipeline,
+               "traffic": None if traffic is None else [[t.text, t.intent] for t in traffic]}  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.teach.retrain"], input=json.dumps(job),
+            capture_output=True, text=True, timeout=TRAIN_TIMEOUT_S, cwd=self.project_dir,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )  # fmt: skip
+        if done.returncode != 0:  # the child's last line names the error (content, not fans)
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"training failed: {last[:300]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        return Path(result["model_dir"]), float(result["threshold"])

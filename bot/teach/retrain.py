@@ -1,0 +1,52 @@
+"""The training a teach asks for, in a child process: `python -m bot.teach.retrain` reads
+{project_dir, model_dir, pipeline, traffic} as JSON on stdin and prints {model_dir, threshold}.
+
+Why a process: training holds the interpreter for seconds (k-fold fits, featurising), and in
+the server's own process that time is taken from the fans' turns. The child runs at a lower
+CPU priority, so the server keeps answering while it trains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+NICE = 10
+
+
+def train_here(
+    project_dir: Path, model_dir: Path, pipeline: str | None, traffic: list[Any] | None
+) -> tuple[Path, float]:
+    """`fanline train`'s training of this project; (the model's folder, its threshold)."""
+    from bot.nlu import train as train_model
+    from bot.nlu.config import project_config
+    from bot.nlu.data import load_training_data
+
+    cfg = project_config(project_dir / "config.yml", pipeline)
+    data = load_training_data([project_dir / "data"])
+    target = train_model(cfg, data, model_dir, progress=False, traffic=traffic)
+    meta = json.loads((target / "metadata.json").read_text())
+    return target, float(meta["calibration"]["threshold"])
+
+
+def main() -> int:
+    from bot.nlu.train import TrafficText
+
+    job = json.load(sys.stdin)
+    with contextlib.suppress(OSError):  # not permitted: train at the same priority
+        os.nice(NICE)
+    traffic = job.get("traffic")
+    target, threshold = train_here(
+        Path(job["project_dir"]), Path(job["model_dir"]), job.get("pipeline"),
+        None if traffic is None else [TrafficText(t, i) for t, i in traffic],
+    )  # fmt: skip
+    print(json.dumps({"model_dir": str(target), "threshold": threshold}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
