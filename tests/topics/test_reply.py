@@ -307,3 +307,40 @@ async def test_a_claim_between_a_reply_chunks_two_locks_waits_instead_of_deadloc
         await queue.claim(store.db, thread, team.ben)
     result = await reply
     assert result.fans == 2 and len(agent_rows(store)) == 2
+
+
+async def test_a_reply_that_fails_mid_way_is_finished_by_its_retry_texting_nobody_twice(
+    store: Store, team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process fails in its third chunk (the database refuses the outbox rows): the two
+    committed chunks stay sent, the failed one rolled back whole; the client's retry with the
+    same request_key answers the rest, and each fan has exactly one text."""
+    from bot.storage import topic_store
+
+    from .conftest import escalate, fan
+
+    for n in range(25):
+        await escalate(store, fan(n), "is the denver show still on?")
+    await sweep_for(store).run_once()
+    top = (await service.list_topics(store.db))[0]
+    monkeypatch.setattr(service, "CHUNK", 10)
+    real, calls = topic_store.insert_outbox, []
+
+    def failing(conn, rows):  # type: ignore[no-untyped-def]
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise RuntimeError("injected: the process dies here")
+        return real(conn, rows)
+
+    monkeypatch.setattr(topic_store, "insert_outbox", failing)
+    with pytest.raises(RuntimeError):
+        await service.reply_to_topic(
+            store.db, team.ana, top.id, "On!", request_key="r1", quiet=None
+        )
+    assert len(agent_rows(store)) == 20  # two chunks committed, the third rolled back
+    assert (await service.topic(store.db, top.id)).summary.fans == 5  # still waiting
+    retried = await service.reply_to_topic(store.db, team.ana, top.id, "On!", request_key="r1",
+                                           quiet=None)  # fmt: skip
+    rows = agent_rows(store)
+    assert len(rows) == 25 and len({r["contact_id"] for r in rows}) == 25
+    assert retried.fans == 25  # the reply's fans, both runs together
