@@ -355,7 +355,10 @@ def report_agent(run: Run) -> None:
         f"{run.within_hour:,} ({pct(run.within_hour, n)})",
     )
     line("  the broadcast itself took (outbox)", f"{run.fans / run.rate / 60:.1f} min")
-    line("  last agent reply left the outbox at", f"{run.last_agent_send_s / 60:.1f} min")
+    line(
+        "  last agent reply (or auto-reply) left the outbox at",
+        f"{run.last_agent_send_s / 60:.1f} min",
+    )
     for why, count in run.not_right.most_common():
         line(f"  not right: {why}", f"{count:,}")
 
@@ -369,6 +372,11 @@ def report_wave2(run: Run) -> None:
          "taught_automated")  # fmt: skip
     line("taught-topic texts answered wrong", pct(sum(t.verdict.wrong for t in taught), len(taught)),
          "taught_wrong")  # fmt: skip
+    for name in sorted(run.taught):
+        mine = [t for t in taught if t.phrase.category == name]
+        print(f"    {name:<14}{len(mine):>6} texts{sum(t.verdict.right for t in mine):>6} answered"
+              f"{sum(t.verdict.wrong for t in mine):>6} wrong{sum(t.verdict.with_person for t in mine):>6}"
+              " to a person")  # fmt: skip
     rest = [t for t in run.wave2 if t.phrase.kind in ("known", "small_talk")]
     first = [t for t in run.texts if t.phrase.kind in ("known", "small_talk")]
     line("known FAQs + small talk right: wave 1 / wave 2",
@@ -452,7 +460,9 @@ async def open_inbox(app: Any, base_url: str, how: str) -> tuple[Any, str]:
             return await sa_.HttpInbox.login(base_url, "storm", password), "HTTP API"
     from bot.teach.teacher import Teacher
 
-    return sa_.ServiceInbox(runtime.store.db, agent, Teacher.for_runtime(runtime)), "services"
+    teacher = getattr(app.ctx, "teacher", None) or Teacher.for_runtime(runtime)
+    app.ctx.teacher = teacher  # one teacher per fan line: its trainings never overlap
+    return sa_.ServiceInbox(runtime.store.db, agent, teacher), "services"
 
 
 def topic_sweep(app: Any, runtime: Any) -> Any:

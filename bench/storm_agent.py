@@ -35,7 +35,7 @@ class Inbox(Protocol):
     async def topics(self) -> list[dict[str, Any]]: ...
     async def topic(self, topic_id: int) -> dict[str, Any]: ...
     async def reply(self, topic_id: int, body: str) -> dict[str, Any]: ...
-    async def move(self, message_ids: list[int], to_topic: int) -> dict[str, Any]: ...
+    async def move(self, source: int, message_ids: list[int], to: int) -> dict[str, Any]: ...
     async def merge(self, source: int, into: int) -> dict[str, Any]: ...
     async def teach(self, topic_id: int, intent: str, response: str) -> dict[str, Any]: ...
 
@@ -108,7 +108,7 @@ class ScriptedAgent:
         if spare > 0 and (move := self._strays(tid, category, texts, others)):
             ids, dest, dest_category = move
             return await self._act(Action("move", dest, dest_category, at_s),
-                                   self.inbox.move(ids, dest))  # fmt: skip
+                                   self.inbox.move(tid, ids, dest))  # fmt: skip
         same = [o for o in others if o[1] == category and len(o[2]) >= self.merge_size]
         if spare > 0 and same and category in self.mix.topic_names:
             return await self._act(Action("merge", tid, category, at_s),
@@ -219,8 +219,7 @@ class HttpInbox:
         return r.json()
 
     async def topics(self) -> list[dict[str, Any]]:
-        got = await self._get("/api/v1/topics", order="size", limit=500)
-        return got["topics"] if isinstance(got, dict) else got
+        return (await self._get("/api/v1/topics", order="size", limit=500))["items"]
 
     async def topic(self, topic_id: int) -> dict[str, Any]:
         return await self._get(f"/api/v1/topics/{topic_id}")
@@ -230,11 +229,13 @@ class HttpInbox:
                                 {"body": body, "request_key": uuid.uuid4().hex,
                                  "auto_minutes": AUTO_MINUTES})  # fmt: skip
 
-    async def move(self, message_ids: list[int], to_topic: int) -> dict[str, Any]:
-        return await self._post(f"/api/v1/topics/{to_topic}/texts", {"message_ids": message_ids})
+    async def move(self, source: int, message_ids: list[int], to: int) -> dict[str, Any]:
+        return await self._post(
+            f"/api/v1/topics/{source}/move", {"message_ids": message_ids, "to": to}
+        )
 
     async def merge(self, source: int, into: int) -> dict[str, Any]:
-        return await self._post(f"/api/v1/topics/{into}/merge", {"topic_id": source})
+        return await self._post(f"/api/v1/topics/{source}/merge", {"into": into})
 
     async def teach(self, topic_id: int, intent: str, response: str) -> dict[str, Any]:
         return await self._post("/api/v1/teach",
@@ -277,10 +278,10 @@ class ServiceInbox:
             )  # fmt: skip
         return done.to_json()
 
-    async def move(self, message_ids: list[int], to_topic: int) -> dict[str, Any]:
+    async def move(self, source: int, message_ids: list[int], to: int) -> dict[str, Any]:
         async with _refusals():
-            moved = await self.topics_.move_texts(self.db, self.agent, message_ids, to_topic)
-        return {"topic_id": moved}
+            moved = await self.topics_.move_texts(self.db, self.agent, message_ids, to)
+        return {"to": moved, "moved": len(message_ids)}
 
     async def merge(self, source: int, into: int) -> dict[str, Any]:
         async with _refusals():
