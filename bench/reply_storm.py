@@ -340,12 +340,14 @@ def report_topics(run: Run) -> None:
 
 def report_agent(run: Run) -> None:
     kinds = Counter(a.kind for a in run.actions)
-    line("agent actions", f"{len(run.actions)}", "actions")
+    refused = sum("error" in a.result for a in run.actions)
+    line("agent actions (refused by the inbox)", f"{len(run.actions)} ({refused})", "actions")
     line("  " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())), "")
     for a in run.actions:
         fans = a.result.get("fans")
         print(f"    {a.at_s / 60:5.1f} min  {a.kind:<6} topic {a.topic_id:<5} {a.category:<14}"
-              f"{'' if fans is None else f' {fans} fans'}")  # fmt: skip
+              f"{'' if fans is None else f' {fans} fans'}"
+              f"{' refused: ' + a.result['error'] if 'error' in a.result else ''}")  # fmt: skip
     n = len(run.texts)
     line("fans with a right answer (bot or agent)", f"{run.right:,} ({pct(run.right, n)})", "right")
     line("  of them from the agent's topic replies (auto-replies)",
@@ -418,7 +420,9 @@ async def work_the_storm(
         if action is not None:
             clock += args.action_seconds + await settle(runtime, action, agent)
             print(f"  action {len(agent.actions)} at {clock / 60:.1f} min: {action.kind} "
-                  f"topic {action.topic_id} ({action.category})", flush=True)  # fmt: skip
+                  f"topic {action.topic_id} ({action.category})"
+                  f"{' refused: ' + action.result['error'] if 'error' in action.result else ''}",
+                  flush=True)  # fmt: skip
         elif i >= len(texts):
             break
         else:
@@ -430,8 +434,8 @@ async def work_the_storm(
 async def settle(runtime: Any, action: Any, agent: Any, timeout_s: float = 300) -> float:
     """After a teach: wait until the running bot answers with the retrained model (its reloader
     swaps it in). The seconds it took count as the agent's time too."""
-    if action.kind != "teach":
-        return 0.0
+    if action.kind != "teach" or "error" in action.result:
+        return 0.0  # a refused teach changed nothing
     intent = agent.mix.topic(action.category).intent
     started = time.perf_counter()
     while intent not in runtime.pipeline.brain.interpreter.metadata.get("intents", []):
