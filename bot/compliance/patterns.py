@@ -34,7 +34,7 @@ EXPLICIT_OPT_OUT = re.compile(
 GUARDS = re.compile(
     r"\b("
     r"(can'?t|cannot|cant|won'?t|wont|never|don'?t|dont|do not|not gonna|couldn'?t) (ever )?"
-    r"(stop|quit|end)\b"
+    r"(stop|quit|end|cancel)\b"
     r"|(next|first|last|final|tour|bus|pit|only|each|every|another) stops?\b"
     r"|stops? (in|at|by|near|through|on|off at)\b"
     r"|stopping (in|at|by|near|through)\b"
@@ -44,6 +44,10 @@ GUARDS = re.compile(
     r"loving|screaming|laughing|replaying|the hate|teasing|making me)"
     r"|(show|concert|tour|date|presale|sale|album) (end|ends|ended|ending)\b"
     r"|(show|concert|tour|date|gig|event)s? (was |is |got |been |being )?(cancell?ed|cancell?ing)"
+    # "cancelled" as a state is news about an event ("tell me it's not cancelled"); a fan
+    # opting out cancels, in the imperative ("cancel", "cancel my texts": explicit above)
+    r"|(it'?s|its|is|isn'?t|not|was|wasn'?t|be|been|being|get|got|getting) (it |that |this )?"
+    r"(\w+ )?cancell?ed\b"
     r"|cancel (my|the|an|a) (order|ticket|tickets|upgrade|purchase|booking|hotel|vip|payment)"
     r")",
     re.IGNORECASE,

@@ -186,3 +186,10 @@ def test_a_request_in_words_carries_its_language_for_the_reply() -> None:
     assert spanish is not None and spanish.kind == "opt_out" and spanish.language == "es"
     english = classify("i would like to stop receiving these", subscription="subscribed")
     assert english is not None and english.language is None
+
+
+@pytest.mark.parametrize("text", ["pls tell me its not cancelled 😭", "is the show getting cancelled",
+                                  "please dont cancel", "was denver cancelled??"])  # fmt: skip
+def test_cancelled_as_news_and_a_negated_cancel_never_unsubscribe(text: str) -> None:
+    """Seen in the reply storm: a fan afraid the show is off was unsubscribed."""
+    assert decide(text) != "opt_out"
