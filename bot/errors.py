@@ -61,6 +61,10 @@ class NluError(FanlineError):
     pass
 
 
+class ModelOutdated(NluError):
+    """The content's NLU data or config changed and its model is not trained yet."""
+
+
 class ActionError(FanlineError):
     pass
 

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from bot.content import content_paths, load_content
-from bot.errors import ConfigError, FanlineError
+from bot.errors import ConfigError, FanlineError, ModelOutdated
 from bot.runtime import Runtime, build_engine, ensure_model
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,12 @@ class Reloader:
             )  # fmt: skip
             # never train inside the server: it loads what `fanline train` produced
             interpreter = await asyncio.to_thread(ensure_model, settings, content, False)
+        except ModelOutdated:  # a teach's retraining (or `fanline train`) is on its way
+            log.warning(
+                "content changed; it goes live once its model is trained "
+                "(`fanline train`, or the retraining a teach started)"
+            )
+            return False
         except (ConfigError, FanlineError) as exc:
             log.error(
                 "content changed but is not valid; still serving the previous version:\n%s", exc

@@ -15,7 +15,7 @@ from typing import Any
 from bot import compliance
 from bot.actions import ActionRunner
 from bot.content import Content, load_content
-from bot.errors import NluError
+from bot.errors import ModelOutdated, NluError
 from bot.escalation import DEFAULT_TIMEOUTS, EscalationPolicy, TeamClock
 from bot.flows import FlowEngine
 from bot.locks import ContactLocks
@@ -115,7 +115,7 @@ def ensure_model(settings: Settings, content: Content, train: bool = True) -> An
         return with_rasa_nlu(settings.project_dir, load_interpreter(model_dir))
     model_dir = model_dir_for(settings.model_dir, fingerprint(config, content.nlu_data))
     if not (model_dir / "metadata.json").is_file():
-        raise NluError("NLU data or config changed: run `fanline train` to update the model")
+        raise ModelOutdated("NLU data or config changed: run `fanline train` to update the model")
     return with_rasa_nlu(settings.project_dir, load_interpreter(model_dir))
 
 
