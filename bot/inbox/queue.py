@@ -177,7 +177,7 @@ async def reassign(db: Database, conversation_id: int, agent: Agent, to: int | N
 
 async def reply(db: Database, conversation_id: int, agent: Agent, body: str) -> Sent:
     """Queue the agent's text in the outbox, in the thread's SMS conversation (sent after commit)."""
-    body = _text(body)
+    body = agent_text(body)
     return await db.run(_reply, conversation_id, agent, body)
 
 
@@ -208,7 +208,7 @@ def _reply(conn: Connection, conversation_id: int, agent: Agent, body: str) -> S
 
 async def add_note(db: Database, conversation_id: int, agent: Agent, body: str) -> int:
     """A private note in the thread: seen by agents, never sent (any agent may add one)."""
-    body = _text(body)
+    body = agent_text(body)
 
     def run(conn: Connection) -> int:
         conv = _conversation(conn, conversation_id)
@@ -311,7 +311,8 @@ def _event(conn: Connection, contact_id: int, kind: str, agent: Agent, **data: A
     )
 
 
-def _text(body: str) -> str:
+def agent_text(body: str) -> str:
+    """An agent's text to a fan, checked: not empty, within one Twilio message."""
     body = (body or "").strip()
     if not body:
         raise BadRequest("the text is empty")

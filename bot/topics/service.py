@@ -22,7 +22,7 @@ import numpy as np
 from bot.broadcast_model import Placeholder, parse_template, render
 from bot.errors import BadRequest, ConfigError, Conflict, NotFound, StorageError
 from bot.inbox.auth import Agent, now, utc
-from bot.inbox.queue import MAX_BODY, fan_name
+from bot.inbox.queue import MAX_BODY, agent_text, fan_name
 from bot.quiet_hours import DEFAULT_ZONE, QuietHours, zone_for_fan
 from bot.sms import count_segments
 from bot.storage import Database
@@ -352,7 +352,7 @@ async def reply_to_topic(
     `request_key`: a retry with the same key continues the first reply and texts nobody twice.
     `auto_minutes`: for that long, texts that join the topic are answered the same way.
     `quiet`: the waking hours (None: send at any hour). `at`: the clock (tests)."""
-    body = _body(body)
+    body = agent_text(body)
     parts = _template(body)
     if request_key is not None and not (0 < len(request_key) <= 64):
         raise BadRequest("request_key is 1-64 characters")
@@ -546,15 +546,6 @@ async def set_auto_reply(db: Database, agent: Agent, topic_id: int, until: datet
 
 
 # ---- checks ----------------------------------------------------------------------------------
-
-
-def _body(body: str) -> str:
-    body = (body or "").strip()
-    if not body:
-        raise BadRequest("the text is empty")
-    if len(body) > MAX_BODY:
-        raise BadRequest(f"the text is longer than {MAX_BODY} characters")
-    return body
 
 
 def _template(body: str) -> tuple[Any, ...]:

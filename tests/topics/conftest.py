@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
-
-from bot.inbox.auth import Auth
 from bot.storage import Store
 from bot.topics.sweep import TopicSweep
 from bot.topics.vectors import NgramVectors
-from tests.inbox.conftest import FAST_HASHER, PASSWORD, Team, escalate, fan
+from tests.inbox.conftest import Team, escalate, fan, team  # noqa: F401  (team: fixture)
 
 __all__ = ["QUESTIONS", "Team", "ask_all", "escalate", "fan", "sweep_for"]
 
@@ -66,15 +62,6 @@ async def ask_all(store: Store, start: int = 0) -> dict[int, str]:
             asked[conversation_id] = name
             n += 1
     return asked
-
-
-@pytest.fixture
-async def team(store: Store) -> AsyncIterator[Team]:
-    auth = Auth(store.db, b"test-secret", hasher=FAST_HASHER)
-    admin = await auth.create_agent("root", PASSWORD, role="admin", display_name="Robin Admin")
-    ana = await auth.create_agent("ana", PASSWORD, display_name="Ana")
-    ben = await auth.create_agent("ben", PASSWORD, display_name="Ben")
-    yield Team(auth, admin, ana, ben)
 
 
 def at(hour: int, minute: int = 0) -> datetime:
