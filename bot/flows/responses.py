@@ -1,9 +1,11 @@
 """Renders a domain response into the text of an SMS, and counts the segments it will cost.
 
 The engine calls `Responses.render()` for `action: utter_*`; the validator calls
-`sms_segments()` to warn about long texts. Interpolation is deliberately tiny: `{name}` is
-replaced by the slot or fan field of that name (missing -> empty), `{{`/`}}` are literal braces,
-and nothing else is interpreted (no attribute access, no format specs).
+`sms_segments()` to warn about long texts and `stray_braces()` to refuse what nothing renders.
+Interpolation is deliberately tiny and the same as in broadcasts and topic replies: `{name}` is
+replaced by the slot or fan field of that name (missing -> empty), `{name|default}` by it or,
+when it has no value, by the default; `{{`/`}}` are literal braces, and nothing else is
+interpreted (no attribute access, no format specs: such braces are content errors).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from bot.errors import ConfigError
 from bot.flows.model import Domain, ResponseVariant
 from bot.sms import sms_segments  # noqa: F401  (re-exported for content validation)
 
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `{{`, `}}`, `{name}` or `{name|default}` (the default: up to 40 characters, no braces), as
+# `bot.broadcast_model` reads broadcast and topic-reply texts
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([^{}\n]{0,40}))?\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +72,8 @@ def choose_variants(
 
 
 def interpolate(template: str, slots: Mapping[str, Any], fan: Mapping[str, Any]) -> str:
-    """Replace `{name}` with the slot (or else fan field) called `name`; missing -> ''."""
+    """Replace `{name}` with the slot (or else fan field) called `name`; missing -> '' (or the
+    `{name|default}`'s default)."""
 
     def replace(match: re.Match[str]) -> str:
         token = match.group(0)
@@ -78,13 +83,21 @@ def interpolate(template: str, slots: Mapping[str, Any], fan: Mapping[str, Any])
         value = slots.get(name)
         if value is None:
             value = fan.get(name)
-        return _as_text(value)
+        text = _as_text(value)
+        return text if text or match.group(2) is None else match.group(2)
 
     return _PLACEHOLDER.sub(replace, template)
 
 
 def placeholders(template: str) -> set[str]:
     return {m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1)}
+
+
+def stray_braces(template: str) -> list[str]:
+    """The `{...}` or lone braces no renderer understands ("{first name}", "{0}", "{x:>3}"),
+    as written: left in a response they would reach fans literally."""
+    rest = _PLACEHOLDER.sub(lambda m: " " * len(m.group(0)), template)
+    return [m.group(0) for m in re.finditer(r"\{[^{}\n]{0,40}\}?|\}", rest)]
 
 
 def _as_text(value: Any) -> str:

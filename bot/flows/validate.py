@@ -15,7 +15,7 @@ from typing import Any
 from bot.errors import ConfigError, Location
 from bot.flows.conditions import referenced_slots
 from bot.flows.model import END, CollectStep, Domain, Flow, Located, NextIf, StepBase
-from bot.flows.responses import placeholders
+from bot.flows.responses import placeholders, stray_braces
 from bot.flows.slot_types import normalise
 from bot.sms import sms_segments
 
@@ -167,12 +167,19 @@ class _Checker:
 
     def placeholders(self) -> None:
         """`{name}` must be a slot or a fan field. A response only custom actions utter may be
-        filled by the action's own values, so there it is a warning."""
+        filled by the action's own values, so there it is a warning. Braces the renderer does
+        not read (`{first name}`, `{x:>3}`) would reach fans as written: an error anywhere."""
         known = set(self.domain.slots) | FAN_FIELDS
         for name, variants in self.domain.responses.items():
             ack = name in ACK_RESPONSES or name.endswith("_after_hours")
             allowed = known | ACK_FIELDS if ack else known
             for index, variant in enumerate(variants):
+                for stray in stray_braces(variant.text or "")[:1]:
+                    self.report(
+                        f"response {name!r} has {stray!r}, which no renderer understands: write "
+                        "{slot}, {slot|default} or {{ and }} for literal braces",
+                        _where(variant, "text", f"responses.{name}[{index}]"),
+                    )
                 for token in sorted(placeholders(variant.text or "") - allowed):
                     message = f"response {name!r} uses unknown placeholder {{{token}}}"
                     where = _where(variant, "text", f"responses.{name}[{index}]")
