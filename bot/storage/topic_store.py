@@ -3,10 +3,10 @@
 Under `bot.topics` (the sweep and the agents' service functions), which compose these into units
 of work through `Database.run`; everything here takes the open `Connection` and returns plain
 values. Where two callers may race, the statement decides: the sweep holds a transaction-scoped
-advisory lock on PostgreSQL (SQLite has one writer anyway), and a reply resolves a fan's
-escalation with a conditional UPDATE after locking the escalation and conversation rows in the
-order the turn and the escalation timer lock them (escalation first), so of two replies only
-one ever texts a fan.
+advisory lock on PostgreSQL (SQLite has one writer anyway), and a reply marks a fan's texts
+in its topic done with a conditional UPDATE after locking the escalation and conversation rows
+in the order the turn and the escalation timer lock them (escalation first), so of two replies
+only one ever texts a fan about one topic.
 """
 
 from __future__ import annotations
@@ -363,23 +363,42 @@ def examples(
 
 
 def guesses(conn: Connection, topic_ids: Sequence[int], waiting: bool) -> dict[int, list[Any]]:
-    """Per topic, the classifier's guesses of each distinct escalation its texts belong to."""
+    """Per topic, each text's own parse (its `intent` event's ranking): a text that only joined
+    an escalation is shown as what it said, not as the text that opened it."""
     if not topic_ids:
         return {}
-    pairs = (
-        sa.select(tt.topic_id, tt.escalation_id)
-        .where(tt.topic_id.in_(list(topic_ids)), tt.escalation_id.is_not(None),
-               tt.done_at.is_(None) if waiting else sa.true())
-        .distinct()
-        .subquery()
-    )  # fmt: skip
     rows = conn.execute(
-        sa.select(pairs.c.topic_id, e.guesses).join(escalations, e.id == pairs.c.escalation_id)
-    ).all()
+        sa.select(tt.topic_id, tt.message_id)
+        .where(tt.topic_id.in_(list(topic_ids)), tt.done_at.is_(None) if waiting else sa.true())
+    ).all()  # fmt: skip
+    parses = text_parses(conn, [r.message_id for r in rows])
     out: dict[int, list[Any]] = {}
     for r in rows:
-        out.setdefault(r.topic_id, []).append(r.guesses or [])
+        out.setdefault(r.topic_id, []).append(ranking(parses.get(r.message_id)))
     return out
+
+
+def text_parses(conn: Connection, message_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The NLU's reading of each of these fan texts (the first `intent` event of its turn)."""
+    ids = sorted(set(message_ids))
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(ids), 1000):  # bounded IN lists
+        for r in conn.execute(
+            sa.select(events.c.message_id, events.c.data)
+            .where(events.c.type == "intent", events.c.message_id.in_(ids[start : start + 1000]))
+            .order_by(events.c.id)
+        ):  # fmt: skip
+            out.setdefault(r.message_id, dict(r.data or {}))
+    return out
+
+
+def ranking(parse: dict[str, Any] | None) -> list[Any]:
+    """[[intent, confidence], ...] of a parse: its ranking, else its intent alone, else []."""
+    if not parse:
+        return []
+    if parse.get("ranking"):
+        return [list(g) for g in parse["ranking"]]
+    return [[parse["intent"], parse.get("confidence") or 0.0]] if parse.get("intent") else []
 
 
 def counts(conn: Connection) -> dict[str, int]:
@@ -398,7 +417,7 @@ def topic_texts_detail(conn: Connection, topic_id: int, limit: int) -> list[Row]
     return _rows(conn.execute(
         sa.select(tt.message_id, tt.contact_id, tt.similarity, tt.done_at, tt.created_at,
                   m.body, c.id.label("conversation_id"), c.status.label("conversation_status"),
-                  c.assignee_id, contacts.c.profile)
+                  c.assignee_id, contacts.c.profile, contacts.c.subscription)
         .join(messages, m.id == tt.message_id)
         .join(contacts, contacts.c.id == tt.contact_id)
         .outerjoin(conversations, c.contact_id == tt.contact_id)
@@ -506,6 +525,36 @@ def resolve_escalations(
     ).scalars())  # fmt: skip
 
 
+def claim_texts(
+    conn: Connection, topic_id: int, escalation_ids: Sequence[int], at: datetime,
+    arrived_by: datetime | None,
+) -> set[int]:  # fmt: skip
+    """Mark done the topic's waiting texts of these escalations; the escalations whose texts
+    this statement marked (exactly once: of two replies racing, one marks each fan's texts)."""
+    if not escalation_ids:
+        return set()
+    where = [tt.topic_id == topic_id, tt.escalation_id.in_(list(escalation_ids)),
+             tt.done_at.is_(None)]  # fmt: skip
+    if arrived_by is not None:
+        where.append(tt.created_at <= arrived_by)
+    return set(conn.execute(
+        topic_texts.update().where(*where).values(done_at=at).returning(tt.escalation_id)
+    ).scalars())  # fmt: skip
+
+
+def still_waiting(conn: Connection, escalation_ids: Sequence[int]) -> set[int]:
+    """Those of these escalations with a fan text still waiting for an answer: not done in its
+    topic, or not in a topic yet (the sweep has not seen it)."""
+    if not escalation_ids:
+        return set()
+    return set(conn.execute(
+        sa.select(m.escalation_id).distinct()
+        .outerjoin(topic_texts, tt.message_id == m.id)
+        .where(m.escalation_id.in_(list(escalation_ids)), m.direction == "in",
+               sa.or_(tt.message_id.is_(None), tt.done_at.is_(None)))
+    ).scalars())  # fmt: skip
+
+
 def fans(conn: Connection, contact_ids: Sequence[int]) -> dict[int, Row]:
     return {r["id"]: r for r in _rows(conn.execute(
         sa.select(contacts.c.id, contacts.c.phone, contacts.c.profile, contacts.c.subscription,
@@ -546,15 +595,6 @@ def back_to_bot(conn: Connection, conversation_ids: Sequence[int], at: datetime)
         conn.execute(
             conversations.update().where(c.id.in_(list(conversation_ids)))
             .values(status="resolved", assignee_id=None, snoozed_until=None, updated_at=at)
-        )  # fmt: skip
-
-
-def texts_done(conn: Connection, escalation_ids: Sequence[int], at: datetime) -> None:
-    if escalation_ids:
-        conn.execute(
-            topic_texts.update()
-            .where(tt.escalation_id.in_(list(escalation_ids)), tt.done_at.is_(None))
-            .values(done_at=at)
         )  # fmt: skip
 
 

@@ -3,7 +3,8 @@
 Off the inbound path, beside the human queue: list topics, read one, move texts that do not
 belong (or split them off into a new topic), merge two topics, rename one, and reply to a topic:
 one answer that reaches every waiting fan through the outbox, exactly once per fan, in their
-waking hours, each thread back to the bot (docs/architecture.md, "Reply to a topic"). The API,
+waking hours; it answers that topic's texts only, and a thread goes back to the bot once none
+of the fan's questions waits any more (docs/architecture.md, "Reply to a topic"). The API,
 the CLI and the pages call these; waking the outbox sender after commit is theirs to do.
 """
 
@@ -53,7 +54,7 @@ class TopicSummary:
     size: int  # texts: waiting ones for an open topic, all of them for the others
     fans: int
     examples: tuple[str, ...]  # up to 3 texts, nearest the topic's centre first
-    guesses: tuple[tuple[str, float], ...]  # the classifier's, averaged over the escalations
+    guesses: tuple[tuple[str, float], ...]  # the classifier's, averaged over the texts' parses
     oldest_at: datetime | None
     waiting_s: float
     broadcast_id: int | None
@@ -84,6 +85,9 @@ class TopicText:
     conversation_status: str | None
     assignee_id: int | None
     done_at: datetime | None = None
+    intent: str | None = None  # this text's own parse (not its escalation's first text's)
+    confidence: float | None = None
+    opted_out: bool = False  # the fan unsubscribed: a reply will not reach them
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,7 +96,8 @@ class TopicText:
             "at": self.at.isoformat(),
             "similarity": None if self.similarity is None else round(self.similarity, 3),
             "conversation_status": self.conversation_status, "assignee_id": self.assignee_id,
-            "done_at": _iso(self.done_at),
+            "done_at": _iso(self.done_at), "intent": self.intent,
+            "confidence": self.confidence, "opted_out": self.opted_out,
         }  # fmt: skip
 
 
@@ -176,16 +181,17 @@ def distinct(texts: list[str], n: int) -> tuple[str, ...]:
     return tuple(seen.values())[:n]
 
 
-def aggregate_guesses(per_escalation: list[Any], top: int = 3) -> tuple[tuple[str, float], ...]:
-    """The mean confidence of each intent over the escalations (absent counts as 0)."""
-    if not per_escalation:
+def aggregate_guesses(per_text: list[Any], top: int = 3) -> tuple[tuple[str, float], ...]:
+    """The mean confidence of each intent over the texts' own parses (absent counts as 0)."""
+    if not per_text:
         return ()
     total: dict[str, float] = defaultdict(float)
-    for guesses in per_escalation:
+    for guesses in per_text:
         for intent, confidence in guesses or ():
-            total[str(intent)] += float(confidence)
+            if intent is not None:
+                total[str(intent)] += float(confidence or 0.0)
     ranked = sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
-    return tuple((intent, round(s / len(per_escalation), 4)) for intent, s in ranked)
+    return tuple((intent, round(s / len(per_text), 4)) for intent, s in ranked)
 
 
 async def topic_counts(db: Database) -> dict[str, int]:
@@ -202,6 +208,8 @@ def _topic(conn: Connection, topic_id: int) -> TopicDetail:
     if row is None:
         raise NotFound("no such topic")
     summary = _list(conn, row["status"], "size", 1, [topic_id])[0]
+    rows = sql.topic_texts_detail(conn, topic_id, TEXTS_SHOWN)
+    parses = sql.text_parses(conn, [t["message_id"] for t in rows])
     texts = tuple(
         TopicText(
             message_id=t["message_id"],
@@ -214,8 +222,11 @@ def _topic(conn: Connection, topic_id: int) -> TopicDetail:
             conversation_status=t["conversation_status"],
             assignee_id=t["assignee_id"],
             done_at=utc(t["done_at"]) if t["done_at"] else None,
+            intent=parses.get(t["message_id"], {}).get("intent"),
+            confidence=parses.get(t["message_id"], {}).get("confidence"),
+            opted_out=t["subscription"] == "unsubscribed",
         )  # fmt: skip
-        for t in sql.topic_texts_detail(conn, topic_id, TEXTS_SHOWN)
+        for t in rows
     )
     replies = tuple(
         {
@@ -458,8 +469,14 @@ def _answer_chunk(
                             "reason": "claimed"})  # fmt: skip
             continue
         mine.append(r)
-    resolved = sql.resolve_escalations(conn, [r["id"] for r in mine], agent_id, at)
-    won = [r for r in mine if r["id"] in resolved]  # only these fans are this reply's
+    # the fans this reply answers: those whose texts in this topic it marks done (exactly once)
+    answered = sql.claim_texts(conn, topic_id, [r["id"] for r in mine], at, arrived_by)
+    won = [r for r in mine if r["id"] in answered]
+    # a fan's other questions (in other topics, or not grouped yet) keep the escalation open
+    # and the thread waiting; only a fan with nothing else waiting goes back to the bot
+    waiting = sql.still_waiting(conn, [r["id"] for r in won])
+    finished = [r for r in won if r["id"] not in waiting]
+    sql.resolve_escalations(conn, [r["id"] for r in finished], agent_id, at)
     contacts = sql.fans(conn, [r["contact_id"] for r in won])
     numbers = sql.our_numbers(conn, [by_escalation[r["id"]]["message_id"] for r in won])
     outbox, reply_fans, events = [], [], []
@@ -489,12 +506,11 @@ def _answer_chunk(
                        "type": "agent_replied", "at": at,
                        "data": {"agent_id": agent_id, "message_id": message_id,
                                 "topic_id": topic_id, "topic_reply_id": reply_id,
-                                "auto": auto, "resolved": True}})  # fmt: skip
+                                "auto": auto, "resolved": r["id"] not in waiting}})  # fmt: skip
     sql.insert_reply_fans(conn, reply_fans)
     sql.add_events(conn, events)
     sql.add_reply_fans(conn, reply_id, len(reply_fans))
-    sql.back_to_bot(conn, [r["conversation_id"] for r in won], at)
-    sql.texts_done(conn, [r["id"] for r in won], at)
+    sql.back_to_bot(conn, [r["conversation_id"] for r in finished], at)
     return _Chunk(ids, skipped, last)
 
 
