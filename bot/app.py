@@ -30,6 +30,7 @@ from bot.reloader import Reloader
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.signup import signup_blueprint
+from bot.topics.review_sweep import AnswerSweep
 from bot.topics.sweep import TopicSweep
 from bot.topics.vectors import vectoriser_for
 
@@ -125,6 +126,9 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
             runtime.store.db, lambda: vectoriser_for(runtime.pipeline.brain.interpreter),
             settings.topics, on_sent=lambda result: _wake(app),
         )  # fmt: skip
+        # broadcast replies the bot answered, grouped for review ("Bot answers"): same encoder
+        app.ctx.answers = AnswerSweep(runtime.store.db, app.ctx.topics.vectoriser_provider,
+                                      settings.topics)  # fmt: skip
         app.ctx.tasks = [
             asyncio.create_task(sender.run(app.ctx.stop), name="outbox-sender"),
             asyncio.create_task(Reloader(runtime).run(app.ctx.stop), name="content-reloader"),
@@ -133,6 +137,7 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
             asyncio.create_task(unanswered.run(runtime.pipeline, app.ctx.stop), name="unanswered"),
             asyncio.create_task(app.ctx.escalations.run(app.ctx.stop), name="escalation-timer"),
             asyncio.create_task(app.ctx.topics.run(app.ctx.stop), name="topic-sweep"),
+            asyncio.create_task(app.ctx.answers.run(app.ctx.stop), name="answer-sweep"),
         ]
 
     @app.before_server_stop

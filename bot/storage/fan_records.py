@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from bot.domain import ConsentChange
 from bot.errors import Conflict, NotFound
 from bot.messages import OutboundSms
-from bot.storage import topic_store
+from bot.storage import review_store, topic_store
 from bot.storage.broadcast_tables import broadcast_recipients
 from bot.storage.store import Store
 from bot.storage.tables import (
@@ -151,6 +151,7 @@ class FanRecords:
                 )
             ],
             "topics": topic_store.fan_topic_data(conn, c.id),  # texts, replies, labels
+            "bot_answers": review_store.fan_answer_data(conn, c.id),  # texts, corrections
         }
 
     async def erase(self, phone: str) -> int:
@@ -179,6 +180,7 @@ class FanRecords:
         )  # fmt: skip
         conn.execute(events.update().where(events.c.contact_id == c.id).values(data={}))
         topic_store.erase_fan_topics(conn, c.id)  # texts, vectors, agents' labels on turns
+        review_store.erase_fan_answers(conn, c.id, at)  # answered texts and their vectors
         conn.execute(
             conversations.update().where(conversations.c.contact_id == c.id).values(dialogue={})
         )

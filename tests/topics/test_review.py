@@ -20,7 +20,7 @@ from bot.messages import InboundSms, OutboundSms
 from bot.outbound import OutboundSender
 from bot.quiet_hours import QuietHours
 from bot.storage import Store
-from bot.storage.review_tables import answer_correction_fans
+from bot.storage.review_tables import answer_correction_fans, answer_texts
 from bot.storage.tables import messages
 from bot.teach import Teacher
 from bot.topics import review
@@ -261,3 +261,24 @@ async def test_marking_right_moving_out_and_teaching(
 def _teacher(tmp_path: Path) -> Teacher:
     """The demo's content in a folder of its own; no retraining (the files are the test)."""
     return Teacher(copy_demo(tmp_path / "line"), autotrain=False)
+
+
+async def test_a_fans_answered_texts_are_in_their_export_and_gone_with_erasure(
+    store: Store, team: Team
+) -> None:
+    from bot.privacy import erase_fan, export_fan
+
+    await meet_and_parking(store)
+    group = await parking_group(store)
+    await review.correct(store.db, team.ana, group.id, "Hi {first_name|you}", quiet=None)
+    data = (await export_fan(store, fan(6)))["bot_answers"]
+    assert [t["body"] for t in data["texts"]] == [PARKING[0]] and "vector" not in data["texts"][0]
+    assert data["corrections"][0]["template"] == "Hi {first_name|you}"
+    await erase_fan(store, fan(6))
+
+    def left(conn):
+        return conn.execute(sa.select(sa.func.count()).select_from(answer_texts)).scalar()
+
+    assert store.db.run_sync(left) == 9  # the fan's one text is gone, with its vector
+    assert (await review.group(store.db, group.id)).group.size == 3
+    assert (await sweep_for(store).run_once()).new == 0  # the erased text is not taken in again
