@@ -19,6 +19,7 @@ from bot.inbox import broadcasts, queue, threads
 from bot.inbox.auth import COOKIE, TooManyAttempts, now
 from bot.inbox.live import stream
 from bot.inbox.openapi import openapi_document
+from bot.inbox.review import review_routes
 from bot.inbox.topics import topic_routes
 from bot.inbox.web import (
     Inbox,
@@ -73,6 +74,7 @@ def api_blueprint(inbox: Inbox) -> Blueprint:
     _agent_routes(bp, inbox)
     _broadcast_routes(bp, inbox)
     topic_routes(bp, inbox)  # topics, teach, labels, suggestions
+    review_routes(bp, inbox)  # bot answers to review
     return bp
 
 
