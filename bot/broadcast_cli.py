@@ -40,7 +40,8 @@ def register_broadcast(subparsers: Any) -> None:
         ("preview", "recipients, sample texts, segments and cost", _preview),
         ("send", "start now and show progress", _send),
         ("pause", "hold every queued text", _pause),
-        ("resume", "release held texts", _resume),
+        ("resume", "release held texts, or retry a failed broadcast", _resume),
+        ("retry", "retry a failed broadcast from where it stopped (as resume)", _resume),
         ("cancel", "cancel every queued text", _cancel),
         ("status", "progress and delivery statistics", _status),
     ):

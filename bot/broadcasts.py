@@ -4,7 +4,7 @@ Off the inbound path: a broadcast is written into the same outbox the replies us
 `broadcast`), and `bot.outbound.OutboundSender` sends it. Lifecycle:
 
     create (draft) -> preview -> send (enqueuing -> sending) | schedule (scheduled -> ...)
-                   pause <-> resume;  cancel at any time;  failed (with its reason)
+                   pause <-> resume;  cancel at any time;  failed (with its reason) -> resume
 
 A broadcast that cannot be enqueued (a stored segment that no longer validates, a bug) ends
 `failed` with a reason the CLI and the inbox show; the scheduler goes on with the others.
@@ -34,7 +34,7 @@ from bot.broadcast_model import (
     parse_template,
     render,
 )
-from bot.errors import ConfigError, FanlineError, Location, StorageError
+from bot.errors import ConfigError, Conflict, FanlineError, Location, StorageError
 from bot.quiet_hours import QuietHours, valid_zone
 from bot.segments import Segment
 from bot.sms import sms_segments
@@ -171,13 +171,18 @@ class BroadcastService:
     async def run_due(self, at: datetime | None = None) -> list[int]:
         """Scheduler step: start broadcasts whose time has come, finish interrupted ones.
 
-        Each broadcast on its own: one that fails ends `failed` and the others still start."""
+        Each broadcast on its own: one that fails ends `failed` and the others still start.
+        Several schedulers (workers, processes) may run this at once: starting is a conditional
+        claim, and a broadcast another scheduler started, paused or cancelled meanwhile is
+        simply not this step's (a conflict is never a failure)."""
+        at = at or datetime.now(UTC)
         started = []
-        for broadcast_id in await self.records.due(at or datetime.now(UTC)):
+        for broadcast_id in await self.records.due(at):
             try:
-                await self._start_due(broadcast_id)
-            except BroadcastFailed:
-                continue  # recorded with its reason by `enqueue`
+                if not await self._start_due(broadcast_id, at):
+                    continue
+            except (BroadcastFailed, Conflict):
+                continue  # failures are recorded with their reason by `enqueue`
             except StorageError:
                 raise  # the database is away: the whole step waits for the next interval
             except Exception as exc:  # e.g. a stored row that no longer loads
@@ -186,11 +191,16 @@ class BroadcastService:
             started.append(broadcast_id)
         return started
 
-    async def _start_due(self, broadcast_id: int) -> None:
+    async def _start_due(self, broadcast_id: int, at: datetime) -> bool:
+        """Claim a due scheduled broadcast, or go on enqueuing an interrupted one; False when
+        another scheduler won the claim (it enqueues) or the broadcast is no longer due."""
         b = await self.records.get(broadcast_id)
-        if b.status == "scheduled":
-            await self.records.start(broadcast_id, None)
+        if b.status == "scheduled" and not await self.records.claim_due(broadcast_id, at):
+            return False
+        if b.status not in ("scheduled", "enqueuing"):
+            return False
         await self.enqueue(broadcast_id)
+        return True
 
     async def run_scheduler(self, stop_event: asyncio.Event, interval_s: float = 15.0) -> None:
         """Background task for `fanline run`: poll for due broadcasts until stopped."""
@@ -207,8 +217,10 @@ class BroadcastService:
         return await self.records.pause(broadcast_id)
 
     async def resume(self, broadcast_id: int, *, enqueue: bool = True) -> int:
-        """Release held texts; with `enqueue=False` (a web request) the scheduler writes the
-        rest of an interrupted enqueue on its next step instead of the caller."""
+        """Release held texts of a paused broadcast, or retry a failed one (its reason is
+        cleared; enqueuing goes on from the stored cursor, so nobody gets a second copy).
+        With `enqueue=False` (a web request) the scheduler writes the rest of an interrupted
+        enqueue on its next step instead of the caller."""
         held = await self.records.resume(broadcast_id)
         b = await self.records.get(broadcast_id)
         if enqueue and b.status == "enqueuing":

@@ -147,6 +147,21 @@ class BroadcastStore:
 
         return await self.db.run(go)
 
+    async def claim_due(self, broadcast_id: int, at: datetime) -> bool:
+        """Start a scheduled broadcast whose time has come: one conditional UPDATE, so of two
+        schedulers that picked it, exactly one wins (the other gets False and moves on)."""
+
+        def go(conn: Connection) -> bool:
+            b = broadcasts.c
+            won = conn.execute(
+                broadcasts.update()
+                .where(b.id == broadcast_id, b.status == "scheduled", b.send_at <= at)
+                .values(status="enqueuing", started_at=now())
+            ).rowcount
+            return bool(won)
+
+        return await self.db.run(go)
+
     async def pause(self, broadcast_id: int) -> int:
         def go(conn: Connection) -> int:
             b = _row(conn, broadcast_id, lock=True)
@@ -160,13 +175,17 @@ class BroadcastStore:
     async def resume(self, broadcast_id: int) -> int:
         def go(conn: Connection) -> int:
             b = _row(conn, broadcast_id, lock=True)
-            if b.status != "paused":
-                raise Conflict(f"broadcast {broadcast_id} is {b.status}, not paused")
-            if b.started_at is None:
+            if b.status not in ("paused", "failed"):
+                raise Conflict(f"broadcast {broadcast_id} is {b.status}, not paused or failed")
+            values: dict[str, Any] = {}
+            if b.status == "failed":  # a retry: the reason goes, the enqueue picks up its cursor
+                values = {"error": None, "finished_at": None, "started_at": b.started_at or now()}
+                status = "sending" if b.enqueued_at else "enqueuing"
+            elif b.started_at is None:
                 status = "scheduled"
             else:
                 status = "sending" if b.enqueued_at else "enqueuing"
-            _update(conn, broadcast_id, status=status)
+            _update(conn, broadcast_id, status=status, **values)
             return _move(conn, broadcast_id, "paused", "queued")
 
         return await self.db.run(go)
@@ -416,6 +435,12 @@ def _row(conn: Connection, broadcast_id: int, lock: bool = False) -> Any:
     query = sa.select(broadcasts).where(broadcasts.c.id == broadcast_id)
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
+    elif lock:  # SQLite: a write first takes the database's write lock before the row is read
+        # (the driver begins a transaction only at the first write, so a read before it could
+        # be stale by the time we write: two processes would enqueue the same chunk)
+        conn.execute(
+            broadcasts.update().where(broadcasts.c.id == broadcast_id).values(id=broadcasts.c.id)
+        )
     row = conn.execute(query).first()
     if row is None:
         raise NotFound(f"no broadcast {broadcast_id}")
