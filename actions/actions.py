@@ -63,8 +63,9 @@ def _luhn_ok(digits: str) -> bool:
 
 
 class ActionNextShowNearFan(Action):
-    """The show in the city the fan names, else the closest one to a ZIP: the one in the fan's
-    latest text first ("any shows near 90210?"), then slot `zip`, then the fan's profile."""
+    """The show in the city the fan names (in the latest text, or slot `zip` when it holds a
+    tour city), else the closest one to a ZIP or city: the one in the fan's latest text first
+    ("any shows near 90210?"), then slot `zip`, then the fan's profile."""
 
     def name(self) -> str:
         return "action_next_show_near_fan"
@@ -74,7 +75,8 @@ class ActionNextShowNearFan(Action):
     ) -> list[EventType]:
         text = (tracker.latest_message or {}).get("text") or ""
         city = latest_entity(tracker, "city")
-        show = show_in_city(city or "") or show_in_city(text)
+        place = tracker.get_slot("zip")  # a `location`: a ZIP or a city ("toronto?")
+        show = show_in_city(city or "") or show_in_city(text) or show_in_city(str(place or ""))
         if show is not None:
             _say_show(dispatcher, domain, "utter_show_in_city", show)
             return [SlotSet("nearest_show_city", show.city)]

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from bot.flows import places
+
 TOUR_URL = "https://novavale.example/tour"
 
 
@@ -134,10 +136,11 @@ def normalise_postal_code(raw: str) -> str | None:
 
 
 def locate(postal_code: str) -> tuple[float, float] | None:
-    """Approximate coordinates of a US ZIP or Canadian postal code."""
+    """Approximate coordinates of a US ZIP or Canadian postal code, or of a city the engine's
+    gazetteer knows (a `location` slot holds either)."""
     code = normalise_postal_code(postal_code)
     if code is None:
-        return None
+        return places.coordinates(postal_code)
     key = code[:3] if code.isdigit() else code[0]
     for show in SHOWS:
         if key in show.prefixes:

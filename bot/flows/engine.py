@@ -2,8 +2,10 @@
 
 `FlowEngine.turn(state, input)` decides what the fan's text means for the flows in progress:
 (a) an event (first contact, reply to a broadcast) starts the flows listening to it; (b) a
-question is waiting: the text answers it, interrupts it (another flow's keyword or intent), or
-is re-asked (then handed to a human past `max_retries`); (c) nothing is waiting: a keyword, an
+question is waiting: the text answers it only when it fits the slot (`bot.flows.listening`); a
+way out ("never mind") cancels, a sure other request or a question of the fan's own interrupts
+it (answered or handed over, then asked again), anything else is re-asked (then handed to a
+human past `max_retries`); (c) nothing is waiting: a keyword, an
 intent, a retrieval intent or a pattern answers. Steps then run until the engine waits for the
 fan, stops at a custom action (`Progress.pending_action`; the pipeline runs it and calls
 `resume`) or the stack is empty. A step budget per turn turns endless loops into
@@ -19,9 +21,10 @@ from typing import Any
 
 from bot.errors import ConfigError
 from bot.flows import disambiguation as dis
+from bot.flows import listening
 from bot.flows import triggers as t
 from bot.flows.conditions import evaluate
-from bot.flows.model import END, CollectStep, Domain, Flow, NextIf, StepBase
+from bot.flows.model import END, CollectStep, Domain, Flow, NextIf, Slot, StepBase
 from bot.flows.reactions import Reaction, Reactions, default_reactions
 from bot.flows.responses import Responses
 from bot.flows.slot_types import parse_bool, parse_slot_value
@@ -45,9 +48,11 @@ from bot.messages import Prediction
 
 MAX_STEPS_PER_TURN = 64
 REPHRASE = "utter_ask_rephrase"
-# Slot types that accept (nearly) any text: there only an exact keyword counts as an
-# interruption ("TOUR" is a keyword, not a fan's name).
+# Slot types that accept (nearly) any text: a keyword ("TOUR" is not a fan's name), a sure other
+# request or a question of the fan's own is not their answer, whatever the type would take.
 FREE_TEXT_TYPES = {"text", "any", "person_name"}
+# ... and where a keyword beats a value that fits ("TOUR" also looks like a code)
+KEYWORD_TYPES = FREE_TEXT_TYPES | {"code"}
 # Reaction kinds that still answer a waiting question (flows may branch on them or the intent).
 ANSWER_REACTIONS = {"yes", "no"}
 
@@ -78,7 +83,7 @@ class FlowEngine:
         }
 
     def turn(self, state: DialogueState, inp: TurnInput) -> Progress:
-        run = _Turn(self, state, inp)
+        run = _Turn(self, state, inp, new_text=True)
         if run.dispatch():
             run.run()
         return run.progress()
@@ -126,12 +131,18 @@ class _EngineFault(Exception):
 class _Turn:
     """The mutable working copy of one turn; `progress()` freezes it back into values."""
 
-    def __init__(self, engine: FlowEngine, state: DialogueState, inp: TurnInput) -> None:
+    def __init__(
+        self, engine: FlowEngine, state: DialogueState, inp: TurnInput, *, new_text: bool = False
+    ) -> None:
         self.engine = engine
         self.flows = engine.flows
         self.inp = inp
         self.stack = list(state.stack)
         self.slots = dict(state.slots)
+        # entities of this text (age 0) and the last ones: a city said before "1" still counts
+        self.recent = (
+            listening.remember(state.recent, inp.prediction, inp.text) if new_text else state.recent
+        )
         self.commands: list[Command] = []
         self.rng = random.Random(inp.seed)
         self.budget = engine.max_steps
@@ -205,7 +216,8 @@ class _Turn:
             name = f"utter_{prediction.retrieval_intent}"
             if name in self.engine.responses:
                 self.say(name)
-                return bool(self.stack)
+                # a queued flow (first contact) runs next; a question left waiting keeps waiting
+                return bool(self.stack) and self.waiting_collect() is None
         if prediction and prediction.intent == "human_handoff" and t.HANDOFF_FLOW in self.flows:
             return self.start(t.HANDOFF_FLOW, "intent:human_handoff")
         if self.stray_answer():
@@ -273,53 +285,114 @@ class _Turn:
         return self.by_intent()
 
     def answer(self, step: CollectStep) -> bool:
+        """The fan's text while `step` waits: its answer only when it fits the slot. A way out
+        leaves; a keyword, a reaction, a sure other request or a question of the fan's own is
+        answered (or handed over) and the step asked again; anything else is re-asked."""
         slot = self.engine.domain.slots.get(step.collect)
-        value = self.fill(step)
-        command_word = bool(self._startable(self.engine.triggers.by_keyword(self.inp.text)))
+        loose = slot is None or slot.type in FREE_TEXT_TYPES
+        value, named = self.fill(step)
+        if (found := self.cancel_request(fits=value is not None and not loose)) is not None:
+            return self.interrupt(*found)  # "actually never mind": never a value, never STOP
+        keyword = self._startable(self.engine.triggers.by_keyword(self.inp.text))
         # "😂" is not a name; a bare "yes"/"no" is still an answer to a free-text question
         answerish = self.reaction is not None and self.reaction.kind in ANSWER_REACTIONS
-        command_word = command_word or (self.reaction is not None and not answerish)
-        if value is not None and not (command_word and slot and slot.type in FREE_TEXT_TYPES):
+        noise = bool(keyword) or (self.reaction is not None and not answerish)
+        keyword_wins = slot is None or slot.type in KEYWORD_TYPES
+        question = listening.is_question(self.inp.text)
+        taken = value is not None and not (noise and keyword_wins)
+        if taken and (named or not loose or not (question or self.sure_elsewhere())):
             rejection = self.rejection(step, value)
             if rejection is None:
                 self.set_slot(step.collect, value)
                 return True
             return self.retry(step, rejection)
-        if found := self._startable(self.engine.triggers.by_keyword(self.inp.text)):
-            return self.interrupt(*found)
+        if keyword:
+            return self.interrupt(*keyword)
         if self.reaction is not None and t.REACTION_FLOW in self.flows:
             # no retry counted: the question is asked again once the pattern ends
             return self.interrupt(t.REACTION_FLOW, f"reaction:{self.reaction.kind}")
-        if found := self._startable(self.engine.triggers.by_intent(self.inp.prediction)):
-            return self.interrupt(*found)
-        prediction = self.inp.prediction
-        faq = (
-            f"utter_{prediction.retrieval_intent}"
-            if prediction and prediction.retrieval_intent
-            else ""
-        )
-        if faq in self.engine.responses:
-            self.say(faq)
-            return self.reask(step)
-        if self.asked_enough(
-            step
-        ):  # the question stays open, but this text is about something else
+        # a question of the fan's own is read as if nothing waited; anything else must be sure
+        if question or self.sure():
+            if found := self._startable(self.engine.triggers.by_intent(self.inp.prediction)):
+                return self.interrupt(*found)
+            if (faq := self.faq()) is not None:
+                self.say(faq)
+                return self.reask(step)
+        if question or self.asked_enough(step):
+            # the question stays open, but this text is about something else
             self.stack[-1] = replace(self.stack[-1], interrupted=True)
             return self.unprompted()
         invalid = f"utter_invalid_{step.collect}"
         return self.retry(step, invalid if invalid in self.engine.responses else REPHRASE)
 
-    def fill(self, step: CollectStep) -> Any:
+    def sure(self) -> bool:
+        engine = self.engine
+        return listening.sure(self.inp.prediction, engine.threshold, engine.disambiguation)
+
+    def faq(self) -> str | None:
+        """The response of the text's retrieval intent, when the content has one."""
+        prediction = self.inp.prediction
+        name = f"utter_{prediction.retrieval_intent}" if prediction else ""
+        return (
+            name
+            if prediction and prediction.retrieval_intent and name in self.engine.responses
+            else None
+        )
+
+    def sure_elsewhere(self) -> bool:
+        """The NLU is sure the text asks for something else: a flow it starts or an FAQ."""
+        if not self.sure():
+            return False
+        started = self._startable(self.engine.triggers.by_intent(self.inp.prediction))
+        return started is not None or self.faq() is not None
+
+    def cancel_request(self, *, fits: bool) -> tuple[str, str] | None:
+        """`pattern_cancel_flow`, when the text is a way out: one of its keywords among filler
+        words ("actually never mind", "forget it lol"), or (unless the text fits a typed slot:
+        "no thanks" answers a yes/no question) the NLU sure of an intent that starts it."""
+        if t.CANCEL_FLOW not in self.flows:
+            return None
+        keywords = self.engine.triggers.keywords_of(t.CANCEL_FLOW)
+        if listening.cancels(self.inp.text, keywords):
+            return self._startable([(t.CANCEL_FLOW, "keyword:" + self.inp.text.strip().upper())])
+        prediction = self.inp.prediction
+        by_intent = self.engine.triggers.by_intent(prediction)
+        if fits or not self.sure() or all(f != t.CANCEL_FLOW for f, _ in by_intent):
+            return None
+        return self._startable([(t.CANCEL_FLOW, f"intent:{prediction.intent}")])  # type: ignore[union-attr]
+
+    def fill(self, step: CollectStep) -> tuple[Any, bool]:
+        """(the value this text gives the step's slot or None, whether an NLU entity of the
+        slot said so)."""
         slot = self.engine.domain.slots.get(step.collect)
         if slot is None:
-            return self.inp.text.strip() or None
+            return self.inp.text.strip() or None, False
         prediction = self.inp.prediction
+        names = self.entity_names(step.collect, slot)
         for entity in prediction.entities if prediction else ():
-            if entity.entity == step.collect and entity.value is not None:
-                value = parse_slot_value(slot, str(entity.value))
+            if entity.entity in names and entity.value is not None:
+                value = self.entity_value(slot, entity.entity, entity.value)
                 if value is not None:
-                    return value
-        return parse_slot_value(slot, self.inp.text, prediction=prediction)
+                    return value, True
+        return parse_slot_value(slot, self.inp.text, prediction=prediction), False
+
+    def entity_names(self, name: str, slot: Slot) -> set[str]:
+        """Entities that fill slot `name`: its own name, its Rasa `from_entity` mappings, and
+        for a `location` the usual place entities (city, zip, GPE ...)."""
+        names = {name}
+        for mapping in slot.mappings or ():
+            if isinstance(mapping, dict) and mapping.get("type") == "from_entity":
+                names.add(str(mapping.get("entity") or name))
+        if slot.type == "location":
+            names |= listening.LOCATION_ENTITIES
+        return names
+
+    @staticmethod
+    def entity_value(slot: Slot, entity: str, raw: Any) -> Any:
+        value = parse_slot_value(slot, str(raw))
+        if value is None and slot.type == "location" and entity != "zip" and str(raw).strip():
+            value = str(raw).strip().title()  # a place the line's own NLU knows (its lookups)
+        return value
 
     def rejection(self, step: CollectStep, value: Any) -> str | None:
         context = self.context(slots={**self.slot_values(), step.collect: value})
@@ -439,11 +512,17 @@ class _Turn:
         return self.ask(step)
 
     def _entity_value(self, step: CollectStep) -> Any:
+        """A value for the step's slot from the entities of this text or the last few ("PLEASE
+        come to Denver" -> "1" -> the shows-near-me flow's location is Denver)."""
         slot = self.engine.domain.slots.get(step.collect)
-        prediction = self.inp.prediction
-        for entity in prediction.entities if prediction and slot else ():
-            if entity.entity == step.collect and entity.value is not None:
-                return parse_slot_value(slot, str(entity.value))  # type: ignore[arg-type]
+        if slot is None:
+            return None
+        names = self.entity_names(step.collect, slot)
+        for entity in self.recent:
+            if entity.get("entity") in names and entity.get("value") is not None:
+                value = self.entity_value(slot, entity["entity"], entity["value"])
+                if value is not None:
+                    return value
         return None
 
     def ask(self, step: CollectStep) -> bool:
@@ -604,7 +683,7 @@ class _Turn:
         self.commands.append(Say(rendered.text, rendered.media_urls, name))
 
     def progress(self) -> Progress:
-        state = DialogueState(tuple(self.stack), self.slots)
+        state = DialogueState(tuple(self.stack), self.slots, self.recent)
         return Progress(state, tuple(self.commands), self.pending_action)
 
 

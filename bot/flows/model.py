@@ -29,7 +29,8 @@ END = "END"
 STEP_KINDS = ("collect", "action", "set_slots", "link", "call", "escalate", "noop")
 EVENTS = ("first_contact", "broadcast_reply")
 SLOT_TYPES = (
-    "text", "bool", "float", "categorical", "date", "email", "postal_code", "person_name", "any",
+    "text", "bool", "float", "categorical", "date", "email", "postal_code", "location", "code",
+    "person_name", "any",
 )  # fmt: skip
 
 
@@ -331,8 +332,8 @@ class ResponseVariant(Located):
 
 class Slot(Located):
     type: Literal[
-        "text", "bool", "float", "categorical", "date", "email", "postal_code", "person_name",
-        "any",
+        "text", "bool", "float", "categorical", "date", "email", "postal_code", "location", "code",
+        "person_name", "any",
     ]  # fmt: skip
     values: list[str] | None = None
     initial_value: Any = None

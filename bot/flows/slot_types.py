@@ -3,8 +3,10 @@
 `parse_slot_value(slot, text)` returns the normalised value, or None when the text is not a
 valid answer for the slot's type (the engine then re-asks). Values are JSON-safe: dates are ISO
 strings, numbers floats, postal codes upper-case with their usual spacing. A yes/no answer also
-reads the NLU's `affirm`/`deny` (`prediction=`), so "Yes I want in" counts. Pure; the only
-module that imports python-dateutil.
+reads the NLU's `affirm`/`deny` (`prediction=`), so "Yes I want in" counts. A `location` is a
+postal code or a city (`bot.flows.places`); a `code` looks like one (digits, or one word in
+capitals), so a sentence is never taken for a presale code. Pure; the only module that imports
+python-dateutil.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from dateutil import parser as date_parser
 
+from bot.flows import places
 from bot.flows.model import Slot
 from bot.messages import Prediction
 
@@ -169,6 +172,41 @@ def parse_postal_code(text: str) -> str | None:
     return None
 
 
+# "my zip is 90210", "its M5V 2T6", "zip: 10001": the words around a code in an answer
+_CODE_LEAD = re.compile(
+    r"^(?:(?:my|the|our)\s+)?(?:(?:zip|postal|post|presale|promo|access)(?:\s*code)?|code)"
+    r"(?:\s+is)?\s*[:=-]?\s*|^(?:it'?s|its|it is|here'?s|heres)\s+",
+    re.IGNORECASE,
+)
+
+
+def parse_location(text: str) -> str | None:
+    """A postal code (as `postal_code`) or a city name: "90210", "toronto?", "im in Austin TX"."""
+    bare = _CODE_LEAD.sub("", text.strip(), count=1).rstrip(" .!?")
+    return parse_postal_code(text) or parse_postal_code(bare) or places.city(text)
+
+
+_CODE = re.compile(r"^[A-Za-z0-9]+(?:[ -]+[A-Za-z0-9]+){0,3}$")
+
+
+def parse_code(text: str) -> str | None:
+    """A code as typed ("NL123455", "nl-123 455", "NOVA"): 3-24 letters and digits, each word
+    with a digit, in capitals or at most 3 long. "why was it changed tho" is not a code."""
+    cleaned = _CODE_LEAD.sub("", text.strip().strip("\"'“”‘’`"), count=1).strip("\"'“”‘’` .!")
+    if not _CODE.match(cleaned):
+        return None
+    words = cleaned.replace("-", " ").split()
+    if not 3 <= len("".join(words)) <= 24:
+        return None
+    if len(words) == 1 and words[0].isupper():
+        return cleaned  # one word in capitals: "NOVA"
+    if not any(c.isdigit() for c in cleaned):
+        return None
+    if not all(any(c.isdigit() for c in w) or w.isupper() or len(w) <= 3 for w in words):
+        return None  # "2 tickets": a sentence with a number in it
+    return cleaned
+
+
 def parse_categorical(text: str, values: list[str]) -> str | None:
     """One of `values` by name (case-insensitive) or by its 1-based number in the list."""
     wanted = normalise(text)
@@ -240,6 +278,8 @@ _PARSERS: dict[str, Any] = {
     "float": parse_float,
     "email": parse_email,
     "postal_code": parse_postal_code,
+    "location": parse_location,
+    "code": parse_code,
     "person_name": parse_person_name,
     "any": parse_any,
 }

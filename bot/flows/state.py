@@ -3,7 +3,9 @@
 The pipeline loads a `DialogueState` with the conversation (step 4 of the message path), hands
 the engine a `TurnInput` (step 7), and carries out the returned `Progress.commands` (steps 7-9):
 `Say` becomes an outbound SMS, `RunAction` a custom action, `HandOff` an escalation, and the
-`Flow*`/`StepTaken`/`SetSlot` commands rows of the event log.
+`Flow*`/`StepTaken`/`SetSlot` commands rows of the event log. `DialogueState.recent` keeps the
+entities of the fan's last few texts (`bot.flows.listening`), so a city named before a
+"Did you mean ...?" still fills the location asked after it.
 """
 
 from __future__ import annotations
@@ -39,10 +41,13 @@ class Frame:
 class DialogueState:
     stack: tuple[Frame, ...] = ()
     slots: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # entities of the last texts, newest first: {"entity": "city", "value": "Denver", "age": 1}
+    recent: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stack", tuple(self.stack))
         object.__setattr__(self, "slots", _frozen(self.slots))
+        object.__setattr__(self, "recent", tuple(_frozen(e) for e in self.recent))
 
     @property
     def active(self) -> Frame | None:
@@ -61,7 +66,10 @@ class DialogueState:
             }
             for f in self.stack
         ]
-        return {"version": STATE_VERSION, "stack": stack, "slots": dict(self.slots)}
+        data = {"version": STATE_VERSION, "stack": stack, "slots": dict(self.slots)}
+        if self.recent:
+            data["recent"] = [dict(e) for e in self.recent]
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> DialogueState:
@@ -79,7 +87,8 @@ class DialogueState:
             )
             for f in data.get("stack", ())
         )
-        return cls(stack=frames, slots=data.get("slots") or {})
+        recent = tuple(e for e in data.get("recent") or () if isinstance(e, Mapping))
+        return cls(stack=frames, slots=data.get("slots") or {}, recent=recent)
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,5 +75,9 @@ class Triggers:
     def by_event(self, event: str | None) -> list[tuple[str, str]]:
         return [(f, f"event:{event}") for f in self._events.get(event or "", [])]
 
+    def keywords_of(self, flow_id: str) -> set[str]:
+        """The keywords (normalised) that start `flow_id`."""
+        return {k for k, flows in self._keywords.items() if flow_id in flows}
+
     def keywords(self) -> dict[str, list[str]]:
         return {k: list(v) for k, v in self._keywords.items()}
