@@ -51,6 +51,10 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "neighbour_weight": 1.0,
         "neighbour_top_k": 10,  # compare with the examples of this many best intents only
         "intent": "out_of_scope",
+        # evidence that the intent covers the text (docs/nlu.md, "Evidence"): each can be off
+        "per_intent": True,  # each intent's own bar, from out-of-fold texts
+        "own_nearness": True,  # closeness to the predicted intent's own examples, not any
+        "uncovered": True,  # content words the intent never speaks of raise the bar
     },
     "RegexEntityExtractor": {
         "use_regexes": True,

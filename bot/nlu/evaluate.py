@@ -13,7 +13,7 @@ import numpy as np
 
 from bot.nlu.classifier import featurize
 from bot.nlu.fallback import auroc
-from bot.nlu.interpreter import Interpreter
+from bot.nlu.interpreter import Interpreter, normalise
 from bot.nlu.train import score_batch
 
 
@@ -21,8 +21,9 @@ from bot.nlu.train import score_batch
 class BatchResult:
     texts: list[str]
     best: list[str]  # best in-scope intent (full name), whatever the threshold
-    confidence: np.ndarray  # calibrated confidence of `best`
+    confidence: np.ndarray  # calibrated confidence of `best` less the evidence's penalty
     oos_wins: np.ndarray  # the out_of_scope class itself scored highest
+    calibrated: np.ndarray | None = None  # the calibrated confidence alone (parse's ranking)
 
     def predicted(self, threshold: float, oos_intent: str) -> list[str]:
         return [
@@ -35,19 +36,31 @@ class BatchResult:
         return np.asarray(self.confidence, dtype=np.float64)
 
 
+def evidence_confidence(model, texts: list[str], names: list[str], prob: np.ndarray) -> np.ndarray:
+    """The calibrated probabilities less the evidence's penalties, as `parse` gives them."""
+    cal, coverage = model.calibration, model.coverage
+    penalty = [
+        cal.penalty(n, coverage is not None and bool(coverage.uncovered(normalise(t), n)))
+        for t, n in zip(texts, names, strict=True)
+    ]
+    return np.clip(prob - np.array(penalty, dtype=np.float64), 0.0, None)
+
+
 def predict_batch(interp: Interpreter, texts: list[str], embeddings: np.ndarray | None = None):
     model = interp.model
     if model.embedding_options is not None and embeddings is None:
         embeddings = interp.encoder.encode(texts, model.embedding_options["batch_size"])
     features = featurize(model.featurizers, texts, embeddings)
     raw, predicted, oos_wins = score_batch(
-        model.linear, features, model.oos_intent, model.neighbour_weight, model.neighbour_top_k
-    )
+        model.linear, features, model.oos_intent, model.neighbour_weight, model.neighbour_top_k,
+        model.own_nearness,
+    )  # fmt: skip
     names = [model.linear.classes[i] for i in predicted]
-    confidence = model.calibration.probability(raw)
+    calibrated = model.calibration.probability(raw)
     if features.ngrams is not None:  # no known n-gram: no confident guess (as in parse())
-        confidence = np.where(features.ngrams.getnnz(axis=1) > 0, confidence, 0.0)
-    return BatchResult(texts, names, confidence, oos_wins)
+        calibrated = np.where(features.ngrams.getnnz(axis=1) > 0, calibrated, 0.0)
+    confidence = evidence_confidence(model, texts, names, calibrated)
+    return BatchResult(texts, names, confidence, oos_wins, calibrated)
 
 
 @dataclass(frozen=True, slots=True)

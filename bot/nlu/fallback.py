@@ -2,19 +2,27 @@
 
 Pure numpy, used at training (calibration), in `Interpreter.parse` (step 6) and by the
 evaluation and benchmark code. The raw score of a text is the classifier's best in-scope
-margin, minus any vote for `out_of_scope`, plus how close the text is to its nearest training
-example; a logistic fit on held-out texts turns it into a probability of "answered right".
+margin, minus any vote for `out_of_scope`, plus how close the text is to the nearest training
+example of that intent; a logistic fit on held-out texts turns it into a probability of
+"answered right". Evidence then lowers it where the out-of-fold texts say the bar must be
+higher: per intent (an intent that is often confused needs more), and for texts with content
+words the intent never speaks of (`bot.nlu.evidence`). Lowering the confidence instead of
+raising thresholds keeps one threshold to compare with (benchmarks move only that one).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 # When the project has no out_of_scope examples, keep this share of held-out texts that the
 # classifier got right: the rest of the distribution below it is treated as "not sure".
 KEEP_WITHOUT_OOS = 0.95
+# An intent's own threshold is its out-of-fold choice shrunk toward the global one, as if
+# PRIOR_TEXTS more texts had chosen the global threshold: few texts move it little.
+PRIOR_TEXTS = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +30,26 @@ class Calibration:
     slope: float = 4.0
     intercept: float = 0.0
     threshold: float = 0.5  # in probability space, compared with `confidence()`
+    # how much higher than `threshold` each intent's own bar is (only raised, never lowered)
+    offsets: Mapping[str, float] = field(default_factory=dict)
+    uncovered_offset: float = 0.0  # how much higher the bar is for a text with uncovered words
 
     def probability(self, raw: np.ndarray | float) -> np.ndarray:
         z = np.clip(self.slope * np.asarray(raw, dtype=np.float64) + self.intercept, -30, 30)
         return 1.0 / (1.0 + np.exp(-z))
+
+    def penalty(self, intent: str, uncovered: bool) -> float:
+        """What the evidence takes off a probability for this intent (full name) and text."""
+        return self.offsets.get(intent, 0.0) + (self.uncovered_offset if uncovered else 0.0)
+
+    def state(self) -> dict:
+        return {
+            "slope": self.slope,
+            "intercept": self.intercept,
+            "threshold": self.threshold,
+            "offsets": dict(sorted(self.offsets.items())),
+            "uncovered_offset": self.uncovered_offset,
+        }
 
 
 def raw_scores(decisions: np.ndarray, oos_column: int | None, neighbour: np.ndarray, weight: float):
@@ -74,6 +98,40 @@ def fit_calibration(
         weights = np.concatenate([weights, np.full(len(extra[0]), float(extra_weight))])
     prob = cal.probability(raw)
     return Calibration(slope, intercept, choose_threshold(prob, correct, is_oos, weights))
+
+
+def evidence_offsets(
+    prob: np.ndarray,
+    predicted: np.ndarray,
+    correct: np.ndarray,
+    is_oos: np.ndarray,
+    weights: np.ndarray,
+    threshold: float,
+    uncovered: np.ndarray | None,
+) -> tuple[dict[str, float], float]:
+    """(per-intent offsets, uncovered offset) over the global threshold, chosen on out-of-fold
+    texts by the same objective as the threshold: texts with uncovered words first (their own
+    bar), then each predicted intent's texts with that bar applied. Offsets are only >= 0:
+    evidence can ask for more, never answer what the global threshold would not."""
+    prob = np.asarray(prob, dtype=np.float64)
+    uncovered_offset = 0.0
+    if uncovered is not None and uncovered.any() and (is_oos & uncovered).any():
+        t = choose_threshold(
+            prob[uncovered], correct[uncovered], is_oos[uncovered], weights[uncovered]
+        )
+        uncovered_offset = max(0.0, t - threshold)
+        prob = prob - np.where(uncovered, uncovered_offset, 0.0)
+    offsets: dict[str, float] = {}
+    for intent in np.unique(predicted):
+        mine = predicted == intent
+        if not is_oos[mine].any():
+            continue  # no out-of-scope text came out as this intent: the global bar stands
+        local = choose_threshold(prob[mine], correct[mine], is_oos[mine], weights[mine])
+        n = float(weights[mine].sum())
+        shrunk = (n * local + PRIOR_TEXTS * threshold) / (n + PRIOR_TEXTS)
+        if shrunk > threshold + 1e-6:
+            offsets[str(intent)] = round(shrunk - threshold, 6)
+    return offsets, round(uncovered_offset, 6)
 
 
 def choose_threshold(

@@ -2,7 +2,9 @@
 
 Loaded once from a model directory (`load_interpreter`); parsing touches no disk and no
 network. Retrieval intents come back as intent "faq" with retrieval_intent "faq/ask_x"; the
-ranking keeps full names. Below the calibrated threshold the intent is "out_of_scope".
+ranking keeps full names. Below the calibrated threshold the intent is "out_of_scope"; the
+evidence raises that bar for the best intent (`bot.nlu.fallback`: the intent's own bar, content
+words it never speaks of). Confidences and the ranking stay the calibrated probabilities.
 """
 
 from __future__ import annotations
@@ -156,9 +158,9 @@ class Interpreter:
             if embedding is None:
                 embedding = self.encoder.encode_one(text)
             self._recent.put(text, embedding)
-        decisions, closeness = self.model.linear.decide_one(
-            vector, embedding, self.model.neighbour_top_k, self._oos_col
-        )
+        # own nearness: the nearest example of the best intent itself (top 1), not of any
+        top_k = 1 if self.model.own_nearness else self.model.neighbour_top_k
+        decisions, closeness = self.model.linear.decide_one(vector, embedding, top_k, self._oos_col)
         raw = decisions.copy()
         if self._oos_col is not None:
             raw -= max(decisions[self._oos_col], 0.0)
@@ -178,13 +180,19 @@ class Interpreter:
         )
         oos_wins = self._oos_col is not None and decisions[self._oos_col] > decisions[best]
         confidence = float(cal.probability(raw[best])) * scale
-        return _Intents(self._classes[best], confidence, ranking, oos_wins)
+        intent = self._classes[best]
+        coverage = self.model.coverage
+        uncovered = coverage.uncovered(normalised, intent) if coverage is not None else ()
+        penalty = cal.penalty(intent, bool(uncovered))
+        return _Intents(intent, confidence, ranking, oos_wins, penalty, uncovered)
 
     def parse(self, text: str) -> Prediction:
         text = text[:MAX_TEXT]
         found = self._intents(self.key(text))
         entities = self.entities(text)
-        if found.oos_wins or found.confidence < self.threshold or not text.strip():
+        # the evidence's bar: the threshold plus what this intent and this text's words ask for
+        bar = self.threshold + found.penalty
+        if found.oos_wins or found.confidence < bar or not text.strip():
             return Prediction(
                 text,
                 self.model.oos_intent,
@@ -223,6 +231,8 @@ class _Intents:
     confidence: float
     ranking: tuple[tuple[str, float], ...]
     oos_wins: bool
+    penalty: float = 0.0  # how far above the threshold this intent's bar is for this text
+    uncovered: tuple[str, ...] = ()  # content words the intent never speaks of
 
 
 def normalise(text: str, lowercase: bool = True, collapse: bool = True) -> str:

@@ -20,6 +20,7 @@ from scipy import sparse
 from bot.errors import NluError
 from bot.nlu.classifier import LinearModel
 from bot.nlu.entities import PatternExtractor, TokenTagger
+from bot.nlu.evidence import Coverage
 from bot.nlu.fallback import Calibration
 from bot.nlu.features import NgramFeaturizer
 
@@ -42,6 +43,8 @@ class NluModel:
     tagger: TokenTagger | None
     synonyms: dict[str, str] | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    own_nearness: bool = False  # closeness to the predicted intent's examples (else any top-k)
+    coverage: Coverage | None = None  # which words each intent speaks of (bot.nlu.evidence)
 
 
 def model_dir_for(out_dir: Path, fingerprint: str) -> Path:
@@ -113,8 +116,10 @@ def _meta(model: NluModel) -> dict[str, Any]:
         "classes": model.linear.classes,
         "featurizers": [f.state() for f in model.featurizers],
         "embedding": model.embedding_options,
-        "calibration": {"slope": cal.slope, "intercept": cal.intercept, "threshold": cal.threshold},
+        "calibration": cal.state(),
         "neighbour_weight": model.neighbour_weight,
+        "own_nearness": model.own_nearness,
+        "coverage": model.coverage.state() if model.coverage else None,
         "neighbour_top_k": model.neighbour_top_k,
         "oos_intent": model.oos_intent,
         "ranking_length": model.ranking_length,
@@ -194,4 +199,6 @@ def _assemble(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> NluModel:
         tagger=tagger,
         synonyms=meta["synonyms"],
         metadata=meta,
+        own_nearness=meta.get("own_nearness", False),
+        coverage=Coverage.from_state(meta["coverage"]) if meta.get("coverage") else None,
     )

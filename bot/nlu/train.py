@@ -27,7 +27,14 @@ from bot.nlu.classifier import Features, LinearModel, featurize
 from bot.nlu.config import NluConfig
 from bot.nlu.data import OUT_OF_SCOPE, TrainingData
 from bot.nlu.entities import PatternExtractor, TokenTagger
-from bot.nlu.fallback import Calibration, best_in_scope, fit_calibration, raw_scores
+from bot.nlu.evidence import Coverage
+from bot.nlu.fallback import (
+    Calibration,
+    best_in_scope,
+    evidence_offsets,
+    fit_calibration,
+    raw_scores,
+)
 from bot.nlu.features import NgramFeaturizer
 
 # tqdm's default lock is a multiprocessing one, whose creation fixes the process start method to
@@ -43,8 +50,9 @@ KEEP_MODELS = 5  # older models are removed after a training: a models folder do
 
 
 # Bumped when training itself changes what a model decides (2: k-fold calibration weighed to
-# the CLINC150 protocol), so `fanline train` retrains; older models still load.
-TRAINING_VERSION = 2
+# the CLINC150 protocol; 3: evidence, per-intent bars), so `fanline train` retrains; older
+# models still load.
+TRAINING_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +160,14 @@ class _Plan:
     def oos_intent(self) -> str:
         return self.fallback["intent"] if self.fallback else OUT_OF_SCOPE
 
+    def uses(self, signal: str) -> bool:
+        """Whether an evidence signal (per_intent, own_nearness, uncovered) is on."""
+        return bool(self.fallback and self.fallback.get(signal, True))
+
+    @property
+    def weight(self) -> float:
+        return self.fallback["neighbour_weight"] if self.fallback else 0.0
+
 
 def build_model(
     cfg: NluConfig,
@@ -178,13 +194,15 @@ def build_model(
         features = featurize([f for f, _ in featurizers], texts, embeddings)
         steps.update()
         steps.set_postfix_str("intent classifier + calibration")
+        words = _CoverageData.of(data, plan)
         # The fits are independent and liblinear releases the GIL: two at a time, one per core.
         with ThreadPoolExecutor(max_workers=2) as pool:
             final = pool.submit(fit_linear, plan, features, labels)
-            held = held_out_scores(plan, features, labels, pool)
+            held = held_out_scores(plan, features, labels, pool, words)
             steps.update()
             linear = final.result()
             steps.update()
+        coverage = words.fit(range(len(texts))) if words else None
         scored = _score_traffic(plan, linear, featurizers, traffic) if held and traffic else None
         calibration = calibration_from(plan, held, scored)
         steps.set_postfix_str("entities")
@@ -196,8 +214,10 @@ def build_model(
         embedding_options=plan.embedding,
         linear=linear,
         calibration=calibration,
-        neighbour_weight=plan.fallback["neighbour_weight"] if plan.fallback else 0.0,
+        neighbour_weight=plan.weight,
         neighbour_top_k=plan.top_k,
+        own_nearness=plan.uses("own_nearness"),
+        coverage=coverage,
         oos_intent=plan.oos_intent,
         ranking_length=plan.classifier.get("ranking_length", 5),
         patterns=PatternExtractor.from_data(data, plan.regex) if plan.regex else None,
@@ -229,6 +249,54 @@ def fit_linear(plan: _Plan, features: Features, labels: list[str]) -> LinearMode
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _CoverageData:
+    """What the uncovered-word evidence is fitted from: the line's own examples, the texts
+    each intent answers with, and words any intent may carry (lookups, synonyms, entities)."""
+
+    texts: list[str]
+    labels: list[str]
+    responses: dict[str, list[str]]
+    shared: tuple[str, ...]
+    oos_intent: str
+
+    @classmethod
+    def of(cls, data: TrainingData, plan: _Plan) -> _CoverageData | None:
+        if not plan.uses("uncovered"):
+            return None
+        responses = {
+            e.intent: _response_texts(data.responses.get(f"utter_{e.intent}"))
+            for e in data.examples
+        }
+        shared = [v for values in data.lookups.values() for v in values]
+        shared += [*data.synonyms, *data.synonyms.values()]
+        shared += [str(ent.value) for e in data.examples for ent in e.entities if ent.value]
+        return cls(
+            [e.text for e in data.examples],
+            [e.intent for e in data.examples],
+            {k: v for k, v in responses.items() if v},
+            tuple(shared),
+            plan.oos_intent,
+        )
+
+    def fit(self, idx) -> Coverage:
+        return Coverage.fit(
+            [self.texts[i] for i in idx],
+            [self.labels[i] for i in idx],
+            responses=self.responses,
+            shared=self.shared,
+            skip=[self.oos_intent],
+        )
+
+
+def _response_texts(variations: Any) -> list[str]:
+    """The `text:` of each variation of a response (Rasa's list of {text: ...} or strings)."""
+    if not isinstance(variations, list):
+        return []
+    out = [v.get("text") if isinstance(v, dict) else v for v in variations]
+    return [t for t in out if isinstance(t, str)]
+
+
 def calibrate(
     plan: _Plan, features: Features, labels: list[str], pool: ThreadPoolExecutor | None = None
 ) -> Calibration:
@@ -237,8 +305,12 @@ def calibrate(
 
 
 def held_out_scores(
-    plan: _Plan, features: Features, labels: list[str], pool: ThreadPoolExecutor | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    plan: _Plan,
+    features: Features,
+    labels: list[str],
+    pool: ThreadPoolExecutor | None = None,
+    words: _CoverageData | None = None,
+) -> tuple | None:
     """(raw, correct, is_oos, k) of every example scored by a model fitted without it.
 
     As the CLINC150 protocol does: k = 1 / holdout folds, stratified. The protocol chooses its
@@ -253,10 +325,12 @@ def held_out_scores(
     if not folds:
         return None
     run = pool.submit if pool is not None else _now
-    scored = [run(_score_fold, plan, features, labels, train, held) for train, held in folds]
+    scored = [run(_score_fold, plan, features, labels, train, held, words) for train, held in folds]
     results = [f.result() for f in scored]
-    raw, correct, is_oos = (np.concatenate([r[i] for r in results]) for i in range(3))
-    return raw, correct, is_oos, len(folds)
+    raw, correct, is_oos, predicted, uncovered = (
+        np.concatenate([r[i] for r in results]) for i in range(5)
+    )
+    return raw, correct, is_oos, len(folds), predicted, uncovered
 
 
 def calibration_from(plan: _Plan, held, traffic) -> Calibration:
@@ -268,11 +342,20 @@ def calibration_from(plan: _Plan, held, traffic) -> Calibration:
     fixed = plan.fallback["threshold"]
     if held is None:
         return Calibration(threshold=float(fixed) if fixed != "auto" else 0.0)
-    raw, correct, is_oos, k = held
+    raw, correct, is_oos, k, predicted, uncovered = held
     cal = fit_calibration(raw, correct, is_oos, oos_weight=k, extra=traffic, extra_weight=k)
     if fixed != "auto":
         cal = Calibration(cal.slope, cal.intercept, float(fixed))
-    return cal
+    if not (plan.uses("per_intent") or plan.uses("uncovered")):
+        return cal
+    weights = np.where(is_oos, float(k), 1.0)
+    offsets, uncovered_offset = evidence_offsets(
+        cal.probability(raw), predicted, correct, is_oos, weights, cal.threshold,
+        uncovered if plan.uses("uncovered") else None,
+    )  # fmt: skip
+    if not plan.uses("per_intent"):
+        offsets = {}
+    return Calibration(cal.slope, cal.intercept, cal.threshold, offsets, uncovered_offset)
 
 
 def _score_traffic(plan: _Plan, linear: LinearModel, featurizers, traffic: Sequence[TrafficText]):
@@ -285,7 +368,7 @@ def _score_traffic(plan: _Plan, linear: LinearModel, featurizers, traffic: Seque
     embeddings = embed(dict(plan.embedding), texts) if plan.embedding is not None else None
     features = featurize([f for f, _ in featurizers], texts, embeddings)
     raw, predicted, oos_wins = score_batch(
-        linear, features, plan.oos_intent, plan.fallback["neighbour_weight"], plan.top_k
+        linear, features, plan.oos_intent, plan.weight, plan.top_k, plan.uses("own_nearness")
     )
     known = set(linear.classes) - {plan.oos_intent}
     truth = np.array([t.intent if t.intent in known else "" for t in traffic], dtype=object)
@@ -294,17 +377,36 @@ def _score_traffic(plan: _Plan, linear: LinearModel, featurizers, traffic: Seque
     return raw, correct & ~is_oos, is_oos
 
 
-def _score_fold(plan: _Plan, features: Features, labels: list[str], train_idx, held_idx):
-    """(raw score, answered right, is out_of_scope) of the held-out texts of one fold."""
+def _score_fold(
+    plan: _Plan,
+    features: Features,
+    labels: list[str],
+    train_idx,
+    held_idx,
+    words: _CoverageData | None = None,
+):
+    """(raw score, answered right, is out_of_scope, predicted intent, has uncovered words) of
+    the held-out texts of one fold; the words' coverage is the training part's alone."""
     linear = fit_linear(plan, features.rows(train_idx), [labels[i] for i in train_idx])
     raw, predicted, oos_wins = score_batch(
-        linear, features.rows(held_idx), plan.oos_intent, plan.fallback["neighbour_weight"],
-        plan.top_k,
+        linear, features.rows(held_idx), plan.oos_intent, plan.weight, plan.top_k,
+        plan.uses("own_nearness"),
     )  # fmt: skip
     truth = np.array([labels[i] for i in held_idx])
     is_oos = truth == plan.oos_intent
-    correct = (np.array(linear.classes)[predicted] == truth) & ~oos_wins
-    return raw, correct, is_oos
+    names = np.array(linear.classes, dtype=object)[predicted]
+    correct = (names == truth) & ~oos_wins
+    uncovered = np.zeros(len(held_idx), bool)
+    if words is not None:
+        coverage = words.fit(train_idx)
+        uncovered = np.array(
+            [
+                bool(coverage.uncovered(words.texts[i], n))
+                for i, n in zip(held_idx, names, strict=True)
+            ],
+            bool,
+        )
+    return raw, correct, is_oos, names, uncovered
 
 
 class _now:
@@ -344,13 +446,21 @@ def fold_split(labels: list[str], holdout: float) -> list[tuple[np.ndarray, np.n
 
 
 def score_batch(
-    linear: LinearModel, features: Features, oos_intent: str, weight: float, top_k: int
+    linear: LinearModel,
+    features: Features,
+    oos_intent: str,
+    weight: float,
+    top_k: int,
+    own_nearness: bool = False,
 ):
-    """(raw score of the best in-scope intent, its class index, out_of_scope won) per text."""
+    """(raw score of the best in-scope intent, its class index, out_of_scope won) per text.
+
+    `own_nearness`: closeness to the predicted intent's own examples (else to the nearest
+    example of the top-k intents, whichever intent it belongs to)."""
     decisions = linear.decisions(features)
     oos_col = linear.classes.index(oos_intent) if oos_intent in linear.classes else None
-    top = linear.top_classes(decisions, top_k, oos_col)
-    closeness = linear.closeness(features, top) if weight else np.zeros(len(features))
     predicted, oos_wins = best_in_scope(decisions, oos_col)
+    top = predicted[:, None] if own_nearness else linear.top_classes(decisions, top_k, oos_col)
+    closeness = linear.closeness(features, top) if weight else np.zeros(len(features))
     raw = raw_scores(decisions, oos_col, closeness, weight)[np.arange(len(predicted)), predicted]
     return raw, predicted, oos_wins

@@ -105,7 +105,7 @@ def test_accurate_single_text_path_equals_padded_batch(accurate_interp):
     single = np.stack([accurate_interp.encoder.encode_one(t) for t in texts])
     np.testing.assert_allclose(single, batch, atol=1e-4)
     result = predict_batch(accurate_interp, texts)
-    for text, best, conf in zip(texts, result.best, result.confidence, strict=True):
+    for text, best, conf in zip(texts, result.best, result.calibrated, strict=True):
         p = accurate_interp.parse(text)
         assert p.ranking[0][0] == best
         assert abs(p.ranking[0][1] - conf) < 1e-3, text

@@ -1,0 +1,158 @@
+"""Evidence that the chosen intent covers THIS text, beyond being the nearest known choice.
+
+Pure, used at training (fitted on the line's own data, measured on out-of-fold texts) and in
+`Interpreter.parse` (step 6), and by the flow engine for replies to a broadcast (step 7).
+
+- **Uncovered content words.** Each intent's vocabulary is the words of its training examples
+  (and of its response texts when given). A content word of the question (not a generic word
+  such as "when", "is", "the") that the predicted intent never speaks of is evidence the
+  intent does not answer it: "can i park at the venue" is not the accessibility FAQ because
+  nothing about accessibility mentions parking. Near spellings count as covered ("tickts").
+- **Per-intent thresholds** and **nearness to the intent's own examples** live in
+  `bot.nlu.fallback`; this module holds the word-level evidence and the broadcast bar.
+- **Replies to a broadcast about its news.** A question that shares content words with the
+  broadcast it replies to asks about that news; a generic FAQ answer does not know it, so such
+  a reply needs a higher bar (`NEWS_BAR`) before an intent answers it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+# Words that carry no topic of their own: function words, question words, auxiliaries, common
+# verbs and adverbs, pronouns, fan-chat spellings. A word listed here is never "uncovered".
+_GENERIC_WORDS = """
+    a about above after again against all also am an and any anyone anything are aren arent
+    around as ask asked asking at be because been before being below between both but by can
+    cant could couldnt did didnt do does doesnt doing dont done down during each either else
+    even ever every few for from further get gets getting give go goes going gone got gotta
+    gonna had has hasnt have havent having he her here hers herself him himself his how i if
+    im in into is isnt it its itself ive just know let lets like ll make many may me might
+    mine more most much must my myself need needs never no nor not now of off on once one only
+    or other our ours ourselves out over own please pls plz put re really same say says see
+    shall she should shouldnt so some someone something soon still such sure take tell than
+    that thats the their theirs them themselves then there theres these they theyre thing
+    things think this those though tho thru to too try u ull under until up upon ur us use
+    very ve via wanna want wants was wasnt way we well were werent what whats when whens where
+    wheres whether which while who whom whos whose why will with without wont would wouldnt
+    yall yes yet you youd youll your youre yours yourself yourselves hi hey hello ok okay yeah
+    yep nope hmm oh omg lol pls thanks thank thx ty guys girl dude anyway actually again
+    already always another back being better could day days does every first going good got
+    great here hope kind last lot lots maybe mean new next nice none okay people place right
+    since sorry stuff sure time times today tomorrow tonight way week weeks year years yes
+    yesterday able also btw idk imo rn tbh fr ngl smth sth any anybody thing what's
+    doing gonna wanna gotta lemme gimme kinda sorta ya yo hiii heyy cuz cause coz bc
+"""
+GENERIC = frozenset(_GENERIC_WORDS.split())
+MIN_WORD = 3  # shorter tokens ("la", "ok", "tv") carry little topic and many typos
+NEWS_BAR = 0.97  # confidence a reply asking about a broadcast's news needs to be answered
+
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+_SUFFIXES = ("'s", "ies", "ing", "es", "ed", "ly", "s")
+_QUESTION = re.compile(
+    r"\?|^\s*(?:who|what|whats|when|where|why|how|which|will|would|is|are|can|could|do|does|did"
+    r"|should|any|anyone)\b",
+    re.IGNORECASE,
+)
+
+
+def stem(word: str) -> str:
+    """A crude, fast stem: "parking" -> "park", "tickets" -> "ticket", "nova's" -> "nova"."""
+    word = word.lower().replace("’", "'")
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= MIN_WORD:
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> tuple[str, ...]:
+    """The stems of a text's topic words, in order, each once."""
+    out: dict[str, None] = {}
+    for match in _WORD.finditer(text.lower().replace("’", "'")):
+        word = match.group()
+        if len(word) < MIN_WORD or word in GENERIC or word.replace("'", "") in GENERIC:
+            continue
+        stemmed = stem(word)
+        if stemmed not in GENERIC:
+            out[stemmed] = None
+    return tuple(out)
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Which content words each intent speaks of, fitted on the line's own examples."""
+
+    words: Mapping[str, frozenset[str]]  # intent -> stems of its examples and responses
+    near: Mapping[str, frozenset[str]]  # intent -> one-letter deletions of its longer stems
+    shared: frozenset[str]  # stems every intent covers: lookup tables, synonyms, entity values
+
+    @classmethod
+    def fit(
+        cls,
+        texts: Iterable[str],
+        labels: Iterable[str],
+        *,
+        responses: Mapping[str, Iterable[str]] | None = None,
+        shared: Iterable[str] = (),
+        skip: Iterable[str] = (),
+    ) -> Coverage:
+        """`responses`: intent -> texts it answers with; `shared`: words of lookup tables and
+        synonyms (any intent may carry a city); `skip`: intents with no vocabulary (out_of_scope)."""
+        skipped = set(skip)
+        words: dict[str, set[str]] = {}
+        for text, label in zip(texts, labels, strict=True):
+            if label not in skipped:
+                words.setdefault(label, set()).update(content_words(text))
+        for label, said in (responses or {}).items():
+            if label in words:
+                for text in said:
+                    words[label].update(content_words(text))
+        near = {
+            label: frozenset(d for w in ws if len(w) >= 4 for d in _deletions(w) | {w})
+            for label, ws in words.items()
+        }
+        shared_stems = frozenset(w for text in shared for w in content_words(text))
+        return cls({k: frozenset(v) for k, v in words.items()}, near, shared_stems)
+
+    def covers(self, intent: str, word: str) -> bool:
+        own = self.words.get(intent)
+        if own is None:  # an intent without examples here: no evidence either way
+            return True
+        if word in own or word in self.shared:
+            return True
+        if len(word) < 4:
+            return False
+        near = self.near[intent]  # one edit away: a typo or a close inflection
+        return word in near or any(d in near for d in _deletions(word))
+
+    def uncovered(self, text: str, intent: str) -> tuple[str, ...]:
+        """Content words of the text the intent (full name) does not speak of."""
+        return tuple(w for w in content_words(text) if not self.covers(intent, w))
+
+    def state(self) -> dict[str, list[str] | dict[str, list[str]]]:
+        return {
+            "words": {k: sorted(v) for k, v in sorted(self.words.items())},
+            "shared": sorted(self.shared),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping) -> Coverage:
+        words = {k: frozenset(v) for k, v in state["words"].items()}
+        near = {
+            k: frozenset(d for w in ws if len(w) >= 4 for d in _deletions(w) | {w})
+            for k, ws in words.items()
+        }
+        return cls(words, near, frozenset(state["shared"]))
+
+
+def asks_about_news(text: str, broadcast_text: str | None) -> bool:
+    """A question that shares a content word with the broadcast it replies to."""
+    if not broadcast_text or not _QUESTION.search(text):
+        return False
+    return bool(set(content_words(text)) & set(content_words(broadcast_text)))
