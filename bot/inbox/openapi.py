@@ -236,6 +236,64 @@ def _topic_paths() -> dict[str, Any]:
     return paths
 
 
+_GROUP = {
+    "type": "object",
+    "description": "broadcast replies the bot answered with the same response, meaning the same",
+    "properties": {
+        "id": _INT, "status": {"enum": ["open", "right", "corrected", "taught"]}, "label": _STR,
+        "headline": {"type": "string", "description": "\"229 fans got utter_x for '...'\""},
+        "response": {"type": "string", "description": "the response(s) the bot gave"},
+        "intent": {"type": ["string", "null"]}, "answer": {"type": "string",
+                                                           "description": "what the bot texted"},
+        "size": _INT, "fans": _INT, "reviewed": _INT, "corrected": _INT,
+        "examples": {"type": "array", "items": _STR},
+        "broadcast_id": {"type": ["integer", "null"]}, "broadcast_name": {"type": ["string", "null"]},
+    },
+}  # fmt: skip
+_GID = {"name": "group_id", "in": "path", "required": True, "schema": _INT}
+_ANSWER_ACTIONS = {
+    "correct": ("Correct the bot: one follow-up text to each fan of the group, exactly once "
+                "(`request_key`: a retry continues it), in their waking hours; opted-out fans "
+                "get nothing", _obj(body=_STR, request_key=_STR)),
+    "right": ("Mark the group right: reviewed, nothing sent (texts that join it later too)", None),
+    "move": ("Move texts out of the group: into another open group the bot answered the same "
+             "way (`to`), or a new one (`to`: null)",
+             {"type": "object", "required": ["message_ids"], "properties": {
+                 "message_ids": {"type": "array", "items": _INT},
+                 "to": {"type": ["integer", "null"]}}}),
+    "teach": ("Teach from the group (admins only): with `response` a new FAQ, without one the "
+              "texts become examples of the existing `intent`; retrains",
+              {"type": "object", "required": ["intent"], "properties": {
+                  "intent": _STR, "response": _STR, "examples": {"type": "array", "items": _STR}}}),
+}  # fmt: skip
+
+
+def _answer_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/v1/answers": {"get": _op(
+            "Bot answers to review: broadcast replies the bot answered, grouped, most fans first",
+            params=[{"name": "status", "in": "query",
+                     "schema": {"enum": ["open", "right", "corrected", "taught", "all"]}},
+                    {"name": "limit", "in": "query", "schema": _INT}],
+            response={"type": "object", "properties": {
+                "status": _STR, "items": {"type": "array", "items": _GROUP},
+                "counts": {"type": "object", "properties": {"open_groups": _INT,
+                                                            "texts": _INT}}}})},
+        "/api/v1/answers/{group_id}": {"get": _op(
+            "One group: its summary, its texts (each with its own parse), corrections sent",
+            params=[_GID], response={"type": "object", "properties": {
+                "group": _GROUP, "texts": {"type": "array"}, "corrections": {"type": "array"}}},
+            extra={"404": {"description": "no such group"}})},
+    }  # fmt: skip
+    for action, (summary, body) in _ANSWER_ACTIONS.items():
+        paths[f"/api/v1/answers/{{group_id}}/{action}"] = {"post": _op(
+            summary, body=body, params=[_GID], writes=True,
+            extra={"404": {"description": "no such group"},
+                   "409": {"description": "the group or text changed meanwhile"},
+                   "400": {"description": "bad input (the error says which)"}})}  # fmt: skip
+    return paths
+
+
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [],
@@ -277,6 +335,7 @@ def openapi_document() -> dict[str, Any]:
             params=[{"name": "username", "in": "path", "required": True, "schema": _STR}])}  # fmt: skip
     paths.update(_broadcast_paths())
     paths.update(_topic_paths())
+    paths.update(_answer_paths())  # bot answers to review (bot/inbox/review.py)
     for action, (summary, body) in _ACTIONS.items():
         paths[f"/api/v1/conversations/{{conversation_id}}/{action}"] = {
             "post": _op(summary, body=body, params=[_ID], writes=True, extra=_CONFLICT)
