@@ -407,7 +407,7 @@ class Pipeline:
             for slot, field in PROFILE_SLOTS.items()
             if slot in declared and field in ctx.contact.profile and state.slots.get(slot) is None
         }
-        return DialogueState(state.stack, {**state.slots, **known}) if known else state
+        return replace(state, slots={**state.slots, **known}) if known else state
 
     async def _understand(self, brain: Brain, body: str) -> Prediction:
         if not body.strip():
