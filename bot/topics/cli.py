@@ -58,6 +58,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
     regroup = sub.add_parser("regroup", help="group the waiting texts afresh")
     regroup.set_defaults(func=_run(_regroup))
+
+    from bot.topics import review_cli  # `fanline topics answers ...`: the bot's answers to review
+
+    review_cli.register(sub, _run, _as)
     return topics
 
 
