@@ -1,10 +1,10 @@
 """Benchmark: a reply storm. One broadcast, thousands of replies, a bot, topics and two agents' worth of work.
 
     python bench/reply_storm.py [--fans 20000] [--database-url URL] [--seed N]
-                                [--reply-share 0.15] [--pipeline accurate|default]
+                                [--reply-share 0.15] [--pipeline accurate|default] [--mix FILE]
 
-1. N subscribed fans are seeded in bulk; the broadcast (bench/data/reply_storm.yml's text) goes
-   to all of them through the production enqueue (its outbox rows then count as sent).
+1. N subscribed fans are seeded in bulk; the broadcast (the --mix file's text; by default
+   bench/data/reply_storm.yml, a dev set) goes to all of them through the production enqueue (its outbox rows then count as sent).
 2. A share of the fans reply, each with one text drawn from the mix (known FAQs, small talk,
    opt-outs, and topics the demo cannot answer). Every text runs through the real pipeline and
    store of a real app (`create_app`, SQLite in a temp file or PostgreSQL with a URL), in the
@@ -618,7 +618,7 @@ async def storm(args: argparse.Namespace, url: str, tmp: Path) -> Run:
     from bot.app import create_app
     from bot.testing import bind_local, serve_in_process, url_of
 
-    mix = sm.load_mix()
+    mix = sm.load_mix(args.mix)
     project = project_copy(tmp)
     sock = bind_local()
     settings = settings_for(project, url, url_of(sock), args.pipeline)
@@ -668,6 +668,9 @@ def main() -> None:
     ap.add_argument("--max-actions", type=int, default=30)
     ap.add_argument("--group-texts", type=int, default=10_000)
     ap.add_argument("--inbox", choices=["auto", "http", "service"], default="auto")
+    ap.add_argument("--mix", type=Path, default=sm.DATA,
+                    help="the storm's mix (default bench/data/reply_storm.yml; a held-out one: "
+                    "bench/data/heldout/reply_storm_album.yml)")  # fmt: skip
     args = ap.parse_args()
     started = time.perf_counter()
     with (
