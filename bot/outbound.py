@@ -5,7 +5,8 @@ Each lane reserves a batch of due rows (they stay `queued`, hidden from other la
 sender's rate limit, claims the row (`queued -> sending`, in one statement guarded by "the fan is
 still subscribed, not suppressed, not erased"), and calls the gateway at once. So a STOP that
 commits before the claim always wins, however long the row waited for its turn, and a row is
-`sending` only while its request is on its way. Rows whose slots come up together are claimed
+`sending` only while its request is on its way. A broadcast text outside its fan's quiet
+hours is not claimed: the claim moves it to the window's next opening (`bot.storage.outbox`). Rows whose slots come up together are claimed
 together, which keeps throughput. Results: sent rows in batches, retryable failures with
 exponential backoff and jitter, permanent failures once (21610 also opts the fan out, in the
 store). Storage is reached only through the `OutboxStore` protocol below.

@@ -1,7 +1,9 @@
 """Quiet hours for broadcasts: each fan's time zone and when their sending window next opens.
 
 Pure. The broadcast enqueuer (`bot.storage.broadcast_store`) turns these tables into one SQL
-CASE expression, so a million fans are placed in their window without a row reaching Python.
+CASE expression, so a million fans are placed in their window without a row reaching Python;
+the outbox claim (`bot.storage.outbox`) checks each broadcast text again when it is about to be
+sent, so a text paced or resumed past the window's end waits for its next opening.
 A fan's zone, first match wins: `profile.timezone` (set at web signup), the US ZIP's state
 (`ZIP3_STATES` below), the phone number's country and area code (libphonenumber's time-zone
 data), else the configured default zone.
@@ -88,6 +90,12 @@ class QuietHours:
         day = local.date() if now < self.start else local.date() + timedelta(days=1)
         opening = datetime.combine(day, self.start, tzinfo=local.tzinfo)
         return opening.astimezone(UTC)
+
+
+@lru_cache(maxsize=64)
+def window(start: str, end: str) -> QuietHours:
+    """A broadcast's stored window, parsed once (the outbox claim asks for every text)."""
+    return QuietHours.parse(start, end)
 
 
 @lru_cache(maxsize=512)

@@ -9,6 +9,8 @@ rows by it and lookups search the provider from it; `claimed_at` keeps it after 
 The guard (`_SENDABLE`), checked in the claim's own statement: the fan is not unsubscribed (for
 a broadcast: subscribed), not erased, and their number is not on the suppression list unless
 they subscribed again since. Compliance texts (the STOP confirmation, HELP) always go.
+A broadcast text is also claimed only inside its fan's sending window (quiet hours, in the
+fan's zone); outside it, the claim moves its `not_before` to the next opening instead.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from sqlalchemy.engine import Connection
 from bot.domain import ConsentChange
 from bot.messages import DeliveryReport, OutboundSms
 from bot.outbound import OutboxItem, SendResult
+from bot.quiet_hours import window, zone_for_fan
+from bot.storage.broadcast_tables import broadcasts
 from bot.storage.tables import contacts, messages, suppressions
 
 # a delivery report never moves a message backwards (callbacks can arrive out of order)
@@ -80,6 +84,10 @@ class OutboxQueries:
     def _claim_sends(self, conn: Connection, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         at = now()
         m = messages.c
+        held = self._hold_for_quiet_hours(conn, items, at)
+        items = [i for i in items if i.id not in held]
+        if not items:
+            return []
         mine = sa.and_(
             sa.tuple_(m.id, m.attempts).in_([(i.id, i.attempts) for i in items]),
             m.status == "queued",
@@ -103,6 +111,35 @@ class OutboxQueries:
         return [
             replace(i, attempts=i.attempts + 1, claimed_at=at) for i in items if i.id in claimed
         ]
+
+    def _hold_for_quiet_hours(
+        self, conn: Connection, items: Sequence[OutboxItem], at: datetime
+    ) -> set[int]:
+        """Broadcast texts whose fan is outside their sending window right now: they stay
+        `queued` with `not_before` at the window's next opening in the fan's zone. Checked
+        here, at the claim, because a text can wait past 21:00 local after being queued at
+        20:55 (pacing), or be resumed at night; the enqueue's `not_before` is only a first
+        guess. Replies, compliance and system texts answer the fan and are never held."""
+        ids = [i.id for i in items if i.kind == "broadcast"]
+        if not ids:
+            return set()
+        m, b = messages.c, broadcasts.c
+        rows = conn.execute(
+            sa.select(m.id, m.attempts, _c.profile, _c.phone, b.quiet_start, b.quiet_end,
+                      b.default_zone)
+            .select_from(messages.join(contacts, _c.id == m.contact_id)
+                         .join(broadcasts, b.id == m.broadcast_id))
+            .where(m.id.in_(ids))
+        ).all()  # fmt: skip
+        held = []
+        for r in rows:
+            zone = zone_for_fan(r.profile or {}, r.phone, r.default_zone)
+            opens = window(r.quiet_start, r.quiet_end).opens_at(zone, at)
+            if opens is not None:
+                held.append({"oid": r.id, "tries": r.attempts, "at": opens})
+        if held:
+            conn.execute(_HOLD, held)
+        return {h["oid"] for h in held}
 
     def _suppressed_numbers(self, conn: Connection, items: Sequence[OutboxItem]) -> list[int]:
         """Rows without a fan (system texts) whose number is on the suppression list."""
@@ -405,6 +442,12 @@ _SETTLE_SENT = (
     .where(*_IN_CLAIM)
     .values(status="sent", channel_id=_b("sid"), segments=_b("seg"), encoding=_b("enc"),
             sent_at=_b("at"), error=None)
+)  # fmt: skip
+_HOLD = (
+    messages.update()
+    .where(messages.c.id == _b("oid"), messages.c.status == "queued",
+           messages.c.attempts == _b("tries"))
+    .values(not_before=_b("at"))
 )  # fmt: skip
 _REQUEUE = (
     messages.update()
