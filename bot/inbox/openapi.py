@@ -112,7 +112,8 @@ _TOPIC = {
     "properties": {
         "id": _INT, "status": {"enum": ["open", "answered", "merged"]}, "label": _STR,
         "size": _INT, "fans": _INT, "examples": {"type": "array", "items": _STR},
-        "guesses": {"type": "array", "description": "the classifier's best guesses"},
+        "guesses": {"type": "array",
+                    "description": "the classifier's best guesses, averaged over the texts"},
         "oldest_at": _WHEN, "waiting_s": {"type": ["number", "null"]},
         "broadcast_id": {"type": ["integer", "null"]}, "auto_until": _WHEN,
     },
@@ -123,7 +124,10 @@ _TEXT = {
         "message_id": _INT, "contact_id": _INT, "conversation_id": _INT, "name": _STR,
         "body": _STR, "at": {"type": "string", "format": "date-time"},
         "similarity": {"type": ["number", "null"]}, "conversation_status": _STR,
-        "assignee_id": {"type": ["integer", "null"]},
+        "assignee_id": {"type": ["integer", "null"]}, "done_at": _WHEN,
+        "intent": {"type": ["string", "null"], "description": "what the bot understood of it"},
+        "confidence": {"type": ["number", "null"]},
+        "opted_out": {"type": "boolean", "description": "the fan unsubscribed: not texted"},
     },
 }  # fmt: skip
 _REPLY_RESULT = {

@@ -49,6 +49,7 @@ class QueueItem:
     awaiting_reply: bool  # the fan spoke last
     due_at: datetime | None = None  # unanswered by then, the escalation is missed
     missed_at: datetime | None = None
+    opted_out: bool = False  # the fan unsubscribed: no reply can be sent (not in Unassigned)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,7 @@ class QueueItem:
             "preview": self.preview, "awaiting_reply": self.awaiting_reply,
             "due_at": self.due_at.isoformat() if self.due_at else None,
             "missed_at": self.missed_at.isoformat() if self.missed_at else None,
+            "opted_out": self.opted_out,
         }  # fmt: skip
 
 
@@ -122,6 +124,7 @@ def _item(r: dict[str, Any], last: tuple[str, bool] | None, at: datetime) -> Que
         preview=preview[:140], awaiting_reply=awaiting,
         due_at=utc(r["due_at"]) if r["due_at"] else None,
         missed_at=utc(r["missed_at"]) if r["missed_at"] else None,
+        opted_out=r["subscription"] == "unsubscribed",
     )  # fmt: skip
 
 

@@ -46,17 +46,21 @@ def queue_page(
     snoozing = sa.and_(c.c.status == "snoozed", c.c.snoozed_until > at)
     awake = sa.not_(snoozing)
     missed = c.c.status == "missed"
+    # a fan who opted out cannot be texted: nothing in the unclaimed views is work for anyone
+    # (*All* still lists them, marked; a thread someone claimed stays in their *Mine*)
+    reachable = contacts.c.subscription != "unsubscribed"
     conditions = {
-        "unassigned": sa.and_(awake, c.c.assignee_id.is_(None), sa.not_(missed)),
+        "unassigned": sa.and_(awake, c.c.assignee_id.is_(None), sa.not_(missed), reachable),
         "mine": sa.and_(awake, c.c.assignee_id == agent_id),
         "all": sa.true(),
         "snoozed": snoozing,
-        "missed": sa.and_(missed, c.c.assignee_id.is_(None)),
+        "missed": sa.and_(missed, c.c.assignee_id.is_(None), reachable),
     }
     in_queue = c.c.status.in_(HUMAN)
     counts = conn.execute(
         sa.select(*[sa.func.count().filter(cond).label(name) for name, cond in conditions.items()])
         .select_from(c)
+        .join(contacts, contacts.c.id == c.c.contact_id)
         .where(in_queue)
     ).one()
     # the newest unresolved escalation of each thread (normally its only one)
@@ -73,6 +77,7 @@ def queue_page(
     page = conn.execute(
         sa.select(c.c.id.label("cid"), e.c.id.label("eid"))
         .select_from(c)
+        .join(contacts, contacts.c.id == c.c.contact_id)
         .outerjoin(current, current.c.conversation_id == c.c.id)
         .outerjoin(e, e.c.id == current.c.id)
         .where(in_queue, conditions[view])
@@ -90,7 +95,8 @@ def _queue_details(conn: Connection, page: list[Any]) -> list[Row]:
     rows = conn.execute(
         sa.select(
             c.c.id, c.c.contact_id, c.c.status, c.c.snoozed_until, c.c.assignee_id,
-            c.c.updated_at, contacts.c.profile, e.c.reason, e.c.priority, e.c.guesses,
+            c.c.updated_at, contacts.c.profile, contacts.c.subscription, e.c.reason,
+            e.c.priority, e.c.guesses,
             e.c.created_at, e.c.first_response_at, e.c.due_at, e.c.missed_at,
             agents.c.display_name,
         )
@@ -105,7 +111,8 @@ def _queue_details(conn: Connection, page: list[Any]) -> list[Row]:
 
 
 def last_messages(conn: Connection, contact_ids: list[int]) -> dict[int, tuple[str, bool]]:
-    """Per fan: their newest text (the preview) and whether they spoke last (awaiting a reply)."""
+    """Per fan: the text that needs answering (the preview: their newest text still waiting for
+    a person, else their newest text) and whether they spoke last (awaiting a reply)."""
     if not contact_ids:
         return {}
     m = messages.c
@@ -121,7 +128,30 @@ def last_messages(conn: Connection, contact_ids: list[int]) -> dict[int, tuple[s
     for r in sorted(rows, key=lambda r: r.id):  # the later row per fan is the newest message
         preview = (r.body or "[media]") if r.direction == "in" else out.get(r.contact_id, ("",))[0]
         out[r.contact_id] = (preview, r.direction == "in")
+    # a "👍" or "ok" the bot answered after the question must not hide the question
+    for contact_id, body in waiting_texts(conn, contact_ids).items():
+        out[contact_id] = (body or "[media]", out.get(contact_id, ("", False))[1])
     return out
+
+
+def waiting_texts(conn: Connection, contact_ids: list[int]) -> dict[int, str | None]:
+    """Per fan, the body of their newest text that reached a person and still waits: it carries
+    an unresolved escalation and no topic reply has answered it."""
+    from bot.storage.topic_tables import topic_texts
+
+    m, e, tt = messages.c, escalations.c, topic_texts.c
+    waiting = (
+        sa.select(sa.func.max(m.id))
+        .join(escalations, e.id == m.escalation_id)
+        .outerjoin(topic_texts, tt.message_id == m.id)
+        .where(m.contact_id.in_(contact_ids), m.direction == "in", e.resolved_at.is_(None),
+               tt.done_at.is_(None))
+        .group_by(m.contact_id)
+    )  # fmt: skip
+    return {
+        r.contact_id: r.body
+        for r in conn.execute(sa.select(m.contact_id, m.body).where(m.id.in_(waiting)))
+    }
 
 
 # ---- conversations and their escalations -----------------------------------------------------

@@ -96,8 +96,12 @@ async def test_only_due_unclaimed_unanswered_escalations_are_missed(
     missed = await timer.sweep(now + timedelta(hours=2))
     assert {(m.conversation_id, m.told) for m in missed} == {(due, True), (opted_out, False)}
     page = await queue.list_queue(store.db, "missed", team.ana)
-    assert {i.conversation_id for i in page.items} == {due, opted_out}
+    assert {i.conversation_id for i in page.items} == {due}  # nobody can text the opted out
     assert all(i.missed_at is not None for i in page.items)
+    every = {
+        i.conversation_id: i for i in (await queue.list_queue(store.db, "all", team.ana)).items
+    }
+    assert every[opted_out].missed_at is not None and every[opted_out].opted_out
     unassigned = await queue.list_queue(store.db, "unassigned", team.ana)
     assert due not in {i.conversation_id for i in unassigned.items}
     assert {i.conversation_id for i in unassigned.items} >= {later, never}

@@ -116,3 +116,14 @@ async def test_each_text_shows_its_own_parse(store: Store, team: Team) -> None:
     assert (await service.topic(store.db, denver)).summary.guesses == (("out_of_scope", 0.62),)
     listed = {t.id: t for t in await service.list_topics(store.db)}
     assert listed[refund].guesses == (("ask_refund", 0.99),)
+
+
+async def test_the_queue_shows_the_question_still_waiting(store: Store, team: Team) -> None:
+    from bot.inbox import queue
+
+    both, _, refund = await two_questions(store)
+    await service.reply_to_topic(store.db, team.ana, refund, "Refunds: link", quiet=None)
+    items = {
+        i.conversation_id: i for i in (await queue.list_queue(store.db, "all", team.ana)).items
+    }
+    assert items[both].preview == QUESTIONS["denver"][0]  # not the refund question, answered
