@@ -221,9 +221,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
     # agents' labels on real fan texts, for the out-of-scope threshold (None: no database)
     traffic = training_traffic(settings.database_url)
-    return train_command(settings.project_dir, settings.project_dir / "config.yml",
+    code = train_command(settings.project_dir, settings.project_dir / "config.yml",
                          settings.model_dir, args.force, settings.nlu_pipeline,
                          traffic=traffic)  # fmt: skip
+    if code == 0:  # the line's compliance phrase model, beside the NLU model, and its report
+        _compliance_report(settings, save=True)
+    return code
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -236,9 +239,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
     content = load_content(settings.project_dir, actions=runner.known_actions() or None,
                            max_segments=settings.max_segments)  # fmt: skip
     _print_problems(list(content.warnings))
+    _compliance_report(settings, content.nlu_data)
     print(f"ok: {len(content.flows)} flows, {len(content.domain.responses)} responses, "
           f"{len(content.intents)} intents")  # fmt: skip
     return 0
+
+
+def _compliance_report(settings: Any, data: Any = None, save: bool = False) -> None:
+    """Warnings for the line's examples that STOP / START / HELP would take (bot.compliance.line)."""
+    from bot.compliance import line
+    from bot.nlu.config import project_config
+    from bot.nlu.data import load_training_data
+    from bot.nlu.model import model_dir_for
+    from bot.nlu.train import fingerprint
+
+    if data is None:
+        data = load_training_data([settings.project_dir / "data"])
+    cfg = project_config(settings.project_dir / "config.yml", settings.nlu_pipeline)
+    model_dir = model_dir_for(settings.model_dir, fingerprint(cfg, data))
+    found = line.report(data, model_dir, settings.compliance, save=save)
+    _print_problems(found)
+    taken = sum(1 for p in found if "never reaches" in str(p))
+    off = "" if settings.compliance.phrase_model else " (phrase model off)"
+    print(f"compliance: {taken} of {len(data.examples)} training examples would be taken as "
+          f"STOP/START/HELP{off}")  # fmt: skip
 
 
 def _print_problems(problems: list[ConfigError]) -> None:

@@ -86,10 +86,12 @@ class Brain:
     interpreter: Any  # bot.nlu.Interpreter: parse(text) -> Prediction
     responses: Responses
     nlu: EncodingBatcher  # the interpreter, with concurrent texts encoded together
+    phrases: Any = None  # the line's compliance phrase model (None: the shipped one)
 
     @classmethod
-    def of(cls, engine: FlowEngine, interpreter: Any) -> Brain:
-        return cls(engine, interpreter, Responses(engine.domain), EncodingBatcher(interpreter))
+    def of(cls, engine: FlowEngine, interpreter: Any, phrases: Any = None) -> Brain:
+        batcher = EncodingBatcher(interpreter)
+        return cls(engine, interpreter, Responses(engine.domain), batcher, phrases)
 
 
 @dataclass(slots=True)
@@ -122,10 +124,13 @@ class Pipeline:
         escalations: EscalationPolicy | None = None,
         fan_links: Callable[[int], dict[str, str]] = lambda contact_id: {},
         max_segments: int = 3,
+        phrases: Any = None,  # bot.compliance.phrases.PhraseModel: the line's
+        compliance_policy: compliance.Policy | None = None,  # config.yml `fanline.compliance:`
     ):
         self.store = store
         self.locks = locks
-        self.brain = Brain.of(engine, interpreter)
+        self.brain = Brain.of(engine, interpreter, phrases)
+        self.compliance_policy = compliance_policy or compliance.Policy()
         self.actions = actions
         self.on_commit = on_commit  # wakes the outbox sender and the inbox's live feed
         self.escalations = escalations or EscalationPolicy()  # due times, team hours
@@ -134,9 +139,9 @@ class Pipeline:
             max_segments  # several answers, or a first reply, share texts up to this
         )
 
-    def reload(self, engine: FlowEngine, interpreter: Any) -> None:
+    def reload(self, engine: FlowEngine, interpreter: Any, phrases: Any = None) -> None:
         """Swap content and model between turns (hot reload; no turn sees a mix)."""
-        self.brain = Brain.of(engine, interpreter)
+        self.brain = Brain.of(engine, interpreter, phrases)
 
     async def handle_inbound(
         self, msg: InboundSms, *, inline_s: float = 0.0, recorded: asyncio.Event | None = None
@@ -259,7 +264,9 @@ class Pipeline:
             turn.record.dialogue = compliance.with_question(ctx.dialogue, False)
         return compliance.classify(
             body, subscription=ctx.contact.subscription, opt_out_type=turn.msg.opt_out_type,
-            asked=asked,
+            asked=asked, model=turn.brain.phrases, policy=self.compliance_policy,
+            # after an opt-out by model the fan's next "yes" answers what they were told
+            yes_rejoins=not compliance.opted_out_by_model(ctx.dialogue),
         )  # fmt: skip
 
     def _comply(self, turn: _Turn, decision: compliance.Decision) -> None:
@@ -281,6 +288,8 @@ class Pipeline:
                 return None  # at most one confirmation, ever
             record.consent = ConsentChange("opt_out", _method(decision))
             record.dialogue = DialogueState().to_json()  # forget any half-finished flow
+            if decision.keyword == "model":  # a "yes" next is no carrier's "reply YES"
+                record.dialogue[compliance.BY_MODEL_KEY] = True
             return "utter_opt_out_confirmed"
         if decision.kind == "confirm_opt_out":  # unsure: ask once
             dialogue = record.dialogue if record.dialogue is not None else turn.ctx.dialogue

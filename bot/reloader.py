@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bot.content import content_paths, load_content
 from bot.errors import ConfigError, FanlineError, ModelOutdated
-from bot.runtime import Runtime, build_engine, ensure_model
+from bot.runtime import Runtime, build_engine, ensure_model, line_phrases
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class Reloader:
             )  # fmt: skip
             # never train inside the server: it loads what `fanline train` produced
             interpreter = await asyncio.to_thread(ensure_model, settings, content, False)
+            phrases = await asyncio.to_thread(line_phrases, content, interpreter)
         except ModelOutdated:  # a teach's retraining (or `fanline train`) is on its way
             log.warning(
                 "content changed; it goes live once its model is trained "
@@ -82,6 +83,7 @@ class Reloader:
             )
             return False
         self.runtime.content = content
-        self.runtime.pipeline.reload(build_engine(content, interpreter, settings), interpreter)
+        engine = build_engine(content, interpreter, settings)
+        self.runtime.pipeline.reload(engine, interpreter, phrases)
         log.info("reloaded content and model (%s)", getattr(interpreter, "fingerprint", "?")[:12])
         return True

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot import compliance
 from bot.actions import ActionRunner
+from bot.compliance import line as compliance_line
 from bot.content import Content, load_content
 from bot.errors import ModelOutdated, NluError
 from bot.escalation import DEFAULT_TIMEOUTS, EscalationPolicy, TeamClock
@@ -54,7 +55,8 @@ class Runtime:
             settings.project_dir, actions=known, max_segments=settings.max_segments
         )
         interpreter = await asyncio.to_thread(ensure_model, settings, content, train)
-        await asyncio.to_thread(compliance.warm_up)  # the phrase model, before the first text
+        phrases = await asyncio.to_thread(line_phrases, content, interpreter)
+        await asyncio.to_thread(compliance.warm_up)  # the language model, before the first text
         url = database_url or settings.database_url
         store = await asyncio.to_thread(
             Store.open, url, hash_key=settings.secret_key, reply_window_h=settings.reply_window_h
@@ -71,6 +73,8 @@ class Runtime:
             escalations=escalation_policy(settings),
             fan_links=_links(settings),
             max_segments=settings.max_segments,
+            phrases=phrases,
+            compliance_policy=settings.compliance,
         )
         return cls(settings, store, locks, content, interpreter, actions, pipeline)
 
@@ -112,11 +116,17 @@ def ensure_model(settings: Settings, content: Content, train: bool = True) -> An
 
     if train:
         model_dir = train_model(config, content.nlu_data, settings.model_dir, progress=False)
+        compliance_line.ensure(content.nlu_data, model_dir)  # the line's phrase model beside it
         return with_rasa_nlu(settings.project_dir, load_interpreter(model_dir))
     model_dir = model_dir_for(settings.model_dir, fingerprint(config, content.nlu_data))
     if not (model_dir / "metadata.json").is_file():
         raise ModelOutdated("NLU data or config changed: run `fanline train` to update the model")
     return with_rasa_nlu(settings.project_dir, load_interpreter(model_dir))
+
+
+def line_phrases(content: Content, interpreter: Any) -> Any:
+    """The line's compliance phrase model: saved beside the NLU model, else trained now."""
+    return compliance_line.load_or_train(content.nlu_data, getattr(interpreter, "model_dir", None))
 
 
 def _links(settings: Settings) -> Any:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.compliance.policy import Policy, compliance_settings
 from bot.errors import ConfigError, Location
 from bot.flows.disambiguation import Disambiguation, disambiguation_settings
 
@@ -72,6 +73,7 @@ class Settings:
     inbox: dict[str, Any] = field(default_factory=dict)  # config.yml `inbox:`, ${VAR} expanded
     disambiguation: Disambiguation = field(default_factory=Disambiguation)
     topics: TopicSettings = field(default_factory=TopicSettings)  # `fanline.topics:`
+    compliance: Policy = field(default_factory=Policy)  # `fanline.compliance:` (the phrase model)
 
     @property
     def data_dir(self) -> Path:
@@ -124,6 +126,9 @@ def load_settings(project_dir: Path | str = ".", env: dict[str, str] | None = No
         inbox={k: v for k, v in _section(config, "inbox", where).items() if k != "__lines__"},
         disambiguation=disambiguation_settings(engine.get("disambiguation"), str(where)),
         topics=_topics(engine, where),
+        compliance=compliance_settings(
+            engine.get("compliance"), str(where), engine["__lines__"].get("compliance")
+        ),
     )
 
 

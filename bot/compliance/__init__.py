@@ -8,9 +8,13 @@ None: the bot may carry on), in this order, cheapest and surest first:
    OPTOUT, REVOKE; START; HELP; their equivalents in other languages);
 3. a one-word typo of a keyword (`typos.py`: "stahp", "stopp", "sotp", "unsubscibe");
 4. explicit opt-out wording anywhere in the text (`patterns.py`: "stop texting me");
-5. the phrase model (`phrases.py`, trained on `phrases/*.yml`), with precision guards for
-   texts that merely contain "stop". Sure: decided. Unsure (a middle band): `confirm_opt_out`,
-   the pipeline asks once ("Reply STOP to stop all texts"); a YES or STOP to that resolves it.
+5. the phrase model (`phrases.py`; the line's own, built with its NLU examples by `line.py`),
+   with precision guards for texts that merely contain "stop" and a subject check
+   (`subject.py`): a decision by model must be about the texts. Sure: decided. Unsure (a
+   middle band) and about the texts: `confirm_opt_out`, the pipeline asks once ("Reply STOP to
+   stop all texts"); a YES or STOP to that resolves it. HELP and START by model only for help
+   with, or joining, the texts. The bands and the model itself are a line's setting
+   (`policy.py`); the keywords are not.
 
 A fan who asks to be left alone must never receive another marketing text: the FCC's 2024 rule
 lets consent be revoked by any reasonable means. `language.py` is the other pure decision kept
@@ -22,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.compliance import language, patterns, phrases, typos
+from bot.compliance import language, patterns, phrases, subject, typos
 from bot.compliance.keywords import (
     CARRIER_OPT_OUT,
     HELP_WORDS,
@@ -31,18 +35,26 @@ from bot.compliance.keywords import (
     exact,
     normalise,
 )
+from bot.compliance.phrases import PhraseModel
+from bot.compliance.policy import DEFAULT, Policy
 
-__all__ = ["CARRIER_OPT_OUT", "HELP_WORDS", "OPT_IN_WORDS", "OPT_OUT_WORDS", "Decision",
+__all__ = ["CARRIER_OPT_OUT", "HELP_WORDS", "OPT_IN_WORDS", "OPT_OUT_WORDS", "Decision", "Policy",
            "asked_to_confirm", "classify", "normalise", "warm_up", "with_question"]  # fmt: skip
 
 Kind = Literal["opt_out", "opt_in", "help", "confirm_opt_out"]
 
-# phrase-model bands (probability of the label); measured in tests/compliance
-OPT_OUT_SURE = 0.70  # at or above: unsubscribed
-OPT_OUT_ASK = 0.40  # from here up to sure: asked once
+# phrase-model bands (probability of the label): the defaults of `Policy`, a line's setting
+OPT_OUT_SURE = DEFAULT.opt_out_sure  # at or above: unsubscribed
+OPT_OUT_ASK = DEFAULT.opt_out_ask  # from here up to sure: asked once
 GUARDED_ASK = 0.90  # "stop" in another sense ("can't stop smiling"): asked only above this
-OTHER_SURE = 0.80  # START / HELP in plain words
+OTHER_SURE = DEFAULT.help_start_sure  # START / HELP in plain words
+# a sure opt-out that names nothing of the texts ("please just stop", "no me escriban más" do;
+# "i want to be out of whisper mode" does not) must be this sure, whatever the line's bands
+UNNAMED_SURE = 0.95
 ASKED_KEY = "compliance_asked"  # in the dialogue JSON, for one turn: we asked "Reply STOP ...?"
+# in the dialogue JSON of a fan the phrase model unsubscribed: their next "yes" answers whatever
+# they were last told, it does not re-subscribe them (only START or rejoin wording does)
+BY_MODEL_KEY = "opted_out_by_model"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +67,25 @@ class Decision:
 
 
 def classify(
-    text: str, *, subscription: str, opt_out_type: str | None = None, asked: bool = False
+    text: str,
+    *,
+    subscription: str,
+    opt_out_type: str | None = None,
+    asked: bool = False,
+    model: PhraseModel | None = None,
+    policy: Policy = DEFAULT,
+    yes_rejoins: bool = True,
 ) -> Decision | None:
     """The compliance decision for an inbound text, or None when the bot may carry on.
-    `asked`: our last reply asked "Reply STOP to stop all texts?" (a YES now confirms it)."""
+    `asked`: our last reply asked "Reply STOP to stop all texts?" (a YES now confirms it).
+    `model`: the line's phrase model (None: the shipped one, without any line's examples).
+    `yes_rejoins`: a YES re-subscribes an opted-out fan (not after an opt-out by model)."""
     if opt_out_type:
         kind = {"STOP": "opt_out", "START": "opt_in", "HELP": "help"}.get(opt_out_type.upper())
         if kind:
             return Decision(kind, opt_out_type.upper(), provider_handled=True)  # type: ignore[arg-type]
     words = normalise(text)
-    hit = exact(words, subscription=subscription, asked=asked)
+    hit = exact(words, subscription=subscription, asked=asked, yes_rejoins=yes_rejoins)
     if hit is not None:
         return Decision(hit[0], words, language=hit[1])  # type: ignore[arg-type]
     if words and " " not in words:
@@ -73,29 +94,37 @@ def classify(
             return Decision(typo[0], f"~{typo[1]}")  # type: ignore[arg-type]
     if patterns.explicit_opt_out(text[: phrases.MAX_CHARS]):
         return Decision("opt_out", "phrase")
-    if sum(w.isalpha() and len(w) > 1 for w in words.split()) < 2:
+    if not policy.phrase_model or sum(w.isalpha() and len(w) > 1 for w in words.split()) < 2:
         return None  # one word, a ZIP, a date: the keywords and typos above had their say
-    return _from_model(text, subscription)
+    return _from_model(text, subscription, model or phrases.model(), policy)
 
 
-def _from_model(text: str, subscription: str) -> Decision | None:
+def _from_model(
+    text: str, subscription: str, model: PhraseModel, policy: Policy
+) -> Decision | None:
     # a long text is read whole and clause by clause: "loved the show, but please stop the texts"
-    model = phrases.model()
     probs = model.probabilities(text)
     out, guarded = probs["opt_out"], patterns.guarded(text)
     for clause in patterns.clauses(text):
         p = model.probabilities(clause)["opt_out"]
         if p > out:
             out, guarded = p, patterns.guarded(clause)
-    if out >= OPT_OUT_SURE and not guarded:
+    if (
+        out >= policy.opt_out_sure
+        and not guarded
+        and (out >= UNNAMED_SURE or subject.about_the_texts(text))
+    ):
         return _modelled("opt_out", out, text)
-    if out >= (GUARDED_ASK if guarded else OPT_OUT_ASK):
-        if subscription == "unsubscribed":
-            return None  # nothing to ask someone who already gets nothing
+    if out >= (max(GUARDED_ASK, policy.opt_out_ask) if guarded else policy.opt_out_ask):
+        if subscription == "unsubscribed" or not subject.about_the_texts(text):
+            return None  # nothing to ask someone who gets nothing, or about something else
         return _modelled("confirm_opt_out", out, text)
-    for kind in ("opt_in", "help"):
-        if probs[kind] >= OTHER_SURE:
-            return _modelled(kind, probs[kind], text)
+    if probs["opt_in"] >= policy.help_start_sure and subject.about_joining(text):
+        return _modelled("opt_in", probs["opt_in"], text)
+    if probs["help"] >= policy.help_start_sure and (
+        subject.asks_who(text) or subject.about_the_texts(text)
+    ):
+        return _modelled("help", probs["help"], text)
     return None
 
 
@@ -120,7 +149,12 @@ def with_question(dialogue: dict[str, Any] | None, asked: bool) -> dict[str, Any
     return {**rest, ASKED_KEY: True} if asked else rest
 
 
+def opted_out_by_model(dialogue: dict[str, Any] | None) -> bool:
+    """The fan was unsubscribed by the phrase model (their next YES is no START)."""
+    return bool(dialogue and dialogue.get(BY_MODEL_KEY))
+
+
 def warm_up() -> None:
-    """Build the phrase model and load the language model now (start-up), not on a fan's text."""
-    phrases.model()
+    """Load the language model now (start-up), not on a fan's text. The phrase model is the
+    line's (`line.load_or_train`), built with its content."""
     language.warm_up()

@@ -56,14 +56,18 @@ def normalise(text: str) -> str:
     return " ".join(kept.upper().split())
 
 
-def exact(words: str, *, subscription: str, asked: bool) -> tuple[str, str | None] | None:
-    """(kind, language) for a text that is exactly a keyword, else None. `words` is normalised."""
+def exact(
+    words: str, *, subscription: str, asked: bool, yes_rejoins: bool = True
+) -> tuple[str, str | None] | None:
+    """(kind, language) for a text that is exactly a keyword, else None. `words` is normalised.
+    `yes_rejoins`: False after an opt-out decided by the phrase model, where the fan's YES
+    answers what they were last told, not a carrier's "reply YES to rejoin"."""
     if asked and words in CONFIRM_WORDS:
         return "opt_out", None  # the fan said yes to "Reply STOP to stop all texts?"
     if words in OPT_OUT_WORDS:
         return "opt_out", OPT_OUT_LANGUAGE.get(words)
     if words in OPT_IN_WORDS or (
-        words in ("YES", "SI", "OUI", "SIM") and subscription == "unsubscribed"
+        words in ("YES", "SI", "OUI", "SIM") and subscription == "unsubscribed" and yes_rejoins
     ):
         # YES re-subscribes only someone who opted out (as carriers do); otherwise it's an answer
         return "opt_in", None

@@ -49,6 +49,9 @@ GUARDS = re.compile(
     r"|(it'?s|its|is|isn'?t|not|was|wasn'?t|be|been|being|get|got|getting) (it |that |this )?"
     r"(\w+ )?cancell?ed\b"
     r"|cancel (my|the|an|a) (order|ticket|tickets|upgrade|purchase|booking|hotel|vip|payment)"
+    # what the fan did elsewhere: "i unsubscribed from spotify", "i quit social media"
+    r"|\b(i|we) (just |already |finally )?(unsubscribed|unsubbed|quit|stopped|cancell?ed) "
+    r"(from |my |using |buying |going |social |spotify|netflix|apple|youtube|tiktok|instagram)"
     r")",
     re.IGNORECASE,
 )

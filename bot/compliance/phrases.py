@@ -1,11 +1,19 @@
 """The compliance phrase model: plain-language STOP / START / HELP in any words (pure once built).
 
-Runs after exact keywords and typos miss. Trained from the phrases shipped inside the engine
-(`bot/compliance/phrases/*.yml`, so every fan line gets them, whatever its own NLU data), once
-per process on first use: TF-IDF character n-grams (typos, accents, other languages) and word
-n-grams (politeness, longer sentences) into a logistic regression. Training is deterministic
-(fixed data order, lbfgs) and takes well under a second; a prediction is a few hundred
-microseconds.
+Runs after exact keywords, typos and explicit wording miss. Trained from three sources, so it
+tells a request about the texts from everything else a fan may say:
+
+- the phrases shipped inside the engine (`phrases/*.yml`: opt-out, opt-in, help and "other",
+  in five languages), the only positives;
+- a background of ordinary texts (`background/hwu64.txt`, HWU64, CC BY 4.0): "cancel my alarm",
+  "tell me about the news" are requests, not opt-outs;
+- the line's own NLU examples (`bot.compliance.line`): where fans say "tell me about rasa",
+  "tell me about rasa" is the line's question, never an opt-out.
+
+TF-IDF character n-grams (typos, accents, other languages) and word n-grams (politeness,
+longer sentences) into a logistic regression. Training is deterministic (fixed data order,
+lbfgs) and takes a few seconds; a prediction is a few hundred microseconds (by hand, below).
+A trained model is plain arrays and JSON (`state()` / `restore()`), never a pickle.
 """
 
 from __future__ import annotations
@@ -14,9 +22,11 @@ import math
 import threading
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import yaml
@@ -24,13 +34,22 @@ from scipy import sparse
 
 LABELS = ("opt_out", "opt_in", "help", "other")
 MAX_CHARS = 320  # two SMS segments: the ask is at the start of a longer text, if anywhere
+# the background and the line's examples together weigh this many times the shipped "other"
+# phrases: enough to teach what ordinary language looks like, not so much that a plain
+# "i'm done with these" is drowned (chosen on the dev sets, see docs/flows.md)
+NEGATIVE_WEIGHT = 1.0
+_VECTORIZERS = (
+    {"analyzer": "char_wb", "ngram_range": (2, 5), "sublinear_tf": True},
+    {"analyzer": "word", "ngram_range": (1, 2), "sublinear_tf": True,
+     "token_pattern": r"(?u)\b\w+\b"},
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class Phrase:
     text: str
     label: str
-    language: str
+    language: str  # a language code; "background" or "line" for the negatives
 
 
 def load_phrases() -> tuple[Phrase, ...]:
@@ -49,6 +68,13 @@ def load_phrases() -> tuple[Phrase, ...]:
     return tuple(phrases)
 
 
+def load_background() -> tuple[str, ...]:
+    """The shipped ordinary texts (one a line, `#` comments), in file order."""
+    entry = resources.files("bot.compliance") / "background" / "hwu64.txt"
+    lines = entry.read_text(encoding="utf-8").splitlines()
+    return tuple(s for s in (line.strip() for line in lines) if s and not s.startswith("#"))
+
+
 def prepare(text: str) -> str:
     """Lower case, accents folded, whitespace squeezed, cut to MAX_CHARS."""
     text = unicodedata.normalize("NFKD", text[:MAX_CHARS].lower())
@@ -56,38 +82,65 @@ def prepare(text: str) -> str:
     return " ".join(text.split())
 
 
+def training_set(
+    shipped: Sequence[Phrase], negatives: Sequence[str]
+) -> tuple[list[str], list[str], np.ndarray]:
+    """(texts, labels, weights): shipped phrases balanced by label; `negatives` ("other") share
+    NEGATIVE_WEIGHT x the shipped "other" weight. A shipped phrase that is also a negative is
+    dropped: the line's own examples say what its fans mean ("i dont want to do this anymore"
+    is the line's `cancel`); keywords and explicit wording still come first, whatever a line says.
+    """
+    extra = list(dict.fromkeys(t for t in map(prepare, negatives) if t))
+    line = set(extra)
+    shipped = [p for p in shipped if prepare(p.text) not in line]
+    texts = [prepare(p.text) for p in shipped]
+    labels = [p.label for p in shipped]
+    counts = Counter(labels)
+    weights = [len(shipped) / (len(counts) * counts[label]) for label in labels]
+    if extra:
+        each = NEGATIVE_WEIGHT * len(shipped) / len(counts) / len(extra)
+        texts += extra
+        labels += ["other"] * len(extra)
+        weights += [each] * len(extra)
+    return texts, labels, np.asarray(weights)
+
+
 class PhraseModel:
     """Probabilities of each label for a text."""
 
-    def __init__(self, phrases: tuple[Phrase, ...]) -> None:
+    def __init__(self, phrases: Sequence[Phrase], negatives: Sequence[str] = ()) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from threadpoolctl import threadpool_limits
 
-        self._vectorizers = (
-            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
-            TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True,
-                            token_pattern=r"(?u)\b\w+\b"),
-        )  # fmt: skip
-        texts = [prepare(p.text) for p in phrases]
-        features = sparse.hstack([v.fit_transform(texts) for v in self._vectorizers]).tocsr()
-        classifier = LogisticRegression(C=20.0, max_iter=2000, class_weight="balanced")
+        vectorizers = tuple(TfidfVectorizer(**o) for o in _VECTORIZERS)  # type: ignore[arg-type]
+        texts, labels, weights = training_set(phrases, negatives)
+        features = sparse.hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
+        classifier = LogisticRegression(C=20.0, max_iter=3000)
         with threadpool_limits(1):  # BLAS threads only contend on a small problem
-            classifier.fit(features, [p.label for p in phrases])
-        self._classifier = classifier
-        self.labels: tuple[str, ...] = tuple(str(c) for c in classifier.classes_)
-        coef = classifier.coef_.T  # (features, labels); binary problems never happen: 4 labels
-        self._intercept = classifier.intercept_
+            classifier.fit(features, labels, sample_weight=weights)
+        self._fitted = (vectorizers, classifier)  # for `reference` (tests) only
+        vocabularies = [sorted(v.vocabulary_, key=v.vocabulary_.__getitem__) for v in vectorizers]
+        self._build(
+            tuple(str(c) for c in classifier.classes_), classifier.intercept_,
+            vocabularies, [v.idf_ for v in vectorizers], classifier.coef_.T,
+        )  # fmt: skip
+        self.examples = len(texts)
+
+    def _build(self, labels, intercept, vocabularies, idfs, coef) -> None:  # type: ignore[no-untyped-def]
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.labels: tuple[str, ...] = labels
+        self._intercept = np.asarray(intercept, dtype=np.float64)
+        self._coef = np.asarray(coef, dtype=np.float64)  # (features, labels): 4 labels, never 2
+        self._vocabularies = vocabularies
         self._parts = []
         offset = 0
-        for v in self._vectorizers:
-            size = len(v.vocabulary_)
-            part = (
-                v.build_analyzer(),
-                v.vocabulary_,
-                v.idf_,
-                np.ascontiguousarray(coef[offset : offset + size]),
-            )
+        for options, words, idf in zip(_VECTORIZERS, vocabularies, idfs, strict=True):
+            size = len(words)
+            analyzer = TfidfVectorizer(**options).build_analyzer()  # type: ignore[arg-type]
+            index = {w: i for i, w in enumerate(words)}
+            part = (analyzer, index, np.asarray(idf), self._coef[offset : offset + size])
             self._parts.append(part)
             offset += size
 
@@ -111,20 +164,39 @@ class PhraseModel:
 
     def reference(self, text: str) -> np.ndarray:
         """The same scores through sklearn (for the tests that pin the hand-written path)."""
+        vectorizers, classifier = self._fitted
         prepared = [prepare(text)]
-        row = sparse.hstack([v.transform(prepared) for v in self._vectorizers]).tocsr()
-        return self._classifier.predict_proba(row)[0]
+        row = sparse.hstack([v.transform(prepared) for v in vectorizers]).tocsr()
+        return classifier.predict_proba(row)[0]
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(JSON-able metadata, arrays): everything `restore` needs, no pickle."""
+        meta = {"labels": list(self.labels), "vocabularies": self._vocabularies,
+                "examples": self.examples}  # fmt: skip
+        arrays = {"intercept": self._intercept, "coef": self._coef}
+        arrays |= {f"idf_{i}": p[2] for i, p in enumerate(self._parts)}
+        return meta, arrays
+
+    @classmethod
+    def restore(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> PhraseModel:
+        model = cls.__new__(cls)
+        idfs = [arrays[f"idf_{i}"] for i in range(len(_VECTORIZERS))]
+        model._build(tuple(meta["labels"]), arrays["intercept"], meta["vocabularies"], idfs,
+                     arrays["coef"])  # fmt: skip
+        model.examples = int(meta.get("examples", 0))
+        return model
 
 
 class _Shared:
-    """One model per process, built on first use (or by `warm_up()` at start-up)."""
+    """The line-independent model (shipped phrases + background), built once per process: what
+    `classify` uses when no line's model is given (tools, tests, a line without data)."""
 
     _lock = threading.Lock()
 
     @cached_property
     def model(self) -> PhraseModel:
         with self._lock:
-            return PhraseModel(load_phrases())
+            return PhraseModel(load_phrases(), load_background())
 
 
 _shared = _Shared()

@@ -1,0 +1,74 @@
+"""What a text is about: the texts themselves, or something else (pure).
+
+The phrase model reads how a text is phrased; this reads what it is about. A decision by model
+that speaks for the line about its texts needs both: the "Reply STOP to stop all texts?" ask
+only for a text about the texts (messages, texts, this number, the list, the subscription,
+being contacted), HELP only for help with the texts ("what is this number", "who is this"),
+START only for joining them ("put me back on the list"). A question about the star's content
+("what songs will she play", "whats the release date again") or a complaint about something
+else ("the guards were so rude to me") is none of these, however it is phrased.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.compliance.phrases import prepare
+
+# nouns and phrases that name the texts, the line or the subscription, in the line's languages
+_TEXTS = (
+    r"texts?|txts?|texting|txting|messages?|msgs?|messaging|sms|notifications?|notifs?|alerts?"
+    r"|this number|this #|this line|this (thing|service|bot|account)"
+    r"|(the|your|ur|this|ya|mailing|text|sms|contact) list|subscri\w*|unsub\w*|opt\w* (in|out)"
+    r"|contact(ed|ing)? me|hear(ing)? from (you|u|this)|sign(ed)? (me )?up|signup"
+    r"|spam\w*|mensajes?|textos?|numero|lista|suscri\w*|desuscri\w*|baja|messaggi|mensage(m|ns)"
+    r"|liste|abonn\w*|desabonn\w*|iscri\w*|disiscri\w*|inscri\w*|desinscri\w*|contact\w*"
+    r"|escrib\w*|ecri\w*|scriv\w*|escrev\w*|mand\w* (sms|mensage\w*)"
+)
+# "these" / "them" as what the fan receives: "i'd rather not get these", "make them stop"
+_THESE = (
+    r"(get|getting|receive|receiving|recieve|want|need|sending|send|of|with|from|stop|end|"
+    r"all|more|any) (all )?(these|those|them|this stuff|em)\b"
+)
+# "stop" or "remove" said to the sender, alone at the end: "honestly please just stop"
+_TO_US = r"(^|[^\w' ]\s*|\b(just|please|pls|plz|now|said|so|you|u|to) )(stop|remove)( it| me| now| please| pls)*\W*$"
+ABOUT_TEXTS = re.compile(
+    rf"\b({_TEXTS}|my (phone )?number|envi\w*)\b|\b{_THESE}|{_TO_US}", re.IGNORECASE
+)
+# a question about who is writing: the carriers' HELP ("who is this", "what is this number")
+_WHO = re.compile(
+    r"^(\W*(hi|hey|hello|um+|uh+|sorry|ok|so)\W+)*"
+    r"(who|what)( the \w+)?('?s| is| r| are|s)? (this|these|that|u|you|texting|messaging)\b"
+    r"(\W+(number|from|texting me|about|again|lol|pls|please))*\W*$",
+    re.IGNORECASE,
+)
+# joining (again): the START a fan writes in words
+_JOIN = re.compile(
+    r"\b(back on|add me|put me|sign me|opt me|resubscri\w*|subscri\w*|join (the )?(list|texts)"
+    r"|start (sending|texting|messaging)|(texts|messages|updates) again|re-?join)\b",
+    re.IGNORECASE,
+)
+
+
+def about_the_texts(text: str) -> bool:
+    """The text speaks of the texts, the number, the list or being contacted."""
+    return ABOUT_TEXTS.search(prepare(text)) is not None or _WHO.search(prepare(text)) is not None
+
+
+def asks_who(text: str) -> bool:
+    """ "who is this", "what is this number": the carriers' HELP, in words."""
+    prepared = prepare(text)
+    return _WHO.search(prepared) is not None or (
+        re.search(r"\b(this|ur|your) (number|#)\b", prepared) is not None
+        and re.search(r"\b(real|personal|phone number for|actual)\b", prepared) is None
+    )
+
+
+def about_joining(text: str) -> bool:
+    """The text asks to join the texts (again)."""
+    prepared = prepare(text)
+    return (
+        _JOIN.search(prepared) is not None
+        and about_the_texts(prepared)
+        or bool(re.search(r"\b(back on|put me back|add me back|resubscri\w*|re-?join)\b", prepared))
+    )
