@@ -91,3 +91,24 @@ def test_person_names(text: str, expected: str | None) -> None:
     from bot.flows.slot_types import parse_person_name
 
     assert parse_person_name(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("90210", "90210"), ("my zip is 90210", "90210"), ("its m5v 2t6", "M5V 2T6"),
+     ("toronto?", "Toronto"), ("Montreal", "Montréal"), ("im in Austin TX", "Austin"),
+     ("denver area lol", "Denver"), ("nyc", "New York City"), ("i live in salt lake city", "Salt Lake City"),
+     ("next tuesday", None), ("what about the tour", None), ("Maya", None), ("", None)],
+)  # fmt: skip
+def test_location_is_a_postal_code_or_a_city(text, expected):
+    assert parse("location", text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("NL123455", "NL123455"), ("nl-123 455", "nl-123 455"), ("code: NL123455", "NL123455"),
+     ('"NOVA"', "NOVA"), ("ABC", "ABC"), ("why was it changed tho", None), ("2 tickets", None),
+     ("thanks", None), ("is my ticket still valid or", None), ("ok", None)],
+)  # fmt: skip
+def test_code_looks_like_a_code(text, expected):
+    assert parse("code", text) == expected
