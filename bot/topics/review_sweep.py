@@ -4,7 +4,8 @@ Off the inbound path, beside the topic sweep and at its cadence (`fanline.topics
 one per server process. Each pass:
 
   1. inbound texts within a broadcast's reply window (`messages.broadcast_id`) whose turn the
-     bot answered alone (an `utter` event; no hand-off, no opt-out) and that no group holds yet
+     bot answered alone (an `utter` event; no hand-off, no opt-out, no carrier keyword) and that
+     no group holds yet
      are read with their turn's events; the responses the bot gave are the group's first key;
   2. they are turned into vectors by the topic sweep's vectoriser (`vectors.py`: the NLU's
      sentence encoder, or hashed n-grams), outside any transaction;
@@ -38,9 +39,8 @@ log = logging.getLogger(__name__)
 BATCH = 5_000  # new texts per pass
 LABEL_TEXTS = 200
 MAX_RESPONSE = 255
-# a turn that also changed the fan's consent is not an answer to review (the fan opted out, in,
-# or was asked whether to stop: the compliance layer's own texts)
-CONSENT_KINDS = ("opt_out", "opt_in", "confirm_opt_out")
+# a turn that opted the fan out is not an answer to review: a correction could not reach them
+CONSENT_KINDS = ("opt_out",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +70,15 @@ class Answered:
 
 def answered(turn: list[tuple[str, Any]]) -> Answered | None:
     """Pure: the turn's answer, or None when it is not one to review (a hand-off, a held or
-    ignored text, a consent change, nothing said)."""
+    ignored text, an opt-out, a keyword, nothing said). HELP, START and "Reply STOP?" decided
+    by the phrase model are answers like any other: the agent sees what they answered."""
     names: list[str] = []
     intent, confidence = None, None
     for kind, data in turn:
         if kind in sql.NOT_ANSWERED:
             return None
-        if kind == "compliance" and data.get("kind") in CONSENT_KINDS:
-            return None
+        if kind == "compliance" and (data.get("kind") in CONSENT_KINDS or "score" not in data):
+            return None  # an opt-out, or a carrier keyword (STOP, HELP, START): answered by rule
         if kind == "utter" and data.get("response"):
             names.append(str(data["response"]))
         if kind == "intent" and intent is None:

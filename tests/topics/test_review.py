@@ -99,7 +99,7 @@ async def test_answered_replies_group_by_the_answer_and_by_meaning(store: Store)
     await bot_answered(store, fan(n), "will the meet and greet still happen", broadcast_id=None)
     await escalate(store, fan(n + 1), "meet and greet still on??")
     await bot_answered(store, fan(n + 2), "is the meet and greet still happening",
-                       also=(("compliance", {"kind": "opt_out"}),))  # fmt: skip
+                       also=(("compliance", {"kind": "opt_out", "score": 0.9}),))  # fmt: skip
     result = await sweep_for(store).run_once()
     assert result.new == 10 and result.skipped == 1
     groups = await review.list_groups(store.db)
@@ -125,8 +125,13 @@ def test_what_counts_as_an_answer() -> None:
                      ("utter", {"response": "utter_a"})]) == review_sweep_answer(
         "utter_a + utter_b", "a", 0.5)  # fmt: skip
     assert answered([("utter", {"response": "utter_a"}), ("escalated", {})]) is None
-    assert answered([("compliance", {"kind": "help"}), ("utter", {"response": "utter_help"})])
-    assert answered([("compliance", {"kind": "opt_out"}), ("utter", {"response": "x"})]) is None
+    # HELP by the phrase model answered a question: for review; the keyword HELP is not
+    by_model = {"kind": "help", "keyword": "", "score": 0.8}
+    assert answered([("compliance", by_model), ("utter", {"response": "utter_help"})])
+    keyword = {"kind": "help", "keyword": "help"}
+    assert answered([("compliance", keyword), ("utter", {"response": "utter_help"})]) is None
+    opt_out = {"kind": "opt_out", "keyword": "", "score": 0.9}
+    assert answered([("compliance", opt_out), ("utter", {"response": "x"})]) is None
     assert answered([("intent", {"intent": "a"})]) is None
 
 
