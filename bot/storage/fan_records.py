@@ -97,15 +97,26 @@ class FanRecords:
         """Profile, consent (ledger row with IP and user agent) and welcome texts: one commit.
 
         With `link_issued_at`, the signup link is spent in the same commit (SpentLink if it
-        was used already or the fan opted out since it was issued: nothing is written)."""
+        was used already or the fan opted out since it was issued: nothing is written).
+
+        A STOP committing at the same moment is serialised with this: the fan's rows are locked
+        first (`lock_fan`), so the ledger is read after a STOP in flight has committed, and a
+        STOP that comes later waits for this commit and then wins."""
 
         def go(conn: Connection) -> list[int]:
             at = now()
+            row = lock_fan(conn, contact_id)
+            if row is None or row.erased_at is not None:
+                raise NotFound("no such fan")
+            decided = change
+            if change is not None and change.action in ("opt_in", "resubscribe"):
+                action = "resubscribe" if row.subscription == "unsubscribed" else "opt_in"
+                decided = ConsentChange(action, change.method, change.text_shown)
             if link_issued_at is not None:
                 self.store._claim_signup_link(conn, contact_id, link_issued_at)
             self.store._update_profile(conn, contact_id, profile)
-            if change is not None:
-                self.store._change_consent(conn, contact_id, change, at, None, ip, user_agent)
+            if decided is not None:
+                self.store._change_consent(conn, contact_id, decided, at, None, ip, user_agent)
             queued = self.store._enqueue(conn, contact_id, welcome, at, None)
             # the signup answered the opt-in question: end a flow still waiting for YES
             dialogue = conn.execute(
@@ -198,6 +209,26 @@ class FanRecords:
                     subscription="unsubscribed", erased_at=at)
         )  # fmt: skip
         return c.id
+
+
+def lock_fan(conn: Connection, contact_id: int) -> Any:
+    """Lock the fan's conversation and contact rows for this transaction (in the order a turn
+    writes them, so the two never deadlock) and return the contact as it is now.
+
+    PostgreSQL: SELECT ... FOR UPDATE; a transaction already writing them (a STOP's turn) is
+    waited for, and what is read afterwards includes it. SQLite: a first write takes the
+    database's write lock (the driver would otherwise begin the transaction only at the first
+    write, after our reads)."""
+    c = contacts.c
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.select(conversations.c.id)
+            .where(conversations.c.contact_id == contact_id)
+            .with_for_update()
+        ).all()
+        return conn.execute(sa.select(contacts).where(c.id == contact_id).with_for_update()).first()
+    conn.execute(contacts.update().where(c.id == contact_id).values(id=c.id))
+    return conn.execute(sa.select(contacts).where(c.id == contact_id)).first()
 
 
 def _unless(column: Any, direction: str) -> Any:
