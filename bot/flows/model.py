@@ -337,7 +337,7 @@ class Slot(Located):
     ]  # fmt: skip
     values: list[str] | None = None
     initial_value: Any = None
-    mappings: list[Any] | None = None  # Rasa slot mappings: accepted, ignored (flows fill slots)
+    mappings: list[Any] | None = None  # Rasa: `from_entity` ones name entities that fill it
     influence_conversation: bool | None = None  # Rasa: accepted, ignored
 
     @field_validator("values", mode="before")
