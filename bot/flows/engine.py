@@ -45,6 +45,7 @@ from bot.flows.state import (
     Unsubscribe,
 )
 from bot.messages import Prediction
+from bot.nlu.evidence import NEWS_BAR, asks_about_news
 
 MAX_STEPS_PER_TURN = 64
 REPHRASE = "utter_ask_rephrase"
@@ -209,6 +210,8 @@ class _Turn:
         return self.by_intent()
 
     def by_intent(self) -> bool:
+        if self.asks_about_news():
+            return self.start(t.CANNOT_HANDLE_FLOW, "pattern")
         if found := self._startable(self.engine.triggers.by_intent(self.inp.prediction)):
             return self.interrupt(*found)
         prediction = self.inp.prediction
@@ -223,6 +226,14 @@ class _Turn:
         if self.stray_answer():
             return self.start(t.REACTION_FLOW, f"reaction:{self.reaction.kind}")  # type: ignore[union-attr]
         return self.start(t.CANNOT_HANDLE_FLOW, "pattern")
+
+    def asks_about_news(self) -> bool:
+        """A question about the news of the broadcast it replies to: a generic answer does not
+        know that news, so only a near-certain intent answers it; else a person (its topic)."""
+        p = self.inp.prediction
+        if p is None or p.intent in (None, "out_of_scope", "human_handoff"):
+            return False
+        return p.confidence < NEWS_BAR and asks_about_news(self.inp.text, self.inp.broadcast_text)
 
     def stray_answer(self) -> bool:
         """'Yes I want in', 'no thanks', 'never mind' with nothing asked: the reaction kinds
