@@ -110,10 +110,15 @@ def evidence_offsets(
     uncovered: np.ndarray | None,
 ) -> tuple[dict[str, float], float]:
     """(per-intent offsets, uncovered offset) over the global threshold, chosen on out-of-fold
-    texts by the same objective as the threshold: texts with uncovered words first (their own
-    bar), then each predicted intent's texts with that bar applied. Offsets are only >= 0:
-    evidence can ask for more, never answer what the global threshold would not."""
+    texts: texts with uncovered words first (their own bar), then each predicted intent's
+    texts with that bar applied. Right decisions are right answers kept plus texts escalated
+    that were out of scope or would have been answered wrong. Offsets are only >= 0: evidence
+    can ask for more, never answer what the global threshold would not."""
     prob = np.asarray(prob, dtype=np.float64)
+    # Here a text the intent would answer wrong should reach a person as much as an
+    # out-of-scope one (the fan line's aim: no wrong answers), unlike the global threshold,
+    # which keeps the CLINC150 protocol's objective (a wrong in-scope answer counts as lost).
+    is_oos = is_oos | ~correct
     uncovered_offset = 0.0
     if uncovered is not None and uncovered.any() and (is_oos & uncovered).any():
         t = choose_threshold(
@@ -125,7 +130,7 @@ def evidence_offsets(
     for intent in np.unique(predicted):
         mine = predicted == intent
         if not is_oos[mine].any():
-            continue  # no out-of-scope text came out as this intent: the global bar stands
+            continue  # nothing came out as this intent that it should not answer
         local = choose_threshold(prob[mine], correct[mine], is_oos[mine], weights[mine])
         n = float(weights[mine].sum())
         shrunk = (n * local + PRIOR_TEXTS * threshold) / (n + PRIOR_TEXTS)
