@@ -287,3 +287,50 @@ async def test_a_fans_answered_texts_are_in_their_export_and_gone_with_erasure(
     assert store.db.run_sync(left) == 9  # the fan's one text is gone, with its vector
     assert (await review.group(store.db, group.id)).group.size == 3
     assert (await sweep_for(store).run_once()).new == 0  # the erased text is not taken in again
+
+
+async def test_the_real_pipelines_answered_broadcast_replies_are_grouped(database_url: str) -> None:
+    """The demo line through `Runtime`: replies to a broadcast that the bot answered gather by
+    the response its turn recorded; a hand-off and a text outside the window never do."""
+    from bot.messages import utcnow
+    from bot.runtime import Runtime
+    from bot.settings import load_settings
+    from bot.topics.vectors import vectoriser_for
+    from tests.conftest import ROOT
+
+    env = {"FANLINE_DATABASE_URL": database_url, "FANLINE_SECRET_KEY": "test"}
+    runtime = await Runtime.start(load_settings(ROOT, env=env))
+    try:
+        store, outcomes = runtime.store, {}
+        for n, body in enumerate(
+            [
+                "when does the tour start?",
+                "what are the tour dates",
+                "can i talk to a real person please",
+                "what are the tour dates",
+            ]
+        ):
+            phone = fan(500 + n)
+            await runtime.handle(InboundSms(f"SMe2e{n:030d}", phone, US, "hi"))
+            await runtime.handle(InboundSms(f"SMe2f{n:030d}", phone, US, "YES"))  # subscribed
+            contact = await store.contact_by_phone(phone)
+            if n < 3:  # the last fan never got the broadcast: outside any reply window
+                await store.db.run(lambda c, i=contact.id, p=phone: store._enqueue(
+                    c, i, [OutboundSms(p, "Tour news!", kind="broadcast")], utcnow(), None,
+                    broadcast_id=9))  # fmt: skip
+            outcomes[n] = await runtime.handle(InboundSms(f"SMe2g{n:030d}", phone, US, body))
+        sweep = AnswerSweep(store.db, lambda: vectoriser_for(runtime.pipeline.brain.interpreter))
+        await sweep.run_once()
+        grouped = {t.message_id: g for g in await review.list_groups(store.db, status="all")
+                   for t in (await review.group(store.db, g.id)).texts}  # fmt: skip
+        for n, out in outcomes.items():
+            said = [d["response"] for t, d in out.events if t == "utter" and d.get("response")]
+            if n == 3 or out.escalation is not None or out.held:
+                assert out.message_id not in grouped, n
+            else:
+                assert grouped[out.message_id].response == " + ".join(dict.fromkeys(said)), n
+                assert grouped[out.message_id].broadcast_id == 9
+        assert any(o.escalation is not None for o in outcomes.values())  # the set has a hand-off
+        assert sum(o.escalation is None for o in list(outcomes.values())[:3]) >= 1
+    finally:
+        await runtime.close()
