@@ -2,19 +2,30 @@
 
 The loader already refused what cannot be read; this module finds what reads fine but cannot
 work: names that point nowhere (responses, slots, intents, flows, actions, step ids, `{names}`
-in responses), steps no path reaches, loops that would never wait for the fan (within a flow or
+in responses), braces no renderer reads, acknowledgements naming another priority than the
+escalation's, steps no path reaches, loops that would never wait for the fan (within a flow or
 across flows through `link` and `call`), and texts too long for a few SMS.
 Every problem is a ConfigError with file, line and key; `warning=True` ones do not block.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bot.errors import ConfigError, Location
 from bot.flows.conditions import referenced_slots
-from bot.flows.model import END, CollectStep, Domain, Flow, Located, NextIf, StepBase
+from bot.flows.model import (
+    END,
+    CollectStep,
+    Domain,
+    EscalateStep,
+    Flow,
+    Located,
+    NextIf,
+    StepBase,
+)
 from bot.flows.responses import placeholders, stray_braces
 from bot.flows.slot_types import normalise
 from bot.sms import sms_segments
@@ -29,6 +40,13 @@ FAN_FIELDS = {"first_name", "birthday", "email", "zip", "country", "timezone", "
 # what the pipeline adds to escalation acknowledgements: when the team is next at work
 ACK_FIELDS = {"team_back"}
 ACK_RESPONSES = {"utter_after_hours", "utter_escalation_ack", "utter_escalation_joined"}
+# words that tell the fan how urgent their case is: they must be what the team's queue shows
+PRIORITY_WORDS = {
+    "urgent": re.compile(r"\burgent(e|ly)?\b", re.IGNORECASE),
+    "high": re.compile(r"\bhigh[- ]priority\b|\b(alta prioridad|prioridad alta)\b", re.IGNORECASE),
+    "normal": re.compile(r"\b(normal|regular)[- ]priority\b", re.IGNORECASE),
+    "low": re.compile(r"\blow[- ]priority\b|\b(baja prioridad|prioridad baja)\b", re.IGNORECASE),
+}
 
 
 def validate_content(
@@ -45,6 +63,7 @@ def validate_content(
         checker.graph(flow)
     checker.loops()
     checker.placeholders()
+    checker.priorities()
     checker.keywords()
     checker.long_responses(max_segments)
     return checker.problems
@@ -188,6 +207,36 @@ class _Checker:
                     else:
                         message += " (only a custom action that passes it can fill it)"
                         self.report(message, where, warning=True)
+
+    def priorities(self) -> None:
+        """An acknowledgement that names a priority ("I've flagged it as urgent") must name the
+        one the flow escalates with (the queue shows it, and its due time follows it); the
+        shared acknowledgements follow every escalation, so they name none."""
+        told: dict[str, set[str]] = {name: set() for name in ACK_RESPONSES}
+        for flow in self.flows.values():
+            levels = {s.escalate.priority for s in flow.steps if isinstance(s, EscalateStep)}
+            if not levels:
+                continue
+            for step in flow.steps:
+                action = getattr(step, "action", None)
+                if step.kind == "action" and isinstance(action, str):
+                    for name in (action, f"{action}_after_hours"):
+                        told.setdefault(name, set()).update(levels)
+        for name, levels in sorted(told.items()):
+            for index, variant in enumerate(self.domain.responses.get(name, ())):
+                said = [
+                    p for p, words in PRIORITY_WORDS.items() if words.search(variant.text or "")
+                ]
+                for priority in said:
+                    if priority in levels:
+                        continue
+                    queue = " or ".join(sorted(levels)) if levels else "the escalation's own"
+                    self.report(
+                        f"response {name!r} tells the fan their case is {priority}, but the "
+                        f"queue shows {queue} priority: say what the queue shows (or change "
+                        "the flow's `escalate: priority`)",
+                        _where(variant, "text", f"responses.{name}[{index}]"),
+                    )
 
     def keywords(self) -> None:
         owners: dict[str, str] = {}
