@@ -129,6 +129,8 @@ class Observed:
     was: str = "pending"  # the subscription before the turn
     profile: dict[str, Any] = field(default_factory=dict)
     status: str = "bot"  # conversation status after the turn: bot | open | snoozed | resolved
+    # slots a flow that was already waiting took from this text (set before any flow started)
+    slots_taken: tuple[str, ...] = ()
 
     @property
     def answers(self) -> frozenset[str]:
@@ -189,6 +191,14 @@ def in_language(text: str, lang: str) -> bool:
 
 
 # ---- verdicts ---------------------------------------------------------------------------------
+
+ASKED = ANSWER_CLASSES | {"escalate", "multi"}  # a turn that asks something of the line
+
+
+def swallowed(label: Expect, obs: Observed) -> bool:
+    """A question swallowed by a collect step: the turn asked for an answer or a person, and the
+    flow that was waiting for a slot took the text as that slot's value instead."""
+    return label.expect in ASKED and bool(obs.slots_taken)
 
 
 def wrong_answer(label: Expect, obs: Observed) -> bool:
@@ -419,7 +429,8 @@ def summarise(texts: list[Result], requests: list[Result], tricky: list[Result])
     """The headline figures of one run (a pipeline, with fans of one kind)."""
     answerable = [r for r in texts if r[0].label.expect in ANSWER_CLASSES | {"multi"}]
     must_escalate = [r for r in texts if r[0].label.expect == "escalate"]
-    light = [r for r in texts if r[0].label.expect in ("filler", "reaction")]
+    light = [r for r in texts if r[0].label.expect in ("filler", "reaction")
+             and "escalate" not in r[0].label.also]  # fmt: skip
     not_opt = [r for r in texts + tricky if r[0].label.expect != "opt_out"]
     everything = texts + requests + tricky
     return {
