@@ -14,6 +14,7 @@ from typing import Any
 import phonenumbers
 
 from bot.errors import BadRequest
+from bot.locks import ContactLocks
 from bot.storage import Store
 from bot.storage.fan_records import FanRecords
 
@@ -34,15 +35,36 @@ async def export_fan(store: Store, phone: str) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=_json))
 
 
-async def erase_fan(store: Store, phone: str) -> int:
+async def erase_fan(store: Store, phone: str, locks: ContactLocks | None = None) -> int:
     """Erase personal data and message bodies; keep a keyed hash so the opt-out survives.
 
     Returns the (now anonymous) contact id. Queued texts to the fan are cancelled. On SQLite
     the erased values are then gone from the files too (`Database.forget`).
+
+    Erasure takes the fan's lock (the server's `locks`, or an advisory lock of its own on
+    PostgreSQL, as the CLI does): a turn in flight finishes first and is erased with the rest,
+    and a turn that runs on regardless (another SQLite process) finds the fan erased and keeps
+    nothing (`Store.finish_turn`).
     """
-    contact_id = await FanRecords(store).erase(normalise_phone(phone))
+    number = normalise_phone(phone)
+    own = locks is None
+    fan_locks = locks or ContactLocks(_advisory_dsn(store))
+    try:
+        async with fan_locks.hold(number):
+            contact_id = await FanRecords(store).erase(number)
+    finally:
+        if own:
+            await fan_locks.aclose()
     await asyncio.to_thread(store.db.forget)
     return contact_id
+
+
+def _advisory_dsn(store: Store) -> str | None:
+    """The libpq DSN for the fan's advisory lock on PostgreSQL (None: SQLite, in-process)."""
+    url = store.db.engine.url
+    if url.get_backend_name() != "postgresql":
+        return None
+    return str(url.set(drivername="postgresql").render_as_string(hide_password=False))
 
 
 def _json(value: Any) -> Any:

@@ -170,6 +170,7 @@ class FanRecords:
 
     def _erase(self, conn: Connection, phone: str) -> int:
         c = _by_phone(conn, phone)
+        lock_fan(conn, c.id)  # a writer in flight commits first, and is erased with the rest
         at = now()
         digest = self.store.phone_hash(phone)
         exists = conn.execute(

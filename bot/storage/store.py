@@ -98,12 +98,17 @@ class Store(OutboxQueries):
         return await self.db.run(self._record_inbound, msg)
 
     def _record_inbound(self, conn: Connection, msg: InboundSms) -> Recorded:
-        return self._record(conn, msg)[0]
+        return self._record(conn, msg, locked=False)[0]
 
-    def _record(self, conn: Connection, msg: InboundSms) -> tuple[Recorded, Any]:
-        """Record the text; also return the fan's contact+conversation row, read on the way."""
+    def _record(
+        self, conn: Connection, msg: InboundSms, locked: bool = True
+    ) -> tuple[Recorded, Any]:
+        """Record the text; also return the fan's contact+conversation row, read on the way.
+        Not `locked` (the caller does not hold the fan's lock): the contact row is share-locked,
+        so a text is never recorded onto a fan an erasure is removing."""
         q = self._q
-        row = conn.execute(q.contact_and_conversation_by_phone, {"phone": msg.sender}).first()
+        find = q.contact_and_conversation_by_phone if locked else q.contact_by_phone_shared
+        row = conn.execute(find, {"phone": msg.sender}).first()
         if row is None:
             contact, is_new = self._contact_for(conn, msg.sender, msg.received_at)
         else:
@@ -230,6 +235,8 @@ class Store(OutboxQueries):
     def _finish_turn(self, conn: Connection, rec: TurnRecord) -> list[QueuedReply]:
         at = now()
         q = self._q
+        if conn.execute(q.contact_erased, {"cid": rec.contact_id}).scalar() is not None:
+            return _refuse_erased(conn, rec)  # erased while the turn ran: nothing of it is kept
         if rec.events:
             conn.execute(
                 q.insert_events,
@@ -422,6 +429,11 @@ class _Prepared:
         self.contact_and_conversation_by_phone = with_conversation.where(
             contacts.c.phone == b("phone")
         )
+        # outside the fan's lock: waits for an erasure in flight, then no longer finds the fan
+        self.contact_by_phone_shared = self.contact_and_conversation_by_phone.with_for_update(
+            read=True, of=contacts
+        )
+        self.contact_erased = sa.select(contacts.c.erased_at).where(contacts.c.id == b("cid"))
         self.pending_texts = (
             sa.select(m.id, m.body, m.media_urls, m.created_at, m.channel_id, m.to_number)
             .where(m.contact_id == b("cid"), m.direction == "in", m.status == "received")
@@ -472,6 +484,17 @@ class _Prepared:
             .values(status=b("new_status"), broadcast_id=b("bid"))
         )
         self.insert_outbound = messages.insert().returning(m.id, sort_by_parameter_order=True)
+
+
+def _refuse_erased(conn: Connection, rec: TurnRecord) -> list[QueuedReply]:
+    """A turn that began before its fan's erasure commits nothing: no replies, no state, and
+    the inbound text (recorded before the erasure, or by a late writer) is scrubbed as well."""
+    conn.execute(
+        messages.update()
+        .where(messages.c.id == rec.message_id)
+        .values(body="", media_urls=[], from_number=None, status=rec.inbound_status)
+    )
+    return []
 
 
 def _contact(row: Any) -> Contact:
