@@ -1,11 +1,14 @@
 """Benchmark: false STOP / START / HELP on texts that ask for none of them (issue 15, item 1).
 
-    python bench/false_triggers.py [--rasa DIR ...] [--limit N] [--worst 10]
+    python bench/false_triggers.py [--rasa DIR ...] [--clinc FILE] [--limit N] [--worst 10]
 
 Step 3 of the message path (`bot.compliance.classify`, the real layer: keywords, typos, explicit
 wording, the phrase model) run over ordinary texts as a subscribed fan's, and counted per corpus:
 sure opt-outs, "Reply STOP?" asks, HELP by model, START by model, with the worst examples of
 each kind. Every text here is a non-opt-out, so every decision counted is a false trigger.
+Where the engine has a line's own phrase model (`bot.compliance.line`), each text is read with
+the model of the line that would receive it: a Rasa project's (and a fixture's) with its own,
+every other corpus with the demo line's; an older engine's one shipped model otherwise.
 
 Corpora, reported in two blocks:
   dev       the demo's own training examples (data/*.yml), the Rasa test fixtures'
@@ -32,6 +35,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,6 +63,7 @@ class Corpus:
     split: str  # dev | held-out
     texts: list[str]
     note: str = ""
+    data: Any = None  # the line's NLU data when the corpus is a line's own examples
     hits: dict[str, list[tuple[float, str, str]]] = field(default_factory=dict)
 
 
@@ -74,11 +79,11 @@ def public_corpora() -> list[Corpus]:
     return out
 
 
-def clinc_corpus() -> Corpus | None:
-    if not CLINC.is_file():
-        print(f"NOTE: {CLINC} not found: CLINC150 test skipped")
+def clinc_corpus(path: Path = CLINC) -> Corpus | None:
+    if not path.is_file():
+        print(f"NOTE: {path} not found: CLINC150 test skipped")
         return None
-    data = json.loads(CLINC.read_text())
+    data = json.loads(path.read_text())
     rows = data.get("test", []) + data.get("oos_test", [])
     texts = [t for t, intent in rows if intent != "cancel"]
     note = f"test + oos_test, {len(rows) - len(texts)} `cancel` texts left out"
@@ -95,14 +100,14 @@ def rasa_corpus(folder: Path, name: str, split: str) -> Corpus | None:
     left = sorted({e.intent for e in examples if _STOP_INTENT.search(e.intent)})
     texts = [e.text for e in examples if not _STOP_INTENT.search(e.intent)]
     note = f"{data}" + (f", intents left out: {', '.join(left)}" if left else "")
-    return Corpus(name, split, texts, note)
+    return Corpus(name, split, texts, note, load_training_data([data]))
 
 
-def corpora(rasa_dirs: list[Path]) -> list[Corpus]:
+def corpora(rasa_dirs: list[Path], clinc: Path = CLINC) -> list[Corpus]:
     found = [rasa_corpus(ROOT, "demo_training", "dev")]
     for fixture in sorted((ROOT / "tests" / "fixtures" / "rasa").glob("*/data")):
         found.append(rasa_corpus(fixture.parent, f"fixture_{fixture.parent.name}", "dev"))
-    found.append(clinc_corpus())
+    found.append(clinc_corpus(clinc))
     found += public_corpora()
     for folder in rasa_dirs:
         found.append(rasa_corpus(folder, f"rasa_{folder.resolve().name}", "held-out"))
@@ -112,9 +117,20 @@ def corpora(rasa_dirs: list[Path]) -> list[Corpus]:
 # ---- classify ---------------------------------------------------------------------------------
 
 
-def classify(text: str) -> compliance.Decision | None:
+def line_model(data: Any) -> Any:
+    """The line's own phrase model (trained now, a few seconds), or None on an older engine."""
+    if "model" not in inspect.signature(compliance.classify).parameters:
+        return None
+    from bot.compliance import line
+
+    return line.load_or_train(data, None)
+
+
+def classify(text: str, model: Any = None) -> compliance.Decision | None:
     """The real layer, as for a subscribed fan (the only one an opt-out or HELP can harm)."""
-    return compliance.classify(text, subscription="subscribed")
+    if model is None:
+        return compliance.classify(text, subscription="subscribed")
+    return compliance.classify(text, subscription="subscribed", model=model)
 
 
 def kind_of(decision: compliance.Decision | None) -> str | None:
@@ -129,14 +145,15 @@ def kind_of(decision: compliance.Decision | None) -> str | None:
     return None  # HELP / START keywords: the carriers' words, not a model's guess
 
 
-def measure(corpus: Corpus, limit: int | None) -> int:
-    """Classify the corpus (every k-th text under --limit); returns how many were read."""
+def measure(corpus: Corpus, limit: int | None, model: Any = None) -> int:
+    """Classify the corpus (every k-th text under --limit) with the phrase model of the line that
+    receives it (None: the engine's default); returns how many texts were read."""
     texts = [t for t in corpus.texts if normalise(t) not in CARRIER_OPT_OUT]
     if limit and len(texts) > limit:
         texts = texts[:: max(1, len(texts) // limit)][:limit]
     corpus.hits = {k: [] for k in KINDS}
     for text in texts:
-        decision = classify(text)
+        decision = classify(text, model)
         kind = kind_of(decision)
         if kind and decision is not None:
             score = 1.0 if decision.score is None else float(decision.score)
@@ -177,17 +194,25 @@ def report(rows: list[tuple[Corpus, int]], worst: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rasa", type=Path, action="append", default=[], help="a Rasa project")
+    ap.add_argument("--clinc", type=Path, default=CLINC, help="CLINC150's data_full.json")
     ap.add_argument("--limit", type=int, help="at most N texts per corpus (a quick look)")
     ap.add_argument("--worst", type=int, default=10, help="examples shown per kind")
     args = ap.parse_args()
     extra = set(inspect.signature(compliance.classify).parameters) - {
-        "text", "subscription", "opt_out_type", "asked"
+        "text", "subscription", "opt_out_type", "asked", "model"
     }  # fmt: skip
     if extra:
         print(f"NOTE: classify also takes {sorted(extra)}: measured with their defaults")
     started = time.perf_counter()
-    found = corpora(args.rasa)
-    rows = [(c, measure(c, args.limit)) for c in found]
+    found = corpora(args.rasa, args.clinc)
+    demo = next(c.data for c in found if c.name == "demo_training")
+    models = {id(d): line_model(d) for d in {id(c.data): c.data for c in found if c.data}.values()}
+    demo_model = models.get(id(demo))
+    print(f"phrase models: {'each line its own' if demo_model is not None else 'the shipped one'}")
+    rows = [
+        (c, measure(c, args.limit, models.get(id(c.data), demo_model) if c.data else demo_model))
+        for c in found
+    ]
     report(rows, args.worst)
     print(f"\n({time.perf_counter() - started:.0f} s)")
 
