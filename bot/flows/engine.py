@@ -363,8 +363,7 @@ class _Turn:
         "no thanks" answers a yes/no question) the NLU sure of an intent that starts it."""
         if t.CANCEL_FLOW not in self.flows:
             return None
-        keywords = self.engine.triggers.keywords_of(t.CANCEL_FLOW)
-        if listening.cancels(self.inp.text, keywords):
+        if listening.cancels(self.inp.text, self.flows[t.CANCEL_FLOW].keywords):
             return self._startable([(t.CANCEL_FLOW, "keyword:" + self.inp.text.strip().upper())])
         prediction = self.inp.prediction
         by_intent = self.engine.triggers.by_intent(prediction)

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.flows import disambiguation as dis
 from bot.flows import places
+from bot.flows.slot_types import normalise
 from bot.messages import Prediction
 
 # Words a question starts with (and short forms fans type); an auxiliary verb counts only when
@@ -36,7 +37,9 @@ _SUBJECTS = {"i", "you", "u", "ya", "she", "he", "it", "they", "we", "my", "your
 _FILLERS = {"actually", "oh", "ok", "okay", "k", "um", "umm", "uh", "hmm", "wait", "nah", "no",
             "just", "lol", "haha", "jk", "sorry", "pls", "please", "then", "so", "oops", "ah",
             "eh", "yeah", "fine", "that", "this", "all", "it", "about", "ugh", "srry", "sry",
-            "and", "but", "well", "honestly", "tbh", "ahh", "oh well", "lmao"}  # fmt: skip
+            "and", "but", "well", "honestly", "tbh", "ahh", "lmao"}  # fmt: skip
+# the NLU's "none of the line's intents" (bot.nlu.data.OUT_OF_SCOPE; Rasa's fallback)
+NOT_A_REQUEST = {"out_of_scope", "nlu_fallback"}
 RECENT_TURNS = 3  # entities of this many texts (this one included) are remembered
 _MAX_REMEMBERED = 8
 # Entity names that are a place, for slots of type `location` (Rasa projects use several).
@@ -64,18 +67,26 @@ def is_question(text: str) -> bool:
 
 def cancels(text: str, keywords: Iterable[str]) -> bool:
     """The text is a cancel keyword once the words around it are dropped ("actually never
-    mind", "forget it lol"). `keywords` are the cancel pattern's own, normalised."""
-    words = [w for w in re.findall(r"[\w']+", text.casefold().replace("’", "'"))]
+    mind", "forget it lol", "don't worry about it"). `keywords`: the cancel pattern's own."""
+    wanted = {_fold(k) for k in keywords}
+    words = _fold(text).split()
     while words and words[0] in _FILLERS:
         words = words[1:]
-    while words and words[-1] in _FILLERS and " ".join(words) not in keywords:
+    while words and words[-1] in _FILLERS and " ".join(words) not in wanted:
         words = words[:-1]
-    return bool(words) and " ".join(words) in set(keywords)
+    return bool(words) and " ".join(words) in wanted
+
+
+def _fold(text: str) -> str:
+    """As keywords are matched (`normalise`), with "don't" and "dont" the same word."""
+    return normalise(text.replace("'", "").replace("’", ""))
 
 
 def sure(prediction: Prediction | None, threshold: float, margin: dis.Disambiguation) -> bool:
-    """The NLU's reading is sure: above the threshold by the grey zone, and no close second."""
-    if prediction is None or not prediction.intent:
+    """The NLU is sure the text is one of the line's requests: above the threshold by the grey
+    zone, and no close second. "None of them" (out of scope) is never a sure request: while a
+    question waits, "idk" is re-asked, not handed over."""
+    if prediction is None or not prediction.intent or prediction.intent in NOT_A_REQUEST:
         return False
     if prediction.confidence < threshold + margin.grey_zone:
         return False

@@ -271,6 +271,7 @@ def test_cancel_phrases_use_the_patterns_keywords():
     keywords = {"never mind", "nevermind", "nvm", "forget it"}
     for text in ("actually never mind", "oh forget it lol", "NVM!!", "nah never mind then"):
         assert cancels(text, keywords), text
+    assert cancels("ok don't worry about it", ["DONT WORRY ABOUT IT"])
     for text in ("never mind the tour, when is the presale", "no", "forget", "Maya"):
         assert not cancels(text, keywords), text
 
@@ -287,3 +288,26 @@ def test_predict_helper_readings_without_ranking_are_sure_when_confident(make_en
     talk = chat(make_engine)
     talk.send("bday")
     assert talk.send("when's the tour", predict("ask_tour", 0.9)).says()[0].startswith("Tour")
+
+
+def test_out_of_scope_is_not_a_sure_request_while_a_question_waits(make_engine):
+    flows = (
+        FLOWS
+        + """
+  out_of_scope:
+    nlu_trigger: [out_of_scope]
+    steps:
+      - escalate:
+          reason: out_of_scope
+"""
+    )
+    talk = Conversation(make_engine(flows, DOMAIN), fan={})
+    talk.send("near")
+    idk = talk.send("idk", reading("out_of_scope", 0.68))
+    assert idk.says() == ["Sorry, I didn't get that.", "Your ZIP or city?"]
+    assert slots_set(talk.send("M5V 2T6")) == {"where": "M5V 2T6"}
+    asking = Conversation(make_engine(flows, DOMAIN), fan={})
+    asking.send("near")  # a question of the fan's own out of scope still reaches a person
+    weather = asking.send("what's the weather like", reading("out_of_scope", 0.9))
+    assert "where" not in slots_set(weather)
+    assert [c for c in weather.commands if isinstance(c, HandOff)] == [HandOff("out_of_scope")]
