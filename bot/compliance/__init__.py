@@ -51,6 +51,7 @@ OTHER_SURE = DEFAULT.help_start_sure  # START / HELP in plain words
 # a sure opt-out that names nothing of the texts ("please just stop", "no me escriban más" do;
 # "i want to be out of whisper mode" does not) must be this sure, whatever the line's bands
 UNNAMED_SURE = 0.95
+WHO_HELP = 0.10  # "who is this", "what is this number": HELP at this (the line may say else)
 ASKED_KEY = "compliance_asked"  # in the dialogue JSON, for one turn: we asked "Reply STOP ...?"
 # in the dialogue JSON of a fan the phrase model unsubscribed: their next "yes" answers whatever
 # they were last told, it does not re-subscribe them (only START or rejoin wording does)
@@ -124,6 +125,12 @@ def _from_model(
     if probs["help"] >= policy.help_start_sure and (
         subject.asks_who(text) or subject.about_the_texts(text)
     ):
+        return _modelled("help", probs["help"], text)
+    if (
+        subject.asks_who(text)
+        and probs["help"] >= WHO_HELP
+        and probs["help"] == max(probs[k] for k in ("help", "opt_in", "opt_out"))
+    ):  # "who is this": the carriers' HELP in words, unless the line's own examples say else
         return _modelled("help", probs["help"], text)
     return None
 

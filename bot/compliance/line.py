@@ -70,7 +70,7 @@ def compliance_intents(data: Any) -> dict[str, tuple[str, str]]:
             d.kind for d in (classify(t, subscription="subscribed", policy=_KEYWORDS_ONLY)
                              for t in texts) if d is not None
         )  # fmt: skip
-        if layers and (top := layers.most_common(1)[0])[1] >= LAYER_SHARE * len(texts):
+        if layers and (top := layers.most_common(1)[0])[1] >= max(2, LAYER_SHARE * len(texts)):
             found[intent] = (top[0], f"{top[1]} of its {len(texts)} examples are keywords "
                                      "or explicit wording")  # fmt: skip
     return found

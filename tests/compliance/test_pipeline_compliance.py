@@ -114,3 +114,50 @@ async def test_a_complaint_about_something_else_gets_a_person_and_no_stop_questi
     assert "utter_ask_opt_out" not in said(out)
     assert not [d for t, d in out.events if t == "compliance"]
     assert await subscription(runtime, number) == "subscribed"
+
+
+async def test_after_an_opt_out_by_model_yes_does_not_resubscribe(runtime: Runtime) -> None:
+    """Issue 15: "i think im done with these texts tbh" unsubscribed the fan, and their next
+    "yes" re-subscribed them. The next yes answers what was last asked; START still rejoins."""
+    number = await subscribed_fan(runtime)
+    out = await runtime.handle(text(number, "im done with these texts tbh"))
+    decided = [d for t, d in out.events if t == "compliance"]
+    assert [(d["kind"], d["keyword"]) for d in decided] == [("opt_out", "model")]
+    assert await subscription(runtime, number) == "unsubscribed"
+    yes = await runtime.handle(text(number, "yes"))
+    assert "utter_resubscribed" not in said(yes)
+    assert await subscription(runtime, number) == "unsubscribed"
+    back = await runtime.handle(text(number, "START"))
+    assert said(back) == ["utter_resubscribed"]
+    assert await subscription(runtime, number) == "subscribed"
+
+
+async def test_after_a_stop_keyword_yes_still_rejoins_as_carriers_do(runtime: Runtime) -> None:
+    number = await subscribed_fan(runtime)
+    await runtime.handle(text(number, "STOP"))
+    again = await runtime.handle(text(number, "yes"))
+    assert said(again) == ["utter_resubscribed"]
+    assert await subscription(runtime, number) == "subscribed"
+
+
+async def test_a_request_gets_its_answer_and_no_stop_question(runtime: Runtime) -> None:
+    """Issue 15: "birthday shout out pls" got only "Reply STOP to stop all texts"."""
+    number = await subscribed_fan(runtime)
+    out = await runtime.handle(text(number, "birthday shout out pls"))
+    assert "utter_ask_opt_out" not in said(out)
+    assert any(t == "flow_started" for t, _ in out.events)  # the birthday flow answers it
+
+
+@pytest.mark.parametrize(
+    ("body", "wrong"),
+    [("whats the release date again", "utter_already_subscribed"),
+     ("what songs will she play", "utter_help"),
+     ("what do crew members get", "utter_help")],
+)  # fmt: skip
+async def test_a_content_question_is_not_answered_by_start_or_help(
+    runtime: Runtime, body: str, wrong: str
+) -> None:
+    number = await subscribed_fan(runtime)
+    out = await runtime.handle(text(number, body))
+    assert wrong not in said(out)
+    assert not [d for t, d in out.events if t == "compliance"]
