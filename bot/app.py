@@ -145,8 +145,9 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         app.ctx.stop.set()
         await asyncio.gather(*app.ctx.tasks, return_exceptions=True)
         await app.ctx.gateway.aclose()
-        await app.ctx.runtime.close()
-        await app.ctx.hub.aclose()
+        await app.ctx.hub.aclose()  # ends the live feeds' streams, so the server can close
+
+    app.after_server_stop(_close)
 
     @app.get("/healthz")
     async def healthz(request: Request) -> HTTPResponse:
@@ -219,6 +220,12 @@ async def _release_when_done(runtime: Runtime, task: asyncio.Future[Any], wake: 
         return
     if wake is not None:
         wake()
+
+
+async def _close(app: Sanic) -> None:
+    """The database goes last, once the server has answered the requests in flight (status
+    callbacks, texts): none of them finds it closed under it."""
+    await app.ctx.runtime.close()
 
 
 def _announce_missed(hub: Any, missed: list[Missed]) -> None:

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-# C0 controls other than tab and newlines, DEL, lone surrogates and noncharacters: no fan types
-# them, PostgreSQL cannot store NUL, and a surrogate cannot even be encoded as UTF-8
-_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+# C0 controls other than tab and newlines, DEL, C1 controls (U+0080-U+009F: e.g. U+009B, a
+# terminal's escape), lone surrogates and noncharacters: no fan types them, PostgreSQL cannot
+# store NUL, a surrogate cannot even be encoded as UTF-8, and YAML refuses C1 (teaching a topic)
+_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
 REPLACEMENT = "\ufffd"
 
 

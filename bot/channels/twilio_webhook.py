@@ -4,6 +4,9 @@ Verifies `X-Twilio-Signature` with the SDK's `RequestValidator` against the publ
 configured base URL, so it holds behind a reverse proxy), parses Twilio's form into
 `InboundSms`, hands it to the pipeline and answers TwiML with whatever replies fit the budget.
 Status callbacks become `DeliveryReport`s. Nothing from an unsigned or forged request is used.
+A text or callback the database could not take is answered 503 ("not stored, send again"),
+never 500, and the answer echoes nothing of the request. Inbound bodies are cleaned of C0/C1
+control characters at `InboundSms` (`bot.messages.clean_text`), the one door texts come in by.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from sanic.response import HTTPResponse, text
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import Message, MessagingResponse
 
-from bot.errors import BadRequest, Forbidden, HttpError
+from bot.errors import BadRequest, Forbidden, HttpError, StorageError
 from bot.messages import DeliveryReport, InboundSms, OutboundSms
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ _STATUSES = {
     "failed", "read", "canceled", "partially_delivered", "receiving", "received",
 }  # fmt: skip
 XML = "application/xml"
+NOT_STORED = "not stored, please retry"  # our own words only: nothing of the request is echoed
 
 
 class TurnOutcome(Protocol):
@@ -182,9 +186,13 @@ def webhook_blueprint(
         except OtherChannel as exc:  # answered (Twilio must not retry), never as an SMS fan
             log.info("twilio webhook: ignored a text on the %s channel (SMS only)", exc.channel)
             return text(twiml([]), content_type=XML)
-        outcome = await handle(message, budget=reply_budget_s)
+        try:
+            outcome = await handle(message, budget=reply_budget_s)
+        except StorageError as exc:  # not stored: 503 asks Twilio to deliver it again
+            log.warning("twilio webhook: text not stored (%s); answered 503", _kind(exc))
+            return text(NOT_STORED, status=503)
         if not outcome.durable:  # Twilio delivers it again; a 200 would lose it for good
-            return text("not stored yet, please retry", status=503)
+            return text(NOT_STORED, status=503)
         return text(twiml(outcome.twiml_replies), content_type=XML)
 
     async def status(request: Request) -> HTTPResponse:
@@ -192,13 +200,22 @@ def webhook_blueprint(
             report = parse_status(signed_form(request))
         except HttpError as exc:
             return _error(exc)
-        await reports(report)  # unknown SIDs are fine: Twilio only needs a 2xx
+        try:
+            await reports(report)  # unknown SIDs are fine: Twilio only needs a 2xx
+        except Exception as exc:  # the top of a request: the database away, or shutting down
+            log.warning("twilio webhook: status callback not stored (%s)", _kind(exc))
+            return text(NOT_STORED, status=503)
         return text("", status=200)
 
     bp.add_route(inbound, "/webhooks/twilio/sms", methods=["POST"], name="sms")
     bp.add_route(inbound, "/webhooks/twilio/webhook", methods=["POST"], name="webhook")
     bp.add_route(status, "/webhooks/twilio/status", methods=["POST"], name="status")
     return bp
+
+
+def _kind(exc: Exception) -> str:
+    """What a log line may say about a storage error: its kind, never its parameters."""
+    return type(exc).__name__
 
 
 def _error(exc: HttpError) -> HTTPResponse:
