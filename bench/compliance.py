@@ -2,8 +2,10 @@
 
     python bench/compliance.py [--repeat 2000]
 
-Prints the start-up cost (training the phrase model from the shipped phrases, loading the
-language model) and the per-text cost of `compliance.classify` for each path a text can take:
+Prints the training cost of the demo line's phrase model (the shipped phrases, the HWU64
+background and the line's NLU examples: what `fanline train` does), loading it back from the
+model directory, loading the language model, and the per-text cost of `compliance.classify`
+(with the line's model) for each path a text can take:
 an exact keyword, a one-word typo, explicit wording, the phrase model on short and on long
 texts (whole text plus clauses), and `language.identify`. Texts are written here (never from
 bench/data/). Bounded: a fixed number of calls, in this process, no network.
@@ -14,13 +16,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot import compliance  # noqa: E402
-from bot.compliance import language, phrases  # noqa: E402
+from bot.compliance import language, line, phrases  # noqa: E402
+from bot.nlu.data import load_training_data  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CASES = {
     "exact keyword": ["STOP", "Stop!", "unsubscribe", "HELP"],
@@ -63,19 +69,31 @@ def main() -> None:
         importlib.import_module(module)
 
     import_s = time.perf_counter() - started
+    data = load_training_data([ROOT / "data"])
     started = time.perf_counter()
-    shipped = phrases.load_phrases()
-    phrases.PhraseModel(shipped)
+    model = line.train(data)
     train_s = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        fp = line.fingerprint(line.negatives(data))
+        line.save(model, Path(folder), fp)
+        size = sum(p.stat().st_size for p in Path(folder).iterdir()) / 1e6
+        started = time.perf_counter()
+        assert line.load(Path(folder), fp) is not None
+        load_s = time.perf_counter() - started
     started = time.perf_counter()
     language.warm_up()
-    print(f"start-up: import scikit-learn {import_s:.2f} s; train on {len(shipped)} shipped "
-          f"phrases {train_s:.2f} s; load py3langid {time.perf_counter() - started:.2f} s")  # fmt: skip
+    shipped, background = len(phrases.load_phrases()), len(phrases.load_background())
+    print(f"start-up: import scikit-learn {import_s:.2f} s; train the demo line's model on "
+          f"{model.examples} texts ({shipped} shipped phrases, {background} background, "
+          f"{len(data.examples)} line examples) {train_s:.2f} s; saved {size:.1f} MB, loaded in "
+          f"{load_s:.2f} s; load py3langid {time.perf_counter() - started:.2f} s")  # fmt: skip
     compliance.warm_up()
     print(f"{'path':22} {'p50 µs':>9} {'p99 µs':>9}")
     for name, texts in CASES.items():
         p50, p99 = per_call_us(
-            lambda t: compliance.classify(t, subscription="subscribed"), texts, args.repeat
+            lambda t: compliance.classify(t, subscription="subscribed", model=model),
+            texts,
+            args.repeat,
         )
         print(f"{name:22} {p50:9.1f} {p99:9.1f}")
     p50, p99 = per_call_us(language.identify, LANGUAGE_TEXTS, args.repeat)
