@@ -363,8 +363,8 @@ class _Turn:
         "no thanks" answers a yes/no question) the NLU sure of an intent that starts it."""
         if t.CANCEL_FLOW not in self.flows:
             return None
-        if listening.cancels(self.inp.text, self.flows[t.CANCEL_FLOW].keywords):
-            return self._startable([(t.CANCEL_FLOW, "keyword:" + self.inp.text.strip().upper())])
+        if said := listening.cancels(self.inp.text, self.flows[t.CANCEL_FLOW].keywords):
+            return self._startable([(t.CANCEL_FLOW, f"keyword:{said}")])
         prediction = self.inp.prediction
         by_intent = self.engine.triggers.by_intent(prediction)
         if fits or not self.sure() or all(f != t.CANCEL_FLOW for f, _ in by_intent):
@@ -400,7 +400,8 @@ class _Turn:
     @staticmethod
     def entity_value(slot: Slot, entity: str, raw: Any) -> Any:
         value = parse_slot_value(slot, str(raw))
-        if value is None and slot.type == "location" and entity != "zip" and str(raw).strip():
+        place = slot.type == "location" and entity not in listening.POSTAL_ENTITIES
+        if value is None and place and str(raw).strip():
             value = str(raw).strip().title()  # a place the line's own NLU knows (its lookups)
         return value
 

@@ -43,8 +43,8 @@ NOT_A_REQUEST = {"out_of_scope", "nlu_fallback"}
 RECENT_TURNS = 3  # entities of this many texts (this one included) are remembered
 _MAX_REMEMBERED = 8
 # Entity names that are a place, for slots of type `location` (Rasa projects use several).
-LOCATION_ENTITIES = {"location", "city", "place", "town", "zip", "zipcode", "zip_code",
-                     "postal_code", "postcode", "GPE", "LOC"}  # fmt: skip
+POSTAL_ENTITIES = {"zip", "zipcode", "zip_code", "postal_code", "postcode"}
+LOCATION_ENTITIES = {"location", "city", "place", "town", "GPE", "LOC"} | POSTAL_ENTITIES
 
 
 def is_question(text: str) -> bool:
@@ -65,16 +65,18 @@ def is_question(text: str) -> bool:
     return first in _AUX and len(words) >= 3 and words[1] in _SUBJECTS
 
 
-def cancels(text: str, keywords: Iterable[str]) -> bool:
-    """The text is a cancel keyword once the words around it are dropped ("actually never
-    mind", "forget it lol", "don't worry about it"). `keywords`: the cancel pattern's own."""
+def cancels(text: str, keywords: Iterable[str]) -> str | None:
+    """The cancel keyword the text is once the words around it are dropped ("actually never
+    mind", "forget it lol", "don't worry about it"), or None. `keywords`: the cancel pattern's
+    own. The keyword, not the text, labels the flow's start (no message bodies in the log)."""
     wanted = {_fold(k) for k in keywords}
     words = _fold(text).split()
     while words and words[0] in _FILLERS:
         words = words[1:]
     while words and words[-1] in _FILLERS and " ".join(words) not in wanted:
         words = words[:-1]
-    return bool(words) and " ".join(words) in wanted
+    said = " ".join(words)
+    return said.upper() if said in wanted else None
 
 
 def _fold(text: str) -> str:

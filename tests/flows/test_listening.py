@@ -130,6 +130,7 @@ def test_never_mind_among_filler_words_leaves_the_flow_and_is_never_the_name(mak
     assert left.says() == ["No problem, cancelled."]
     assert "first_name" not in slots_set(left)
     assert FlowEnded("profile", "cancelled") in left.commands
+    assert FlowStarted("pattern_cancel_flow", "keyword:NEVER MIND") in left.commands
     assert not any(isinstance(c, Unsubscribe) for c in left.commands)
     assert talk.state.stack == ()
 
