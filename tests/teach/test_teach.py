@@ -93,6 +93,8 @@ PARKING = ["where can i park for the show", "how much is parking at the venue",
            "is there a parking garage near the arena", "can i park at the arena",
            "where do i park my car?? text me 303 555 0199", "is the parking lot at ball arena open"]  # fmt: skip
 PARKING_ANSWER = "Parking opens 3 hours before doors; lots A-C, $25. Rideshare: gate 4."
+# what "Make this an FAQ" pre-fills from the topic's reply: the fan gets it filled in
+TAUGHT = "Hi {first_name|there}! " + PARKING_ANSWER
 NEW_PHRASING = "is there parking near the arena?"  # not among the fans' texts
 
 
@@ -108,7 +110,7 @@ async def test_teach_from_a_topic_retrains_and_the_bot_answers_a_new_phrasing(
     teacher = Teacher.for_runtime(runtime)
     reloader = Reloader(runtime, interval_s=3600)
     taught = await teach(runtime.store.db, teacher, ADMIN, topic_id=topic, intent="ask_parking",
-                         response=PARKING_ANSWER)  # fmt: skip
+                         response=TAUGHT)  # fmt: skip
     assert taught.retraining and len(taught.examples) == len(PARKING)
     assert NEW_PHRASING not in taught.examples
     assert "where do i park my car?? text me <phone>" in taught.examples
@@ -118,7 +120,7 @@ async def test_teach_from_a_topic_retrains_and_the_bot_answers_a_new_phrasing(
 
     after = await send(runtime, await subscribed_fan(runtime), NEW_PHRASING)
     assert after.prediction is not None and after.prediction.intent == "ask_parking"
-    assert PARKING_ANSWER in [q.reply.body for q in after.replies]
+    assert f"Hi there! {PARKING_ANSWER}" in [q.reply.body for q in after.replies]
 
 
 async def test_teach_from_a_thread_takes_the_fans_texts_of_its_escalation(
