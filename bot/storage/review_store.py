@@ -408,6 +408,7 @@ def erase_fan_answers(conn: Connection, contact_id: int, at: datetime) -> None:
     touched = set(conn.execute(
         sa.select(at_.group_id).where(at_.contact_id == contact_id, at_.group_id.is_not(None))
     ).scalars())  # fmt: skip
+    group_rows(conn, touched, lock=True)  # groups before texts: the order a correction locks in
     conn.execute(answer_texts.delete().where(at_.contact_id == contact_id))
     if touched:
         conn.execute(answer_groups.update().where(g.id.in_(sorted(touched))).values(label=""))
