@@ -110,7 +110,9 @@ class Reactions:
                 i += found[0]
             elif ch.isalnum():
                 end = i
-                while end < len(text) and (text[end].isalnum() or text[end] == "'"):
+                while end < len(text) and (
+                    text[end].isalnum() or text[end] == "'" or _inner_hyphen(text, end)
+                ):
                     end += 1
                 kind = self.words.get(canonical(text[i:end]))
                 if kind is None:
@@ -135,9 +137,17 @@ class Reactions:
 _LAUGH = re.compile(r"a?(?:h+a+)+h*|(?:h+e+)+h*|(?:lo)+l+|l+m+f*a+o+")
 
 
+def _inner_hyphen(text: str, i: int) -> bool:
+    """A hyphen inside a word ("pre-saved"), not a dash between words or symbols."""
+    return (
+        text[i] == "-" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+    )
+
+
 def canonical(word: str) -> str:
-    """A filler word as the map lists it: "OKKK" -> "ok", "yesss" -> "yes", "hahahah" -> "haha"."""
-    word = word.lower()
+    """A filler word as the map lists it: "OKKK" -> "ok", "yesss" -> "yes", "hahahah" -> "haha",
+    "pre-saved" -> "presaved"."""
+    word = word.lower().replace("-", "")
     if _LAUGH.fullmatch(word):
         return "haha" if "a" in word and "h" in word else "hehe" if "e" in word else "lol"
     return re.sub(r"(.)\1+", r"\1", word)

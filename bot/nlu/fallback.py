@@ -23,6 +23,9 @@ KEEP_WITHOUT_OOS = 0.95
 # An intent's own threshold is its out-of-fold choice shrunk toward the global one, as if
 # PRIOR_TEXTS more texts had chosen the global threshold: few texts move it little.
 PRIOR_TEXTS = 20.0
+# Evidence bars are chosen on small groups of out-of-fold texts: any bar within this share of
+# the group's weight of the best counts as best, and the median of those is taken.
+NEAR_BEST = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,7 @@ def evidence_offsets(
     uncovered_offset = 0.0
     if uncovered is not None and uncovered.any() and (is_oos & uncovered).any():
         t = choose_threshold(
-            prob[uncovered], correct[uncovered], is_oos[uncovered], weights[uncovered]
+            prob[uncovered], correct[uncovered], is_oos[uncovered], weights[uncovered], NEAR_BEST
         )
         uncovered_offset = max(0.0, t - threshold)
         prob = prob - np.where(uncovered, uncovered_offset, 0.0)
@@ -131,7 +134,7 @@ def evidence_offsets(
         mine = predicted == intent
         if not is_oos[mine].any():
             continue  # nothing came out as this intent that it should not answer
-        local = choose_threshold(prob[mine], correct[mine], is_oos[mine], weights[mine])
+        local = choose_threshold(prob[mine], correct[mine], is_oos[mine], weights[mine], NEAR_BEST)
         n = float(weights[mine].sum())
         shrunk = (n * local + PRIOR_TEXTS * threshold) / (n + PRIOR_TEXTS)
         if shrunk > threshold + 1e-6:
@@ -144,12 +147,15 @@ def choose_threshold(
     correct: np.ndarray,
     is_oos: np.ndarray,
     weights: np.ndarray | None = None,
+    tolerance: float = 0.0,
 ) -> float:
     """Maximise right decisions: in-scope texts answered right + out-of-scope texts escalated
     (each text counted with its weight, 1 by default: the CLINC150 protocol's objective).
 
     Without out-of-scope examples that would never escalate; then keep KEEP_WITHOUT_OOS of
-    the correctly answered texts instead.
+    the correctly answered texts instead. `tolerance`: a share of all the weight; every
+    threshold within it of the best counts as best, and the median of them is chosen (a
+    flat objective on few texts would otherwise swing with one text).
     """
     confidence = np.asarray(confidence, dtype=np.float64)
     is_oos = np.asarray(is_oos, dtype=bool)
@@ -168,6 +174,9 @@ def choose_threshold(
     kept_right = good_in.sum() - np.concatenate([[0], np.cumsum(good_in)])[below]
     oos_caught = np.concatenate([[0], np.cumsum(oos)])[below]
     right = np.round(kept_right + oos_caught, 9)  # weights: exact ties stay ties
+    if tolerance > 0:
+        near = right >= right.max() - tolerance * float(w.sum())
+        return float(np.median(candidates[near]))
     best = int(np.argmax(right))
     last = best  # ties form a plateau; its middle is the least fragile choice
     while last + 1 < len(right) and right[last + 1] == right[best]:

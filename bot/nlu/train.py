@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from bot.errors import NluError
 from bot.nlu import model as store
+from bot.nlu import smalltalk
 from bot.nlu.classifier import Features, LinearModel, featurize
 from bot.nlu.config import NluConfig
 from bot.nlu.data import OUT_OF_SCOPE, TrainingData
@@ -72,7 +73,8 @@ def traffic_fingerprint(traffic: Sequence[TrafficText]) -> str:
 
 def fingerprint(cfg: NluConfig, data: TrainingData) -> str:
     return hashlib.sha256(
-        f"{store.FORMAT}:{TRAINING_VERSION}:{cfg.fingerprint}:{data.fingerprint}".encode()
+        f"{store.FORMAT}:{TRAINING_VERSION}:{cfg.fingerprint}:{data.fingerprint}:"
+        f"{smalltalk.fingerprint()}".encode()
     ).hexdigest()
 
 
@@ -100,6 +102,7 @@ def train(
     ):
         return target
     started = time.perf_counter()
+    data = smalltalk.with_smalltalk(data)  # what every line understands, unless it says it
     model = build_model(cfg, data, progress=progress, traffic=traffic or ())
     model.metadata |= {
         "trained_at": datetime.now(UTC).isoformat(),
