@@ -32,6 +32,7 @@ from bot.storage.topic_tables import (
 Row = dict[str, Any]
 tt, tp, e, m, c = topic_texts.c, topics.c, escalations.c, messages.c, conversations.c
 SWEEP_LOCK = 0x70_1C_5E  # pg advisory lock key of the topic sweep
+GUESS_TEXTS = 200  # texts per topic whose parses make its guesses
 
 
 def _rows(result: Any) -> list[Row]:
@@ -367,10 +368,20 @@ def guesses(conn: Connection, topic_ids: Sequence[int], waiting: bool) -> dict[i
     an escalation is shown as what it said, not as the text that opened it."""
     if not topic_ids:
         return {}
-    rows = conn.execute(
-        sa.select(tt.topic_id, tt.message_id)
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=tt.topic_id, order_by=(tt.similarity.desc().nulls_last(), tt.message_id))
+        .label("rank")
+    )
+    inner = (
+        sa.select(tt.topic_id, tt.message_id, rank)
         .where(tt.topic_id.in_(list(topic_ids)), tt.done_at.is_(None) if waiting else sa.true())
-    ).all()  # fmt: skip
+        .subquery()
+    )  # fmt: skip
+    # a storm's topic holds thousands of texts: those nearest its centre stand for it
+    rows = conn.execute(
+        sa.select(inner.c.topic_id, inner.c.message_id).where(inner.c.rank <= GUESS_TEXTS)
+    ).all()
     parses = text_parses(conn, [r.message_id for r in rows])
     out: dict[int, list[Any]] = {}
     for r in rows:
