@@ -22,7 +22,7 @@ NICKNAMES = {
     "washington dc": "Washington", "nola": "New Orleans", "atl": "Atlanta", "chi town": "Chicago",
     "chitown": "Chicago", "mtl": "Montréal", "montreal": "Montréal", "the six": "Toronto",
     "the 6ix": "Toronto", "yvr": "Vancouver", "yyz": "Toronto", "slc": "Salt Lake City",
-    "kc": "Kansas City", "htown": "Houston", "h town": "Houston", "nashvegas": "Nashville",
+    "bay area": "San Francisco", "the bay area": "San Francisco", "kc": "Kansas City", "htown": "Houston", "h town": "Houston", "nashvegas": "Nashville",
 }  # fmt: skip
 # Words around a place in an answer: "im in toronto", "near boston lol", "denver area".
 _LEAD_WORDS = {"i", "im", "i'm", "am", "we", "we're", "were", "are", "live", "living", "lives",
