@@ -83,7 +83,7 @@ def negatives(data: Any) -> list[str]:
 
 
 def fingerprint(line_negatives: Iterable[str]) -> str:
-    h = hashlib.sha256(f"{VERSION}:{phrases.NEGATIVE_WEIGHT}".encode())
+    h = hashlib.sha256(f"{VERSION}:{phrases.NEGATIVE_WEIGHT}:{phrases.LINE_WEIGHT}".encode())
     for p in phrases.load_phrases():
         h.update(f"\0{p.label}\0{p.text}".encode())
     for text in (*phrases.load_background(), "\0line", *line_negatives):
@@ -93,8 +93,8 @@ def fingerprint(line_negatives: Iterable[str]) -> str:
 
 def train(data: Any) -> PhraseModel:
     """The line's phrase model (a few seconds)."""
-    line = negatives(data) if data is not None else []
-    return PhraseModel(phrases.load_phrases(), [*phrases.load_background(), *line])
+    own = negatives(data) if data is not None else []
+    return PhraseModel(phrases.load_phrases(), phrases.load_background(), own)
 
 
 def save(model: PhraseModel, model_dir: Path, fp: str) -> None:

@@ -34,10 +34,13 @@ from scipy import sparse
 
 LABELS = ("opt_out", "opt_in", "help", "other")
 MAX_CHARS = 320  # two SMS segments: the ask is at the start of a longer text, if anywhere
-# the background and the line's examples together weigh this many times the shipped "other"
-# phrases: enough to teach what ordinary language looks like, not so much that a plain
-# "i'm done with these" is drowned (chosen on the dev sets, see docs/flows.md)
+# the background together weighs this many times the shipped "other" phrases: enough to teach
+# what ordinary language looks like, not so much that a plain "i'm done with these" is drowned
+# (chosen on the dev sets, see docs/flows.md)
 NEGATIVE_WEIGHT = 1.0
+# each of the line's own examples weighs as much as a shipped phrase: one example of the line
+# ("what is this number" in its `ask_capabilities`) outweighs the generic reading
+LINE_WEIGHT = 2.0
 _VECTORIZERS = (
     {"analyzer": "char_wb", "ngram_range": (2, 5), "sublinear_tf": True},
     {"analyzer": "word", "ngram_range": (1, 2), "sublinear_tf": True,
@@ -83,38 +86,48 @@ def prepare(text: str) -> str:
 
 
 def training_set(
-    shipped: Sequence[Phrase], negatives: Sequence[str]
+    shipped: Sequence[Phrase], background: Sequence[str], line: Sequence[str] = ()
 ) -> tuple[list[str], list[str], np.ndarray]:
-    """(texts, labels, weights): shipped phrases balanced by label; `negatives` ("other") share
-    NEGATIVE_WEIGHT x the shipped "other" weight. A shipped phrase that is also a negative is
-    dropped: the line's own examples say what its fans mean ("i dont want to do this anymore"
-    is the line's `cancel`); keywords and explicit wording still come first, whatever a line says.
-    """
-    extra = list(dict.fromkeys(t for t in map(prepare, negatives) if t))
-    line = set(extra)
-    shipped = [p for p in shipped if prepare(p.text) not in line]
+    """(texts, labels, weights): shipped phrases balanced by label; the `background` ("other")
+    shares NEGATIVE_WEIGHT x the shipped "other" weight; each of the `line`'s examples ("other")
+    weighs LINE_WEIGHT. A shipped phrase that is also a line example is dropped: the line's own
+    examples say what its fans mean ("i dont want to do this anymore" is the demo's `cancel`);
+    keywords and explicit wording still come first, whatever a line says."""
+    own = list(dict.fromkeys(t for t in map(prepare, line) if t))
+    taken = set(own)
+    generic = list(dict.fromkeys(t for t in map(prepare, background) if t and t not in taken))
+    shipped = [p for p in shipped if prepare(p.text) not in taken]
     texts = [prepare(p.text) for p in shipped]
     labels = [p.label for p in shipped]
     counts = Counter(labels)
     weights = [len(shipped) / (len(counts) * counts[label]) for label in labels]
-    if extra:
-        each = NEGATIVE_WEIGHT * len(shipped) / len(counts) / len(extra)
-        texts += extra
-        labels += ["other"] * len(extra)
-        weights += [each] * len(extra)
+    if generic:
+        each = NEGATIVE_WEIGHT * len(shipped) / len(counts) / len(generic)
+        texts, labels, weights = (
+            texts + generic,
+            labels + ["other"] * len(generic),
+            weights + [each] * len(generic),
+        )
+    texts, labels, weights = (
+        texts + own,
+        labels + ["other"] * len(own),
+        weights + [LINE_WEIGHT] * len(own),
+    )
     return texts, labels, np.asarray(weights)
 
 
 class PhraseModel:
     """Probabilities of each label for a text."""
 
-    def __init__(self, phrases: Sequence[Phrase], negatives: Sequence[str] = ()) -> None:
+    def __init__(
+        self, phrases: Sequence[Phrase], background: Sequence[str] = (), line: Sequence[str] = ()
+    ) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from threadpoolctl import threadpool_limits
 
         vectorizers = tuple(TfidfVectorizer(**o) for o in _VECTORIZERS)  # type: ignore[arg-type]
-        texts, labels, weights = training_set(phrases, negatives)
+        texts, labels, weights = training_set(phrases, background, line)
         features = sparse.hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
         classifier = LogisticRegression(C=20.0, max_iter=3000)
         with threadpool_limits(1):  # BLAS threads only contend on a small problem
