@@ -221,7 +221,8 @@ def answers(conn: Connection, group_ids: Sequence[int]) -> dict[int, str]:
     said: dict[int, list[str]] = {}
     for r in conn.execute(
         sa.select(m.reply_to, m.body).where(
-            m.reply_to.in_(list(central.values())), m.direction == "out", m.kind == "reply"
+            m.reply_to.in_(list(central.values())), m.direction == "out",
+            m.kind.in_(("reply", "compliance")),
         ).order_by(m.id)
     ):  # fmt: skip
         said.setdefault(r.reply_to, []).append(r.body or "")
