@@ -15,7 +15,8 @@ audits the database against what the fans' phones (this process) received:
   replies lost       marked answered inline, but no TwiML answer carried them to the fan
   duplicates         a fan received the same reply more often than the outbox holds it
   sends after STOP   reached Twilio more than 0.5 s after the fan's STOP was acknowledged
-  rows stuck         outbox rows still queued or sending after the drain
+  rows stuck         outbox rows still queued, sending or in doubt after the drain (a send
+                     in doubt waits out the provider's late-accept window, then is settled)
   in doubt           sends whose outcome Twilio could not confirm (held, never re-sent)
 
 Aim: zero in every column but `in doubt`. Bounded in time, 127.0.0.1 only.
@@ -226,7 +227,8 @@ def _pending(url: str) -> int:
     try:
         with engine.connect() as conn:
             q = sa.select(sa.func.count()).where(
-                messages.c.direction == "out", messages.c.status.in_(("queued", "sending"))
+                messages.c.direction == "out",
+                messages.c.status.in_(("queued", "sending", "in_doubt")),
             )
             return int(conn.execute(q).scalar_one())
     finally:
@@ -260,7 +262,7 @@ def audit(url: str, twilio: RecordingTwilio, phones: Phones) -> dict[str, int]:
         "replies lost": sum((twiml - phones.inline).values()),
         "duplicates": sum(max(0, n - held[key]) for key, n in got.items()),
         "sends after STOP": len(late),
-        "rows stuck": sum(1 for *_, s, _ in out if s in ("queued", "sending")),
+        "rows stuck": sum(1 for *_, s, _ in out if s in ("queued", "sending", "in_doubt")),
         "in doubt": sum(1 for *_, s, _ in out if s == "unknown"),
     }
 

@@ -12,12 +12,14 @@ exponential backoff and jitter, permanent failures once (21610 also opts the fan
 store). Storage is reached only through the `OutboxStore` protocol below.
 
 In doubt: when the provider's answer to a send is lost (timeout, dropped connection) the send
-is looked up at once; found -> sent, not found -> retried. When the lookup fails too, the row
-goes `in_doubt` and is never sent again blindly: it is looked up again with backoff
-(`lookup_base_s`, doubling) and after `max_lookups` failed lookups it becomes `unknown`, for an
-operator (`fanline outbox unknown`, metrics). Exactly once therefore holds except for that
-window: a send Twilio accepted while its answer and every lookup were lost is never repeated,
-and one it never accepted is repeated only once a lookup says so.
+is looked up at once; found -> sent. Otherwise the row goes `in_doubt` and is never sent again
+blindly: the request may still be on its way and be accepted later (the provider keeps a
+request it has received after our client gave up), so "not found" only counts once
+`late_accept_s` has passed since the claim (default: the gateway's timeout + 60 s); until then
+the row waits, and is looked up again at the end of that window. A lookup that fails is retried with backoff
+(`lookup_base_s`, doubling); after `max_lookups` of them the row becomes `unknown`, for an
+operator (`fanline outbox unknown`, metrics). So a send Twilio accepted, however late, is never
+repeated, and one it never accepted is repeated only once a lookup after the window says so.
 
 Crash recovery: a sender killed mid-batch leaves rows `sending`. On start and every
 `recover_interval_s`, rows claimed more than `recover_grace_s` ago are looked up at the provider:
@@ -35,7 +37,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bot import metrics
@@ -170,6 +172,7 @@ class OutboundSender:
         max_in_flight: int | None = None,
         lookup_base_s: float = 2.0,
         max_lookups: int = 6,
+        late_accept_s: float | None = None,
     ) -> None:
         self.store = store
         self.gateway = gateway
@@ -182,9 +185,15 @@ class OutboundSender:
         self.lanes = lanes  # concurrent reserve->claim->send->record loops, so batches overlap
         self.lease_s = lease_s  # a reservation not claimed within this goes back to the queue
         timeout = getattr(gateway, "timeout", 10.0)
+        # how long after a claim its request may still be accepted: our timeout, then the
+        # provider may still finish a request it received (0: a provider that never does)
+        self.late_accept_s = timeout + 60.0 if late_accept_s is None else late_accept_s
+        self._settles_after = timedelta(seconds=self.late_accept_s)
         # after the grace period no send of the claim can still be on its way to the provider
         self.recover_grace_s = (
-            recover_grace_s if recover_grace_s is not None else 2 * (lease_s + timeout)
+            recover_grace_s
+            if recover_grace_s is not None
+            else 2 * (lease_s + timeout) + self.late_accept_s
         )
         if self.recover_grace_s <= lease_s + timeout:
             raise ValueError("recover_grace_s must exceed lease_s + the gateway's timeout")
@@ -391,10 +400,9 @@ class OutboundSender:
             if hits:
                 found = hits[0]  # it got through after all: record it, never send it again
                 return (item.id, found.sid, found.segments, found.encoding or "")
-            if hits is None:  # nobody can say whether it went out: never send it blindly
-                await self._doubt(item, str(exc))
-                return None
-            await self._retry_or_fail(item, exc)  # the provider never accepted it
+            # not there (yet), or nobody can say: the request may still land; never resend it
+            # blindly, look again once it can no longer be accepted
+            await self._doubt(item, str(exc), wait=self._window_left(item) if hits == [] else 0)
             return None
         except PermanentSendError as exc:
             log.warning("outbox %s failed permanently (code %s)", item.id, exc.code)
@@ -407,11 +415,19 @@ class OutboundSender:
             return None
         return (item.id, result.sid, result.segments, result.encoding or "")
 
-    async def _doubt(self, item: OutboxItem, error: str) -> None:
-        """One more failed lookup for this row: look again later, or give it to an operator."""
+    def _window_left(self, item: OutboxItem) -> float:
+        """Seconds until no request of this claim can still be accepted (0: settled now)."""
+        if item.claimed_at is None:
+            return self.late_accept_s
+        ends = item.claimed_at + self._settles_after
+        return max((ends - datetime.now(UTC)).total_seconds(), 0.0)
+
+    async def _doubt(self, item: OutboxItem, error: str, wait: float = 0.0) -> None:
+        """One more unsettled lookup for this row: look again later (not before `wait`), or
+        give it to an operator."""
         lookups = item.lookups + 1
-        give_up = lookups >= self.max_lookups
-        delay = min(self.lookup_base_s * 2 ** (lookups - 1), self.backoff_max)
+        give_up = lookups >= self.max_lookups and wait <= 0
+        delay = max(min(self.lookup_base_s * 2 ** (lookups - 1), self.backoff_max), wait)
         await self.store.outbox_in_doubt(item, delay, error, give_up=give_up)
         self.counts["unknown" if give_up else "in_doubt"] += 1
         metrics.SENDS.labels("unknown" if give_up else "in_doubt").inc()
@@ -428,11 +444,18 @@ class OutboundSender:
         if not rows:
             return Recovery(0, 0, 0, 0)
         found = await asyncio.gather(*[self._lookup(item) for item in rows])
-        known = [(item, hits) for item, hits in zip(rows, found, strict=True) if hits is not None]
+        known, early = [], []
+        for item, hits in zip(rows, found, strict=True):
+            if hits == [] and self._window_left(item) > 0:
+                early.append(item)  # not there yet, but its request may still land
+            elif hits is not None:
+                known.append((item, hits))
         sent, requeued = await self.store.settle_sending(known)
         for item, hits in zip(rows, found, strict=True):
             if hits is None:
                 await self._doubt(item, "lookup failed again")
+        for item in early:
+            await self._doubt(item, "not at the provider yet", wait=self._window_left(item))
         return Recovery(len(rows), sent, requeued, len(rows) - len(known))
 
     async def recover(self, grace_s: float | None = None) -> Recovery:

@@ -81,6 +81,9 @@ class Faults:
     rate_lookup_500: float = 0.0
     count_lookup_500: int = 0
     retry_after: float | None = None  # Retry-After header on 429s
+    # a send held at the gate (`hold()`) is accepted on `release()` even if its client gave up
+    # meanwhile, as Twilio keeps a request it has received: a late accept after a timeout
+    accept_abandoned: bool = False
     permanent: dict[str, int] = field(default_factory=dict)  # To -> code at create
     outcomes: dict[str, list[Any]] = field(default_factory=dict)  # To -> [final status, ErrorCode]
 
@@ -138,6 +141,7 @@ class TwilioServer:
         self._open = asyncio.Event()
         self._open.set()
         self.held = 0  # sends waiting at the gate right now
+        self._late: set[asyncio.Future[HTTPResponse]] = set()  # held sends whose client left
         self.app = self._build_app()
 
     # -- in-process API ---------------------------------------------------------------------
@@ -240,7 +244,19 @@ class TwilioServer:
 
     async def _create(self, request: Request, account_sid: str) -> HTTPResponse:
         if not self._open.is_set():
+            if self.faults.accept_abandoned:  # the client's disconnect cancels only its answer
+                late = asyncio.ensure_future(self._accept_later(request, account_sid))
+                self._late.add(late)
+                late.add_done_callback(self._late.discard)
+                return await asyncio.shield(late)
             await self._wait_at_gate()
+        return await self._accept(request, account_sid)
+
+    async def _accept_later(self, request: Request, account_sid: str) -> HTTPResponse:
+        await self._wait_at_gate()
+        return await self._accept(request, account_sid)
+
+    async def _accept(self, request: Request, account_sid: str) -> HTTPResponse:
         refused = await self._gate(request, account_sid)
         if refused is not None:
             return refused

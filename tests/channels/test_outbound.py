@@ -38,7 +38,7 @@ async def test_storm_of_429_500_and_drops_delivers_each_message_exactly_once(
     twilio.server.set_faults(rate_429=0.25, rate_500=0.15, rate_drop=0.1, retry_after=0)
     sender = OutboundSender(
         store, gateway, rate_per_second=100_000, batch_size=50, max_attempts=60, backoff_base=0,
-        lookup_base_s=0, max_lookups=60,
+        lookup_base_s=0, max_lookups=60, late_accept_s=0,  # this server never accepts late
     )  # fmt: skip
 
     await drain_and_settle(store, sender)

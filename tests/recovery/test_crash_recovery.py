@@ -155,7 +155,8 @@ async def test_a_failed_lookup_keeps_the_row_in_doubt_never_resends(
     await reply_to(store, fan(2), "did it go?")
     [claimed] = await store.claim_outbox(10)
     server.set_faults(count_500=1)
-    sender = OutboundSender(store, gateway, rate_per_second=100, lookup_base_s=0)
+    # no late accepts here (as `grace_s=0` below): "not found" settles at once
+    sender = OutboundSender(store, gateway, rate_per_second=100, lookup_base_s=0, late_accept_s=0)
 
     first = await sender.recover(grace_s=0)
     assert (first.stale, first.in_doubt, await store.outbox_counts()) == (1, 1, {"in_doubt": 1})
