@@ -24,7 +24,7 @@ KEEP_WITHOUT_OOS = 0.95
 # PRIOR_TEXTS more texts had chosen the global threshold: few texts move it little.
 PRIOR_TEXTS = 20.0
 # Evidence bars are chosen on small groups of out-of-fold texts: any bar within this share of
-# the group's weight of the best counts as best, and the median of those is taken.
+# the group's weight of the best counts as best, and the middle of that range is taken.
 NEAR_BEST = 0.01
 
 
@@ -36,6 +36,9 @@ class Calibration:
     # how much higher than `threshold` each intent's own bar is (only raised, never lowered)
     offsets: Mapping[str, float] = field(default_factory=dict)
     uncovered_offset: float = 0.0  # how much higher the bar is for a text with uncovered words
+    # intents that answer no text with an uncovered word (the engine's small talk: its few,
+    # generic examples would otherwise draw any question that is about nothing the line knows)
+    strict: frozenset[str] = frozenset()
 
     def probability(self, raw: np.ndarray | float) -> np.ndarray:
         z = np.clip(self.slope * np.asarray(raw, dtype=np.float64) + self.intercept, -30, 30)
@@ -43,6 +46,8 @@ class Calibration:
 
     def penalty(self, intent: str, uncovered: bool) -> float:
         """What the evidence takes off a probability for this intent (full name) and text."""
+        if uncovered and intent in self.strict:
+            return 1.0
         return self.offsets.get(intent, 0.0) + (self.uncovered_offset if uncovered else 0.0)
 
     def state(self) -> dict:
@@ -52,6 +57,7 @@ class Calibration:
             "threshold": self.threshold,
             "offsets": dict(sorted(self.offsets.items())),
             "uncovered_offset": self.uncovered_offset,
+            "strict": sorted(self.strict),
         }
 
 
@@ -154,8 +160,8 @@ def choose_threshold(
 
     Without out-of-scope examples that would never escalate; then keep KEEP_WITHOUT_OOS of
     the correctly answered texts instead. `tolerance`: a share of all the weight; every
-    threshold within it of the best counts as best, and the median of them is chosen (a
-    flat objective on few texts would otherwise swing with one text).
+    threshold within it of the best counts as best, and the middle of that range is chosen
+    (a flat objective on few texts would otherwise swing with one text).
     """
     confidence = np.asarray(confidence, dtype=np.float64)
     is_oos = np.asarray(is_oos, dtype=bool)
@@ -174,9 +180,9 @@ def choose_threshold(
     kept_right = good_in.sum() - np.concatenate([[0], np.cumsum(good_in)])[below]
     oos_caught = np.concatenate([[0], np.cumsum(oos)])[below]
     right = np.round(kept_right + oos_caught, 9)  # weights: exact ties stay ties
-    if tolerance > 0:
-        near = right >= right.max() - tolerance * float(w.sum())
-        return float(np.median(candidates[near]))
+    if tolerance > 0:  # the middle of the near-best range, from the last text it escalates
+        near = np.flatnonzero(right >= right.max() - tolerance * float(w.sum()))
+        return float((candidates[max(near[0] - 1, 0)] + candidates[near[-1]]) / 2)
     best = int(np.argmax(right))
     last = best  # ties form a plateau; its middle is the least fragile choice
     while last + 1 < len(right) and right[last + 1] == right[best]:

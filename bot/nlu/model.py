@@ -152,6 +152,10 @@ def load(model_dir: Path) -> NluModel:
     return _assemble(meta, arrays)
 
 
+def _calibration(state: dict[str, Any]) -> Calibration:
+    return Calibration(**{**state, "strict": frozenset(state.get("strict", ()))})
+
+
 def _assemble(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> NluModel:
     featurizers = [
         NgramFeaturizer(s["options"], s["vocabulary"], arrays[f"idf_{i}"])
@@ -190,7 +194,7 @@ def _assemble(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> NluModel:
         featurizers=featurizers,
         embedding_options=meta["embedding"],
         linear=linear,
-        calibration=Calibration(**meta["calibration"]),
+        calibration=_calibration(meta["calibration"]),
         neighbour_weight=meta["neighbour_weight"],
         neighbour_top_k=meta["neighbour_top_k"],
         oos_intent=meta["oos_intent"],

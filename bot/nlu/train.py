@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from bot.errors import NluError
 from bot.nlu import model as store
-from bot.nlu import smalltalk
+from bot.nlu import smalltalk as shipped_smalltalk
 from bot.nlu.classifier import Features, LinearModel, featurize
 from bot.nlu.config import NluConfig
 from bot.nlu.data import OUT_OF_SCOPE, TrainingData
@@ -74,7 +74,7 @@ def traffic_fingerprint(traffic: Sequence[TrafficText]) -> str:
 def fingerprint(cfg: NluConfig, data: TrainingData) -> str:
     return hashlib.sha256(
         f"{store.FORMAT}:{TRAINING_VERSION}:{cfg.fingerprint}:{data.fingerprint}:"
-        f"{smalltalk.fingerprint()}".encode()
+        f"{shipped_smalltalk.fingerprint()}".encode()
     ).hexdigest()
 
 
@@ -102,8 +102,7 @@ def train(
     ):
         return target
     started = time.perf_counter()
-    data = smalltalk.with_smalltalk(data)  # what every line understands, unless it says it
-    model = build_model(cfg, data, progress=progress, traffic=traffic or ())
+    model = build_model(cfg, data, progress=progress, traffic=traffic or (), smalltalk=True)
     model.metadata |= {
         "trained_at": datetime.now(UTC).isoformat(),
         "train_seconds": round(time.perf_counter() - started, 2),
@@ -179,13 +178,19 @@ def build_model(
     progress: bool = False,
     embeddings: np.ndarray | None = None,
     traffic: Sequence[TrafficText] = (),
+    smalltalk: bool = False,
 ) -> store.NluModel:
-    """Fit every component; `embeddings` lets the benchmark reuse vectors it already has."""
+    """Fit every component; `embeddings` lets the benchmark reuse vectors it already has.
+
+    `smalltalk`: the intents classify the engine's small talk too (`bot.nlu.smalltalk`, what
+    `fanline train` does); entities are learnt from the line's own examples alone."""
     plan = _Plan.of(cfg)
+    if len({e.intent for e in data.examples}) < 2:
+        raise NluError("training needs at least two intents with examples")
+    line, data = data, (add_smalltalk(data) if smalltalk else data)
+    added = sorted({e.intent for e in data.examples} - {e.intent for e in line.examples})
     texts = [e.text for e in data.examples]
     labels = [e.intent for e in data.examples]
-    if len(set(labels)) < 2:
-        raise NluError("training needs at least two intents with examples")
     steps = tqdm(total=5, desc="training NLU", unit="step", disable=not progress, leave=False)
     with steps:
         if plan.embedding is not None and embeddings is None:
@@ -208,8 +213,10 @@ def build_model(
         coverage = words.fit(range(len(texts))) if words else None
         scored = _score_traffic(plan, linear, featurizers, traffic) if held and traffic else None
         calibration = calibration_from(plan, held, scored)
+        if added and coverage is not None:  # few, generic examples: only what they speak of
+            calibration = replace(calibration, strict=frozenset(added))
         steps.set_postfix_str("entities")
-        tagger = TokenTagger.fit(data, plan.tagger) if plan.tagger else None
+        tagger = TokenTagger.fit(line, plan.tagger) if plan.tagger else None
         steps.update()
     return store.NluModel(
         fingerprint="",
@@ -223,14 +230,18 @@ def build_model(
         coverage=coverage,
         oos_intent=plan.oos_intent,
         ranking_length=plan.classifier.get("ranking_length", 5),
-        patterns=PatternExtractor.from_data(data, plan.regex) if plan.regex else None,
+        patterns=PatternExtractor.from_data(line, plan.regex) if plan.regex else None,
         tagger=tagger,
         synonyms=dict(data.synonyms) if plan.synonyms else None,
         metadata={"threshold_data": {
             "held_out": len(held[0]) if held else 0,
             "traffic": len(scored[0]) if scored else 0,
-        }},
+        }, "smalltalk": added},
     )  # fmt: skip
+
+
+def add_smalltalk(data: TrainingData) -> TrainingData:
+    return shipped_smalltalk.with_smalltalk(data)
 
 
 def embed(options: dict[str, Any], texts: list[str]) -> np.ndarray:
