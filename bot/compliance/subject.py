@@ -30,10 +30,19 @@ _THESE = (
     r"(get|getting|receive|receiving|recieve|want|need|sending|send|of|with|from|stop|end|"
     r"all|more|any) (all )?(these|those|them|this stuff|em)\b"
 )
+# the same in the other languages a line is texted in: receiving, bothering, deleting, leaving
+# alone, "nothing more", and stop said to the sender (parar, arrêter, smettere, basta)
+_OTHER_LANGUAGES = (
+    r"recib\w*|recev\w*|ricev\w*|receb\w*|molest\w*|derang\w*|disturb\w*|incomod\w*|borr\w*"
+    r"|elimin\w*|supprim\w*|apag\w*|tranquil\w*|in pace|em paz|en paz|saber nada|plus rien"
+    r"|nada mas|mas nada|niente (piu|altro)|mais nada|no mas|paren|parem|parar|arret\w*|smett\w*"
+    r"|basta|fermat\w*|dejen|deja de|deixem|lasci\w*|laiss\w*"
+)
 # "stop" or "remove" said to the sender, alone at the end: "honestly please just stop"
 _TO_US = r"(^|[^\w' ]\s*|\b(just|please|pls|plz|now|said|so|you|u|to) )(stop|remove)( it| me| now| please| pls)*\W*$"
 ABOUT_TEXTS = re.compile(
-    rf"\b({_TEXTS}|my (phone )?number|envi\w*)\b|\b{_THESE}|{_TO_US}", re.IGNORECASE
+    rf"\b({_TEXTS}|{_OTHER_LANGUAGES}|my (phone )?number|envi\w*)\b|\b{_THESE}|{_TO_US}",
+    re.IGNORECASE,
 )
 # a question about who is writing: the carriers' HELP ("who is this", "what is this number")
 _WHO = re.compile(
