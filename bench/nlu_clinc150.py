@@ -80,14 +80,33 @@ def few_shot(texts: list[str], labels: list[str], per_intent: int) -> tuple[list
     return [texts[i] for i in keep], [labels[i] for i in keep]
 
 
-def run_one(config: str, per_intent: int | None) -> dict:
+SIGNALS = ("per_intent", "own_nearness", "uncovered")  # evidence signals (docs/nlu.md)
+
+
+def with_signals_off(cfg, off: list[str]):
+    """The config with these evidence signals of the FallbackClassifier switched off."""
+    from dataclasses import replace
+
+    from bot.nlu.config import Component
+
+    values = dict.fromkeys(off, False)
+    return replace(
+        cfg,
+        pipeline=tuple(
+            Component(c.name, {**c.options, **values}) if c.name == "FallbackClassifier" else c
+            for c in cfg.pipeline
+        ),
+    )
+
+
+def run_one(config: str, per_intent: int | None, off: list[str] = ()) -> dict:
     raw = json.loads(DATA.read_text())
     train_x, train_y = split(raw, "train", "oos_train")
     if per_intent:
         train_x, train_y = few_shot(train_x, train_y, per_intent)
     val_x, val_y = split(raw, "val", "oos_val")
     test_x, test_y = split(raw, "test", "oos_test")
-    cfg = shipped_config(config)
+    cfg = with_signals_off(shipped_config(config), list(off))
 
     started = time.perf_counter()
     model = build_model(cfg, training_data(train_x, train_y))
@@ -117,7 +136,9 @@ def run_one(config: str, per_intent: int | None) -> dict:
     is_in = np.array(test_y, dtype=object) != OUT_OF_SCOPE
     top1 = (np.array(test.best, dtype=object) == np.array(test_y, dtype=object))[is_in].mean()
     return {
-        "config": config + (f" ({per_intent}/intent)" if per_intent else ""),
+        "config": config
+        + (f" ({per_intent}/intent)" if per_intent else "")
+        + (f", {'+'.join(off)} off" if off else ""),
         "in_scope": rep.in_scope_accuracy * 100,
         "oos_recall": (rep.oos_recall or 0) * 100,
         "auroc": rep.auroc,
@@ -178,14 +199,29 @@ def main() -> int:
         "--few-shot", type=int, default=10, help="also run N examples/intent (0: skip)"
     )
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--off",
+        nargs="*",
+        default=[],
+        metavar="SIGNAL",
+        help=f"switch evidence signals off ({', '.join(SIGNALS)}, or all); "
+        "(docs/nlu.md's ablation table: --ablate)",
+    )
+    parser.add_argument(
+        "--ablate", action="store_true", help="each signal off in turn, then all off"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: config[:per_intent]
     args = parser.parse_args()
     if args.one:
-        config, _, per = args.one.partition(":")
-        print(json.dumps(run_one(config, int(per) if per else None)))
+        config, per, off = (args.one.split(":") + ["", ""])[:3]
+        print(
+            json.dumps(run_one(config, int(per) if per else None, [o for o in off.split("+") if o]))
+        )
         return 0
-    jobs = [c for c in args.configs] + (
-        [f"{c}:{args.few_shot}" for c in args.configs] if args.few_shot else []
+    off = list(SIGNALS) if "all" in args.off else args.off
+    offs = [[], *[[s] for s in SIGNALS], list(SIGNALS)] if args.ablate else [off]
+    jobs = [f"{c}::{'+'.join(o)}" for o in offs for c in args.configs] + (
+        [f"{c}:{args.few_shot}:{'+'.join(off)}" for c in args.configs] if args.few_shot else []
     )
     rows = []
     for job in jobs:

@@ -55,6 +55,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "per_intent": True,  # each intent's own bar, from out-of-fold texts
         "own_nearness": True,  # closeness to the predicted intent's own examples, not any
         "uncovered": True,  # content words the intent never speaks of raise the bar
+        "background": False,  # ordinary texts (HWU64 sample) join the out-of-scope class
     },
     "RegexEntityExtractor": {
         "use_regexes": True,

@@ -28,7 +28,7 @@ from bot.nlu.classifier import Features, LinearModel, featurize
 from bot.nlu.config import NluConfig
 from bot.nlu.data import OUT_OF_SCOPE, TrainingData
 from bot.nlu.entities import PatternExtractor, TokenTagger
-from bot.nlu.evidence import Coverage
+from bot.nlu.evidence import Coverage, content_words
 from bot.nlu.fallback import (
     Calibration,
     best_in_scope,
@@ -189,6 +189,9 @@ def build_model(
         raise NluError("training needs at least two intents with examples")
     line, data = data, (add_smalltalk(data) if smalltalk else data)
     added = sorted({e.intent for e in data.examples} - {e.intent for e in line.examples})
+    scored = len(data.examples)  # examples the calibration sees (not the background's)
+    if plan.fallback and plan.fallback.get("background"):
+        data = add_background(data, plan.oos_intent)
     texts = [e.text for e in data.examples]
     labels = [e.intent for e in data.examples]
     steps = tqdm(total=5, desc="training NLU", unit="step", disable=not progress, leave=False)
@@ -206,7 +209,7 @@ def build_model(
         # The fits are independent and liblinear releases the GIL: two at a time, one per core.
         with ThreadPoolExecutor(max_workers=2) as pool:
             final = pool.submit(fit_linear, plan, features, labels)
-            held = held_out_scores(plan, features, labels, pool, words)
+            held = held_out_scores(plan, features, labels, pool, words, scored)
             steps.update()
             linear = final.result()
             steps.update()
@@ -242,6 +245,33 @@ def build_model(
 
 def add_smalltalk(data: TrainingData) -> TrainingData:
     return shipped_smalltalk.with_smalltalk(data)
+
+
+BACKGROUND = Path(__file__).parents[1] / "compliance" / "background" / "hwu64.txt"
+BACKGROUND_SIZE = 1500  # at most this many ordinary texts join the out-of-scope class
+
+
+def add_background(data: TrainingData, oos_intent: str) -> TrainingData:
+    """The line's data with ordinary texts (HWU64's sample, shared with the compliance model)
+    as out-of-scope examples: only texts with a content word none of the line's intents
+    speaks of ("you are great" could be the line's own compliment), a seeded sample."""
+    from bot.nlu.data import Example
+
+    if not BACKGROUND.is_file():
+        return data
+    texts = [t for t in BACKGROUND.read_text().splitlines() if t.strip() and not t.startswith("#")]
+    line = Coverage.fit([e.text for e in data.examples], [e.intent for e in data.examples])
+    known = set().union(*line.words.values()) if line.words else set()
+    own = {e.text.strip().lower() for e in data.examples}
+    kept = [
+        t
+        for t in texts
+        if t.strip().lower() not in own and set(content_words(t)) - known - line.shared
+    ]
+    rng = np.random.default_rng(SEED)
+    if len(kept) > BACKGROUND_SIZE:
+        kept = [kept[i] for i in sorted(rng.choice(len(kept), BACKGROUND_SIZE, replace=False))]
+    return replace(data, examples=data.examples + tuple(Example(t, oos_intent) for t in kept))
 
 
 def embed(options: dict[str, Any], texts: list[str]) -> np.ndarray:
@@ -324,6 +354,7 @@ def held_out_scores(
     labels: list[str],
     pool: ThreadPoolExecutor | None = None,
     words: _CoverageData | None = None,
+    scored: int | None = None,
 ) -> tuple | None:
     """(raw, correct, is_oos, k) of every example scored by a model fitted without it.
 
@@ -336,6 +367,8 @@ def held_out_scores(
     if plan.fallback is None:
         return None
     folds = fold_split(labels, plan.fallback["holdout"])
+    if scored is not None:  # background texts train every fold but are never scored
+        folds = [(train, held[held < scored]) for train, held in folds]
     if not folds:
         return None
     run = pool.submit if pool is not None else _now
