@@ -114,8 +114,10 @@ def valid_zone(name: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=1)
 def zip3_zones() -> dict[int, str]:
-    """ZIP prefix (0-999) -> zone, for every prefix the table covers."""
+    """ZIP prefix (0-999) -> zone, for every prefix the table covers (built once: the outbox
+    claim asks for each broadcast text; callers do not change it)."""
     return {p: STATE_ZONES[state] for lo, hi, state in ZIP3_STATES for p in range(lo, hi + 1)}
 
 
