@@ -51,6 +51,7 @@ OTHER_SURE = DEFAULT.help_start_sure  # START / HELP in plain words
 # a sure opt-out that names nothing of the texts ("please just stop", "no me escriban más" do;
 # "i want to be out of whisper mode" does not) must be this sure, whatever the line's bands
 UNNAMED_SURE = 0.95
+FOREIGN_UNNAMED_SURE = 0.70  # the same, in another language (see `_unnamed_sure`)
 WHO_HELP = 0.15  # "who is this", "what is this number": HELP at this (the line may say else)
 ASKED_KEY = "compliance_asked"  # in the dialogue JSON, for one turn: we asked "Reply STOP ...?"
 # in the dialogue JSON of a fan the phrase model unsubscribed: their next "yes" answers whatever
@@ -113,7 +114,7 @@ def _from_model(
     if (
         out >= policy.opt_out_sure
         and not guarded
-        and (out >= UNNAMED_SURE or subject.about_the_texts(text))
+        and (subject.about_the_texts(text) or out >= _unnamed_sure(text))
     ):
         return _modelled("opt_out", out, text)
     if out >= (max(GUARDED_ASK, policy.opt_out_ask) if guarded else policy.opt_out_ask):
@@ -133,6 +134,14 @@ def _from_model(
     ):  # "who is this": the carriers' HELP in words, unless the line's own examples say else
         return _modelled("help", probs["help"], text)
     return None
+
+
+def _unnamed_sure(text: str) -> float:
+    """How sure an opt-out that names nothing of the texts must be. `subject` reads English
+    surely and the other languages only by their commonest words: a text in another language
+    gets the band the model had before it learnt ordinary (English) language."""
+    foreign = language.identify(text, language.REPLY_PROBABILITY) is not None
+    return FOREIGN_UNNAMED_SURE if foreign else UNNAMED_SURE
 
 
 def _modelled(kind: str, score: float, text: str) -> Decision:
