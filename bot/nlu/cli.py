@@ -62,7 +62,25 @@ def train_command(
         f"{len(meta['retrieval_intents'])} retrieval intents, trained in {meta['train_seconds']} s"
     )
     print(f"  out-of-scope threshold {interp.threshold:.3f}{_threshold_origin(cfg, meta)}")
+    if evidence := _evidence_summary(interp.model):
+        print(f"  evidence: {evidence}")
     return 0
+
+
+def _evidence_summary(model) -> str:
+    """What the evidence asks for beyond the threshold (docs/nlu.md, "Evidence")."""
+    cal, parts = model.calibration, []
+    if cal.offsets:
+        top = sorted(cal.offsets.items(), key=lambda kv: -kv[1])[:3]
+        shown = ", ".join(f"{k} +{v:.2f}" for k, v in top)
+        parts.append(
+            f"higher bars for {len(cal.offsets)} intents ({shown}{', ...' if len(cal.offsets) > 3 else ''})"
+        )
+    if model.coverage is not None:
+        parts.append(f"uncovered words +{cal.uncovered_offset:.2f}")
+    if added := model.metadata.get("smalltalk"):
+        parts.append(f"small talk added: {', '.join(added)}")
+    return "; ".join(parts)
 
 
 def _threshold_origin(cfg, meta: dict) -> str:

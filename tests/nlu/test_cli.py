@@ -14,7 +14,10 @@ from .conftest import PROJECT, write
 def test_train_command_trains_then_reuses(tmp_path, capsys):
     models = tmp_path / "models"
     assert train_command(PROJECT, PROJECT / "config.yml", models) == 0
-    assert "trained model" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "trained model" in out
+    # what the evidence asks for beyond the threshold, and the small talk the line got
+    assert "evidence: " in out and "uncovered words +" in out and "smalltalk_insult" in out
     assert train_command(PROJECT, PROJECT / "config.yml", models) == 0
     assert "unchanged, reusing" in capsys.readouterr().out
     assert len(list(models.glob("nlu-*"))) == 1
