@@ -59,9 +59,28 @@ _JOIN = re.compile(
 )
 
 
+# texts, messages and subscriptions that are not ours: "text dave i'm late", "read me my last
+# text message", "do i have any messages", "cancel my subscription to the paper"
+ELSEWHERE = re.compile(
+    r"^\W*(please |pls |can you |could you |i (want|need) you to )?(text|txt|message|msg|sms) "
+    r"(?!(me|us|this|these|anymore|again|pls|please|stop)\b)[a-z]+"
+    r"|\bread (me )?(out )?(my|the|a|an|last|new|latest|any|that|this|his|her|their|\w+'s)\b"
+    r"[\w' ]*\b(texts?|messages?|msgs?|emails?)\b"
+    r"|\b(do i have|are there|any|check( my)?) (any )?(new |unread )?(voicemail )?(texts?|messages?)\b"
+    r"|\bvoicemail"
+    r"|\b(subscription|membership|subscribed|subscribe) (to|for|with) (?!(your|ur|these|this|the "
+    r"(texts|list|messages|alerts)|nova|her|him|them)\b)",
+    re.IGNORECASE,
+)
+
+
 def about_the_texts(text: str) -> bool:
-    """The text speaks of the texts, the number, the list or being contacted."""
-    return ABOUT_TEXTS.search(prepare(text)) is not None or _WHO.search(prepare(text)) is not None
+    """The text speaks of the texts, the number, the list or being contacted (ours, not a
+    message to someone else or a subscription to something else)."""
+    prepared = prepare(text)
+    if ELSEWHERE.search(prepared):
+        return False
+    return ABOUT_TEXTS.search(prepared) is not None or _WHO.search(prepared) is not None
 
 
 def asks_who(text: str) -> bool:

@@ -58,6 +58,16 @@ def test_a_request_is_never_answered_with_the_stop_question(text: str) -> None:
     assert kind(text) is None
 
 
+# messages and subscriptions that are someone else's (an assistant's users say these)
+ELSEWHERE = ["text sam that i'm running ten minutes late", "please read me my newest text message",
+             "do i have any new messages", "i want to cancel my subscription to the newspaper"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", ELSEWHERE)
+def test_a_message_or_subscription_that_is_not_ours_is_left_alone(text: str) -> None:
+    assert kind(text) not in ("opt_out", "confirm_opt_out")
+
+
 def test_help_and_start_in_words_about_the_texts_still_work() -> None:
     assert kind("um who is this??") == "help"
     assert kind("please put me back on your list", "unsubscribed") == "opt_in"
