@@ -122,3 +122,21 @@ def test_the_conversation_benchmark_reports_dev_and_held_out_apart(tmp_path: Pat
     assert "DEV sets" in out and "HELD-OUT sets" in out, out[-2000:]
     assert out.count("questions swallowed by a collect step") == 2
     assert out.count("scenario turns right ") >= 2
+
+
+def test_a_reply_storm_runs_on_the_album_mix_given_with_mix() -> None:
+    args = ["--fans", "300", "--reply-share", "0.2", "--pipeline", "default",
+            "--group-texts", "300", "--max-actions", "4", "--agent-start", "120",
+            "--mix", str(HELD / "reply_storm_album.yml")]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "reply_storm.py"), *args],
+        capture_output=True, text=True, env=env, timeout=600, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {
+        line.split()[0]
+        for line in done.stdout.splitlines()
+        if line.startswith("  ") and line.split()
+    }
+    assert "tracklist" in rows and "still_on" not in rows, done.stdout[-3000:]
