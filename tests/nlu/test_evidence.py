@@ -205,6 +205,10 @@ def test_every_line_gets_the_small_talk_it_has_no_intent_for():
     # the demo's own love_you and personal_question say it better: those are not added
     demo = load_training_data([ROOT / "data"])
     assert set(missing_intents(demo)) == {"smalltalk_excitement", "smalltalk_insult"}
+    # ... and their examples teach the demo's own intents, whose flows answer them
+    learnt = {e.text: e.intent for e in with_smalltalk(demo).examples}
+    assert learnt["are you seeing anyone"] == "personal_question"
+    assert learnt["the encore was perfect"] == "love_you"
 
 
 def test_small_talk_flows_answer_or_hand_over(demo_engine):
