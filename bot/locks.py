@@ -31,6 +31,10 @@ class ContactLocks:
         """Whether a turn of this fan holds or awaits the lock in this process right now."""
         return key in self._waiters
 
+    def waiting(self, key: str) -> int:
+        """How many turns of this fan hold or await the lock in this process right now."""
+        return self._waiters.get(key, 0)
+
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
         lock = self._local.setdefault(key, asyncio.Lock())

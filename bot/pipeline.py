@@ -126,6 +126,7 @@ class Pipeline:
         max_segments: int = 3,
         phrases: Any = None,  # bot.compliance.phrases.PhraseModel: the line's
         compliance_policy: compliance.Policy | None = None,  # config.yml `fanline.compliance:`
+        fan_in_flight: int = 4,
     ):
         self.store = store
         self.locks = locks
@@ -138,6 +139,12 @@ class Pipeline:
         self.max_segments = (
             max_segments  # several answers, or a first reply, share texts up to this
         )
+        # fair scheduling: at most this many webhook turns of one fan wait for its lock; the
+        # rest are stored, acknowledged at once and answered in order by one drain per fan
+        self.fan_in_flight = fan_in_flight
+        self._in_flight: dict[str, int] = {}
+        self._drains: dict[str, asyncio.Future[None]] = {}
+        self._undrained: set[str] = set()  # fans with texts stored since their drain last looked
 
     def reload(self, engine: FlowEngine, interpreter: Any, phrases: Any = None) -> None:
         """Swap content and model between turns (hot reload; no turn sees a mix)."""
@@ -152,6 +159,60 @@ class Pipeline:
         `recorded` is set once the text is committed: from then on it is durable, and the
         channel may acknowledge it even if the turn is still running.
         """
+        if recorded is not None and self._in_flight.get(msg.sender, 0) >= self.fan_in_flight:
+            return await self._overflow(msg, recorded)
+        self._in_flight[msg.sender] = self._in_flight.get(msg.sender, 0) + 1
+        try:
+            return await self._handle(msg, inline_s, recorded)
+        finally:
+            self._in_flight[msg.sender] -= 1
+            if not self._in_flight[msg.sender]:  # forget idle fans: memory stays flat
+                del self._in_flight[msg.sender]
+
+    async def _overflow(self, msg: InboundSms, recorded: asyncio.Event) -> TurnOutcome:
+        """A fan past its cap of turns in flight (a burst): store the text and acknowledge it
+        without waiting for the fan's lock, so one number's burst holds one lock queue of
+        bounded length and other fans' turns are not starved; the fan's drain answers it."""
+        rec = await self.store.record_inbound(msg)
+        recorded.set()
+        if rec.duplicate and rec.answered:  # a redelivery: what we answered before
+            replies = await self.store.replies_to(rec.message_id)
+            return TurnOutcome(rec.message_id, rec.contact.id, tuple(replies), True)
+        self._drain_soon(msg.sender, rec.contact.id)
+        return TurnOutcome(rec.message_id, rec.contact.id, duplicate=rec.duplicate)
+
+    def _drain_soon(self, phone: str, contact_id: int) -> None:
+        """Make sure a drain will read the fan's texts after this one was committed.
+
+        Synchronous on purpose: a drain stops only after a read that began with no text
+        marked stored since, and unregisters in the same step, so a text committed before
+        this call is always seen, by the running drain or by a new one."""
+        self._undrained.add(phone)
+        if phone not in self._drains:
+            self._drains[phone] = asyncio.ensure_future(self._drain(phone, contact_id))
+
+    async def _drain(self, phone: str, contact_id: int) -> None:
+        """Answer the fan's stored texts in order under its lock until none is left."""
+        try:
+            async with self.locks.hold(phone):
+                while True:
+                    self._undrained.discard(phone)
+                    ctx = await self.store.load_turn(contact_id)
+                    if ctx.pending:
+                        await self._answer_pending(ctx, None, None, None)
+                    elif phone not in self._undrained:
+                        del self._drains[phone]
+                        return
+        except Exception:  # a background task's top: the unanswered pass answers them later
+            log.exception(
+                "a fan's burst could not be answered now", extra={"contact_id": contact_id}
+            )
+        if self._drains.get(phone) is asyncio.current_task():
+            del self._drains[phone]
+
+    async def _handle(
+        self, msg: InboundSms, inline_s: float, recorded: asyncio.Event | None
+    ) -> TurnOutcome:
         started = time.perf_counter()
         inline = utcnow() + timedelta(seconds=inline_s) if inline_s else None
         early = None
