@@ -119,7 +119,12 @@ def _thread_routes(bp: Blueprint, inbox: Inbox) -> None:
             content_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-        await stream(response, inbox.hub)
+        cookie = request.cookies.get(COOKIE)
+
+        async def still_valid() -> bool:  # a logged-out or disabled agent's feed stops
+            return await inbox.auth.session(cookie) is not None
+
+        await stream(response, inbox.hub, still_valid)
 
 
 def _agent_routes(bp: Blueprint, inbox: Inbox) -> None:

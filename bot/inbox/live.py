@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +27,7 @@ _QUEUE_LIMIT = 256  # a stalled tab drops its oldest events instead of growing w
 KEEPALIVE_S = 15.0
 SIGNATURE_HEADER = "X-Fanline-Signature"
 TIMESTAMP_HEADER = "X-Fanline-Timestamp"
+SESSION_CHECK_S = 1.0  # an open feed re-reads its session at most this often (one small query)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class LiveHub:
         self.webhook = webhook
         self.inbox_url = inbox_url.rstrip("/")
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.session_check_s = SESSION_CHECK_S
 
     def publish_outcome(self, outcome: Any) -> None:
         """Called after every committed turn (bot.pipeline.TurnOutcome)."""
@@ -144,14 +146,35 @@ class LiveHub:
             await self.webhook.aclose()
 
 
-async def stream(response: Any, hub: LiveHub) -> None:
-    """Write the hub's events to an open SSE response until the client goes away."""
+async def stream(
+    response: Any, hub: LiveHub, still_valid: Callable[[], Awaitable[bool]] | None = None
+) -> None:
+    """Write the hub's events to an open SSE response until the client goes away, or until
+    `still_valid` says the session is over (logged out, expired, agent disabled): it is asked
+    before an event or keep-alive goes out, at most every `hub.session_check_s`, so a feed
+    never outlives its session by more than that."""
+    checked = time.monotonic()
+
+    async def valid() -> bool:
+        nonlocal checked
+        if still_valid is None or time.monotonic() - checked < hub.session_check_s:
+            return True
+        checked = time.monotonic()
+        return await still_valid()
+
     async with hub.subscribe() as queue:
         await response.send(LiveEvent("ready", {}).sse())
         while True:
             try:
                 event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
             except TimeoutError:
+                if not await valid():
+                    break
                 await response.send(": keep-alive\n\n")
                 continue
+            if not await valid():
+                break
             await response.send(event.sse())
+    # the browser reconnects by itself; this one then gets a 401 and goes to the login page
+    await response.send(LiveEvent("ended", {}).sse())
+    await response.eof()
