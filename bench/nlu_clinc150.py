@@ -84,12 +84,13 @@ SIGNALS = ("per_intent", "own_nearness", "uncovered")  # evidence signals (docs/
 
 
 def with_signals_off(cfg, off: list[str]):
-    """The config with these evidence signals of the FallbackClassifier switched off."""
+    """The config with these evidence signals of the FallbackClassifier switched off and all
+    the others on (whatever the shipped defaults), so rows compare with "all on"."""
     from dataclasses import replace
 
     from bot.nlu.config import Component
 
-    values = dict.fromkeys(off, False)
+    values = {signal: signal not in off for signal in SIGNALS}
     return replace(
         cfg,
         pipeline=tuple(

@@ -53,7 +53,9 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "intent": "out_of_scope",
         # evidence that the intent covers the text (docs/nlu.md, "Evidence"): each can be off
         "per_intent": True,  # each intent's own bar, from out-of-fold texts
-        "own_nearness": True,  # closeness to the predicted intent's own examples, not any
+        # closeness to the predicted intent's own examples, not any: off, it did not pay on
+        # the fan sets (docs/nlu.md, "What each signal is worth")
+        "own_nearness": False,
         "uncovered": True,  # content words the intent never speaks of raise the bar
         "background": False,  # ordinary texts (HWU64 sample) join the out-of-scope class
     },

@@ -123,9 +123,9 @@ def test_a_text_with_an_uncovered_word_is_not_answered(interp):
     assert strict.parse(covered).intent == "ask_tour_dates"
 
 
-def test_training_fits_coverage_bars_and_own_nearness(interp):
+def test_training_fits_coverage_and_bars(interp):
     model = interp.model
-    assert model.own_nearness and model.coverage is not None
+    assert model.coverage is not None
     assert "ask_tour_dates" in model.coverage.words
     cal = model.calibration
     assert cal.uncovered_offset >= 0 and all(v > 0 for v in cal.offsets.values())
@@ -136,7 +136,7 @@ def test_signals_can_be_switched_off(tmp_path, fixture_data):
     from bot.nlu.config import Component
 
     cfg = load_nlu_config(ROOT / "tests" / "nlu" / "fixtures" / "project" / "config.yml")
-    off = {"per_intent": False, "own_nearness": False, "uncovered": False}
+    off = {"per_intent": False, "uncovered": False}
     pipeline = tuple(
         Component(c.name, {**c.options, **off}) if c.name == "FallbackClassifier" else c
         for c in cfg.pipeline
