@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.errors import ConfigError, Location
+from bot.linkish import shown
 from bot.segments import Segment
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]{0,63})(?:\|([^{}]{0,40}))?\}")
@@ -59,7 +60,7 @@ def render(parts: tuple[Part, ...], profile: dict[str, Any]) -> str:
     out = []
     for part in parts:
         if isinstance(part, Placeholder):
-            value = profile.get(part.name)
+            value = shown(part.name, profile.get(part.name))  # a link-like name: the fallback
             out.append(str(value) if value not in (None, "") else part.fallback)
         else:
             out.append(part)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.linkish import shown_profile
 from bot.messages import OutboundSms
 
 SUBSCRIPTION_STATES = ("pending", "subscribed", "unsubscribed")
@@ -38,7 +39,7 @@ class Contact:
     def fan_fields(self, *, is_new: bool = False) -> dict[str, Any]:
         """What flows and responses may see of a fan (`fan.*`): never the phone number."""
         return {
-            **self.profile,
+            **shown_profile(self.profile),  # a link-like first name never reaches a text
             "subscription": self.subscription,
             "subscribed": self.subscription == "subscribed",
             "is_new": is_new,

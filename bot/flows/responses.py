@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.errors import ConfigError
 from bot.flows.model import Domain, ResponseVariant
+from bot.linkish import PROFILE_SLOTS, shown
 from bot.sms import sms_segments  # noqa: F401  (re-exported for content validation)
 
 # `{{`, `}}`, `{name}` or `{name|default}` (the default: up to 40 characters, no braces), as
@@ -81,6 +82,8 @@ def interpolate(template: str, slots: Mapping[str, Any], fan: Mapping[str, Any])
             return token[0]
         name = match.group(1)
         value = slots.get(name)
+        if name in PROFILE_SLOTS:  # a fan field a text filled in: never a link (bot.linkish)
+            value = shown(name, value)
         if value is None:
             value = fan.get(name)
         text = _as_text(value)

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot import linkish
 from bot.broadcast_model import Broadcast, BroadcastStats, NewBroadcast, Part, Placeholder
 from bot.errors import ConfigError, Conflict, NotFound
 from bot.quiet_hours import QuietHours, phone_prefix_zones, zip3_zones
@@ -357,7 +358,10 @@ def body_expr(parts: tuple[Part, ...]) -> Any:
     pieces: list[Any] = []
     for part in parts:
         if isinstance(part, Placeholder):
-            pieces.append(sa.func.coalesce(sa.func.nullif(field(part.name), ""), part.fallback))
+            value = sa.func.nullif(field(part.name), "")
+            if part.name not in linkish.EXEMPT:  # a link-like fan field: the fallback
+                value = sa.case((value.regexp_match(linkish.PATTERN, "i"), None), else_=value)
+            pieces.append(sa.func.coalesce(value, part.fallback))
         else:
             pieces.append(sa.literal(part, sa.String))
     if not pieces:

@@ -24,6 +24,7 @@ from bot.broadcast_model import Placeholder, parse_template, render
 from bot.errors import BadRequest, ConfigError, Conflict, NotFound, StorageError
 from bot.inbox.auth import Agent, now, utc
 from bot.inbox.queue import MAX_BODY, agent_text, fan_name
+from bot.linkish import shown
 from bot.quiet_hours import DEFAULT_ZONE, QuietHours, zone_for_fan
 from bot.sms import count_segments
 from bot.storage import Database
@@ -583,8 +584,8 @@ def personalised(parts: tuple[Any, ...], profile: dict[str, Any]) -> str:
     """The reply for one fan. A placeholder the fan has no value for and no `|fallback` leaves
     no gap: "Hi {first_name}! Doors at 7" reads "Hi! Doors at 7", never "Hi ! Doors at 7"."""
     text = render(parts, profile)
-    if any(isinstance(p, Placeholder) and not p.fallback and profile.get(p.name) in (None, "")
-           for p in parts):  # fmt: skip
+    bare = [p for p in parts if isinstance(p, Placeholder) and not p.fallback]
+    if any(shown(p.name, profile.get(p.name)) in (None, "") for p in bare):  # a link: missing
         text = re.sub(r"[ \t]+([!?.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", text))
         text = re.sub(r"[,;:]+([!?.])", r"\1", text).strip()  # "at 7, ." -> "at 7."
     return text
