@@ -8,6 +8,7 @@ from values (compliance, NLU, the flow engine); nothing but the inbound text is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -54,6 +55,7 @@ from bot.nlu.questions import Reading, pack_replies, pick_questions, split_quest
 from bot.storage import Store
 
 log = logging.getLogger(__name__)
+DRAIN_YIELD_S = 1.0  # a burst's next text waits at most this long for other fans' turns
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,9 @@ class Pipeline:
         self._in_flight: dict[str, int] = {}
         self._drains: dict[str, asyncio.Future[None]] = {}
         self._undrained: set[str] = set()  # fans with texts stored since their drain last looked
+        self._turns = 0  # webhook turns running in this process (drains give way to them)
+        self._no_turns = asyncio.Event()
+        self._no_turns.set()
 
     def reload(self, engine: FlowEngine, interpreter: Any, phrases: Any = None) -> None:
         """Swap content and model between turns (hot reload; no turn sees a mix)."""
@@ -162,9 +167,14 @@ class Pipeline:
         if recorded is not None and self._in_flight.get(msg.sender, 0) >= self.fan_in_flight:
             return await self._overflow(msg, recorded)
         self._in_flight[msg.sender] = self._in_flight.get(msg.sender, 0) + 1
+        self._turns += 1
+        self._no_turns.clear()
         try:
             return await self._handle(msg, inline_s, recorded)
         finally:
+            self._turns -= 1
+            if not self._turns:
+                self._no_turns.set()
             self._in_flight[msg.sender] -= 1
             if not self._in_flight[msg.sender]:  # forget idle fans: memory stays flat
                 del self._in_flight[msg.sender]
@@ -192,23 +202,36 @@ class Pipeline:
             self._drains[phone] = asyncio.ensure_future(self._drain(phone, contact_id))
 
     async def _drain(self, phone: str, contact_id: int) -> None:
-        """Answer the fan's stored texts in order under its lock until none is left."""
+        """Answer the fan's stored texts in order, one per hold of its lock, until none is
+        left. Each waits until no webhook turn runs here (for at most `DRAIN_YIELD_S`): a
+        burst's turns fill the time other fans leave, so their webhooks are answered first."""
         try:
-            async with self.locks.hold(phone):
-                while True:
-                    self._undrained.discard(phone)
+            while True:
+                self._undrained.discard(phone)
+                if self._turns:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._no_turns.wait(), DRAIN_YIELD_S)
+                async with self.locks.hold(phone):
                     ctx = await self.store.load_turn(contact_id)
                     if ctx.pending:
-                        await self._answer_pending(ctx, None, None, None)
-                    elif phone not in self._undrained:
-                        del self._drains[phone]
-                        return
+                        text = ctx.pending[0]
+                        first = await self.store.is_first_text(contact_id, text.message_id)
+                        await self._turn(ctx, text, _stored_inbound(text, ctx), first, None)
+                        continue
+                if phone not in self._undrained:  # checked and unregistered in one step
+                    del self._drains[phone]
+                    return
         except Exception:  # a background task's top: the unanswered pass answers them later
             log.exception(
                 "a fan's burst could not be answered now", extra={"contact_id": contact_id}
             )
         if self._drains.get(phone) is asyncio.current_task():
             del self._drains[phone]
+
+    async def drained(self) -> None:
+        """Wait until no fan's burst is left to answer in this process (tests, shutdown)."""
+        while self._drains:
+            await asyncio.gather(*self._drains.values(), return_exceptions=True)
 
     async def _handle(
         self, msg: InboundSms, inline_s: float, recorded: asyncio.Event | None
