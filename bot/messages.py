@@ -72,6 +72,7 @@ class Prediction:
     ranking: tuple[tuple[str, float], ...] = ()
     entities: tuple[Entity, ...] = ()
     retrieval_intent: str | None = None  # "faq/ask_x" for retrieval intents
+    uncovered: tuple[str, ...] = ()  # content words the intent never speaks of (bot.nlu.evidence)
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,11 +229,13 @@ class _Turn:
 
     def asks_about_news(self) -> bool:
         """A question about the news of the broadcast it replies to: a generic answer does not
-        know that news, so only a near-certain intent answers it; else a person (its topic)."""
+        know that news, so only a sure intent that speaks of all its words answers it (one
+        taught from the wave's texts does); else a person (its topic)."""
         p = self.inp.prediction
         if p is None or p.intent in (None, "out_of_scope", "human_handoff"):
             return False
-        return p.confidence < NEWS_BAR and asks_about_news(self.inp.text, self.inp.broadcast_text)
+        unsure = p.confidence < NEWS_BAR or bool(p.uncovered)
+        return unsure and asks_about_news(self.inp.text, self.inp.broadcast_text)
 
     def stray_answer(self) -> bool:
         """'Yes I want in', 'no thanks', 'never mind' with nothing asked: the reaction kinds

@@ -12,7 +12,8 @@ Pure, used at training (fitted on the line's own data, measured on out-of-fold t
   `bot.nlu.fallback`; this module holds the word-level evidence and the broadcast bar.
 - **Replies to a broadcast about its news.** A question that shares content words with the
   broadcast it replies to asks about that news; a generic FAQ answer does not know it, so such
-  a reply needs a higher bar (`NEWS_BAR`) before an intent answers it.
+  a reply is answered only when its intent speaks of all its words (an intent taught from the
+  wave's own texts does) and with a higher bar (`NEWS_BAR`); else a person and its topic.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ _GENERIC_WORDS = """
 """
 GENERIC = frozenset(_GENERIC_WORDS.split())
 MIN_WORD = 3  # shorter tokens ("la", "ok", "tv") carry little topic and many typos
-NEWS_BAR = 0.97  # confidence a reply asking about a broadcast's news needs to be answered
+NEWS_BAR = 0.9  # confidence a reply asking about a broadcast's news needs to be answered
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _SUFFIXES = ("'s", "ies", "ing", "es", "ed", "ly", "s")

@@ -208,6 +208,7 @@ class Interpreter:
             found.ranking,
             entities,
             retrieval,
+            found.uncovered,
         )
 
     def entities(self, text: str) -> tuple[Entity, ...]:

@@ -114,7 +114,8 @@ def test_a_text_with_an_uncovered_word_is_not_answered(interp):
     plain = _with(interp, offsets={}, uncovered_offset=0.0)
     found = plain._intents(plain.key(uncovered))
     assert found.intent == "ask_tour_dates" and {"hotel", "shuttle"} <= set(found.uncovered)
-    assert plain.parse(uncovered).intent == "ask_tour_dates"  # one threshold answers it
+    answered = plain.parse(uncovered)  # one threshold answers it, and says what is uncovered
+    assert answered.intent == "ask_tour_dates" and {"hotel", "shuttle"} <= set(answered.uncovered)
     # a bar for uncovered words just above its confidence: it is escalated, the same question
     # without those words (a higher confidence than the bar still) is answered
     bar = found.confidence - plain.threshold + 0.001
@@ -175,16 +176,19 @@ def _turn(engine: FlowEngine, text: str, prediction: Prediction, **inp):
     return started, handed
 
 
-def test_a_news_question_needs_a_near_certain_intent(demo_engine):
+def test_a_news_question_needs_a_sure_intent_that_speaks_of_all_its_words(demo_engine):
     text = "will the meet and greet still happen?"
-    sure_enough = Prediction(text, "ask_meet_greet", 0.9, (("ask_meet_greet", 0.9),))
-    assert NEWS_BAR > 0.9
-    plain, handed = _turn(demo_engine, text, sure_enough)
-    assert not handed  # any other time the FAQ answers
-    started, handed = _turn(
-        demo_engine, text, sure_enough, event="broadcast_reply", broadcast_text=BROADCAST
-    )
-    assert handed and "pattern_cannot_handle" in started
+    sure = Prediction(text, "ask_meet_greet", 0.99, (("ask_meet_greet", 0.99),), (), None, ())
+    unsure = replace(sure, confidence=NEWS_BAR - 0.05, ranking=(("ask_meet_greet", 0.85),))
+    uncovered = replace(sure, uncovered=("happen",))
+    for prediction in (sure, unsure, uncovered):
+        _, handed = _turn(demo_engine, text, prediction)
+        assert not handed  # any other time the FAQ answers
+    for prediction, hands_over in ((sure, False), (unsure, True), (uncovered, True)):
+        started, handed = _turn(
+            demo_engine, text, prediction, event="broadcast_reply", broadcast_text=BROADCAST
+        )
+        assert handed == hands_over and ("pattern_cannot_handle" in started) == hands_over
     other = "how much is merch?"
     merch = Prediction(other, "ask_merch", 0.9, (("ask_merch", 0.9),))
     _, handed = _turn(demo_engine, other, merch, event="broadcast_reply", broadcast_text=BROADCAST)
