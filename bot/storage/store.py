@@ -49,6 +49,11 @@ class SpentLink(Conflict):
         self.reason = reason
 
 
+# unanswered texts a turn reads at once: a turn answers the oldest and reads again, so a burst
+# of 1,000 texts from one number costs each turn a window, not the whole backlog
+PENDING_WINDOW = 64
+
+
 class Store(OutboxQueries):
     """The persistence layer. Returns domain types from `bot.domain`; never leaks rows."""
 
@@ -438,6 +443,7 @@ class _Prepared:
             sa.select(m.id, m.body, m.media_urls, m.created_at, m.channel_id, m.to_number)
             .where(m.contact_id == b("cid"), m.direction == "in", m.status == "received")
             .order_by(m.id)
+            .limit(PENDING_WINDOW)  # a burst's backlog: the oldest first, never all of it
         )
         self.last_broadcast = (
             sa.select(m.broadcast_id, m.body)
