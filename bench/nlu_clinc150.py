@@ -110,7 +110,7 @@ def run_one(config: str, per_intent: int | None, off: list[str] = ()) -> dict:
     cfg = with_signals_off(shipped_config(config), list(off))
 
     started = time.perf_counter()
-    model = build_model(cfg, training_data(train_x, train_y))
+    model = build_model(cfg, training_data(train_x, train_y), smalltalk=False)
     train_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
         save(model, Path(tmp) / "model")

@@ -102,7 +102,7 @@ def train(
     ):
         return target
     started = time.perf_counter()
-    model = build_model(cfg, data, progress=progress, traffic=traffic or (), smalltalk=True)
+    model = build_model(cfg, data, progress=progress, traffic=traffic or ())
     model.metadata |= {
         "trained_at": datetime.now(UTC).isoformat(),
         "train_seconds": round(time.perf_counter() - started, 2),
@@ -178,12 +178,13 @@ def build_model(
     progress: bool = False,
     embeddings: np.ndarray | None = None,
     traffic: Sequence[TrafficText] = (),
-    smalltalk: bool = False,
+    smalltalk: bool = True,
 ) -> store.NluModel:
     """Fit every component; `embeddings` lets the benchmark reuse vectors it already has.
 
-    `smalltalk`: the intents classify the engine's small talk too (`bot.nlu.smalltalk`, what
-    `fanline train` does); entities are learnt from the line's own examples alone."""
+    `smalltalk`: the intents classify the engine's small talk too (`bot.nlu.smalltalk`, as
+    every line's model does; False for a benchmark's own intents alone); entities are learnt
+    from the line's own examples alone."""
     plan = _Plan.of(cfg)
     if len({e.intent for e in data.examples}) < 2:
         raise NluError("training needs at least two intents with examples")
