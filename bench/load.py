@@ -8,8 +8,12 @@ SQLite database unless --database-url) as subprocesses, waits for /readyz, then:
 2. fixed rate (open loop): texts at `--rate` per second (default: half the measured maximum)
    for `--rate-seconds`; prints the rate reached and p50/p99. A request that has to wait for
    a free connection counts its wait: latency is measured from the moment it was due.
+3. `--burst N`: other fans texting at a fixed rate, first alone, then while one number posts
+   N texts at once on its own connections; prints the other fans' p50/p95 both times (Twilio
+   gives up on a webhook after 15 s) and how fast the burst's texts were acknowledged.
 
     python bench/load.py [--turns 6000] [--concurrency 64] [--fans 5000] [--workers 1]
+    python bench/load.py --burst 1000 [--rate 10] [--rate-seconds 20]
                          [--py-spy /tmp/server-profile.txt]
 
 Every request carries a valid X-Twilio-Signature (the twilio SDK's RequestValidator over the
@@ -161,6 +165,44 @@ async def fixed_rate(
     print(f"fixed rate {rate:,.0f}/s for {seconds:g}s: {tally.summary(wall)}")
 
 
+def quantiles(tally: Tally) -> str:
+    if len(tally.latencies) < 2:
+        return f"{len(tally.latencies)} answered; errors {tally.errors or 0}"
+    q = statistics.quantiles(tally.latencies, n=100)
+    return (f"{len(tally.latencies):,} answered, p50 {q[49]:.2f} s, p95 {q[94]:.2f} s, "
+            f"max {max(tally.latencies):.2f} s; errors {tally.errors or 0}")  # fmt: skip
+
+
+async def burst(http: list[httpx.AsyncClient], fans: Fans, args: argparse.Namespace) -> None:
+    """Other fans' webhook latency without, then with, one number bursting `--burst` texts."""
+    rate, seconds = args.rate or 10.0, args.rate_seconds
+
+    async def others(first: int) -> Tally:
+        tally, tasks = Tally(), []
+        texts = fans.texts(first, int(rate * seconds))
+        started = time.perf_counter()
+        for i, text in enumerate(texts):
+            due = started + i / rate
+            if (wait := due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)  # pacing the open loop, not synchronisation
+            tasks.append(asyncio.create_task(post(http[i % len(http)], text, tally, due)))
+        await asyncio.gather(*tasks)
+        return tally
+
+    quiet = await others(args.first)
+    print(f"other fans at {rate:g}/s, no burst: {quantiles(quiet)}")
+    one = Fans(fans.url.removesuffix(PATH), 1, unique=True)  # one fresh number
+    texts = one.texts(0, args.burst)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(base_url=http[0].base_url, timeout=60.0, limits=limits) as own:
+        flood, started = Tally(), time.perf_counter()
+        flooding = asyncio.gather(*(post(own, text, flood, started) for text in texts))
+        loud = await others(args.first + int(rate * seconds))
+        await flooding
+    print(f"other fans at {rate:g}/s while one number bursts {args.burst:,}: {quantiles(loud)}")
+    print(f"the burst's own texts acknowledged: {quantiles(flood)}")
+
+
 def start_fanline(
     args: argparse.Namespace, tmp: Path, twilio_url: str
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -245,6 +287,9 @@ async def bench(args: argparse.Namespace, url: str, server_pid: int) -> None:
         ]
         await max_throughput(http, fans, argparse.Namespace(**{**vars(args), "turns": 200}))
         args.first = 200  # after the warm-up's texts
+        if args.burst:
+            await burst(http, fans, args)
+            return
         spy = profile(server_pid, args.py_spy, args.max_seconds) if args.py_spy else None
         server0, client0, turns0 = cpu_s(server_pid), time.process_time(), done_turns()
         tps = await max_throughput(http, fans, args)
@@ -275,6 +320,8 @@ def main() -> None:
     ap.add_argument("--project", type=Path, default=ROOT)
     ap.add_argument("--database-url", help="default: a temporary SQLite file")
     ap.add_argument("--ready-timeout", type=float, default=180.0)
+    ap.add_argument("--burst", type=int, default=0,
+                    help="only the burst phase: one number posts this many texts at once")  # fmt: skip
     ap.add_argument("--py-spy", help="record a py-spy profile of the server to this file")
     args = ap.parse_args()
     args.first = 0
