@@ -138,6 +138,8 @@ class TwilioServer:
         self._http: httpx.AsyncClient | None = None
         self._validator = RequestValidator(auth_token)
         self._arrived = asyncio.Condition()
+        self._callbacks_open = asyncio.Event()  # cleared by hold_callbacks()
+        self._callbacks_open.set()
         self._open = asyncio.Event()
         self._open.set()
         self.held = 0  # sends waiting at the gate right now
@@ -179,6 +181,14 @@ class TwilioServer:
             async with self._arrived:
                 await self._arrived.wait_for(lambda: len(self.accepted(to)) >= count)
         return self.accepted(to)
+
+    def hold_callbacks(self) -> None:
+        """Post no status callback until `release_callbacks()`: real Twilio answers the create
+        before its callbacks come, which a loaded test machine cannot promise on its own."""
+        self._callbacks_open.clear()
+
+    def release_callbacks(self) -> None:
+        self._callbacks_open.set()
 
     async def flush_callbacks(self) -> None:
         """Wait until every scheduled status callback has been posted."""
@@ -362,6 +372,7 @@ class TwilioServer:
     async def _callbacks(
         self, message: dict[str, Any], url: str, final: str, error: int | None
     ) -> None:
+        await self._callbacks_open.wait()
         for status in ("queued", "sent", final):
             if self._callback_delay_s:
                 await asyncio.sleep(self._callback_delay_s)

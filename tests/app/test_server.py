@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -71,14 +72,29 @@ async def test_replies_past_the_budget_go_out_through_the_sdk_and_callbacks_upda
     slow_stack: Stack,
 ) -> None:
     number = fan()
+    slow_stack.twilio.hold_callbacks()  # as Twilio: the create's answer first, then callbacks
     r = await slow_stack.text(number, "hi")
     assert r.status_code == 200 and "<Message>" not in r.text  # answered at once, empty
     [sent] = await slow_stack.twilio.wait_accepted(1, to=number)
     assert "YES" in sent["body"]
-    await slow_stack.twilio.flush_callbacks()  # queued -> sent -> delivered, signed, to our URL
     contact = await slow_stack.store.contact_by_phone(number)
-    [reply] = await slow_stack.store.replies_to(await _last_inbound_id(slow_stack, contact.id))
+    inbound_id = await _last_inbound_id(slow_stack, contact.id)
+
+    async def recorded_as_sent() -> bool:
+        return [r.status for r in await slow_stack.store.replies_to(inbound_id)] == ["sent"]
+
+    await until(recorded_as_sent)  # the sender stored Twilio's answer (the message SID)
+    slow_stack.twilio.release_callbacks()
+    await slow_stack.twilio.flush_callbacks()  # queued -> sent -> delivered, signed, to our URL
+    [reply] = await slow_stack.store.replies_to(inbound_id)
     assert reply.status == "delivered"
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+    """Wait (bounded) for a condition another task makes true."""
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.02)
 
 
 async def _last_inbound_id(stack: Stack, contact_id: int) -> int:
