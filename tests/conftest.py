@@ -53,8 +53,11 @@ needs_chromium = [
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     """Debian's headless Chromium driven by Playwright (no downloaded browser)."""
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    # a bound on waiting, not a speed claim: live events on a loaded CI machine (PostgreSQL,
+    # a retraining in a child process) can take longer than Playwright's default 5 s
+    expect.set_options(timeout=30_000)
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
