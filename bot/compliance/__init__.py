@@ -52,7 +52,7 @@ OTHER_SURE = DEFAULT.help_start_sure  # START / HELP in plain words
 # "i want to be out of whisper mode" does not) must be this sure, whatever the line's bands
 UNNAMED_SURE = 0.95
 FOREIGN_UNNAMED_SURE = 0.70  # the same, in another language (see `_unnamed_sure`)
-WHO_HELP = 0.15  # "who is this", "what is this number": HELP at this (the line may say else)
+WHO_HELP = 0.10  # "who is this", "what is this number": HELP at this (the line may say else)
 ASKED_KEY = "compliance_asked"  # in the dialogue JSON, for one turn: we asked "Reply STOP ...?"
 # in the dialogue JSON of a fan the phrase model unsubscribed: their next "yes" answers whatever
 # they were last told, it does not re-subscribe them (only START or rejoin wording does)

@@ -37,6 +37,7 @@ _OTHER_LANGUAGES = (
     r"|elimin\w*|supprim\w*|apag\w*|tranquil\w*|in pace|em paz|en paz|saber nada|plus rien"
     r"|nada mas|mas nada|niente (piu|altro)|mais nada|no mas|paren|parem|parar|arret\w*|smett\w*"
     r"|basta|fermat\w*|dejen|deja de|deixem|lasci\w*|laiss\w*"
+    r"|mand(e|en|es|em|ar|arme|ame|enme|ate|atemi|are)"  # send (es, it, pt): "ya no me manden nada"
 )
 # "stop" or "remove" said to the sender, alone at the end: "honestly please just stop"
 _TO_US = r"(^|[^\w' ]\s*|\b(just|please|pls|plz|now|said|so|you|u|to) )(stop|remove)( it| me| now| please| pls)*\W*$"
