@@ -11,7 +11,9 @@ from bot.compliance import OPT_OUT_ASK, OPT_OUT_SURE
 from bot.runtime import Runtime
 from tests.pipeline.test_pipeline import said, start, subscribed_fan, text
 
-UNSURE = "kind of tired of the texts"  # the phrase model's middle band (tests/compliance/test_phrases)
+UNSURE = (
+    "kind of tired of the texts"  # the phrase model's middle band (tests/compliance/test_phrases)
+)
 
 
 @pytest.fixture
