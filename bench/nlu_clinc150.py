@@ -107,7 +107,9 @@ def run_one(config: str, per_intent: int | None, off: list[str] = ()) -> dict:
         train_x, train_y = few_shot(train_x, train_y, per_intent)
     val_x, val_y = split(raw, "val", "oos_val")
     test_x, test_y = split(raw, "test", "oos_test")
-    cfg = with_signals_off(shipped_config(config), list(off))
+    # "shipped": the configuration as it ships (own_nearness off); else all signals on but `off`
+    shipped = list(off) == ["shipped"]
+    cfg = shipped_config(config) if shipped else with_signals_off(shipped_config(config), list(off))
 
     started = time.perf_counter()
     model = build_model(cfg, training_data(train_x, train_y), smalltalk=False)
@@ -139,7 +141,7 @@ def run_one(config: str, per_intent: int | None, off: list[str] = ()) -> dict:
     return {
         "config": config
         + (f" ({per_intent}/intent)" if per_intent else "")
-        + (f", {'+'.join(off)} off" if off else ""),
+        + ("" if shipped else f", {'+'.join(off)} off" if off else ", all signals on"),
         "in_scope": rep.in_scope_accuracy * 100,
         "oos_recall": (rep.oos_recall or 0) * 100,
         "auroc": rep.auroc,
@@ -203,10 +205,10 @@ def main() -> int:
     parser.add_argument(
         "--off",
         nargs="*",
-        default=[],
+        default=None,
         metavar="SIGNAL",
-        help=f"switch evidence signals off ({', '.join(SIGNALS)}, or all); "
-        "(docs/nlu.md's ablation table: --ablate)",
+        help=f"all evidence signals on but these ({', '.join(SIGNALS)}, or all); without "
+        "--off: the configuration as shipped (docs/nlu.md's ablation table: --ablate)",
     )
     parser.add_argument(
         "--ablate", action="store_true", help="each signal off in turn, then all off"
@@ -219,7 +221,7 @@ def main() -> int:
             json.dumps(run_one(config, int(per) if per else None, [o for o in off.split("+") if o]))
         )
         return 0
-    off = list(SIGNALS) if "all" in args.off else args.off
+    off = ["shipped"] if args.off is None else list(SIGNALS) if "all" in args.off else args.off
     offs = [[], *[[s] for s in SIGNALS], list(SIGNALS)] if args.ablate else [off]
     jobs = [f"{c}::{'+'.join(o)}" for o in offs for c in args.configs] + (
         [f"{c}:{args.few_shot}:{'+'.join(off)}" for c in args.configs] if args.few_shot else []
