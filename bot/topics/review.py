@@ -22,16 +22,15 @@ import numpy as np
 
 from bot.errors import BadRequest, Conflict, Forbidden, NotFound, StorageError
 from bot.inbox.auth import Agent, now, utc
-from bot.inbox.queue import MAX_BODY, agent_text, fan_name
-from bot.quiet_hours import DEFAULT_ZONE, QuietHours, zone_for_fan
-from bot.sms import count_segments
+from bot.inbox.queue import agent_text, fan_name
+from bot.quiet_hours import QuietHours
 from bot.storage import Database
 from bot.storage import review_store as sql
 from bot.storage.db import Connection
 from bot.teach import content_writer
 from bot.teach.scrub import profile_names, scrub
 from bot.topics.grouping import centroid
-from bot.topics.service import distinct, personalised, template
+from bot.topics.service import distinct, outbox_row, template
 from bot.topics.vectors import from_bytes, to_bytes
 
 log = logging.getLogger(__name__)
@@ -373,7 +372,7 @@ def _chunk(
         if fan["subscription"] == "unsubscribed":
             skipped.append({"contact_id": contact_id, "reason": "opted_out"})
             continue
-        outbox.append(_outbox_row(fan, parts, numbers.get(text_id), text_id, agent_id, quiet, at))
+        outbox.append(outbox_row(fan, parts, numbers.get(text_id), text_id, agent_id, quiet, at))
         sent_to.append((contact_id, text_id))
     ids = sql.insert_outbox(conn, outbox)
     sql.insert_correction_fans(conn, [
@@ -387,24 +386,6 @@ def _chunk(
         for (c, text_id), mid in zip(sent_to, ids, strict=True)
     ])  # fmt: skip
     return _Chunk(ids, skipped, last)
-
-
-def _outbox_row(
-    fan: dict[str, Any], parts: tuple[Any, ...], ours: str | None, reply_to: int, agent_id: int,
-    quiet: QuietHours | None, at: datetime,
-) -> dict[str, Any]:  # fmt: skip
-    profile = dict(fan["profile"] or {})
-    text = personalised(parts, profile)[:MAX_BODY]
-    seg = count_segments(text)
-    not_before = None
-    if quiet is not None:
-        not_before = quiet.opens_at(zone_for_fan(profile, fan["phone"], DEFAULT_ZONE), at)
-    # kind `agent`: the sender's guarded claim refuses it if the fan opted out meanwhile
-    return {"contact_id": fan["id"], "direction": "out", "to_number": fan["phone"],
-            "from_number": ours, "body": text, "media_urls": [], "kind": "agent",
-            "status": "queued", "agent_id": agent_id, "private": False, "reply_to": reply_to,
-            "segments": seg.count, "encoding": seg.encoding, "not_before": not_before,
-            "created_at": at}  # fmt: skip
 
 
 def _finish(

@@ -493,7 +493,7 @@ def _answer_chunk(
                             "reason": "opted_out"})  # fmt: skip
             continue
         text = by_escalation[r["id"]]["message_id"]
-        outbox.append(_outbox_row(fan, parts, numbers.get(text), text, agent_id, quiet, at))
+        outbox.append(outbox_row(fan, parts, numbers.get(text), text, agent_id, quiet, at))
         sent_to.append((r, fan))
     ids = sql.insert_outbox(conn, outbox)
     written: dict[int, int] = {}  # escalation -> the outbox row
@@ -515,10 +515,12 @@ def _answer_chunk(
     return _Chunk(ids, skipped, last)
 
 
-def _outbox_row(
+def outbox_row(
     fan: dict[str, Any], parts: tuple[Any, ...], ours: str | None, reply_to: int, agent_id: int,
     quiet: QuietHours | None, at: datetime,
 ) -> dict[str, Any]:  # fmt: skip
+    """One agent text to one fan (a topic reply, a bot answer's correction): personalised, in
+    the fan's waking hours, kind `agent` so the sender's guarded claim refuses it after a STOP."""
     profile = dict(fan["profile"] or {})
     text = personalised(parts, profile)[:MAX_BODY]
     seg = count_segments(text)
