@@ -34,6 +34,7 @@ from sanic.response import HTTPResponse, html, raw
 
 from bot.domain import ConsentChange
 from bot.errors import HttpError, NotFound
+from bot.linkish import linkish  # a first name never goes into our texts as a link
 from bot.messages import OutboundSms
 from bot.quiet_hours import zone_for_country, zone_for_zip
 from bot.settings import Settings
@@ -76,9 +77,6 @@ SPENT = {
     "To join again, text START to this number.",
 }
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
-# a first name goes into the welcome text and broadcasts: nothing a phone would show as a link
-# (a scheme, www., a path, an address, or a dot followed by a domain-like word)
-_LINKISH = re.compile(r"(?i)://|www\.|[/@\\]|\.[a-z]{2,}")
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
 _TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("web")),
@@ -135,7 +133,7 @@ def validate_form(
     errors: dict[str, str] = {}
     profile: dict[str, Any] = {}
     name = " ".join(form.get("first_name", "").split())
-    if not 1 <= len(name) <= 40 or any(not c.isprintable() for c in name) or _LINKISH.search(name):
+    if not 1 <= len(name) <= 40 or any(not c.isprintable() for c in name) or linkish(name):
         errors["first_name"] = "Please tell us your first name."
     profile["first_name"] = name
     try:
