@@ -45,7 +45,8 @@ def test_labelled_fan_texts_move_the_threshold_the_way_they_point(demo_models: P
     confirmed = handover + [TrafficText(t, intent) for t, intent in ANSWERED] * 5
     lowered = build_model(cfg, data, traffic=confirmed)
     # ... but not so far that the right answers agents confirmed would escalate
-    assert lowered.calibration.threshold <= raised.calibration.threshold
+    # (never raised by them; equal up to the float noise of two trainings of the same data)
+    assert lowered.calibration.threshold <= raised.calibration.threshold + 1e-4
     answers = Interpreter(lowered)
     assert [answers.parse(t).intent for t, _ in ANSWERED] == [i for _, i in ANSWERED]
     print(f"threshold {alone:.3f} alone, {raised.calibration.threshold:.3f} with hand-overs, "
