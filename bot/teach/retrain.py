@@ -21,7 +21,10 @@ NICE = 10
 def train_here(
     project_dir: Path, model_dir: Path, pipeline: str | None, traffic: list[Any] | None
 ) -> tuple[Path, float]:
-    """`fanline train`'s training of this project; (the model's folder, its threshold)."""
+    """`fanline train`'s training of this project; (the model's folder, its threshold). The
+    line's compliance phrase model is saved beside the NLU model, as `fanline train` does: else
+    the server would train it at reload, in the fans' process."""
+    from bot.compliance import line
     from bot.nlu import train as train_model
     from bot.nlu.config import project_config
     from bot.nlu.data import load_training_data
@@ -29,6 +32,7 @@ def train_here(
     cfg = project_config(project_dir / "config.yml", pipeline)
     data = load_training_data([project_dir / "data"])
     target = train_model(cfg, data, model_dir, progress=False, traffic=traffic)
+    line.ensure(data, target)
     meta = json.loads((target / "metadata.json").read_text())
     return target, float(meta["calibration"]["threshold"])
 
