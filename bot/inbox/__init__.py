@@ -8,23 +8,29 @@ functions, and their replies leave through the same outbox as the bot's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sanic import Blueprint
+# the web parts (sanic, the API, the NLU through settings) are imported when an app mounts the
+# inbox, not with the package: `fanline agents --help` imports bot.inbox.cli and must stay fast
+if TYPE_CHECKING:
+    from sanic import Blueprint
 
-from bot.broadcasts import BroadcastService
-from bot.inbox.api import api_blueprint
-from bot.inbox.auth import Auth
-from bot.inbox.broadcasts import service_for
-from bot.inbox.config import InboxConfig, load_inbox_config
-from bot.inbox.live import LiveHub, Webhook
-from bot.inbox.views import views_blueprint
-from bot.inbox.web import Inbox
-from bot.settings import Settings
-from bot.storage import Database
+    from bot.broadcasts import BroadcastService
+    from bot.inbox.config import InboxConfig
+    from bot.inbox.live import LiveHub
+    from bot.settings import Settings
+    from bot.storage import Database
 
 __all__ = ["LiveHub", "build_hub", "inbox_blueprints"]
 T = TypeVar("T")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LiveHub":
+        from bot.inbox.live import LiveHub
+
+        return LiveHub
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Deferred:
@@ -39,6 +45,9 @@ class _Deferred:
 
 def build_hub(settings: Settings, config: InboxConfig | None = None) -> LiveHub:
     """A hub with the configured escalation webhook, if any (`inbox.webhook_url`)."""
+    from bot.inbox.config import load_inbox_config
+    from bot.inbox.live import LiveHub, Webhook
+
     config = config or load_inbox_config(settings.project_dir, settings.inbox)
     webhook = None
     if config.webhook_url and config.webhook_secret:
@@ -65,6 +74,14 @@ def inbox_blueprints(
     `runtime`, `sweep` and `teacher` return the running fan line's runtime, topic sweep and
     teacher (or None) for the topics and teach routes.
     """
+    from bot.inbox.api import api_blueprint
+    from bot.inbox.auth import Auth
+    from bot.inbox.broadcasts import service_for
+    from bot.inbox.config import load_inbox_config
+    from bot.inbox.views import views_blueprint
+    from bot.inbox.web import Inbox
+    from bot.storage import Database
+
     config = config or load_inbox_config(settings.project_dir, settings.inbox)
     get_db = (lambda: db) if isinstance(db, Database) else db
     if broadcasts is None:

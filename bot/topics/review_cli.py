@@ -13,7 +13,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from bot.topics import review
+# the review module (numpy, the inbox, teaching) is imported by each command, not here: parsing
+# `fanline ... --help` must not pay for it
+STATUSES = ("open", "right", "corrected", "taught")  # review.STATUSES (pinned by a test)
 
 
 def register(
@@ -25,7 +27,7 @@ def register(
     sub = answers.add_subparsers(title="actions", metavar="ACTION", required=True)
 
     ls = sub.add_parser("list", help="groups of answered texts, most fans first")
-    ls.add_argument("--status", choices=[*review.STATUSES, "all"], default="open")
+    ls.add_argument("--status", choices=[*STATUSES, "all"], default="open")
     ls.add_argument("--limit", type=int, default=50)
     ls.set_defaults(func=run(_list))
 
@@ -61,6 +63,8 @@ def register(
 
 
 async def _list(ctx: Any, args: argparse.Namespace) -> int:
+    from bot.topics import review
+
     counts = await review.answer_counts(ctx.db)
     print(f"{counts['open_groups']} groups to review, {counts['texts']} answered texts in them")
     for g in await review.list_groups(ctx.db, status=args.status, limit=args.limit):
@@ -69,6 +73,8 @@ async def _list(ctx: Any, args: argparse.Namespace) -> int:
 
 
 async def _show(ctx: Any, args: argparse.Namespace) -> int:
+    from bot.topics import review
+
     detail = await review.group(ctx.db, args.id)
     g = detail.group
     print(f"group {g.id} ({g.status}): {g.headline()}")
@@ -85,6 +91,8 @@ async def _show(ctx: Any, args: argparse.Namespace) -> int:
 
 
 async def _correct(ctx: Any, args: argparse.Namespace) -> int:
+    from bot.topics import review
+
     agent = await ctx.agent(args.username)
     key = args.key or f"cli-{uuid.uuid4().hex}"
     r = await review.correct(ctx.db, agent, args.id, args.body, request_key=key)
@@ -94,12 +102,16 @@ async def _correct(ctx: Any, args: argparse.Namespace) -> int:
 
 
 async def _right(ctx: Any, args: argparse.Namespace) -> int:
+    from bot.topics import review
+
     marked = await review.mark_right(ctx.db, await ctx.agent(args.username), args.id)
     print(f"group {args.id} marked right ({marked} texts reviewed)")
     return 0
 
 
 async def _move(ctx: Any, args: argparse.Namespace) -> int:
+    from bot.topics import review
+
     agent = await ctx.agent(args.username)
     to = await review.move_texts(ctx.db, agent, args.message_ids, None if args.new else args.to)
     print(f"moved to group {to}")
@@ -110,6 +122,7 @@ async def _teach(ctx: Any, args: argparse.Namespace) -> int:
     from bot.actions import ActionRunner
     from bot.runtime import _actions_package
     from bot.teach.teacher import Teacher
+    from bot.topics import review
 
     agent = await ctx.agent(args.username)
     s = ctx.settings  # the teacher `fanline teach` makes: the line's model, pipeline, actions
