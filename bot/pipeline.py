@@ -491,15 +491,21 @@ class Pipeline:
 
     def _other_language(self, turn: _Turn, state: DialogueState) -> bool:
         """A text the NLU could not place, in another language: say (in it) what the line speaks,
-        rather than an English "can't help" and an escalation. Not while a flow asks something."""
-        p = turn.prediction
+        rather than an English "can't help"; a question or request also reaches a person (the
+        reply in the fan's language is the acknowledgement). Not while a flow asks something."""
+        p, responses = turn.prediction, turn.brain.responses
         if p is None or state.active is not None:
             return False
         code = language.reply_language(p.text, p.intent, p.confidence)
-        if code is None or f"utter_language_{code}" not in turn.brain.responses:
+        if code is None or f"utter_language_{code}" not in responses:
             return False
         turn.record.events.append(("language", {"language": code}))
-        self._say(turn, f"utter_language_{code}")
+        if language.pleasantry(p.text):  # "hola, buenas noches": nothing for a person to answer
+            self._say(turn, f"utter_language_{code}")
+            return True
+        handoff = f"utter_language_handoff_{code}"
+        self._say(turn, handoff if handoff in responses else f"utter_language_{code}")
+        self._hand_off(turn, "other_language", "normal")
         return True
 
     def _fan(self, ctx: TurnContext, is_new: bool = False) -> dict[str, Any]:

@@ -2,14 +2,18 @@
 
 Used by the pipeline's language stage (after the NLU, before the flows): a text the NLU finds
 out of scope, long enough to judge and confidently in another language, gets an honest reply in
-that language (`utter_language_<code>`) instead of an English "can't help" and an escalation.
+that language instead of an English "can't help": a question or request also reaches a person
+(`utter_language_handoff_<code>` says so), a greeting or thanks only (`pleasantry`) does not
+(`utter_language_<code>`).
 py3langid ships its model inside the wheel (nothing is downloaded); it is restricted here to a
 handful of languages, which makes it both faster and surer on short texts.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+import unicodedata
 from functools import cached_property
 from typing import Any
 
@@ -41,6 +45,31 @@ def identify(text: str, min_probability: float = MIN_PROBABILITY) -> str | None:
     if code == LINE_LANGUAGE or probability < min_probability:
         return None
     return str(code)
+
+
+# greetings, thanks, love and "how are you" in the line's other languages (accents folded): a
+# text of nothing else needs no person ("hola, ¿cómo estás?"); any other word asks something
+_PLEASANTRIES = frozenset(
+    """hola buenas buenos dias tardes noches hey holi que tal como estas esta estan todo bien
+    muy bien gracias mucho muchas mil te amo quiero adoro amamos nova saludos besos abrazo abrazos
+    feliz contento contenta querida hermosa linda reina eres la mejor genial increible
+    bonjour bonsoir salut coucou ca va vas comment allez tu vous merci beaucoup je t aime
+    adore bisous trop contente heureux heureuse es tres belle super genial meilleure
+    ciao buongiorno buonasera buonanotte come stai va sto sono bene grazie mille ti amo voglio
+    tanto bene baci sei la migliore bellissima felice contentissima molto oggi di scriverti
+    ola oi tudo bom bem boa dia tarde noite como voce vai obrigado obrigada muito eu te amo
+    beijos amo adoro linda rainha melhor estou feliz hoje com
+    hallo hi guten morgen tag abend wie gehts geht es dir danke vielen dank schon ich liebe
+    dich du bist die beste toll super mega freue mich so sehr heute""".split()  # noqa: SIM905
+)
+
+
+def pleasantry(text: str) -> bool:
+    """The text only greets, thanks, says love or asks how the star is (any of the languages)."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    words = re.findall(r"[a-z]+", folded)
+    return bool(words) and all(w in _PLEASANTRIES for w in words)
 
 
 class _Shared:

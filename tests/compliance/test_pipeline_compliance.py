@@ -98,12 +98,27 @@ async def test_plain_words_start_after_an_opt_out(runtime: Runtime) -> None:
     assert await subscription(runtime, number) == "subscribed"
 
 
-async def test_another_language_gets_an_honest_reply_not_an_escalation(runtime: Runtime) -> None:
+async def test_a_greeting_in_another_language_gets_an_honest_reply_not_an_escalation(
+    runtime: Runtime,
+) -> None:
     number = await subscribed_fan(runtime)
-    out = await runtime.handle(text(number, "hola, me puedes contar algo de tu vida personal?"))
+    out = await runtime.handle(text(number, "hola nova, buenas noches, te quiero mucho"))
     assert said(out) == ["utter_language_es"] and out.escalation is None
     assert ("language", {"language": "es"}) in out.events
     assert "solo habla inglés" in out.replies[0].reply.body
+
+
+async def test_a_request_in_another_language_reaches_a_person_with_an_honest_reply(
+    runtime: Runtime,
+) -> None:
+    """Issue 15: "me podrían ayudar con un reembolso por favor" got "English only" and nobody
+    ever read it. The reply, in Spanish, says a person will answer; the escalation is open."""
+    number = await subscribed_fan(runtime)
+    out = await runtime.handle(text(number, "me podrían ayudar con un reembolso por favor"))
+    assert said(out) == ["utter_language_handoff_es"]
+    assert out.escalation is not None
+    assert "una persona te responderá" in out.replies[0].reply.body
+    assert await subscription(runtime, number) == "subscribed"
 
 
 async def test_a_complaint_about_something_else_gets_a_person_and_no_stop_question(
