@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa  # noqa: E402
 
+from bench.baseline import print_baseline  # noqa: E402
 from bench.sender import free_port, start_server  # noqa: E402
 from bot.broadcasts import BroadcastService, new_broadcast  # noqa: E402
 from bot.channels.twilio_gateway import TwilioGateway  # noqa: E402
@@ -161,4 +162,6 @@ def parse() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse()))
+    args = parse()
+    print_baseline()
+    asyncio.run(main(args))

@@ -64,6 +64,7 @@ from twilio.request_validator import RequestValidator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import print_baseline  # noqa: E402
 from bot.broadcasts import BroadcastService, new_broadcast  # noqa: E402
 from bot.errors import StorageError  # noqa: E402
 from bot.privacy import erase_fan  # noqa: E402
@@ -579,6 +580,7 @@ def main() -> None:
         help="CI size: 60 fans, 600 texts, 2 kills, 12 racing fans, a burst of 100",
     )
     args = ap.parse_args()
+    print_baseline()
     if args.short:
         args.fans, args.texts, args.kills, args.kill_every = 60, 600, 2, 4.0
         args.race_fans, args.burst = 12, 100

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.baseline import print_baseline  # noqa: E402
 from bot import compliance  # noqa: E402
 from bot.compliance import language, line, phrases  # noqa: E402
 from bot.nlu.data import load_training_data  # noqa: E402
@@ -62,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2000)
     args = parser.parse_args()
+    print_baseline()
     started = time.perf_counter()
     import importlib
 

@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import conversation_judge as cj  # noqa: E402
+from bench.baseline import print_baseline  # noqa: E402
 from bot.conversation_tests import OUR_NUMBER  # noqa: E402
 from bot.conversation_tests import _fresh_fan as fresh_fan  # noqa: E402  (the tests' own fan setup)
 from bot.messages import InboundSms  # noqa: E402
@@ -442,6 +443,7 @@ def main() -> None:
                     help="dev (bench/data/), heldout (bench/data/heldout/) or both, apart")  # fmt: skip
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "conversations.json")
     args = ap.parse_args()
+    print_baseline()
     names = list(SETS) if args.sets == "both" else [args.sets]
     all_sets = {name: load_sets(args.limit, SETS[name]) for name in names}
     fans = [f for f in args.fans.split(",") if f]

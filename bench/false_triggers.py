@@ -40,6 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import print_baseline  # noqa: E402
 from bot import compliance  # noqa: E402
 from bot.compliance.keywords import CARRIER_OPT_OUT, normalise  # noqa: E402
 from bot.nlu.data import load_training_data  # noqa: E402
@@ -198,6 +199,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="at most N texts per corpus (a quick look)")
     ap.add_argument("--worst", type=int, default=10, help="examples shown per kind")
     args = ap.parse_args()
+    print_baseline()
     extra = set(inspect.signature(compliance.classify).parameters) - {
         "text", "subscription", "opt_out_type", "asked", "model"
     }  # fmt: skip

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from argon2 import PasswordHasher  # noqa: E402
 
+from bench.baseline import print_baseline  # noqa: E402
 from bot.domain import EscalationSpec, TurnRecord  # noqa: E402
 from bot.escalation import EscalationTimer  # noqa: E402
 from bot.flows.model import Domain  # noqa: E402
@@ -149,6 +150,7 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=500, help="claims and replies to time")
     parser.add_argument("--database-url", default=os.environ.get("FANLINE_TEST_DATABASE_URL"))
     args = parser.parse_args()
+    print_baseline()
     with tempfile.TemporaryDirectory() as tmp:
         print("SQLite")
         asyncio.run(run_backend(f"sqlite:///{tmp}/bench.db", args.open, args.ops))

@@ -45,6 +45,7 @@ from twilio.request_validator import RequestValidator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import print_baseline  # noqa: E402
 from bench.sender import children, cpu_s, free_port, start_server  # noqa: E402
 from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN  # noqa: E402
 
@@ -324,6 +325,7 @@ def main() -> None:
                     help="only the burst phase: one number posts this many texts at once")  # fmt: skip
     ap.add_argument("--py-spy", help="record a py-spy profile of the server to this file")
     args = ap.parse_args()
+    print_baseline()
     args.first = 0
     twilio_port = free_port()
     twilio = start_server(twilio_port)

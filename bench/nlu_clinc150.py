@@ -27,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import print_baseline  # noqa: E402
 from bot.errors import Location  # noqa: E402
 from bot.nlu.config import shipped_config  # noqa: E402
 from bot.nlu.data import OUT_OF_SCOPE, Example, TrainingData  # noqa: E402
@@ -215,6 +216,7 @@ def main() -> int:
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: config[:per_intent]
     args = parser.parse_args()
+    print_baseline()
     if args.one:
         config, per, off = (args.one.split(":") + ["", ""])[:3]
         print(

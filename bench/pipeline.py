@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import print_baseline  # noqa: E402
 from bot.flows import DialogueState, TurnInput  # noqa: E402
 from bot.messages import InboundSms  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
@@ -121,6 +122,7 @@ def main() -> None:
     ap.add_argument("--unique-texts", action="store_true",
                     help="no two texts alike: every parse misses the NLU's cache")  # fmt: skip
     args = ap.parse_args()
+    print_baseline()
 
     nlu, both = asyncio.run(compute_only(2000, args.unique_texts))
     print(f"NLU alone:           {nlu * 1e3:.3f} ms/turn ({1 / nlu:,.0f}/s)")

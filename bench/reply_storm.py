@@ -50,6 +50,7 @@ import sqlalchemy as sa  # noqa: E402  (bulk seeding and reading the outcome, as
 
 from bench import conversation_judge as cj  # noqa: E402
 from bench import storm_mix as sm  # noqa: E402
+from bench.baseline import print_baseline  # noqa: E402
 from bot.broadcasts import BroadcastService, new_broadcast  # noqa: E402
 from bot.messages import InboundSms  # noqa: E402
 from bot.segments import Segment  # noqa: E402
@@ -672,6 +673,7 @@ def main() -> None:
                     help="the storm's mix (default bench/data/reply_storm.yml; a held-out one: "
                     "bench/data/heldout/reply_storm_album.yml)")  # fmt: skip
     args = ap.parse_args()
+    print_baseline()
     started = time.perf_counter()
     with (
         tempfile.TemporaryDirectory(prefix="fanline-storm-") as tmp,

@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.baseline import print_baseline  # noqa: E402
 from bot.channels.twilio_gateway import TwilioGateway  # noqa: E402
 from bot.messages import DeliveryReport, OutboundSms  # noqa: E402
 from bot.outbound import OutboundSender, OutboxItem  # noqa: E402
@@ -232,6 +233,7 @@ def main() -> None:
     parser.add_argument("--store", choices=["memory", "sqlite", "postgresql"], default="memory")
     parser.add_argument("--database-url", default=os.environ.get("FANLINE_TEST_DATABASE_URL"))
     args = parser.parse_args()
+    print_baseline()
     port = free_port()
     server = start_server(port)
     try:
