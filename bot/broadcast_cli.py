@@ -70,7 +70,7 @@ def register_fans(subparsers: Any) -> None:
     erase = sub.add_parser("erase", help="erase a fan's personal data (keeps their opt-out)")
     erase.add_argument("number")
     erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    erase.set_defaults(func=_run(_erase))
+    erase.set_defaults(func=_erase_command)
     ledger = sub.add_parser("consent-export", help="the consent ledger as CSV, for audits")
     ledger.add_argument("file", type=Path)
     ledger.add_argument("--since", help="only events on or after this date (YYYY-MM-DD)")
@@ -262,11 +262,23 @@ async def _export(settings: Any, store: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _erase_command(args: argparse.Namespace) -> int:
+    # a script or a pipe cannot answer the question: say so before touching the database
+    if not args.yes and not sys.stdin.isatty():
+        raise ConfigError(
+            "no terminal to confirm the erasure on: add --yes to erase without asking"
+        )
+    return _run(_erase)(args)
+
+
 async def _erase(settings: Any, store: Any, args: argparse.Namespace) -> int:
     from bot.privacy import erase_fan
 
     if not args.yes:
-        answer = await asyncio.to_thread(input, "Erase this fan's data for good? Type ERASE: ")
+        try:
+            answer = await asyncio.to_thread(input, "Erase this fan's data for good? Type ERASE: ")
+        except EOFError:  # Ctrl-D
+            answer = ""
         if answer.strip() != "ERASE":
             print("nothing erased")
             return 1

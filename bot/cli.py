@@ -17,8 +17,10 @@ from typing import Any
 from bot import logs
 from bot.errors import ConfigError, FanlineError, ValidationFailed
 
-DEMO_FILES = ("flows", "data", "actions", "domain.yml", "config.yml", "endpoints.yml", "segments.yml", "canned_replies.yml",
-              "credentials.yml", "tests/conversations")  # fmt: skip
+# everything a line reads (tests/cli/test_new_user.py checks that a new line passes its own tests)
+DEMO_FILES = ("flows", "data", "actions", "domain.yml", "domain", "config.yml", "endpoints.yml",
+              "segments.yml", "canned_replies.yml", "reactions.yml", "credentials.yml",
+              "tests/conversations")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +137,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             "more than one worker needs PostgreSQL: set FANLINE_DATABASE_URL "
             "(or tracker_store.url in endpoints.yml) to a postgresql:// URL"
         )
+    taken = _port_taken(settings.host, settings.port)
+    if taken:  # before the model loads: a second `fanline run` fails at once, in one line
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {taken} "
+              "(another `fanline run`?); choose one with --port", file=sys.stderr)  # fmt: skip
+        return 1
     # fail fast, in the terminal, on invalid content or a broken model: before any worker starts
     runtime = asyncio.run(Runtime.start(settings))
     asyncio.run(runtime.close())
@@ -162,6 +169,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         WorkerManager.THRESHOLD = max(WorkerManager.THRESHOLD, 1800)
         Sanic.serve(primary=app, app_loader=loader)
     return 0
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why the server could not listen there (None: it can), bound as Sanic binds."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def cmd_shell(args: argparse.Namespace) -> int:

@@ -52,6 +52,11 @@ def _run(args: argparse.Namespace, work: Any) -> Any:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    if not args.password_stdin and not sys.stdin.isatty():
+        raise ConfigError(
+            "no terminal to ask for the password on: add --password-stdin and give the "
+            "password as the first line of stdin"
+        )
     password = _read_password(args.password_stdin)
     agent = _run(args, lambda auth: auth.create_agent(args.username, password, role=args.role,
                                                       display_name=args.name))  # fmt: skip
@@ -78,7 +83,11 @@ def cmd_set_active(args: argparse.Namespace) -> int:
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass("password: ")
-    if first != getpass.getpass("again: "):
+    try:
+        first = getpass.getpass("password: ")
+        again = getpass.getpass("again: ")
+    except EOFError:  # Ctrl-D at the prompt
+        raise ConfigError("no password given") from None
+    if first != again:
         raise ConfigError("the passwords differ")
     return first
