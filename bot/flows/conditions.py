@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
+import threading
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -70,9 +71,22 @@ def evaluate(expr: str, context: Mapping[str, Any]) -> bool:
     """Truth of `expr` given `slots`, `fan`, `message`, `intent` mappings (missing ones are {})."""
     names = {name: context.get(name) or {} for name in CONTEXT_NAMES}
     names.update(LITERAL_NAMES)
-    evaluator = _Evaluator(names=names, functions=FUNCTIONS)
-    evaluator.operators = _OPERATORS
+    evaluator = _evaluator()
+    evaluator.names = names
     return bool(evaluator.eval(expr, previously_parsed=_parsed(expr)))
+
+
+_local = threading.local()
+
+
+def _evaluator() -> _Evaluator:
+    """This thread's evaluator: building one costs more than most evaluations (a turn evaluates
+    every startable flow's guard), and an evaluation never calls back into another."""
+    evaluator = getattr(_local, "evaluator", None)
+    if evaluator is None:
+        evaluator = _local.evaluator = _Evaluator(names={}, functions=FUNCTIONS)
+        evaluator.operators = _OPERATORS
+    return evaluator
 
 
 @lru_cache(maxsize=4096)
