@@ -14,7 +14,7 @@ from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse, json, raw
 
-from bot import logs, metrics, unanswered
+from bot import logs, metrics, ops, roles, unanswered
 from bot.broadcasts import BroadcastService
 from bot.channels.simulator import SimulatorFeed, simulator_blueprint
 from bot.channels.twilio_gateway import LocalGateway, TwilioGateway
@@ -23,8 +23,9 @@ from bot.errors import HttpError
 from bot.escalation import EscalationTimer, Missed
 from bot.flows.responses import Responses
 from bot.inbox import build_hub, inbox_blueprints
+from bot.leases import Singleton, holder_id
 from bot.messages import InboundSms, OutboundSms
-from bot.outbound import OutboundSender
+from bot.outbound import sender_for
 from bot.pipeline import TurnOutcome
 from bot.reloader import Reloader
 from bot.runtime import Runtime
@@ -35,6 +36,8 @@ from bot.topics.sweep import TopicSweep
 from bot.topics.vectors import vectoriser_for
 
 log = logging.getLogger(__name__)
+DRAIN_S = 30.0  # at most this long a stopping process waits for turns still running
+_IN_FLIGHT: set[asyncio.Future[Any]] = set()  # turns of this process not finished yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,9 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
     app.ctx.settings = settings
     app.ctx.feed = SimulatorFeed()
     app.ctx.runtime = None
+    app.ctx.holder = holder_id()  # this process, in the leases of singleton jobs
+    app.ctx.draining = False
+    web = roles.serves_fans(settings.role)  # a worker serves only health and metrics
 
     async def handle(msg: InboundSms, *, budget: float) -> WebhookAnswer:
         return await answer_within_budget(
@@ -67,38 +73,9 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
     async def handle_local(msg: InboundSms) -> None:
         await app.ctx.runtime.handle(msg)
 
-    auth_token = settings.twilio.auth_token if settings.twilio else ""
-    app.blueprint(
-        webhook_blueprint(
-            handle,
-            reports,
-            auth_token=auth_token,
-            public_base_url=settings.public_url,
-            reply_budget_s=settings.reply_budget_s,
-        )
-    )
-    if settings.local_mode:
-        app.blueprint(simulator_blueprint(handle_local, app.ctx.feed))
-    app.blueprint(
-        signup_blueprint(
-            settings,
-            lambda: app.ctx.runtime.store,
-            lambda: Responses(app.ctx.runtime.content.domain),
-            on_queued=lambda: _wake(app),
-        )
-    )
     app.ctx.hub = build_hub(settings)  # the agents' live feed and escalation webhook
-    for bp in inbox_blueprints(  # /inbox pages and /api/v1
-        db=lambda: app.ctx.runtime.store.db,
-        settings=settings,
-        hub=app.ctx.hub,
-        notify_outbox=lambda: _wake(app),
-        broadcasts=lambda: app.ctx.broadcasts,
-        runtime=lambda: app.ctx.runtime,  # the loaded content's intents (label picker)
-        sweep=lambda: getattr(app.ctx, "topics", None),
-        teacher=lambda: _teacher(app),
-    ):
-        app.blueprint(bp)
+    if web:
+        _fan_routes(app, settings, handle, reports, handle_local)
 
     @app.before_server_start
     async def start(app: Sanic) -> None:
@@ -112,9 +89,7 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         )  # the inbox's live feed
         app.ctx.runtime = runtime
         gateway = _gateway(settings, app.ctx.feed)
-        sender = OutboundSender(
-            runtime.store, gateway, rate_per_second=settings.send_rate, rates=settings.rate_limits
-        )
+        sender = sender_for(settings, runtime.store, gateway)  # one rate per number, shared
         app.ctx.sender, app.ctx.gateway = sender, gateway
         app.ctx.stop = asyncio.Event()
         app.ctx.broadcasts = BroadcastService(runtime.store, default_rate=settings.send_rate)
@@ -129,19 +104,12 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         # broadcast replies the bot answered, grouped for review ("Bot answers"): same encoder
         app.ctx.answers = AnswerSweep(runtime.store.db, app.ctx.topics.vectoriser_provider,
                                       settings.topics)  # fmt: skip
-        app.ctx.tasks = [
-            asyncio.create_task(sender.run(app.ctx.stop), name="outbox-sender"),
-            asyncio.create_task(Reloader(runtime).run(app.ctx.stop), name="content-reloader"),
-            asyncio.create_task(app.ctx.broadcasts.run_scheduler(app.ctx.stop), name="broadcasts"),
-            # texts a crash left unanswered: at start-up, then periodically
-            asyncio.create_task(unanswered.run(runtime.pipeline, app.ctx.stop), name="unanswered"),
-            asyncio.create_task(app.ctx.escalations.run(app.ctx.stop), name="escalation-timer"),
-            asyncio.create_task(app.ctx.topics.run(app.ctx.stop), name="topic-sweep"),
-            asyncio.create_task(app.ctx.answers.run(app.ctx.stop), name="answer-sweep"),
-        ]
+        _start_jobs(app, settings, runtime)
 
     @app.before_server_stop
     async def stop(app: Sanic) -> None:
+        # SIGTERM: not ready any more; jobs finish what is in flight, leases are released
+        app.ctx.draining = True
         app.ctx.stop.set()
         await asyncio.gather(*app.ctx.tasks, return_exceptions=True)
         await app.ctx.gateway.aclose()
@@ -155,16 +123,8 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
 
     @app.get("/readyz")
     async def readyz(request: Request) -> HTTPResponse:
-        runtime: Runtime | None = app.ctx.runtime
-        if runtime is None:
-            return json({"status": "starting"}, status=503)
-        try:
-            await runtime.store.db.run(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
-        except Exception:  # readiness reports, it never raises
-            return json({"status": "database unreachable"}, status=503)
-        return json(
-            {"status": "ready", "model": runtime.pipeline.brain.interpreter.fingerprint[:12]}
-        )
+        body, status = await _readiness(app)
+        return json(body, status=status)
 
     @app.get("/metrics")
     async def prometheus(request: Request) -> HTTPResponse:
@@ -190,6 +150,8 @@ async def answer_within_budget(
     """
     recorded = asyncio.Event()
     task = asyncio.ensure_future(runtime.handle(msg, inline_s=budget, recorded=recorded))
+    _IN_FLIGHT.add(task)  # a drain waits for it, even once the webhook has answered
+    task.add_done_callback(_IN_FLIGHT.discard)
     done, _ = await asyncio.wait({task}, timeout=budget)
     if done:
         outcome: TurnOutcome = task.result()
@@ -224,8 +186,90 @@ async def _release_when_done(runtime: Runtime, task: asyncio.Future[Any], wake: 
 
 async def _close(app: Sanic) -> None:
     """The database goes last, once the server has answered the requests in flight (status
-    callbacks, texts): none of them finds it closed under it."""
+    callbacks, texts) and the turns that ran past their reply budget have committed: none of
+    them finds it closed under it."""
+    if _IN_FLIGHT:
+        await asyncio.wait(set(_IN_FLIGHT), timeout=DRAIN_S)
     await app.ctx.runtime.close()
+
+
+def _start_jobs(app: Sanic, settings: Settings, runtime: Runtime) -> None:
+    """The role's background jobs; a singleton runs only while this process holds its lease."""
+    jobs = {
+        "outbox-sender": app.ctx.sender.run,
+        "content-reloader": Reloader(runtime).run,
+        "broadcasts": app.ctx.broadcasts.run_scheduler,
+        # texts a crash left unanswered: when the lease is taken, then periodically
+        "unanswered": lambda stop: unanswered.run(runtime.pipeline, stop),
+        "escalation-timer": app.ctx.escalations.run,
+        "topic-sweep": app.ctx.topics.run,
+        "answer-sweep": app.ctx.answers.run,
+    }
+    app.ctx.singletons = {}
+    app.ctx.tasks = []
+    for job_name, single in roles.jobs_for(settings.role):
+        job = jobs[job_name]
+        if single:
+            lease = Singleton(runtime.store.db, job_name, job, holder=app.ctx.holder,
+                              ttl_s=settings.lease_ttl_s)  # fmt: skip
+            app.ctx.singletons[job_name] = lease
+            job = lease.run
+        app.ctx.tasks.append(asyncio.create_task(job(app.ctx.stop), name=job_name))
+
+
+async def _readiness(app: Sanic) -> tuple[dict[str, Any], int]:
+    """Database reachable, model loaded, schema at the newest migration, not draining."""
+    runtime: Runtime | None = app.ctx.runtime
+    role = app.ctx.settings.role
+    if runtime is None:
+        return {"status": "starting", "role": role}, 503
+    if app.ctx.draining:
+        return {"status": "draining", "role": role}, 503
+    try:
+        revision = await runtime.store.db.run(ops.schema_revision)
+    except Exception:  # readiness reports, it never raises
+        return {"status": "database unreachable", "role": role}, 503
+    if revision != ops.head_revision():  # `fanline db upgrade` has not run (or newer code ran)
+        return {"status": "migrations pending", "role": role, "schema": revision,
+                "code": ops.head_revision()}, 503  # fmt: skip
+    held = sorted(n for n, lease in getattr(app.ctx, "singletons", {}).items() if lease.held)
+    model = runtime.pipeline.brain.interpreter.fingerprint[:12]
+    return {"status": "ready", "role": role, "model": model, "singletons": held}, 200
+
+
+def _fan_routes(app: Sanic, settings: Settings, handle: Any, reports: Any, local: Any) -> None:
+    """What the web role serves: webhooks, simulator, signups and links, the inbox and its API."""
+    auth_token = settings.twilio.auth_token if settings.twilio else ""
+    app.blueprint(
+        webhook_blueprint(
+            handle,
+            reports,
+            auth_token=auth_token,
+            public_base_url=settings.public_url,
+            reply_budget_s=settings.reply_budget_s,
+        )
+    )
+    if settings.local_mode:
+        app.blueprint(simulator_blueprint(local, app.ctx.feed))
+    app.blueprint(
+        signup_blueprint(
+            settings,
+            lambda: app.ctx.runtime.store,
+            lambda: Responses(app.ctx.runtime.content.domain),
+            on_queued=lambda: _wake(app),
+        )
+    )
+    for bp in inbox_blueprints(  # /inbox pages and /api/v1
+        db=lambda: app.ctx.runtime.store.db,
+        settings=settings,
+        hub=app.ctx.hub,
+        notify_outbox=lambda: _wake(app),
+        broadcasts=lambda: app.ctx.broadcasts,
+        runtime=lambda: app.ctx.runtime,  # the loaded content's intents (label picker)
+        sweep=lambda: getattr(app.ctx, "topics", None),
+        teacher=lambda: _teacher(app),
+    ):
+        app.blueprint(bp)
 
 
 def _announce_missed(hub: Any, missed: list[Missed]) -> None:

@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start the server (webhooks, simulator, inbox)")
     run.add_argument("--host"), run.add_argument("--port", type=int)
     run.add_argument("--workers", type=int, help="server processes (PostgreSQL for more than 1)")
+    run.add_argument("--role", choices=["all", "web", "worker"],
+                     help="web: webhooks, inbox, signups; worker: sending and background jobs; "
+                     "all (default): both (web and worker apart need PostgreSQL)")  # fmt: skip
+    run.add_argument("--no-migrate", action="store_true",
+                     help="leave the schema as it is (run `fanline db upgrade` as its own step)")  # fmt: skip
     run.set_defaults(func=cmd_run)
 
     shell = sub.add_parser("shell", help="text the bot as a fan, in this terminal")
@@ -78,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
 
     db = sub.add_parser("db", help="database maintenance")
-    db.add_argument("action", choices=["upgrade"])
+    db.add_argument("action", choices=["upgrade", "current"],
+                    help="upgrade: apply migrations; current: the schema's revision and the code's")  # fmt: skip
     db.set_defaults(func=cmd_db)
 
     from bot.broadcast_cli import register_broadcast, register_fans, register_segments
@@ -126,11 +132,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         json_lines=settings.log_json, level=logging.WARNING if args.quiet else logging.INFO
     )
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
-                                   ("workers", args.workers)) if v}  # fmt: skip
+                                   ("workers", args.workers), ("role", args.role)) if v}  # fmt: skip
+    if args.no_migrate:
+        overrides["migrate_on_start"] = False
     if overrides:
         from dataclasses import replace
 
         settings = replace(settings, **overrides)
+    from bot.roles import check_role
+
+    check_role(settings.role, settings.database_url)
     if settings.workers > 1 and settings.database_url.startswith("sqlite"):
         # per-fan order across processes needs PostgreSQL's advisory locks
         raise ConfigError(
@@ -359,10 +370,18 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
+    from bot.ops import head_revision, schema_revision
     from bot.storage import Database
 
     db = Database(_settings(args).database_url)
-    db.migrate()
-    db.close()
+    try:
+        if args.action == "current":
+            with db.engine.connect() as conn:
+                current = schema_revision(conn)
+            print(f"schema: {current or 'empty'}; code: {head_revision()}")
+            return 0 if current == head_revision() else 1
+        db.migrate()
+    finally:
+        db.close()
     print("database schema is up to date")
     return 0

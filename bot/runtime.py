@@ -58,9 +58,12 @@ class Runtime:
         phrases = await asyncio.to_thread(line_phrases, content, interpreter)
         await asyncio.to_thread(compliance.warm_up)  # the language model, before the first text
         url = database_url or settings.database_url
+        # several processes: `fanline db upgrade` is its own step and start-up leaves the schema
+        migrate = settings.migrate_on_start or database_url is not None
         store = await asyncio.to_thread(
-            Store.open, url, hash_key=settings.secret_key, reply_window_h=settings.reply_window_h
-        )
+            Store.open, url, hash_key=settings.secret_key, migrate=migrate,
+            reply_window_h=settings.reply_window_h,
+        )  # fmt: skip
         pg = store.db.engine.dialect.name == "postgresql"
         locks = ContactLocks(_libpq_dsn(store.db.engine.url) if pg else None)
         pipeline = Pipeline(

@@ -16,6 +16,7 @@ from typing import Any
 from bot.compliance.policy import Policy, compliance_settings
 from bot.errors import ConfigError, Location
 from bot.flows.disambiguation import Disambiguation, disambiguation_settings
+from bot.pacing import RateRule, rate_rules
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -56,13 +57,17 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5005
     workers: int = 1
+    role: str = "all"  # fanline run --role: all, web or worker (bot.roles)
+    migrate_on_start: bool = True  # off when `fanline db upgrade` is its own deployment step
+    lease_ttl_s: float = 10.0  # a dead holder's singleton jobs are taken over after this
     action_endpoint: str | None = None
     twilio: TwilioSettings | None = None
     reply_budget_s: float = 2.0
     ack_timeout_s: float = 10.0  # a text not committed by then gets a 503 (Twilio waits 15 s)
     max_segments: int = 3
     send_rate: float = 10.0  # messages per second per sending number (Twilio long code: ~1)
-    rate_limits: dict[str, float] = field(default_factory=dict)
+    # per sending number / Messaging Service; others by their kind (bot.pacing.DEFAULT_RATES)
+    rate_limits: dict[str, RateRule] = field(default_factory=dict)
     team_hours: TeamHours | None = None
     # team hours an escalation of each priority waits unclaimed before the fan is told (None:
     # never); unset keys keep bot.escalation.DEFAULT_TIMEOUTS
@@ -96,7 +101,29 @@ def load_settings(project_dir: Path | str = ".", env: dict[str, str] | None = No
     endpoints = _read(project / "endpoints.yml", env)
     credentials = _read(project / "credentials.yml", env)
     engine = _section(config, "fanline", project / "config.yml")
+    engine, overlaid = _environment(engine, env)
+    inbox = _section(config, "inbox", project / "config.yml")
+    inbox, overlaid_inbox = _environment(inbox, env, "FANLINE_INBOX__")
+    try:
+        return _settings(project, engine, endpoints, credentials, inbox, env)
+    except ConfigError as exc:  # a value from the environment: name the variable, not the file
+        key = (exc.location.key or "") if exc.location else ""
+        named = {f"fanline.{k}": v for k, v in overlaid.items()}
+        named.update({f"inbox.{k}": v for k, v in overlaid_inbox.items()})
+        for name, var in named.items():
+            if key == name or key.startswith(f"{name}."):
+                raise ConfigError(exc.message, Location(f"environment {var}", None, key)) from exc
+        raise
 
+
+def _settings(
+    project: Path,
+    engine: dict[str, Any],
+    endpoints: dict[str, Any],
+    credentials: dict[str, Any],
+    inbox: dict[str, Any],
+    env: dict[str, str],
+) -> Settings:
     db_url = env.get("FANLINE_DATABASE_URL") or _tracker_url(endpoints, project)
     action = env.get("FANLINE_ACTION_ENDPOINT") or _get(endpoints, "action_endpoint", "url")
     public = env.get("FANLINE_PUBLIC_URL") or engine.get("public_url")
@@ -111,25 +138,86 @@ def load_settings(project_dir: Path | str = ".", env: dict[str, str] | None = No
         host=host,
         port=port,
         workers=int(env.get("FANLINE_WORKERS") or engine.get("workers", 1)),
+        role=str(engine.get("role", "all")),
+        migrate_on_start=_flag(engine, "migrate_on_start", True, where),
+        lease_ttl_s=_number(engine, "lease_ttl_s", 10, where),
         action_endpoint=action or None,
         twilio=_twilio(credentials, env),
         reply_budget_s=_number(engine, "reply_budget_ms", 2000, where) / 1000,
         ack_timeout_s=_number(engine, "ack_timeout_ms", 10000, where) / 1000,
         max_segments=int(_number(engine, "max_sms_segments", 3, where)),
         send_rate=_number(engine, "send_rate_per_second", 10, where),
-        rate_limits={str(k): float(v) for k, v in (engine.get("rate_limits") or {}).items()},
+        rate_limits=rate_rules(
+            engine.get("rate_limits"), str(where), engine["__lines__"].get("rate_limits")
+        ),
         team_hours=_team_hours(engine.get("team_hours"), where),
         escalation_timeouts=_timeouts(engine, where),
         log_json=(env.get("FANLINE_LOG_FORMAT") or engine.get("log_format", "text")) == "json",
         reply_window_h=_number(engine, "broadcast_reply_window_hours", 24, where),
         nlu_pipeline=env.get("FANLINE_NLU_PIPELINE") or None,
-        inbox={k: v for k, v in _section(config, "inbox", where).items() if k != "__lines__"},
+        inbox={k: v for k, v in inbox.items() if k != "__lines__"},
         disambiguation=disambiguation_settings(engine.get("disambiguation"), str(where)),
         topics=_topics(engine, where),
         compliance=compliance_settings(
             engine.get("compliance"), str(where), engine["__lines__"].get("compliance")
         ),
     )
+
+
+def _environment(
+    section: dict[str, Any], env: dict[str, str], prefix: str = "FANLINE_"
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every key of `fanline:` (or `inbox:`) from the environment: FANLINE_REPLY_BUDGET_MS=800,
+    and one key of a mapping with a double underscore: FANLINE_TOPICS__EVERY_S=3. Values are
+    YAML (numbers, true/false, [lists], {mappings}). Returns the section and, per key set, the
+    variable that set it (errors name it)."""
+    out = dict(section)
+    overlaid: dict[str, str] = {}
+    for var in sorted(env):
+        if not var.startswith(prefix) or var.startswith("FANLINE_TEST_"):
+            continue
+        if prefix == "FANLINE_" and var.startswith("FANLINE_INBOX__"):
+            continue
+        path = var[len(prefix) :].lower().split("__")
+        if not all(path):
+            continue
+        value = _env_value(env[var])
+        if len(path) == 1:
+            out[path[0]] = value
+        else:
+            inner = out.get(path[0])
+            nested = type(inner)() if isinstance(inner, dict) else {}
+            if isinstance(inner, dict):
+                nested.update(inner)
+                if hasattr(inner, "key_lines"):
+                    nested.key_lines = inner.key_lines  # type: ignore[attr-defined]
+            nested[path[1]] = value
+            out[path[0]] = nested
+        overlaid[".".join(path)] = var
+    return out, overlaid
+
+
+def _env_value(raw: str) -> Any:
+    import yaml
+
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if value is None or (isinstance(value, int) and ":" in raw):  # "09:00" is a time, not 540
+        return raw
+    return value
+
+
+def _flag(section: dict[str, Any], key: str, default: bool, path: Path) -> bool:
+    value = section.get(key, default)
+    if isinstance(value, str) and value.lower() in ("0", "1", "yes", "no", "on", "off"):
+        return value.lower() in ("1", "yes", "on")
+    if not isinstance(value, bool | int) or value not in (0, 1):
+        line = section.get("__lines__", {}).get(key)
+        raise ConfigError(f"must be true or false, got {value!r}",
+                          Location(str(path), line, f"fanline.{key}"))  # fmt: skip
+    return bool(value)
 
 
 def _read(path: Path, env: dict[str, str]) -> dict[str, Any]:
