@@ -8,6 +8,7 @@ so a million personalised texts are written without a row passing through Python
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +19,11 @@ from bot.linkish import shown
 from bot.segments import Segment
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]{0,63})(?:\|([^{}]{0,40}))?\}")
-STATUSES = ("draft", "scheduled", "enqueuing", "sending", "paused", "cancelled", "failed")
+STATUSES = ("draft", "scheduled", "enqueuing", "sending", "paused", "cancelled", "failed",
+            "completed")  # fmt: skip
+# what `render` (and its SQL twin, broadcast_store.body_expr) can fill: the keys of a fan's
+# profile (bot/signup.py, the pipeline's profile slots); any other name renders as its fallback
+FIELDS = frozenset({"first_name", "birthday", "email", "zip", "country", "timezone"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,23 @@ def parse_template(text: str) -> tuple[Part, ...]:
         "or {{ and }} for literal braces",
         Location("broadcast text", None, "body"),
     )
+
+
+def check_template(text: str, *, echo: bool = True) -> tuple[Part, ...]:
+    """`parse_template` for a new text: a `{name}` that is not a profile field is an error, as
+    `fanline validate` refuses one in domain.yml (else "Hi {frist_name}!" reaches fans "Hi !").
+    `echo=False` (HTTP answers) leaves the unknown name out of the message."""
+    parts = parse_template(text)
+    for p in parts:
+        if isinstance(p, Placeholder) and p.name not in FIELDS:
+            close = difflib.get_close_matches(p.name, sorted(FIELDS), n=1)
+            hint = f"did you mean {{{close[0]}}}? " if close else ""
+            raise ConfigError(
+                f"unknown placeholder{f' {{{p.name}}}' if echo else ''}: {hint}"
+                "a text to many fans can use " + ", ".join(f"{{{f}}}" for f in sorted(FIELDS)),
+                Location("broadcast text", None, "body"),
+            )
+    return parts
 
 
 def render(parts: tuple[Part, ...], profile: dict[str, Any]) -> str:

@@ -5,6 +5,8 @@ Off the inbound path: a broadcast is written into the same outbox the replies us
 
     create (draft) -> preview -> send (enqueuing -> sending) | schedule (scheduled -> ...)
                    pause <-> resume;  cancel at any time;  failed (with its reason) -> resume
+    sending -> completed: every text in a final state (sent, delivered, failed, cancelled ...),
+               noticed by the scheduler's step and by every read of the broadcast's progress
 
 A broadcast that cannot be enqueued (a stored segment that no longer validates, a bug) ends
 `failed` with a reason the CLI and the inbox show; the scheduler goes on with the others.
@@ -31,6 +33,7 @@ from bot.broadcast_model import (
     NewBroadcast,
     Placeholder,
     Preview,
+    check_template,
     parse_template,
     render,
 )
@@ -76,6 +79,7 @@ class BroadcastService:
         return await self.records.get(broadcast_id)
 
     async def all(self) -> list[Broadcast]:
+        await self.records.complete_finished()
         return await self.records.all()
 
     async def preview(self, broadcast_id: int, at: datetime | None = None) -> Preview:
@@ -189,6 +193,7 @@ class BroadcastService:
                 await self._failed(broadcast_id, exc)
                 continue
             started.append(broadcast_id)
+        await self.records.complete_finished()
         return started
 
     async def _start_due(self, broadcast_id: int, at: datetime) -> bool:
@@ -231,6 +236,7 @@ class BroadcastService:
         return await self.records.cancel(broadcast_id)
 
     async def stats(self, broadcast_id: int) -> BroadcastStats:
+        await self.records.complete_finished(broadcast_id)
         return await self.records.stats(broadcast_id)
 
 
@@ -255,7 +261,7 @@ def check(spec: NewBroadcast) -> None:
 
     if not spec.body.strip() and not spec.media_urls:
         fail("a broadcast needs a text or media", "body")
-    parts = parse_template(spec.body)
+    parts = check_template(spec.body)
     longest = render(parts, {p.name: "x" * 20 for p in parts if isinstance(p, Placeholder)})
     if sms_segments(longest)[0] > MAX_SEGMENTS:
         fail(f"the text is longer than {MAX_SEGMENTS} SMS segments", "body")

@@ -29,7 +29,7 @@ class Progress:
 
     id: int
     name: str
-    status: str  # draft | scheduled | enqueuing | sending | paused | cancelled | failed
+    status: str  # draft | scheduled | enqueuing | sending | paused | cancelled | failed | completed
     send_at: datetime | None
     started_at: datetime | None
     recipients: int  # texts written to the outbox so far
@@ -53,7 +53,8 @@ class Progress:
         """Still changing, so the page keeps polling: starting, texts waiting for the sender,
         or texts sent and waiting for their delivery reports."""
         starting = self.status in ("scheduled", "enqueuing")
-        return starting or self.queued > 0 or (self.status == "sending" and self.sent > 0)
+        reports = self.status in ("sending", "completed") and self.sent > 0
+        return starting or self.queued > 0 or reports
 
     def to_json(self) -> dict[str, Any]:
         def iso(at: datetime | None) -> str | None:

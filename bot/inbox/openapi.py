@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.broadcast_model import STATUSES
+
 _ID = {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _OK = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
 _ERRORS = {
@@ -69,7 +71,7 @@ _PROGRESS = {
     "type": "object",
     "properties": {
         "id": _INT, "name": _STR,
-        "status": {"enum": ["draft", "scheduled", "enqueuing", "sending", "paused", "cancelled"]},
+        "status": {"enum": list(STATUSES)},
         "send_at": {"type": ["string", "null"], "format": "date-time"},
         "started_at": {"type": ["string", "null"], "format": "date-time"},
         "recipients": _INT, "queued": _INT, "held": _INT, "sent": _INT, "delivered": _INT,

@@ -29,6 +29,9 @@ from bot.storage.segment_sql import field, segment_condition, zip3
 from bot.storage.store import Store
 from bot.storage.tables import TS, consent_events, contacts, messages
 
+# a broadcast's texts still to go somewhere (queued, being sent, outcome not known, held): while
+# any is left it is `sending`; then `completed` (late delivery reports still update its counts)
+OPEN_TEXTS = ("queued", "sending", "in_doubt", "unknown", "paused")
 MAX_PACE_BUCKETS = 50  # CASE branches per chunk for pacing
 INVALID = "(invalid segment)"  # a listed broken segment matches only fans with this tag
 
@@ -206,10 +209,30 @@ class BroadcastStore:
 
         return await self.db.run(go)
 
+    async def complete_finished(self, broadcast_id: int | None = None) -> list[int]:
+        """`sending` -> `completed` for broadcasts fully enqueued with every text in a final
+        state; one conditional UPDATE, safe from several processes. Returns the ids moved."""
+
+        def go(conn: Connection) -> list[int]:
+            b, m = broadcasts.c, messages.c
+            left = sa.exists().where(
+                m.broadcast_id == b.id, m.kind == "broadcast", m.status.in_(OPEN_TEXTS)
+            )
+            done = [b.status == "sending", b.enqueued_at.is_not(None), sa.not_(left)]
+            if broadcast_id is not None:
+                done.append(b.id == broadcast_id)
+            ids = list(conn.execute(sa.select(b.id).where(*done)).scalars())
+            if ids:  # the same condition again: a text requeued meanwhile keeps it sending
+                conn.execute(broadcasts.update().where(b.id.in_(ids), *done)
+                             .values(status="completed", finished_at=now()))  # fmt: skip
+            return ids
+
+        return await self.db.run(go)
+
     async def cancel(self, broadcast_id: int) -> int:
         def go(conn: Connection) -> int:
             b = _row(conn, broadcast_id, lock=True)
-            if b.status == "cancelled":
+            if b.status in ("cancelled", "completed"):  # nothing left to cancel
                 return 0
             _update(conn, broadcast_id, status="cancelled", finished_at=now())
             return _move(conn, broadcast_id, "queued", "cancelled") + _move(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.broadcast_model import Placeholder, parse_template, render
+from bot.broadcast_model import Placeholder, check_template, render
 from bot.errors import BadRequest, ConfigError, Conflict, NotFound, StorageError
 from bot.inbox.auth import Agent, now, utc
 from bot.inbox.queue import MAX_BODY, agent_text, fan_name
@@ -568,13 +568,10 @@ async def set_auto_reply(db: Database, agent: Agent, topic_id: int, until: datet
 
 
 def _template(body: str) -> tuple[Any, ...]:
-    try:
-        return parse_template(body)
-    except ConfigError:
-        raise BadRequest(
-            "a `{` or `}` that is not a placeholder: write {first_name}, {first_name|friend}, "
-            "or {{ and }} for literal braces"
-        ) from None
+    try:  # the broadcast renderer's own check: the same text is refused the same way everywhere
+        return check_template(body, echo=False)
+    except ConfigError as exc:
+        raise BadRequest(exc.message) from None
 
 
 def template(body: str) -> tuple[Any, ...]:

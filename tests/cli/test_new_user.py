@@ -95,3 +95,18 @@ def test_a_new_line_passes_its_own_validation_and_conversation_tests(tmp_path: P
         shutil.copytree(ROOT / "models", line / "models")
     assert main(["--project", str(line), "validate"]) == 0
     assert main(["--project", str(line), "test"]) == 0
+
+
+def test_a_broadcast_text_with_an_unknown_placeholder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `fanline validate` refuses {frist_name} in domain.yml; a broadcast took it and sent "Hi !"
+    monkeypatch.setenv("FANLINE_DATABASE_URL", f"sqlite:///{tmp_path}/fans.db")
+    line = ["--project", str(tmp_path)]
+    create = [*line, "broadcast", "create", "tour", "--text"]
+    assert main([*create, "Hi {frist_name}!"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown placeholder {frist_name}: did you mean {first_name}?" in err
+    assert main([*line, "broadcast", "list"]) == 0
+    assert capsys.readouterr().out == ""  # nothing stored
+    assert main([*create, "Hi {first_name|friend}!"]) == 0

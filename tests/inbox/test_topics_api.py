@@ -194,6 +194,7 @@ async def test_writes_need_the_csrf_token_and_bad_input_is_a_clear_400(
             ("reply", {"body": "hi", "auto_minutes": "soon"}, "`auto_minutes` must be a whole"),
             ("reply", {"body": "hi", "auto_minutes": 99_999}, "`auto_minutes` is between"),
             ("reply", {"body": "hi {first_name"}, "placeholder"),
+            ("reply", {"body": "Hi {frist_name}!"}, "did you mean {first_name}?"),
             ("move", {"message_ids": "all"}, "`message_ids` must be a list"),
             ("move", {"message_ids": [1], "to": "new"}, "`to` must be a topic id"),
             ("merge", {"into": tid}, "cannot be merged into itself"),
