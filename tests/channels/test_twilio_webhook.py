@@ -122,6 +122,64 @@ def test_twiml_escapes_and_carries_media() -> None:
     assert ET.fromstring(twiml([])).tag == "Response" and len(ET.fromstring(twiml([]))) == 0
 
 
+SDK_TWIML_CASES = [
+    [],
+    [OutboundSms("+1", "hi")],
+    [OutboundSms("+1", "<script>alert('x')</script> & \"quotes\" ]]> &amp; 💖 ñ\n\ttab")],
+    [OutboundSms("+1", "", media_urls=("https://e.com/a.png?x=1&y=2",))],
+    [OutboundSms("+1", "")],
+    [OutboundSms("+1", "a", media_urls=("u1", "u<2>")), OutboundSms("+1", "b > c")],
+]
+
+
+@pytest.mark.parametrize("replies", SDK_TWIML_CASES)
+def test_twiml_is_the_sdks_byte_for_byte(replies: list[OutboundSms]) -> None:
+    from twilio.twiml.messaging_response import Message, MessagingResponse
+
+    response = MessagingResponse()
+    for reply in replies:
+        message = Message()
+        if reply.body:
+            message.body(reply.body)
+        for url in reply.media_urls:
+            message.media(url)
+        response.append(message)
+    assert twiml(replies) == str(response)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [PUBLIC + "/webhooks/twilio/sms", "https://fans.example.com:443/webhooks/twilio/sms",
+     "http://127.0.0.1:5005/webhooks/twilio/sms?x=1&y=%C3%A9"],
+)  # fmt: skip
+def test_the_signature_fast_path_agrees_with_the_sdk(url: str) -> None:
+    from sanic.request import RequestParameters
+
+    form = load_form("sms_basic") | {"Body": "ünïcode & = + 💖", "Empty": ""}
+    multi = RequestParameters({k: [v] for k, v in form.items()} | {"Tag": ["b", "a", "b"]})
+    sdk = RequestValidator(TOKEN)
+    for params in (form, multi):
+        good = sdk.compute_signature(url, params)
+        assert verify_signature(TOKEN, url, params, good)
+        for bad in (good[:-2] + "xx", sdk.compute_signature(url + "x", params), good.lower()):
+            assert verify_signature(TOKEN, url, params, bad) == sdk.validate(url, params, bad)
+            assert not verify_signature(TOKEN, url, params, bad)
+    # what only the SDK's slow path accepts: Twilio signed the URL without its default port
+    plain = PUBLIC + "/webhooks/twilio/sms"
+    assert verify_signature(TOKEN, plain.replace(".com/", ".com:443/"), form,
+                            sdk.compute_signature(plain, form))  # fmt: skip
+
+
+def test_phone_numbers_normalised_the_same_the_second_time() -> None:
+    form = load_form("sms_basic")
+    first = parse_inbound(form | {"From": " +1 (415) 555-0123 "})
+    assert parse_inbound(form | {"From": " +1 (415) 555-0123 "}).sender == first.sender
+    assert first.sender == "+14155550123"
+    for _ in range(2):  # a refusal is cached as a refusal
+        with pytest.raises(BadRequest):
+            parse_inbound(form | {"From": "not a number"})
+
+
 @dataclass
 class Outcome:
     twiml_replies: list[OutboundSms]
