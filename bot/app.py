@@ -25,7 +25,7 @@ from bot.flows.responses import Responses
 from bot.inbox import build_hub, inbox_blueprints
 from bot.leases import Singleton, holder_id
 from bot.messages import InboundSms, OutboundSms
-from bot.outbound import OutboundSender
+from bot.outbound import sender_for
 from bot.pipeline import TurnOutcome
 from bot.reloader import Reloader
 from bot.runtime import Runtime
@@ -89,9 +89,7 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         )  # the inbox's live feed
         app.ctx.runtime = runtime
         gateway = _gateway(settings, app.ctx.feed)
-        sender = OutboundSender(
-            runtime.store, gateway, rate_per_second=settings.send_rate, rates=settings.rate_limits
-        )
+        sender = sender_for(settings, runtime.store, gateway)  # one rate per number, shared
         app.ctx.sender, app.ctx.gateway = sender, gateway
         app.ctx.stop = asyncio.Event()
         app.ctx.broadcasts = BroadcastService(runtime.store, default_rate=settings.send_rate)

@@ -43,7 +43,16 @@ from typing import Any, Protocol
 from bot import metrics
 from bot.errors import PermanentSendError, RetryableSendError
 from bot.messages import DeliveryReport
-from bot.pacing import Connections, TokenBucket
+from bot.pacing import (
+    SLOW_CODES,
+    Connections,
+    Grant,
+    LocalRates,
+    RateRule,
+    SharedRates,
+    rule_for,
+)
+from bot.sms import count_segments
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +103,11 @@ class OutboxStore(Protocol):
         ...
 
     async def outbox_retry(self, outbox_id: int, delay_s: float, error: str) -> None: ...
+
+    async def outbox_defer(self, rows: Sequence[tuple[int, int, float]], reason: str) -> None:
+        """(outbox id, attempts, seconds) of reserved rows not sent now (their number's daily
+        cap): still `queued`, due after the seconds; a row changed meanwhile is left alone."""
+        ...
 
     async def outbox_failed(self, outbox_id: int, code: int | None, error: str) -> None:
         """Permanent failure; 21610 also opts the fan out (the store decides)."""
@@ -162,7 +176,9 @@ class OutboundSender:
         max_attempts: int = 8,
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,
-        rates: Mapping[str, float] | None = None,
+        rates: Mapping[str, float | RateRule] | None = None,
+        pacer: LocalRates | SharedRates | None = None,
+        default_sender: str | None = None,  # the number / service of rows without a sender
         poll_interval: float = 1.0,
         lanes: int = 4,
         lease_s: float = 30.0,
@@ -205,14 +221,19 @@ class OutboundSender:
         self.lookup_base_s = lookup_base_s
         self.max_lookups = max_lookups
         self._empty_at = -1e9  # loop time of the last claim that found nothing
-        self._rates = dict(rates or {})
-        self._buckets: dict[str, TokenBucket] = {}
+        self._rules = {k: v if isinstance(v, RateRule) else RateRule(float(v))
+                       for k, v in (rates or {}).items()}  # fmt: skip
+        # the sender's rate per number: shared through the database (`SharedRates`, as the
+        # server builds it) or, by default, a token bucket per number in this process
+        self.default_sender = default_sender
+        self._grants: dict[int, Grant] = {}  # outbox id -> its grant, until claimed or handed back
+        self.pacer = pacer if pacer is not None else LocalRates(self.rule)
         self._wake = asyncio.Event()
         self._batches = 0  # batches this sender's lanes have reserved and not yet recorded
         self._quiet = asyncio.Condition()
         self._random = random.Random()
         self.counts = {"sent": 0, "retried": 0, "failed": 0, "expired": 0, "cancelled": 0,
-                       "in_doubt": 0, "unknown": 0}  # fmt: skip
+                       "in_doubt": 0, "unknown": 0, "capped": 0}  # fmt: skip
 
     def notify(self) -> None:
         """A turn committed outbox rows: wake the loop now instead of at the next poll."""
@@ -321,11 +342,13 @@ class OutboundSender:
         sends: list[asyncio.Task[tuple[int, str, int, str] | None]] = []
         pending = list(items)
         while pending:
-            group = await self._slots(pending, deadline)
+            group, used = await self._slots(pending, deadline)
+            del pending[:used]
             if not group:
+                if used:
+                    continue  # every row looked at was held for its number's daily cap
                 self.counts["expired"] += len(pending)  # due again when the reservation lapses
                 break
-            del pending[: len(group)]
             sends += await self._claim_and_send(group)
         outcomes = await asyncio.gather(*sends)
         sent = [o for o in outcomes if o is not None]
@@ -335,26 +358,41 @@ class OutboundSender:
             metrics.SENDS.labels("sent").inc(len(sent))
         return len(items)
 
-    async def _slots(self, pending: list[OutboxItem], deadline: float) -> list[OutboxItem]:
-        """The next rows whose connection and rate-limit token are in hand. Connections are
+    async def _slots(
+        self, pending: list[OutboxItem], deadline: float
+    ) -> tuple[list[OutboxItem], int]:
+        """The next rows whose connection and rate-limit grant are in hand, and how many rows
+        from the head of `pending` were used up (sent or held for a daily cap). Connections are
         taken half of them at a time (a claim per freed connection would cost a database
-        trip per send); the first row waits for its token, the rows after it join only while
-        tokens are there without waiting."""
+        trip per send); the first row waits for its grant, the rows after it join only while
+        grants come without waiting."""
         taken = await self._in_flight.take(len(pending))
         group: list[OutboxItem] = []
+        capped: list[tuple[OutboxItem, Grant]] = []
+        used = 0
         for item in pending[:taken]:
-            bucket = self._bucket(item.sender)
-            if group and not bucket.ready():
+            key, weight = item.sender or DEFAULT_SENDER, _weight(item)
+            grant = await self.pacer.take(key, weight)
+            if not grant.ok:  # the number's daily cap: the row waits for the next day
+                capped.append((item, grant))
+                used += 1
+                continue
+            if group and grant.wait > 0 or time.monotonic() + grant.wait > deadline:
+                await self.pacer.give_back(key, weight, grant)
                 break
-            wait = bucket.take()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if time.monotonic() > deadline:
-                bucket.give_back()
-                break
+            if grant.wait > 0:
+                await asyncio.sleep(grant.wait)
             group.append(item)
+            self._grants[item.id] = grant
+            used += 1
         self._in_flight.release(taken - len(group))
-        return group
+        if capped:
+            await self.store.outbox_defer(
+                [(item.id, item.attempts, g.tomorrow_s) for item, g in capped], "daily cap"
+            )
+            self.counts["capped"] += len(capped)
+            metrics.SENDS.labels("capped").inc(len(capped))
+        return group, used
 
     async def _claim_and_send(
         self, group: list[OutboxItem]
@@ -362,25 +400,28 @@ class OutboundSender:
         try:
             claimed = await self.store.claim_sends(group)
         except BaseException:
-            self._release(group, [])
+            await asyncio.shield(self._release(group, []))
             raise
-        self._release(group, claimed)
+        await self._release(group, claimed)
         if len(claimed) < len(group):  # opted out (or paused, or taken) while waiting
             self.counts["cancelled"] += len(group) - len(claimed)
             metrics.SENDS.labels("not_claimed").inc(len(group) - len(claimed))
         return [asyncio.create_task(self._send_one(item)) for item in claimed]
 
-    def _release(self, group: list[OutboxItem], claimed: list[OutboxItem]) -> None:
+    async def _release(self, group: list[OutboxItem], claimed: list[OutboxItem]) -> None:
         """Hand back the slots of rows that were not claimed (opted out, paused, taken)."""
-        mine = {i.id for i in claimed}
+        mine, gone = {i.id for i in claimed}, []
         for item in group:
+            grant = self._grants.pop(item.id, None)
             if item.id not in mine:
-                self._bucket(item.sender).give_back()
+                gone.append((item, grant))
                 self._in_flight.release(1)
+        for item, grant in gone:
+            await self.pacer.give_back(item.sender or DEFAULT_SENDER, _weight(item), grant)
 
     def _claim_size(self) -> int:
         # no more than the rate limit lets out well within the lease, across all lanes
-        slowest = min([self.rate_per_second, *self._rates.values()])
+        slowest = min([self.rate_per_second, *(r.per_second for r in self._rules.values())])
         return max(1, min(self.batch_size, int(slowest * self.lease_s / (2 * self.lanes))))
 
     async def _send_one(self, item: OutboxItem) -> tuple[int, str, int, str] | None:
@@ -393,6 +434,8 @@ class OutboundSender:
         try:
             result = await self.gateway.send(item)
         except RetryableSendError as exc:
+            if exc.code in SLOW_CODES:  # Twilio says the number sends too fast: slow it down
+                await self.pacer.slow_down(item.sender or DEFAULT_SENDER, exc.retry_after or 0.0)
             if not exc.in_doubt:
                 await self._retry_or_fail(item, exc)
                 return None
@@ -499,10 +542,24 @@ class OutboundSender:
             delay = max(delay, min(retry_after, self.backoff_max))
         return delay
 
-    def _bucket(self, sender: str | None) -> TokenBucket:
-        key = sender or DEFAULT_SENDER
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = TokenBucket(self._rates.get(key, self.rate_per_second))
-            self._buckets[key] = bucket
-        return bucket
+    def rule(self, key: str) -> RateRule:
+        """The rate of a sender key: configured, else by the number's kind, else the default."""
+        if key in self._rules:
+            return self._rules[key]
+        return rule_for(key or self.default_sender, self._rules, self.rate_per_second)
+
+
+def sender_for(settings: Any, store: OutboxStore, gateway: Gateway) -> OutboundSender:
+    """The server's sender: each number's rate shared through the database with every other
+    process and machine on it (`bot.storage.send_rates`)."""
+    twilio = settings.twilio
+    default = (twilio.number or twilio.messaging_service_sid) if twilio is not None else None
+    sender = OutboundSender(store, gateway, rate_per_second=settings.send_rate,
+                            rates=settings.rate_limits, default_sender=default)  # fmt: skip
+    sender.pacer = SharedRates(store.db, sender.rule)  # type: ignore[attr-defined]
+    return sender
+
+
+def _weight(item: OutboxItem) -> int:
+    """What a send costs of its number's rate: its segments (an MMS counts one)."""
+    return max(1, count_segments(item.body).count) if item.body else 1

@@ -17,7 +17,9 @@ from typing import Any
 def register_outbox(subparsers: Any) -> None:
     p = subparsers.add_parser("outbox", help="outbound texts by state; sends in doubt")
     sub = p.add_subparsers(title="actions", metavar="ACTION", required=True)
-    sub.add_parser("status", help="outbound texts by state").set_defaults(func=_run(_status))
+    sub.add_parser(
+        "status", help="outbound texts by state; each number's rate, today's count, backlog"
+    ).set_defaults(func=_run(_status))
     sub.add_parser(
         "unknown", help="sends whose outcome is not known (in_doubt, unknown)"
     ).set_defaults(func=_run(_unknown))
@@ -35,6 +37,7 @@ def _run(handler: Any) -> Any:
         from bot.storage import Store
 
         settings = load_settings(args.project)
+        args.settings = settings
         store = Store.open(settings.database_url, hash_key=settings.secret_key)
         try:
             return int(asyncio.run(handler(store, args)))
@@ -50,7 +53,37 @@ async def _status(store: Any, args: argparse.Namespace) -> int:
         print(f"{status:<12}{n:>10,}")
     if counts.get("unknown"):
         print(f"{counts['unknown']:,} sends have an unknown outcome: fanline outbox unknown")
+    await _rates(store, args.settings)
     return 0
+
+
+async def _rates(store: Any, settings: Any) -> None:
+    """Each sending number's rate (shared by every process), today's texts against its daily
+    cap, and its backlog. Sending numbers are the line's own, never a fan's."""
+    from bot.outbound import DEFAULT_SENDER, sender_for
+    from bot.pacing import number_kind
+    from bot.storage import send_rates
+
+    sender = sender_for(settings, store, gateway=None)  # type: ignore[arg-type]
+    now, day, rows = await store.db.run(send_rates.states)
+    state = {r["key"]: r for r in rows}
+    backlog = await store.outbox_backlog()
+    keys = sorted({DEFAULT_SENDER, *settings.rate_limits, *state, *backlog})
+    print(f"\n{'sender':<36}{'kind':<19}{'segments/s':>11}{'burst':>7}  {'today / cap':<17}"
+          f"{'backlog due':>11}{'later':>9}")  # fmt: skip
+    for key in keys:
+        rule = sender.rule(key)
+        shown = key or f"(default) {sender.default_sender or 'simulator'}"
+        row = state.get(key)
+        rate = f"{rule.per_second:g}"
+        if row and row["slow_until"] > now and row["slow_factor"] < 1:
+            rate = f"{rule.per_second * row['slow_factor']:g} slowed {row['slow_until'] - now:.0f}s"
+        today = row["day_count"] if row and row["day"] == day else 0
+        cap = f"{rule.daily_cap:,}" if rule.daily_cap else "-"
+        due, later = backlog.get(key, (0, 0))
+        kind = number_kind(key or sender.default_sender)
+        print(f"{shown:<36}{kind:<19}{rate:>11}{rule.bucket:>7g}  {f'{today:,} / {cap}':<17}"
+              f"{due:>11,}{later:>9,}")  # fmt: skip
 
 
 async def _unknown(store: Any, args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
-"""Pacing for the outbox sender (step 10): a token bucket per sending number, and the pool of
-free connections to the provider that each send's claim waits for.
+"""Pacing for the outbox sender (step 10): the rate of each sending number (shared by every
+process through the database, or a token bucket in this process), and the pool of free
+connections to the provider that each send's claim waits for.
 
 Both are taken *before* a row is claimed, so a claimed row goes to the provider at once.
 """
@@ -7,8 +8,11 @@ Both are taken *before* a row is claimed, so a claimed row goes to the provider 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 
 class TokenBucket:
@@ -71,3 +75,162 @@ class Connections:
         self.free += count
         if self.free >= self._group:  # waking every waiting lane per freed connection costs
             self._freed.set()
+
+
+# ---- one send rate per sending number, shared by every process (issue 17, item 2) -----------
+
+SHORT_CODE = re.compile(r"^\d{5,6}$")
+TOLL_FREE = re.compile(r"^\+1(800|833|844|855|866|877|888)\d{7}$")
+# geographic US/Canada numbers; N00 codes (500: Twilio's test numbers, 900...) are not long codes
+US_LONG_CODE = re.compile(r"^\+1(?![5679]00)[2-9]\d{2}[2-9]\d{6}$")
+# segments per second a number of each kind is allowed by the carriers (Twilio's figures)
+DEFAULT_RATES = {"short code": 100.0, "toll-free": 3.0, "US long code": 1.0}
+RULE_KEYS = ("per_second", "burst", "daily_cap")
+SLOW_CODES = frozenset({20429, 30022})  # too many requests; US A2P 10DLC throughput exceeded
+SLOW_HOLD_S = 60.0  # a 20429 / 30022 keeps the number's rate lowered this long after the last one
+
+
+@dataclass(frozen=True, slots=True)
+class RateRule:
+    """What one sender may send: segments per second, a burst (segments), messages per UTC day."""
+
+    per_second: float
+    burst: float | None = None  # None: max(5, per_second)
+    daily_cap: int | None = None
+
+    @property
+    def bucket(self) -> float:
+        return self.burst if self.burst is not None else max(5.0, self.per_second)
+
+
+def number_kind(sender: str | None) -> str:
+    if not sender:
+        return "default"
+    if sender.startswith("MG"):
+        return "Messaging Service"
+    for kind, pattern in (("short code", SHORT_CODE), ("toll-free", TOLL_FREE),
+                          ("US long code", US_LONG_CODE)):  # fmt: skip
+        if pattern.match(sender):
+            return kind
+    return "other"
+
+
+def rule_for(sender: str | None, configured: Mapping[str, RateRule], fallback: float) -> RateRule:
+    """The configured rule of `sender`, else its kind's default, else `send_rate_per_second`."""
+    if sender in configured:
+        return configured[sender]
+    return RateRule(DEFAULT_RATES.get(number_kind(sender), fallback))
+
+
+def rate_rules(value: Any, path: str, line: int | None) -> dict[str, RateRule]:
+    """`fanline.rate_limits:` per sending number (or Messaging Service SID): a number (segments
+    per second) or a mapping of per_second, burst, daily_cap. Errors name file and line."""
+    from bot.errors import ConfigError, Location
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError("expected a mapping of sending number to rate",
+                          Location(path, line, "fanline.rate_limits"))  # fmt: skip
+    lines = getattr(value, "key_lines", {})
+    rules: dict[str, RateRule] = {}
+    for sender, spec in value.items():
+        where = Location(path, lines.get(sender, line), f"fanline.rate_limits.{sender}")
+        if not isinstance(spec, dict):
+            spec = {"per_second": spec}
+        unknown = set(spec) - set(RULE_KEYS)
+        if unknown:
+            raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}: use "
+                              f"{', '.join(RULE_KEYS)}", where)  # fmt: skip
+        got = {}
+        for key in RULE_KEYS:
+            v = spec.get(key)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+                raise ConfigError(f"{key} must be a positive number, got {v!r}", where)
+            got[key] = v
+        if "per_second" not in got:
+            raise ConfigError("per_second is required (segments per second)", where)
+        cap = got.get("daily_cap")
+        rules[str(sender)] = RateRule(
+            float(got["per_second"]),
+            float(got["burst"]) if "burst" in got else None,
+            int(cap) if cap is not None else None,
+        )
+    return rules
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    ok: bool  # False: the sender's daily cap is reached
+    wait: float  # seconds until the grant may be used
+    tomorrow_s: float = 0.0  # refused: seconds until the cap opens again
+    ticket: Any = None  # the shared pacer's record of the grant (its ledger names it)
+
+
+class LocalRates:
+    """A token bucket per sender in this process only (one process, tests, benchmarks)."""
+
+    shared = False
+
+    def __init__(self, rules: Callable[[str], RateRule]) -> None:
+        self._rules = rules
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def _bucket(self, key: str) -> TokenBucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            rule = self._rules(key)
+            bucket = self._buckets[key] = TokenBucket(rule.per_second, rule.burst)
+        return bucket
+
+    async def take(self, key: str, weight: float) -> Grant:
+        return Grant(True, self._bucket(key).take())
+
+    async def give_back(self, key: str, weight: float, grant: Grant | None = None) -> None:
+        self._bucket(key).give_back()
+
+    async def slow_down(self, key: str, pause_s: float) -> None:
+        bucket = self._bucket(key)
+        bucket._tokens = min(bucket._tokens, 0.0) - pause_s * bucket.rate
+
+
+class SharedRates:
+    """The rate of each sender held in the database (`bot.storage.send_rates`): every process
+    and machine on that database draws from the same GCRA row, one statement per grant."""
+
+    shared = True
+
+    def __init__(self, db: Any, rules: Callable[[str], RateRule],
+                 on_grant: Callable[[str, float, Any], None] | None = None) -> None:  # fmt: skip
+        self.db = db
+        self._rules = rules
+        self._on_grant = on_grant  # tests and benchmarks keep a ledger of grants
+        self._rates: dict[str, float] = {}  # the rate in force at the last grant, per key
+
+    async def take(self, key: str, weight: float) -> Grant:
+        from bot.storage import send_rates
+
+        rule = self._rules(key)
+        g = await self.db.run(send_rates.take, key, weight, rule.per_second, rule.bucket,
+                              rule.daily_cap)  # fmt: skip
+        self._rates[key] = g.rate
+        if self._on_grant is not None:
+            self._on_grant(key, weight, g)
+        return Grant(g.ok, g.wait, g.tomorrow_s, g)
+
+    async def give_back(self, key: str, weight: float, grant: Grant | None = None) -> None:
+        from bot.storage import send_rates
+
+        rate = self._rates.get(key) or self._rules(key).per_second
+        await self.db.run(send_rates.give_back, key, weight, rate)
+        if self._on_grant is not None and grant is not None:
+            self._on_grant(key, -weight, grant.ticket)  # the ledger: that grant was not used
+
+    async def slow_down(self, key: str, pause_s: float) -> None:
+        from bot.storage import send_rates
+
+        rule = self._rules(key)  # the pause empties the bucket: no burst right after it
+        await self.db.run(send_rates.slow_down, key, pause_s + rule.bucket / rule.per_second,
+                          SLOW_HOLD_S)  # fmt: skip

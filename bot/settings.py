@@ -16,6 +16,7 @@ from typing import Any
 from bot.compliance.policy import Policy, compliance_settings
 from bot.errors import ConfigError, Location
 from bot.flows.disambiguation import Disambiguation, disambiguation_settings
+from bot.pacing import RateRule, rate_rules
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -65,7 +66,8 @@ class Settings:
     ack_timeout_s: float = 10.0  # a text not committed by then gets a 503 (Twilio waits 15 s)
     max_segments: int = 3
     send_rate: float = 10.0  # messages per second per sending number (Twilio long code: ~1)
-    rate_limits: dict[str, float] = field(default_factory=dict)
+    # per sending number / Messaging Service; others by their kind (bot.pacing.DEFAULT_RATES)
+    rate_limits: dict[str, RateRule] = field(default_factory=dict)
     team_hours: TeamHours | None = None
     # team hours an escalation of each priority waits unclaimed before the fan is told (None:
     # never); unset keys keep bot.escalation.DEFAULT_TIMEOUTS
@@ -145,7 +147,9 @@ def _settings(
         ack_timeout_s=_number(engine, "ack_timeout_ms", 10000, where) / 1000,
         max_segments=int(_number(engine, "max_sms_segments", 3, where)),
         send_rate=_number(engine, "send_rate_per_second", 10, where),
-        rate_limits={str(k): float(v) for k, v in (engine.get("rate_limits") or {}).items()},
+        rate_limits=rate_rules(
+            engine.get("rate_limits"), str(where), engine["__lines__"].get("rate_limits")
+        ),
         team_hours=_team_hours(engine.get("team_hours"), where),
         escalation_timeouts=_timeouts(engine, where),
         log_json=(env.get("FANLINE_LOG_FORMAT") or engine.get("log_format", "text")) == "json",

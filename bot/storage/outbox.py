@@ -26,7 +26,9 @@ from sqlalchemy.engine import Connection
 from bot.domain import ConsentChange
 from bot.messages import DeliveryReport, OutboundSms
 from bot.outbound import OutboxItem, SendResult
+from bot.pacing import SLOW_HOLD_S
 from bot.quiet_hours import window, zone_for_fan
+from bot.storage import send_rates
 from bot.storage.broadcast_tables import broadcasts
 from bot.storage.tables import contacts, messages, suppressions
 
@@ -260,6 +262,21 @@ class OutboxQueries:
 
         return await self.db.run(count)
 
+    async def outbox_backlog(self) -> dict[str, tuple[int, int]]:
+        """Queued texts per sending number ("" = the default sender): (due now, due later)."""
+
+        def count(conn: Connection) -> dict[str, tuple[int, int]]:
+            m = messages.c
+            due = sa.case((m.not_before <= now(), 1), else_=0)
+            rows = conn.execute(
+                sa.select(m.from_number, sa.func.sum(due), sa.func.count())
+                .where(m.direction == "out", m.status == "queued")
+                .group_by(m.from_number)
+            ).all()
+            return {(k or ""): (int(d or 0), int(n) - int(d or 0)) for k, d, n in rows}
+
+        return await self.db.run(count)
+
     async def release_held(self, outbox_ids: Sequence[int]) -> None:
         """Held replies, or inline ones whose webhook answer ran out of time: due now."""
         if not outbox_ids:
@@ -309,6 +326,22 @@ class OutboxQueries:
                 .values(status="queued", not_before=now() + timedelta(seconds=delay_s),
                         error=error[:500], sent_at=None)
             )  # fmt: skip
+
+        await self.db.run(mark)
+
+    async def outbox_defer(self, rows: Sequence[tuple[int, int, float]], reason: str) -> None:
+        """Reserved rows held back (their number's daily cap): due again after their delay,
+        only while still `queued` at the same attempts (a STOP or a pause meanwhile wins)."""
+        m = messages.c
+
+        def mark(conn: Connection) -> None:
+            at = now()
+            for oid, tries, delay_s in rows:
+                conn.execute(
+                    messages.update()
+                    .where(m.id == oid, m.status == "queued", m.attempts == tries)
+                    .values(not_before=at + timedelta(seconds=delay_s), error=reason[:500])
+                )
 
         await self.db.run(mark)
 
@@ -390,9 +423,9 @@ class OutboxQueries:
 
     def _apply_report(self, conn: Connection, report: DeliveryReport) -> bool:
         row = conn.execute(
-            sa.select(messages.c.id, messages.c.status, messages.c.contact_id).where(
-                messages.c.channel_id == report.channel_id, messages.c.direction == "out"
-            )
+            sa.select(
+                messages.c.id, messages.c.status, messages.c.contact_id, messages.c.from_number
+            ).where(messages.c.channel_id == report.channel_id, messages.c.direction == "out")
         ).first()
         if row is None:
             return False
@@ -405,6 +438,8 @@ class OutboxQueries:
         if report.error_code == CARRIER_OPT_OUT and row.contact_id is not None:
             change = ConsentChange("opt_out", "carrier", "Twilio error 21610")
             self._change_consent(conn, row.contact_id, change, now())
+        if report.error_code in send_rates.SLOW_CODES:  # 30022: the number sends too fast
+            send_rates.slow_down(conn, row.from_number or "", 1.0, SLOW_HOLD_S)
         return True
 
 

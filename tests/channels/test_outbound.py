@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from bot.outbound import OutboundSender, TokenBucket
+from bot.outbound import OutboundSender
+from bot.pacing import TokenBucket
 
 from .conftest import LocalTwilio
 from .memory_store import MemoryOutboxStore
@@ -130,9 +131,10 @@ async def test_buckets_are_per_sender_number(gateway) -> None:
     sender = OutboundSender(
         MemoryOutboxStore(), gateway, rate_per_second=5, rates={"+14155550001": 50}
     )
-    assert sender._bucket("+14155550001").rate == 50
-    assert sender._bucket("+14155550002").rate == 5
-    assert sender._bucket(None) is sender._bucket("")
+    assert sender.rule("+14155550001").per_second == 50
+    assert sender.rule("+14155550002").per_second == 1  # a US long code's default
+    assert sender.rule("+15005550006").per_second == 5  # no kind (a test number): the default
+    assert sender.pacer._bucket("+14155550001").rate == 50
 
 
 class NotifyingStore(MemoryOutboxStore):
