@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,9 @@ from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TwilioS
 from tests.conftest import ROOT
 
 OUR_NUMBER = "+15005550006"
+# for tests that read the inline TwiML answer: a reply budget no turn reaches, even on a loaded
+# machine (a bound on waiting, not a speed claim); the default 2 s is what production gets
+INLINE_BUDGET_S = 120.0
 
 
 def fan() -> str:
@@ -68,6 +72,27 @@ class Stack:
     ) -> httpx.Response:
         form = self.form(sender, body, message_sid=extra.pop("message_sid", None) or sid, **extra)
         return await self.post("/webhooks/twilio/sms", form)
+
+    async def answer(self, sender: str, body: str, **extra: str) -> str:
+        """What the fan receives for a text: the inline TwiML's messages, or, when the turn ran
+        past the reply budget (a loaded machine, or `reply_budget_s=0`), the texts the sender
+        then delivered through the SDK. Waits on those texts (bounded), never on time."""
+        before = len(self.twilio.accepted(sender))
+        response = await self.text(sender, body, **extra)
+        assert response.status_code == 200, response.status_code
+        if "<Message>" in response.text:
+            return html.unescape(response.text)
+        await self.twilio.wait_accepted(before + 1, to=sender, timeout=30)
+        # the turn committed its replies before the sender sent any: now all of them are known
+        *_, row = await self.inbound(sender)
+        count = len(await self.store.replies_to(row.id))
+        sent = await self.twilio.wait_accepted(before + count, to=sender, timeout=30)
+        return "\n".join(str(m["body"]) for m in sent[before:])
+
+    async def sent_after(self, sender: str, before: int) -> dict[str, Any]:
+        """The next text accepted for `sender` after the first `before` (bounded wait)."""
+        sent = await self.twilio.wait_accepted(before + 1, to=sender, timeout=30)
+        return sent[before]
 
     async def post(
         self, path: str, form: dict[str, str], signature: str | None = None

@@ -12,12 +12,21 @@ from bot.messages import InboundSms
 from bot.storage import Store
 from bot.unanswered import answer_unanswered
 
-from .stack import OUR_NUMBER, Stack, fan, running_stack, sid, writes_blocked
+from .stack import (
+    INLINE_BUDGET_S,
+    OUR_NUMBER,
+    Stack,
+    fan,
+    running_stack,
+    sid,
+    writes_blocked,
+)
 
 
 @pytest.fixture
 async def stack(database_url: str) -> AsyncIterator[Stack]:
-    async for s in running_stack(database_url):
+    # the inline answer is read: a budget a turn on a loaded machine cannot run past (a bound)
+    async for s in running_stack(database_url, reply_budget_s=INLINE_BUDGET_S):
         yield s
 
 

@@ -7,14 +7,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from .stack import OUR_NUMBER, Stack, fan, running_stack
+from .stack import INLINE_BUDGET_S, OUR_NUMBER, Stack, fan, running_stack
 
 _stack = running_stack  # the whole server, shared with the durability and browser tests
 
 
 @pytest.fixture
 async def stack(database_url: str) -> AsyncIterator[Stack]:
-    async for s in _stack(database_url):
+    # these tests read the inline answer: a budget that a turn on a loaded machine cannot run
+    # past (a bound, not a speed claim; `slow_stack` takes the other path)
+    async for s in _stack(database_url, reply_budget_s=INLINE_BUDGET_S):
         yield s
 
 
