@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import random
 import re
+import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -345,6 +346,7 @@ class TwilioServer:
             },
             "to": _first(form, "To"),
             "uri": f"{base}.json",
+            "_at": time.time(),  # when it was accepted: benchmarks count sends per second
         }
 
     def _advance(self, message: dict[str, Any], callback: str | None) -> None:
