@@ -51,7 +51,10 @@ OTHER_SURE = DEFAULT.help_start_sure  # START / HELP in plain words
 # a sure opt-out that names nothing of the texts ("please just stop", "no me escriban más" do;
 # "i want to be out of whisper mode" does not) must be this sure, whatever the line's bands
 UNNAMED_SURE = 0.95
-FOREIGN_UNNAMED_SURE = 0.70  # the same, in another language (see `_unnamed_sure`)
+# in another language the model's ordinary-language negatives are thin (the background is
+# English), so by model alone an opt-out there must be this sure; explicit wording in the five
+# languages (`patterns.py`) decides the rest, and below this the fan is asked once
+FOREIGN_SURE = 0.90
 WHO_HELP = 0.10  # "who is this", "what is this number": HELP at this (the line may say else)
 ASKED_KEY = "compliance_asked"  # in the dialogue JSON, for one turn: we asked "Reply STOP ...?"
 # in the dialogue JSON of a fan the phrase model unsubscribed: their next "yes" answers whatever
@@ -94,8 +97,10 @@ def classify(
         typo = typos.typo_of(words)
         if typo is not None:
             return Decision(typo[0], f"~{typo[1]}")  # type: ignore[arg-type]
-    if patterns.explicit_opt_out(text[: phrases.MAX_CHARS]):
-        return Decision("opt_out", "phrase")
+    if patterns.explicit_opt_out(text[: phrases.MAX_CHARS]):  # in its language: the reply's
+        return Decision(
+            "opt_out", "phrase", language=language.identify(text, language.REPLY_PROBABILITY)
+        )
     if not policy.phrase_model or sum(w.isalpha() and len(w) > 1 for w in words.split()) < 2:
         return None  # one word, a ZIP, a date: the keywords and typos above had their say
     return _from_model(text, subscription, model or phrases.model(), policy)
@@ -104,6 +109,8 @@ def classify(
 def _from_model(
     text: str, subscription: str, model: PhraseModel, policy: Policy
 ) -> Decision | None:
+    if model.is_line_example(text):
+        return None  # the line's own example: its fans mean the line's intent by it
     # a long text is read whole and clause by clause: "loved the show, but please stop the texts"
     probs = model.probabilities(text)
     out, guarded = probs["opt_out"], patterns.guarded(text)
@@ -114,7 +121,9 @@ def _from_model(
     if (
         out >= policy.opt_out_sure
         and not guarded
-        and (subject.about_the_texts(text) or out >= _unnamed_sure(text))
+        and not subject.observation(text)  # "i get a lot of texts from you": asked, at most
+        and (subject.about_the_texts(text) or out >= UNNAMED_SURE)
+        and (out >= FOREIGN_SURE or not _foreign(text))
     ):
         return _modelled("opt_out", out, text)
     if out >= (max(GUARDED_ASK, policy.opt_out_ask) if guarded else policy.opt_out_ask):
@@ -136,12 +145,9 @@ def _from_model(
     return None
 
 
-def _unnamed_sure(text: str) -> float:
-    """How sure an opt-out that names nothing of the texts must be. `subject` reads English
-    surely and the other languages only by their commonest words: a text in another language
-    gets the band the model had before it learnt ordinary (English) language."""
-    foreign = language.identify(text, language.REPLY_PROBABILITY) is not None
-    return FOREIGN_UNNAMED_SURE if foreign else UNNAMED_SURE
+def _foreign(text: str) -> bool:
+    """Written in another language than the line's (surely enough to pick a reply's)."""
+    return language.identify(text, language.REPLY_PROBABILITY) is not None
 
 
 def _modelled(kind: str, score: float, text: str) -> Decision:

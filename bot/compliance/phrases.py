@@ -18,6 +18,7 @@ A trained model is plain arrays and JSON (`state()` / `restore()`), never a pick
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import unicodedata
@@ -78,6 +79,11 @@ def load_background() -> tuple[str, ...]:
     return tuple(s for s in (line.strip() for line in lines) if s and not s.startswith("#"))
 
 
+def _digest(prepared: str) -> str:
+    # the line's examples are kept as digests: the saved model carries no fan-facing text twice
+    return hashlib.sha256(prepared.encode()).hexdigest()[:16]
+
+
 def prepare(text: str) -> str:
     """Lower case, accents folded, whitespace squeezed, cut to MAX_CHARS."""
     text = unicodedata.normalize("NFKD", text[:MAX_CHARS].lower())
@@ -133,6 +139,7 @@ class PhraseModel:
         with threadpool_limits(1):  # BLAS threads only contend on a small problem
             classifier.fit(features, labels, sample_weight=weights)
         self._fitted = (vectorizers, classifier)  # for `reference` (tests) only
+        self._line = frozenset(_digest(t) for t in map(prepare, line) if t)
         vocabularies = [sorted(v.vocabulary_, key=v.vocabulary_.__getitem__) for v in vectorizers]
         self._build(
             tuple(str(c) for c in classifier.classes_), classifier.intercept_,
@@ -156,6 +163,10 @@ class PhraseModel:
             part = (analyzer, index, np.asarray(idf), self._coef[offset : offset + size])
             self._parts.append(part)
             offset += size
+
+    def is_line_example(self, text: str) -> bool:
+        """`text` is one of the line's own examples (as `prepare` reads them)."""
+        return _digest(prepare(text)) in self._line
 
     def probabilities(self, text: str) -> dict[str, float]:
         # the TF-IDF vector and the dot product by hand: sklearn's per-call checks cost 20x more
@@ -185,7 +196,7 @@ class PhraseModel:
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(JSON-able metadata, arrays): everything `restore` needs, no pickle."""
         meta = {"labels": list(self.labels), "vocabularies": self._vocabularies,
-                "examples": self.examples}  # fmt: skip
+                "examples": self.examples, "line": sorted(self._line)}  # fmt: skip
         arrays = {"intercept": self._intercept, "coef": self._coef}
         arrays |= {f"idf_{i}": p[2] for i, p in enumerate(self._parts)}
         return meta, arrays
@@ -197,6 +208,7 @@ class PhraseModel:
         model._build(tuple(meta["labels"]), arrays["intercept"], meta["vocabularies"], idfs,
                      arrays["coef"])  # fmt: skip
         model.examples = int(meta.get("examples", 0))
+        model._line = frozenset(meta.get("line", ()))
         return model
 
 

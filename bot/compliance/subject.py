@@ -24,6 +24,7 @@ _TEXTS = (
     r"|spam\w*|mensajes?|textos?|numero|lista|suscri\w*|desuscri\w*|baja|messaggi|mensage(m|ns)"
     r"|liste|abonn\w*|desabonn\w*|iscri\w*|disiscri\w*|inscri\w*|desinscri\w*|contact\w*"
     r"|escrib\w*|ecri\w*|scriv\w*|escrev\w*|mand\w* (sms|mensage\w*)"
+    r"|nachricht\w*|nummer|kontakt\w*|schreib\w*|schick\w*|abmeld\w*|abbestell\w*|verteiler"
 )
 # "these" / "them" as what the fan receives: "i'd rather not get these", "make them stop"
 _THESE = (
@@ -36,7 +37,7 @@ _OTHER_LANGUAGES = (
     r"recib\w*|recev\w*|ricev\w*|receb\w*|molest\w*|derang\w*|disturb\w*|incomod\w*|borr\w*"
     r"|elimin\w*|supprim\w*|apag\w*|tranquil\w*|in pace|em paz|en paz|saber nada|plus rien"
     r"|nada mas|mas nada|niente (piu|altro)|mais nada|no mas|paren|parem|parar|arret\w*|smett\w*"
-    r"|basta|fermat\w*|dejen|deja de|deixem|lasci\w*|laiss\w*"
+    r"|fermat\w*|dejen|deja de|deixem|lasci\w*|laiss\w*"
     r"|mand(e|en|es|em|ar|arme|ame|enme|ate|atemi|are)"  # send (es, it, pt): "ya no me manden nada"
 )
 # "stop" or "remove" said to the sender, alone at the end: "honestly please just stop"
@@ -73,6 +74,36 @@ ELSEWHERE = re.compile(
     r"(texts|list|messages|alerts)|nova|her|him|them)\b)",
     re.IGNORECASE,
 )
+
+
+# a fan describing the texts they get ("i get a lot of texts from this number", "me llegan
+# muchos mensajes"): about the texts, but no request; at most the one "Reply STOP?" ask
+_RECEIVING = re.compile(
+    r"\b((i|we|im|i'm|i am|ive|i've|i have|i been|i keep|i always|i still)( \w+){0,2} "
+    r"(get|getting|got|gotten|receive|receiving|recieve|recieving|received)"
+    r"|(these|your|ur|the|ya|you guys'?) (texts|messages|msgs|txts) (keep|always|never|are|were"
+    r"|make|come|came|get)"
+    r"|you (guys )?(text|send|message|msg)( me| us)? (a lot|alot|so much|too much|every|all the)"
+    r"|me llega\w*|recib(o|imos)|he recibido|me (mandan|envian|escriben)"
+    r"|(je|on) recoi\w*|j'ai recu|vous m'envoyez|tu m'envoies|ricev(o|iamo)|ho ricevuto"
+    r"|mi (arrivano|mandate|scrivete)|receb(o|emos|i)|me (mandam|enviam)|chegam"
+    r"|ich (bekomme|kriege|erhalte)|ihr (schickt|schreibt) mir)\b",
+)
+_REQUEST = re.compile(
+    r"\b(stop|stp|unsub\w*|remove|opt|please|pls|plz|want|wanna|wish|no more|don'?t|dont|do not"
+    r"|take|leave|enough|quit|cancel|end|out|block|delete|off|can (you|u|i)|could (you|u)"
+    r"|how (do|can) i|rather|sick of|tired of|annoying|spam\w*|why|who"
+    r"|basta|dej\w*|paren|parem|pare|por favor|porfa|arret\w*|svp|merci de|smett\w*|favore"
+    r"|chega|bitte|auf|mehr|plus|piu|mais|no quiero|ne veux|non voglio|nao quero|baja|desuscri\w*"
+    r"|saca\w*|quit\w*|borr\w*|tir\w*|retir\w*|molest\w*|harcel\w*|nerv\w*|demasiad\w*|trop"
+    r"|troppi|demais|zu viele)\b",
+)
+
+
+def observation(text: str) -> bool:
+    """The text tells what the fan receives and asks nothing about it."""
+    prepared = prepare(text)
+    return _RECEIVING.search(prepared) is not None and _REQUEST.search(prepared) is None
 
 
 def about_the_texts(text: str) -> bool:

@@ -47,8 +47,18 @@ def budget(keyword: str) -> int:
     return 0 if n < 4 else 1 if n <= 9 else 2
 
 
+# opt-out wording typed without its spaces ("stoptexting", "removeme", "nomore")
+RUN_TOGETHER = frozenset(
+    """STOPTEXTING STOPTEXTINGME STOPMESSAGING STOPMESSAGINGME STOPSENDING STOPTHETEXTS
+    STOPTEXTS STOPMESSAGES REMOVEME UNSUBSCRIBEME UNSUBME OPTMEOUT NOMORE NOMORETEXTS
+    NOMOREMESSAGES LEAVEMEALONE STOPPLEASE PLEASESTOP STOPPLS STOPNOW""".split()  # noqa: SIM905
+)
+
+
 def typo_of(word: str) -> tuple[str, str] | None:
     """(kind, keyword) when `word` (one normalised word) is a typo of exactly one keyword."""
+    if word in RUN_TOGETHER:
+        return "opt_out", word
     if not word.isalpha() or word in REAL_WORDS or len(word) < 3:
         return None
     squeezed = collapse(word)
