@@ -2,7 +2,8 @@
 from ONE number through the local Twilio-compatible server; the server's accept times give the
 achieved rate, its deviation from the configured one, and the most sends in any 1 s window.
 
-    python bench/send_rate.py --processes 3 --rate 10 --seconds 30 [--store sqlite] [--pacer local]
+    python bench/send_rate.py --processes 3 --rate 10 --seconds 30 [--store sqlite]
+        [--redis redis://127.0.0.1:6379/0] [--pacer local]
 
 The parent queues rate * seconds + burst texts from the number (PostgreSQL: a fresh schema in
 FANLINE_TEST_DATABASE_URL or --database-url), serves the Twilio-compatible server in its own
@@ -22,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from bench.sender import database  # noqa: E402
 from bot.channels.twilio_gateway import TwilioGateway  # noqa: E402
 from bot.messages import OutboundSms  # noqa: E402
 from bot.outbound import OutboundSender  # noqa: E402
-from bot.pacing import RateRule, SharedRates  # noqa: E402
+from bot.pacing import RateRule, RedisRates, SharedRates  # noqa: E402
 from bot.storage import Store  # noqa: E402
 from bot.testing import serve_in_process  # noqa: E402
 from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TwilioServer  # noqa: E402
@@ -58,7 +60,9 @@ async def child(args: argparse.Namespace) -> None:
         elif weight < 0:
             granted.pop(id(grant), None)
 
-    if args.pacer == "shared":
+    if args.pacer == "shared" and args.redis:
+        sender.pacer = RedisRates(args.redis, sender.rule, keep, prefix=args.redis_prefix)
+    elif args.pacer == "shared":
         sender.pacer = SharedRates(store.db, sender.rule, keep)
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
@@ -70,6 +74,8 @@ async def child(args: argparse.Namespace) -> None:
     stop.set()
     await task
     await gateway.aclose()
+    if isinstance(sender.pacer, RedisRates):
+        await sender.pacer.aclose()
     store.close()
     print(json.dumps({**sender.counts, "grants": sorted(granted.values())}))
 
@@ -85,6 +91,9 @@ async def parent(args: argparse.Namespace, db_url: str) -> None:
         cmd = [sys.executable, __file__, "--child", "--database-url", db_url, "--twilio-url", url,
                "--rate", str(args.rate), "--burst", str(args.burst), "--seconds",
                str(args.seconds), "--pacer", args.pacer, "--batch", str(args.batch)]  # fmt: skip
+        prefix = f"fanline:bench:{uuid.uuid4().hex}:"  # Redis keys of this run's own
+        if args.redis:
+            cmd += ["--redis", args.redis, "--redis-prefix", prefix]
         env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
         procs = [
             await asyncio.create_subprocess_exec(*cmd, env=env, stdout=subprocess.PIPE)
@@ -92,6 +101,12 @@ async def parent(args: argparse.Namespace, db_url: str) -> None:
         ]
         outs = [await p.communicate() for p in procs]
     counts = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outs]
+    if args.redis:
+        import redis
+
+        client = redis.Redis.from_url(args.redis)
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
     at = sorted(m["_at"] for m in server.messages.values() if m["from"] == NUMBER)
     store.close()
     report(args, store.db.engine.dialect.name, total, at, counts)
@@ -112,7 +127,8 @@ def report(args: argparse.Namespace, dialect: str, total: int, at: list[float],
     per_second = Counter(int(t - at[0]) for t in at)
     windows = window(at)
     steady = [per_second[k] for k in sorted(per_second)[1:-1]]  # whole seconds after the burst
-    print(f"{args.processes} sender processes on {dialect}, pacer {args.pacer}, one number "
+    pacer = f"{args.pacer} (Redis)" if args.redis and args.pacer == "shared" else args.pacer
+    print(f"{args.processes} sender processes on {dialect}, pacer {pacer}, one number "
           f"({NUMBER}) at {args.rate:g} segments/s, burst {args.burst:g}")  # fmt: skip
     print(f"sent {sent:,} of {total:,} (per process: {[c['sent'] for c in counts]}); accepted "
           f"over {span:.2f} s")  # fmt: skip
@@ -149,6 +165,8 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="postgresql")
     parser.add_argument("--pacer", choices=["shared", "local"], default="shared")
     parser.add_argument("--database-url", default=os.environ.get("FANLINE_TEST_DATABASE_URL"))
+    parser.add_argument("--redis", help="the rate in Redis at this URL (fanline.redis_url)")
+    parser.add_argument("--redis-prefix", default="fanline:bench:", help=argparse.SUPPRESS)
     parser.add_argument("--twilio-url")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

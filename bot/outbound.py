@@ -551,12 +551,18 @@ class OutboundSender:
 
 def sender_for(settings: Any, store: OutboxStore, gateway: Gateway) -> OutboundSender:
     """The server's sender: each number's rate shared through the database with every other
-    process and machine on it (`bot.storage.send_rates`)."""
+    process and machine on it (`bot.storage.send_rates`), or through Redis when configured."""
     twilio = settings.twilio
     default = (twilio.number or twilio.messaging_service_sid) if twilio is not None else None
     sender = OutboundSender(store, gateway, rate_per_second=settings.send_rate,
                             rates=settings.rate_limits, default_sender=default)  # fmt: skip
-    sender.pacer = SharedRates(store.db, sender.rule)  # type: ignore[attr-defined]
+    if getattr(settings, "redis_url", None):
+        from bot.pacing import RedisRates
+
+        sender.pacer = RedisRates(settings.redis_url, sender.rule)
+        store.rate_hook = sender.pacer.slow_down  # type: ignore[attr-defined]  # 30022 reports
+    else:
+        sender.pacer = SharedRates(store.db, sender.rule)  # type: ignore[attr-defined]
     return sender
 
 

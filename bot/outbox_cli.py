@@ -65,7 +65,11 @@ async def _rates(store: Any, settings: Any) -> None:
     from bot.storage import send_rates
 
     sender = sender_for(settings, store, gateway=None)  # type: ignore[arg-type]
-    now, day, rows = await store.db.run(send_rates.states)
+    if hasattr(sender.pacer, "states"):  # Redis
+        now, day, rows = await sender.pacer.states()
+        await sender.pacer.aclose()
+    else:
+        now, day, rows = await store.db.run(send_rates.states)
     state = {r["key"]: r for r in rows}
     backlog = await store.outbox_backlog()
     keys = sorted({DEFAULT_SENDER, *settings.rate_limits, *state, *backlog})

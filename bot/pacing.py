@@ -234,3 +234,115 @@ class SharedRates:
         rule = self._rules(key)  # the pause empties the bucket: no burst right after it
         await self.db.run(send_rates.slow_down, key, pause_s + rule.bucket / rule.per_second,
                           SLOW_HOLD_S)  # fmt: skip
+
+
+# The same GCRA in Redis (`fanline.redis_url`): one script per grant, in Redis's clock. Hash
+# fields: tat, factor, until (slowed down), day (UTC day number), count (texts that day).
+_REDIS_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local day = math.floor(now / 86400)
+local h = redis.call('HMGET', KEYS[1], 'tat', 'factor', 'until', 'day', 'count')
+local tat, factor = tonumber(h[1]) or 0, tonumber(h[2]) or 1
+if (tonumber(h[3]) or 0) <= now then factor = 1 end
+local count = tonumber(h[5]) or 0
+if tonumber(h[4]) ~= day then count = 0 end
+local w, rate, burst, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local eff = rate * factor
+local ok = 0
+if count + 1 <= cap then
+  ok = 1
+  count = count + 1
+  tat = math.max(tat, now) + w / eff
+end
+redis.call('HSET', KEYS[1], 'tat', tostring(tat), 'factor', tostring(factor), 'day', day,
+           'count', count)
+redis.call('EXPIRE', KEYS[1], 172800)
+return {ok, tostring(now), tostring(eff), count, tostring(tat)}
+"""
+_REDIS_GIVE_BACK = """
+local tat = tonumber(redis.call('HGET', KEYS[1], 'tat'))
+if tat == nil then return 0 end
+local count = tonumber(redis.call('HGET', KEYS[1], 'count')) or 0
+redis.call('HSET', KEYS[1], 'tat', tostring(tat - tonumber(ARGV[1]) / tonumber(ARGV[2])),
+           'count', math.max(count - 1, 0))
+return 1
+"""
+_REDIS_SLOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local h = redis.call('HMGET', KEYS[1], 'tat', 'factor', 'until')
+local factor = tonumber(h[2]) or 1
+if (tonumber(h[3]) or 0) <= now then factor = 1 end
+factor = math.max(tonumber(ARGV[3]), factor * 0.5)
+local tat = math.max(tonumber(h[1]) or 0, now + tonumber(ARGV[1]))
+redis.call('HSET', KEYS[1], 'tat', tostring(tat), 'factor', tostring(factor),
+           'until', tostring(now + tonumber(ARGV[2])))
+redis.call('EXPIRE', KEYS[1], 172800)
+return 1
+"""
+
+
+class RedisRates(SharedRates):
+    """Each sender's rate in Redis instead of the database (`fanline.redis_url`): one script
+    call per grant, in Redis's clock. Same rules, caps and slow-downs as the database's."""
+
+    def __init__(self, url: str, rules: Callable[[str], RateRule],
+                 on_grant: Callable[[str, float, Any], None] | None = None,
+                 prefix: str = "fanline:send_rate:") -> None:  # fmt: skip
+        import redis.asyncio as redis
+
+        super().__init__(None, rules, on_grant)
+        self.url = url
+        self.prefix = prefix
+        self.redis = redis.Redis.from_url(url)
+        self._take = self.redis.register_script(_REDIS_TAKE)
+        self._give_back = self.redis.register_script(_REDIS_GIVE_BACK)
+        self._slow = self.redis.register_script(_REDIS_SLOW)
+
+    async def take(self, key: str, weight: float) -> Grant:
+        from bot.storage.send_rates import NO_CAP
+        from bot.storage.send_rates import Grant as Granted
+
+        rule = self._rules(key)
+        cap = NO_CAP if rule.daily_cap is None else rule.daily_cap
+        ok, now, eff, count, tat = await self._take(
+            keys=[self.prefix + key], args=[weight, rule.per_second, rule.bucket, cap]
+        )
+        now, eff, tat = float(now), float(eff), float(tat)
+        if ok:
+            wait = max(0.0, tat - (weight - 1 + rule.bucket) / eff - now)
+            g = Granted(True, wait, now, eff, int(count))
+        else:
+            g = Granted(False, 0.0, now, eff, int(count), 86400.0 - now % 86400.0)
+        self._rates[key] = eff
+        if self._on_grant is not None:
+            self._on_grant(key, weight, g)
+        return Grant(g.ok, g.wait, g.tomorrow_s, g)
+
+    async def give_back(self, key: str, weight: float, grant: Grant | None = None) -> None:
+        rate = self._rates.get(key) or self._rules(key).per_second
+        await self._give_back(keys=[self.prefix + key], args=[weight, rate])
+        if self._on_grant is not None and grant is not None:
+            self._on_grant(key, -weight, grant.ticket)
+
+    async def slow_down(self, key: str, pause_s: float) -> None:
+        rule = self._rules(key)
+        pause = pause_s + rule.bucket / rule.per_second
+        await self._slow(keys=[self.prefix + key], args=[pause, SLOW_HOLD_S, 1 / 16])
+
+    async def states(self) -> tuple[float, str, list[dict[str, Any]]]:
+        """Redis's clock and day, and every sender's hash (as `send_rates.states` gives them)."""
+        sec, usec = await self.redis.time()
+        now = sec + usec / 1e6
+        rows = []
+        async for name in self.redis.scan_iter(match=self.prefix + "*"):
+            h = {k.decode(): v.decode() for k, v in (await self.redis.hgetall(name)).items()}
+            rows.append({"key": name.decode()[len(self.prefix) :],
+                         "tat": float(h.get("tat", 0)), "slow_factor": float(h.get("factor", 1)),
+                         "slow_until": float(h.get("until", 0)), "day": h.get("day", ""),
+                         "day_count": int(h.get("count", 0))})  # fmt: skip
+        return now, str(int(now // 86400)), sorted(rows, key=lambda r: r["key"])
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()

@@ -68,6 +68,7 @@ class Settings:
     send_rate: float = 10.0  # messages per second per sending number (Twilio long code: ~1)
     # per sending number / Messaging Service; others by their kind (bot.pacing.DEFAULT_RATES)
     rate_limits: dict[str, RateRule] = field(default_factory=dict)
+    redis_url: str | None = None  # send rates in Redis instead of the database
     team_hours: TeamHours | None = None
     # team hours an escalation of each priority waits unclaimed before the fan is told (None:
     # never); unset keys keep bot.escalation.DEFAULT_TIMEOUTS
@@ -150,6 +151,7 @@ def _settings(
         rate_limits=rate_rules(
             engine.get("rate_limits"), str(where), engine["__lines__"].get("rate_limits")
         ),
+        redis_url=_redis_url(engine.get("redis_url"), where, engine["__lines__"].get("redis_url")),
         team_hours=_team_hours(engine.get("team_hours"), where),
         escalation_timeouts=_timeouts(engine, where),
         log_json=(env.get("FANLINE_LOG_FORMAT") or engine.get("log_format", "text")) == "json",
@@ -270,6 +272,15 @@ def _number(section: dict[str, Any], key: str, default: float, path: Path) -> fl
             Location(str(path), line, f"fanline.{key}"),
         )
     return float(value)
+
+
+def _redis_url(value: Any, path: Path, line: int | None) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"must be a redis://, rediss:// or unix:// URL, got {value!r}",
+                          Location(str(path), line, "fanline.redis_url"))  # fmt: skip
+    return value
 
 
 def _get(data: dict[str, Any], *keys: str) -> Any:

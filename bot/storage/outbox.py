@@ -418,17 +418,24 @@ class OutboxQueries:
             conn.execute(_REQUEUE, requeue)
         return len(sent), len(requeue)
 
-    async def apply_delivery_report(self, report: DeliveryReport) -> bool:
-        return await self.db.run(self._apply_report, report)
+    # set when the send rates live elsewhere (Redis): a 30022 slows the number down there
+    rate_hook: Any = None
 
-    def _apply_report(self, conn: Connection, report: DeliveryReport) -> bool:
+    async def apply_delivery_report(self, report: DeliveryReport) -> bool:
+        found, slowed = await self.db.run(self._apply_report, report)
+        if slowed is not None and self.rate_hook is not None:
+            await self.rate_hook(slowed, 0.0)
+        return found
+
+    def _apply_report(self, conn: Connection, report: DeliveryReport) -> tuple[bool, str | None]:
+        """Whether the report is ours, and the sending number it slows down (30022)."""
         row = conn.execute(
             sa.select(
                 messages.c.id, messages.c.status, messages.c.contact_id, messages.c.from_number
             ).where(messages.c.channel_id == report.channel_id, messages.c.direction == "out")
         ).first()
         if row is None:
-            return False
+            return False, None
         if _STATUS_RANK.get(report.status, 0) >= _STATUS_RANK.get(row.status, 0):
             conn.execute(
                 messages.update()
@@ -438,9 +445,11 @@ class OutboxQueries:
         if report.error_code == CARRIER_OPT_OUT and row.contact_id is not None:
             change = ConsentChange("opt_out", "carrier", "Twilio error 21610")
             self._change_consent(conn, row.contact_id, change, now())
-        if report.error_code in send_rates.SLOW_CODES:  # 30022: the number sends too fast
+        if report.error_code not in send_rates.SLOW_CODES:
+            return True, None
+        if self.rate_hook is None:  # 30022: the number sends too fast, in this transaction
             send_rates.slow_down(conn, row.from_number or "", 1.0, SLOW_HOLD_S)
-        return True
+        return True, row.from_number or ""
 
 
 # ---- the outbox's statements (built once; used by the outbox section of Store) -------------

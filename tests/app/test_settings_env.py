@@ -32,6 +32,7 @@ CASES = {
     "max_sms_segments": ("2", lambda s: s.max_segments == 2),
     "send_rate_per_second": ("1", lambda s: s.send_rate == 1.0),
     "rate_limits": ("{'+15550001111': 3}", lambda s: "+15550001111" in s.rate_limits),
+    "redis_url": ("redis://127.0.0.1:6379/2", lambda s: s.redis_url == "redis://127.0.0.1:6379/2"),
     "team_hours": (
         "{timezone: Europe/Paris, days: [sat, sun], start: '10:00', end: '16:00'}",
         lambda s: s.team_hours.timezone == "Europe/Paris" and s.team_hours.days == (5, 6),
