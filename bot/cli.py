@@ -267,7 +267,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from bot.runtime import _actions_package
 
     settings = _settings(args)
-    runner = ActionRunner(package=_actions_package(settings.project_dir))
+    # with an action server, actions/ is its code (and its dependencies): not imported here
+    package = None if settings.action_endpoint else _actions_package(settings.project_dir)
+    runner = ActionRunner(package=package)
     content = load_content(settings.project_dir, actions=runner.known_actions() or None,
                            max_segments=settings.max_segments)  # fmt: skip
     _print_problems(list(content.warnings))

@@ -47,6 +47,7 @@ from bot.flows import (
     Unsubscribe,
 )
 from bot.flows.responses import RenderedResponse, Responses
+from bot.flows.triggers import payload_prediction
 from bot.locks import ContactLocks
 from bot.messages import InboundSms, OutboundSms, Prediction, utcnow
 from bot.nlu.batching import EncodingBatcher
@@ -526,6 +527,8 @@ class Pipeline:
     async def _understand(self, brain: Brain, body: str) -> Prediction:
         if not body.strip():
             return Prediction(text=body, intent=None, confidence=0.0)
+        if (payload := payload_prediction(body)) is not None:
+            return payload  # a Rasa button's `/intent{...}`: read as Rasa does, no NLU
         return await brain.nlu.parse(body)
 
     async def _carry_out(self, turn: _Turn, progress: Progress, inp: TurnInput) -> Progress:

@@ -84,6 +84,8 @@ class FlowEngine:
         }
 
     def turn(self, state: DialogueState, inp: TurnInput) -> Progress:
+        if (payload := t.payload_prediction(inp.text)) is not None:
+            inp = replace(inp, prediction=payload)  # a Rasa button: its intent, not the NLU's
         run = _Turn(self, state, inp, new_text=True)
         if run.dispatch():
             run.run()
@@ -200,6 +202,8 @@ class _Turn:
         if found := self._startable(self.engine.triggers.by_keyword(self.inp.text)):
             return self.interrupt(*found)
         if self.reaction is not None and t.REACTION_FLOW in self.flows:
+            if own := self.own_sure_flow():  # "Awesome, thanks!" to a line with a thank flow
+                return self.interrupt(*own)
             return self.start(t.REACTION_FLOW, f"reaction:{self.reaction.kind}")
         if t.DISAMBIGUATE_FLOW in self.flows and (
             options := dis.close_call(
@@ -208,6 +212,16 @@ class _Turn:
         ):
             return self.ask_which(options)
         return self.by_intent()
+
+    def own_sure_flow(self) -> tuple[str, str] | None:
+        """A line's own flow (not a pattern) that a sure intent starts, if any."""
+        p = self.inp.prediction
+        if p is None or p.confidence < self.engine.threshold + self.engine.disambiguation.grey_zone:
+            return None
+        if not any(c.isalpha() for c in self.inp.text) or p.intent in ("out_of_scope", None):
+            return None  # emoji and symbols: the NLU's guess means nothing
+        found = self._startable(self.engine.triggers.by_intent(p))
+        return found if found and not self.flows[found[0]].is_pattern else None
 
     def by_intent(self) -> bool:
         if self.asks_about_news():
@@ -539,7 +553,8 @@ class _Turn:
         return None
 
     def ask(self, step: CollectStep) -> bool:
-        self.say(step.question)
+        if step.max_asks != 0:  # 0: the step before asked (a custom action), wait for the answer
+            self.say(step.question)
         frame = self.stack[-1]
         self.stack[-1] = replace(frame, asks=frame.asks + 1, quiet=0)
         return False

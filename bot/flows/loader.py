@@ -172,6 +172,7 @@ def load_domain(
     slots: dict[str, Any] = {}
     responses: dict[str, Any] = {}
     forms: dict[str, Any] = {}
+    intents: list[Any] = []  # declared intents: those without examples are sent by buttons
     if defaults:
         base = _parse(DEFAULT_DOMAIN, Domain, problems)
         if isinstance(base, Domain):
@@ -187,6 +188,7 @@ def load_domain(
             if isinstance(form, MarkedDict):
                 form.file = str(path)  # type: ignore[attr-defined]  # for warnings about it
             forms[name] = form
+        intents += domain.intents or []
         for kind, items, target, seen in (
             ("slot", domain.slots, slots, None),
             ("response", domain.responses, responses, project_responses),
@@ -195,7 +197,9 @@ def load_domain(
                 _merge(kind, name, value, target, seen, domain, problems)
     if problems:
         raise ValidationFailed(problems)
-    return Domain.model_construct(slots=slots, responses=responses, forms=forms or None)
+    return Domain.model_construct(
+        slots=slots, responses=responses, forms=forms or None, intents=intents or None
+    )
 
 
 def _merge(

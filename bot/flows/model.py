@@ -157,7 +157,8 @@ class CollectStep(StepBase):
     max_retries: int = Field(default=2, ge=0)
     # After an interruption is answered the question is asked again: only every `reask_every`-th
     # time, and never once it was asked `max_asks` times (the step then waits without asking).
-    max_asks: int | None = Field(default=None, ge=1)
+    # 0: never asked here, the step before asked (a custom action's text and buttons, in Rasa).
+    max_asks: int | None = Field(default=None, ge=0)
     reask_every: int = Field(default=1, ge=1)
     rejections: list[Rejection] = Field(default_factory=list)
 

@@ -23,7 +23,8 @@ from bot.sms import sms_segments  # noqa: F401  (re-exported for content validat
 
 # `{{`, `}}`, `{name}` or `{name|default}` (the default: up to 40 characters, no braces), as
 # `bot.broadcast_model` reads broadcast and topic-reply texts
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([^{}\n]{0,40}))?\}")
+# names may hold hyphens: Rasa slots such as `amount-of-money` (Duckling's dimension)
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_-]*)(?:\|([^{}\n]{0,40}))?\}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,13 @@ the message path) and then checks each candidate's `if:` guard. Order is the flo
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 
 from bot.flows.model import Flow
 from bot.flows.slot_types import normalise
-from bot.messages import Prediction
+from bot.messages import Entity, Prediction
 
 CANCEL_FLOW = "pattern_cancel_flow"
 HANDOFF_FLOW = "pattern_human_handoff"
@@ -25,6 +26,8 @@ _ASKED_KEYWORD = re.compile(
 )
 REACTION_FLOW = "pattern_reaction"
 DISAMBIGUATE_FLOW = "pattern_disambiguate"
+# A button's payload as Rasa writes it: `/intent`, `/intent{"slot": "v"}`, `/intent@0.9{...}`
+_PAYLOAD = re.compile(r"^/([A-Za-z_][\w\-/]*)(?:@([01](?:\.\d+)?))?(\{.*\})?$", re.DOTALL)
 # Intents that always mean a pattern, even when a project's override forgot the nlu_trigger.
 PATTERN_INTENTS = {"cancel": CANCEL_FLOW, "human_handoff": HANDOFF_FLOW}
 
@@ -44,6 +47,8 @@ class Triggers:
                 )
             for event in flow.events:
                 self._events.setdefault(event, []).append(flow_id)
+        for found in self._intents.values():  # a line's own flow before a pattern's
+            found.sort(key=lambda item: flows[item[0]].is_pattern)
         for intent, flow_id in PATTERN_INTENTS.items():
             listed = [f for f, _ in self._intents.get(intent, [])]
             if flow_id in flows and flow_id not in listed:
@@ -81,3 +86,25 @@ class Triggers:
 
     def keywords(self) -> dict[str, list[str]]:
         return {k: list(v) for k, v in self._keywords.items()}
+
+
+def payload_prediction(text: str) -> Prediction | None:
+    """What Rasa reads from a button payload (its RegexMessageHandler): that intent at 1.0 (or
+    the `@` confidence), the JSON's keys as entities; None for any other text or bad JSON."""
+    match = _PAYLOAD.match(text.strip())
+    if match is None:
+        return None
+    intent, confidence, body = match.groups()
+    entities: list[Entity] = []
+    if body:
+        try:
+            values = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(values, dict):
+            return None
+        for name, value in values.items():
+            for one in value if isinstance(value, list) else [value]:
+                entities.append(Entity(str(name), one, extractor="payload"))
+    score = float(confidence) if confidence else 1.0
+    return Prediction(text, intent, score, ((intent, score),), tuple(entities))

@@ -69,6 +69,14 @@ def validate_content(
     return checker.problems
 
 
+def _declared_intents(domain: Domain) -> set[str]:
+    """`intents:` of domain.yml: names, or one-key mappings (`- greet: {use_entities: []}`)."""
+    names: set[str] = set()
+    for item in domain.intents or []:
+        names.update(item if isinstance(item, dict) else [str(item)])
+    return names
+
+
 class _Checker:
     def __init__(
         self,
@@ -93,8 +101,11 @@ class _Checker:
         path = f"flows.{flow.id}"
         for index, trigger in enumerate(flow.nlu_trigger):
             name = trigger.intent.name
-            # Patterns' intents (cancel, human_handoff) are optional for a project's NLU.
+            # Patterns' intents (cancel, human_handoff) are optional for a project's NLU; an
+            # intent the domain declares without examples is sent by buttons (`/name` payloads).
             if self.intents is None or name in self.intents or flow.is_pattern:
+                continue
+            if name in _declared_intents(self.domain):
                 continue
             where = trigger.intent.where()
             if where.line is None:  # a bare `- greet` item: point at the list
@@ -111,9 +122,10 @@ class _Checker:
     def step(self, flow: Flow, step: StepBase, path: str) -> None:
         if isinstance(step, CollectStep):
             self.slot(step.collect, step.where("collect", path=path))
-            self.response(
-                step.question, step.where("utter" if step.utter else "collect", path=path)
-            )
+            if step.max_asks != 0:  # 0: never asked by the step itself
+                self.response(
+                    step.question, step.where("utter" if step.utter else "collect", path=path)
+                )
             for rejection in step.rejections:
                 self.response(rejection.utter, rejection.where("utter", path=f"{path}.rejections"))
                 self.condition(rejection.if_, rejection.where("if", path=f"{path}.rejections"))

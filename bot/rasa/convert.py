@@ -10,11 +10,26 @@ intent; stories sharing their first intent merge into one flow whose later turns
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.rasa.report import ImportReport
-from bot.rasa.stories import SILENT_ACTIONS, Story, StoryStep
+from bot.rasa.stories import Story, StoryStep
+
+# Rasa's own actions, as Fanline does them (None: nothing to run). The fallbacks end in
+# pattern_cannot_handle: close calls were already asked "Did you mean 1) or 2)?" by
+# pattern_disambiguate before any flow ran, so what is left goes to a person.
+BUILTIN_ACTIONS: dict[str, dict[str, Any] | None] = {
+    "action_listen": None, "...": None, "action_session_start": None, "action_back": None,
+    "action_unlikely_intent": None, "action_extract_slots": None,
+    "action_restart": {"action": "action_cancel_flow"},
+    "action_deactivate_loop": {"action": "action_cancel_flow"},
+    "action_two_stage_fallback": {"link": "pattern_cannot_handle"},
+    "action_default_fallback": {"link": "pattern_cannot_handle"},
+    "action_default_ask_affirmation": {"link": "pattern_cannot_handle"},
+    "action_default_ask_rephrase": {"link": "pattern_cannot_handle"},
+}  # fmt: skip
+MAX_OR_VARIANTS = 16  # `or:` steps multiply; more variants than this is a story to rewrite
 
 REPLY_SLOT = "rasa_reply_{n}"  # helper slots: the fan's answer at a story's turn
 FALLBACK_INTENT = "nlu_fallback"  # Rasa's FallbackClassifier intent
@@ -28,6 +43,7 @@ class Node:
     actions: list[str] = field(default_factory=list)
     children: dict[str, Node] = field(default_factory=dict)
     where: str = ""
+    guard: str = ""  # `intent.name == 'x'` and the rule's entity conditions, if any
 
 
 @dataclass(slots=True)
@@ -45,23 +61,57 @@ def convert(stories: list[Story], domain: dict[str, Any]) -> Converted:
     for name, form in forms.items():
         flow = _form_flow(name, form or {}, domain, responses, out.report)
         if flow is not None:
-            flow["steps"] += [_action_step(a, forms) for a in submits.get(name, [])]
+            flow["steps"] += [s for a in submits.get(name, []) if (s := _action_step(a, forms))]
             out.flows[name] = flow
     roots: dict[str, Node] = {}
+    grafts: list[Story] = []
     for story in stories:
-        if id(story) not in submit_rules:  # a form's submit rule is in the form's flow already
-            _add_story(story, roots, forms, out.report)
+        if id(story) in submit_rules:  # a form's submit rule is in the form's flow already
+            continue
+        for variant in _variants(story, out.report):
+            if variant.steps and variant.steps[0].kind == "action" and not variant.condition:
+                grafts.append(variant)  # "after action X, intent -> ...": continues X's turns
+            else:
+                _add_story(variant, roots, forms, out.report)
+    for story in grafts:
+        _graft(story, roots, forms, out.report)
     fallback = roots.pop(FALLBACK_INTENT, None)
     if fallback is not None:
+        fallback.actions = [a for a in fallback.actions if a not in BUILTIN_ACTIONS]
         out.flows[CANNOT_HANDLE] = _fallback_flow(fallback, forms)
         out.report.approximated.append(
             f"{fallback.where}: nlu_fallback -> {CANNOT_HANDLE}: says "
             f"{', '.join(fallback.actions)}, then a person takes over (Fanline escalates what it "
             "cannot answer)"
         )
-    for intent, node in roots.items():
-        out.flows[_flow_id(intent)] = _story_flow(intent, node, roots, forms, out)
+    # a trigger with an entity condition is tried before the same intent without one
+    for key in sorted(roots, key=lambda k: "|" not in k):
+        out.flows[_flow_id(key)] = _story_flow(key, roots[key], roots, forms, out)
     return out
+
+
+def _variants(story: Story, report: ImportReport) -> list[Story]:
+    """One story per choice of its `or:` steps (each alternative an intent, maybe with
+    entities); the story itself when it has none."""
+    variants: list[list[StoryStep]] = [[]]
+    for step in story.steps:
+        if step.kind != "or":
+            variants = [v + [step] for v in variants]
+            continue
+        choices = []
+        for alt in step.value or []:
+            if not isinstance(alt, dict) or "intent" not in alt:
+                report.left_out.append(f"{story.file}:{step.line}: {story.kind} {story.name!r}: "
+                                       f"`or` alternative {alt!r} is not an intent")  # fmt: skip
+                continue
+            entities = tuple(alt.get("entities") or ())
+            choices.append(StoryStep("intent", alt["intent"], step.line, None, entities))
+        variants = [v + [c] for v in variants for c in choices]
+        if len(variants) > MAX_OR_VARIANTS:
+            report.left_out.append(f"{story.file}:{step.line}: {story.kind} {story.name!r}: more "
+                                   f"than {MAX_OR_VARIANTS} `or` combinations")  # fmt: skip
+            return []
+    return [replace(story, steps=tuple(v)) for v in variants]
 
 
 # ---------------------------------------------------------------- forms
@@ -82,8 +132,9 @@ def _form_flow(name: str, form: dict, domain: dict, responses: set[str], report:
         )
         if ask is None:
             report.left_out.append(f"{where}: slot {slot} has no utter_ask_{slot} response (an "
-                                   "action_ask_* custom action cannot ask a collect step)")  # fmt: skip
-            return None
+                                   "action_ask_* custom action cannot ask a collect step): "
+                                   "not asked")  # fmt: skip
+            continue
         steps.append(
             {"id": f"ask_{slot}", "collect": slot, "utter": ask, "ask_before_filling": True}
         )
@@ -125,14 +176,14 @@ def _form_submits(stories: list[Story], forms: dict, report: ImportReport):
             continue
         rules.add(id(story))
         actions = [s.value for s in story.steps if s.kind == "action" and s.value != loops[0]]
-        submits.setdefault(loops[0], []).extend(a for a in actions if a not in SILENT_ACTIONS)
+        submits.setdefault(loops[0], []).extend(a for a in actions if a not in BUILTIN_ACTIONS)
         report.converted.append(f"{story.file}:{story.line}: rule {story.name!r} -> end of flow "
                                 f"{loops[0]}")  # fmt: skip
     return submits, rules
 
 
 def _fallback_flow(node: Node, forms: dict) -> dict[str, Any]:
-    steps = [_action_step(a, forms) for a in node.actions]
+    steps = [s for a in node.actions if (s := _action_step(a, forms))]
     steps.append({"escalate": {"reason": "out_of_scope", "priority": "normal"}})
     return {
         "description": "Rasa's nlu_fallback rule: nothing matched the fan's text",
@@ -151,7 +202,8 @@ def _add_story(story: Story, roots: dict[str, Node], forms: dict, report: Import
     where = f"{story.file}:{story.line}"
     label = f"{story.kind} {story.name!r}"
     turns, problem = _turns(story.steps, forms)
-    if problem or story.condition:
+    conditions = [c for c in story.condition if c != {"active_loop": None}]
+    if problem or conditions:
         why = problem or "a condition on slots or a form (only form submit rules convert)"
         report.left_out.append(f"{where}: {label}: {why}")
         return
@@ -159,51 +211,121 @@ def _add_story(story: Story, roots: dict[str, Node], forms: dict, report: Import
         report.left_out.append(f"{where}: {label}: no user turn")
         return
     node_map, parent = roots, None
-    for intent, actions, line in turns:
-        node = node_map.get(intent)
+    for key, guard, actions, line in turns:
+        node = node_map.get(key)
         if node is None:
-            node = node_map[intent] = Node(actions, {}, f"{story.file}:{line}")
+            node = node_map[key] = Node(actions, {}, f"{story.file}:{line}", guard)
         elif node.actions != actions:
-            report.left_out.append(f"{story.file}:{line}: {label}: after {intent} it does "
+            report.left_out.append(f"{story.file}:{line}: {label}: after {key} it does "
                                    f"{actions}, another one {node.actions} ({node.where}): the first wins")  # fmt: skip
             return
         parent, node_map = node, node.children
     assert parent is not None
     kind = "flow" if len(turns) == 1 else f"flow with {len(turns)} turns"
+    if story.condition:
+        report.approximated.append(f"{where}: {label}: condition `active_loop: null` dropped (its "
+                                   "intent also interrupts a flow waiting for an answer)")  # fmt: skip
     report.converted.append(f"{where}: {label} -> {kind} {_flow_id(turns[0][0])}")
 
 
+def _graft(story: Story, roots: dict[str, Node], forms: dict, report: ImportReport) -> None:
+    """A rule or story starting with actions (`- action: action_handoff_options` then an
+    intent) continues every turn that ends with those actions."""
+    where, label = f"{story.file}:{story.line}", f"{story.kind} {story.name!r}"
+    lead = []
+    for step in story.steps:
+        if step.kind != "action":
+            break
+        if BUILTIN_ACTIONS.get(str(step.value), {}) is not None:
+            lead.append(str(step.value))
+    turns, problem = _turns(story.steps[_lead_length(story) :], forms)
+    if problem or not turns:
+        report.left_out.append(f"{where}: {label}: {problem or 'no user turn'}")
+        return
+    ends = [n for n in _nodes(roots) if lead and n.actions[-len(lead) :] == lead]
+    if not ends:
+        report.left_out.append(f"{where}: {label}: starts with {lead}, which no rule or story "
+                               "ends a turn with")  # fmt: skip
+        return
+    for node in ends:
+        node_map = node.children
+        for key, guard, actions, line in turns:
+            child = node_map.get(key)
+            if child is None:
+                child = node_map[key] = Node(list(actions), {}, f"{story.file}:{line}", guard)
+            node_map = child.children
+    report.converted.append(f"{where}: {label} -> continues {len(ends)} turn(s) ending with "
+                            f"{lead[-1]}")  # fmt: skip
+
+
+def _lead_length(story: Story) -> int:
+    count = 0
+    for step in story.steps:
+        if step.kind != "action":
+            break
+        count += 1
+    return count
+
+
+def _nodes(roots: dict[str, Node]):
+    for node in roots.values():
+        yield node
+        yield from _nodes(node.children)
+
+
 def _turns(steps: tuple[StoryStep, ...], forms: dict):
-    """[(intent, actions, line)] of a story or rule; or a reason it cannot become a flow."""
-    turns: list[tuple[str, list[str], int | None]] = []
+    """[(key, guard, actions, line)] of a story or rule, key the intent (with its entity
+    condition, if any); or a reason it cannot become a flow."""
+    turns: list[tuple[str, str, list[str], int | None]] = []
     for step in steps:
         if step.kind == "intent":
             if not step.value:
                 return [], f"line {step.line}: a user text without an intent"
-            turns.append((str(step.value), [], step.line))
-        elif step.kind == "or":
-            return (
-                [],
-                f"line {step.line}: `or` (write one rule per intent, or one flow with several nlu_trigger intents)",
-            )
+            guard, key = _entity_guard(str(step.value), step.entities)
+            turns.append((key, guard, [], step.line))
         elif step.kind == "checkpoint":
             return [], f"line {step.line}: checkpoints (write the joined story as one flow)"
         elif step.kind == "action":
             if not turns:
                 return [], f"line {step.line}: starts with an action, not a user intent"
-            if step.value not in SILENT_ACTIONS:
-                turns[-1][1].append(str(step.value))
+            if BUILTIN_ACTIONS.get(str(step.value), {}) is not None:
+                turns[-1][2].append(str(step.value))
         elif step.kind == "bot":
             return [], f"line {step.line}: an end-to-end bot text (use a response, utter_*)"
         # slot_was_set and active_loop record what forms and entities did: nothing to run
     return turns, None
 
 
-def _story_flow(intent: str, node: Node, roots: dict[str, Node], forms: dict, out: Converted):
+def _entity_guard(intent: str, entities: tuple[Any, ...]) -> tuple[str, str]:
+    """(condition on the text's intent and entities, the node's key): a rule's
+    `entities: [{handoff_to: financial_demo}]` or `[handoff_to]` must hold too."""
+    parts, keys = [f"intent.name == '{intent}'"], []
+    for item in entities:
+        pairs = item.items() if isinstance(item, dict) else [(item, None)]
+        for name, value in pairs:
+            if name in ("entity", "value") and isinstance(item, dict) and "entity" in item:
+                name, value = item["entity"], item.get("value")  # {entity: x, value: y}
+            field = f"message.entities[{str(name)!r}]"
+            if value is None:
+                parts.append(f"{field} != null")
+                keys.append(str(name))
+            else:
+                parts.append(f"{field} == {str(value)!r}")
+                keys.append(f"{name}={value}")
+            if isinstance(item, dict) and "entity" in item:
+                break
+    key = intent if not keys else f"{intent}|{','.join(sorted(set(keys)))}"
+    return " and ".join(dict.fromkeys(parts)), key
+
+
+def _story_flow(key: str, node: Node, roots: dict[str, Node], forms: dict, out: Converted):
     steps: list[dict[str, Any]] = []
     _emit(node, steps, roots, forms, out, [0])
-    flow = {"description": f"Rasa rules and stories starting with {intent}",
+    intent = key.split("|")[0]
+    flow = {"description": f"Rasa rules and stories starting with {key}",
             "nlu_trigger": [{"intent": {"name": intent}}], "steps": steps}  # fmt: skip
+    if "|" in key:
+        flow["if"] = node.guard.split(" and ", 1)[1]
     if any("collect" in s for s in steps):
         flow["persisted_slots"] = []  # the helper reply slots are cleared at the end
     return flow
@@ -214,36 +336,36 @@ def _emit(
 ) -> None:
     actions = list(node.actions)
     if not node.children:
-        leaf = [_action_step(a, forms) for a in actions] or [{"noop": True}]
-        leaf[-1]["next"] = "END"
+        leaf = [s for a in actions if (s := _action_step(a, forms))] or [{"noop": True}]
+        if "link" not in leaf[-1]:
+            leaf[-1]["next"] = "END"
         steps += leaf
         return
     question = actions.pop() if actions and actions[-1].startswith("utter_") else None
-    steps += [_action_step(a, forms) for a in actions]
-    if question is None:
-        out.report.left_out.append(f"{node.where}: the turn before {sorted(node.children)} ends "
-                                   "with a custom action, not a question (utter_*): later turns dropped")  # fmt: skip
-        steps.append({"noop": True, "next": "END"})
-        return
+    steps += [s for a in actions if (s := _action_step(a, forms))]
     counter[0] += 1
     slot = REPLY_SLOT.format(n=counter[0])
     out.slots[slot] = {"type": "any"}
-    branches = [
-        {"if": f"intent.name == '{i}'", "then": f"{slot}_{_slug(i)}"} for i in node.children
-    ]
-    others = [i for i in roots if i not in node.children]
-    branches += [{"if": f"intent.name == '{i}'", "then": f"{slot}_to_{_slug(i)}"} for i in others]
-    steps.append({"id": slot, "collect": slot, "utter": question, "ask_before_filling": True,
+    # a turn ending with a custom action: it asked (its text, its buttons); the step only waits
+    ask = {"utter": question} if question else {"max_asks": 0}
+    children = sorted(node.children, key=lambda k: "|" not in k)  # entity conditions first
+    branches = [{"if": node.children[k].guard, "then": f"{slot}_{_slug(k)}"} for k in children]
+    others = sorted((k for k in roots if k not in node.children), key=lambda k: "|" not in k)
+    branches += [{"if": roots[k].guard, "then": f"{slot}_to_{_slug(k)}"} for k in others]
+    steps.append({"id": slot, "collect": slot, **ask, "ask_before_filling": True,
                   "next": branches + [{"else": f"{slot}_unknown"}]})  # fmt: skip
-    for intent, child in node.children.items():
-        steps.append({"id": f"{slot}_{_slug(intent)}", "noop": True})
-        _emit(child, steps, roots, forms, out, counter)
-    for intent in others:
-        steps.append({"id": f"{slot}_to_{_slug(intent)}", "link": _flow_id(intent)})
+    for key in children:
+        steps.append({"id": f"{slot}_{_slug(key)}", "noop": True})
+        _emit(node.children[key], steps, roots, forms, out, counter)
+    for key in others:
+        steps.append({"id": f"{slot}_to_{_slug(key)}", "link": _flow_id(key)})
     steps.append({"id": f"{slot}_unknown", "link": "pattern_cannot_handle"})
 
 
-def _action_step(action: str, forms: dict) -> dict[str, Any]:
+def _action_step(action: str, forms: dict) -> dict[str, Any] | None:
+    if action in BUILTIN_ACTIONS:
+        step = BUILTIN_ACTIONS[action]
+        return dict(step) if step is not None else None
     return {"call": action} if action in forms else {"action": action}
 
 

@@ -10,6 +10,7 @@ up in the report as converted, approximated or left out, with file and line.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,56 @@ def import_project(rasa_dir: Path, new_dir: Path) -> ImportReport:
         report.converted.append(
             "actions/: custom actions (rasa-sdk), run in-process or on their action server"
         )
+        _sibling_packages(rasa_dir, new_dir, report)
+    _unimplemented_actions(rasa_dir, domain, report)
     return report
+
+
+# `def name(self) -> Text: return "action_x"` in rasa-sdk actions (read, never imported)
+_ACTION_NAME = re.compile(r"def\s+name\s*\(\s*self\s*\)[^:]*:\s*(?:#[^\n]*\s*|\"\"\"[^\"]*\"\"\"\s*)*"
+                          r"return\s+[\"']([\w-]+)[\"']")  # fmt: skip
+_IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)
+# Rasa's own actions: Fanline does each itself (bot.rasa.convert.BUILTIN_ACTIONS)
+RASA_ACTIONS = {"action_listen", "action_restart", "action_session_start", "action_default_fallback",
+                "action_deactivate_loop", "action_revert_fallback_events", "action_back",
+                "action_default_ask_affirmation", "action_default_ask_rephrase",
+                "action_two_stage_fallback", "action_unlikely_intent", "action_extract_slots"}  # fmt: skip
+
+
+def implemented_actions(actions_dir: Path) -> set[str]:
+    """Names the Python files under `actions_dir` return from `name()`, read as text."""
+    found: set[str] = set()
+    for path in sorted(actions_dir.rglob("*.py")) if actions_dir.is_dir() else []:
+        found.update(_ACTION_NAME.findall(path.read_text(encoding="utf-8", errors="replace")))
+    return found
+
+
+def _unimplemented_actions(rasa_dir: Path, domain: dict, report: ImportReport) -> None:
+    """Domain actions no code defines: in Rasa they fail at run time; here the report says so."""
+    done = implemented_actions(rasa_dir / "actions") | RASA_ACTIONS | set(domain.get("forms") or {})
+    lines = getattr(domain.get("actions"), "item_lines", None) or []
+    for index, name in enumerate(domain.get("actions") or []):
+        name = next(iter(name)) if isinstance(name, dict) else str(name)
+        if name.startswith("utter_") or name in done:
+            continue
+        line = f":{lines[index]}" if index < len(lines) and lines[index] else ""
+        report.left_out.append(f"domain actions{line}: {name}: no code in actions/ implements it "
+                               "(write it, or remove it from the domain)")  # fmt: skip
+
+
+def _sibling_packages(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
+    """Folders beside actions/ that the actions import (`from utils import x`): copied too."""
+    names: set[str] = set()
+    for path in (rasa_dir / "actions").rglob("*.py"):
+        names.update(_IMPORT.findall(path.read_text(encoding="utf-8", errors="replace")))
+    for name in sorted(names - {"actions"}):
+        if (rasa_dir / name).is_dir() or (rasa_dir / f"{name}.py").is_file():
+            src = rasa_dir / name if (rasa_dir / name).is_dir() else rasa_dir / f"{name}.py"
+            if src.is_dir():
+                _copy_tree(src, new_dir / name)
+            else:
+                shutil.copy2(src, new_dir / src.name)
+            report.converted.append(f"{src.name}: imported by actions/, copied beside it")
 
 
 def _check_dirs(rasa_dir: Path, new_dir: Path) -> None:
@@ -89,7 +139,10 @@ def _merged_domain(rasa_dir: Path, report: ImportReport) -> dict[str, Any]:
 def _stories(rasa_dir: Path) -> tuple[list[Story], list[Story]]:
     training = [s for p in _yaml_files(rasa_dir / "data") for s in read_stories(p)]
     tests = [s for p in _yaml_files(rasa_dir / "tests") for s in read_stories(p)]
-    return training, [s for s in tests if is_test_story(s)]
+    # a test story may send only intents (Rasa sends them as they are): payloads here
+    return training, [
+        s for s in tests if is_test_story(s) or any(t.kind == "intent" for t in s.steps)
+    ]
 
 
 def _write_domain(
@@ -105,6 +158,7 @@ def _write_domain(
             out[key] = domain[key]
     out["slots"] = slots
     out["responses"] = domain.get("responses") or {}
+    _compliance_responses(out["responses"], _line_name(src), report)
     for key in ("actions", "forms", "session_config", "e2e_actions", "config"):
         if domain.get(key):
             out[key] = domain[key]
@@ -112,6 +166,38 @@ def _write_domain(
         report.approximated.append(f"domain: slots {', '.join(extra_slots)} hold the fan's answer "
                                    "at a story's later turns (cleared when the flow ends)")  # fmt: skip
     _write(path, out, src)
+
+
+# What STOP / START / HELP answer (bot.pipeline); carriers want the line's name in each.
+COMPLIANCE_RESPONSES = {
+    "utter_help": "{line}: texts from {line}. Msg frequency varies. Msg&data rates may apply. "
+    "Reply STOP to opt out.",
+    "utter_opt_out_confirmed": "You're unsubscribed from {line} texts. No more messages. "
+    "Reply START to resubscribe.",
+    "utter_resubscribed": "Welcome back! You're resubscribed to {line} texts. Msg frequency "
+    "varies. Msg&data rates may apply. Reply HELP for help, STOP to opt out.",
+    "utter_ask_opt_out": "Reply STOP to stop all texts from {line}.",
+}
+
+
+def _line_name(src: Path) -> str:
+    """The line's name in compliance texts: the Rasa project's folder, in words."""
+    words = re.sub(r"[-_]+", " ", src.resolve().name).split()
+    return " ".join(w if w.isupper() else w.capitalize() for w in words) or "This line"
+
+
+def _compliance_responses(responses: dict, line: str, report: ImportReport) -> None:
+    for name, text in COMPLIANCE_RESPONSES.items():
+        if name in responses:
+            if name == "utter_help":
+                report.approximated.append(
+                    "domain responses.utter_help: the project's own; the HELP keyword answers "
+                    "it too (carriers expect the line's name, how often it texts, and STOP)"
+                )
+            continue
+        responses[name] = [{"text": text.format(line=line)}]
+        report.converted.append(f"domain responses.{name}: added for STOP / START / HELP "
+                                f"(\"{line}\": edit to the line's name)")  # fmt: skip
 
 
 def _slot(name: str, spec: dict, report: ImportReport) -> dict:
