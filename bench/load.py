@@ -174,7 +174,9 @@ def quantiles(tally: Tally) -> str:
             f"max {max(tally.latencies):.2f} s; errors {tally.errors or 0}")  # fmt: skip
 
 
-async def burst(http: list[httpx.AsyncClient], fans: Fans, args: argparse.Namespace) -> None:
+async def burst(
+    http: list[httpx.AsyncClient], fans: Fans, args: argparse.Namespace, server_pid: int
+) -> None:
     """Other fans' webhook latency without, then with, one number bursting `--burst` texts."""
     rate, seconds = args.rate or 10.0, args.rate_seconds
 
@@ -194,14 +196,34 @@ async def burst(http: list[httpx.AsyncClient], fans: Fans, args: argparse.Namesp
     print(f"other fans at {rate:g}/s, no burst: {quantiles(quiet)}")
     one = Fans(fans.url.removesuffix(PATH), 1, unique=True)  # one fresh number
     texts = one.texts(0, args.burst)
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    async with httpx.AsyncClient(base_url=http[0].base_url, timeout=60.0, limits=limits) as own:
-        flood, started = Tally(), time.perf_counter()
-        flooding = asyncio.gather(*(post(own, text, flood, started) for text in texts))
+    # 100 connections in pools of 8, each request waiting for a free one here: a pool with
+    # hundreds of waiting requests costs httpcore O(waiting x connections) per request, and
+    # that client CPU (about a minute for 1,000 texts) delayed the other fans' requests in
+    # this process, which measured the load generator rather than the server
+    per, pools = 8, 13
+    limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
+    async with contextlib.AsyncExitStack() as stack:
+        own = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=http[0].base_url, timeout=60.0, limits=limits)
+            )
+            for _ in range(pools)
+        ]
+        free = [asyncio.Semaphore(per) for _ in own]
+
+        async def flood_one(i: int, text: tuple[bytes, dict[str, str]]) -> None:
+            async with free[i % pools]:
+                await post(own[i % pools], text, flood, started)
+
+        flood, started, cpu0 = Tally(), time.perf_counter(), cpu_s(server_pid)
+        flooding = asyncio.gather(*(flood_one(i, text) for i, text in enumerate(texts)))
         loud = await others(args.first + int(rate * seconds))
         await flooding
+        cpu = cpu_s(server_pid) - cpu0
     print(f"other fans at {rate:g}/s while one number bursts {args.burst:,}: {quantiles(loud)}")
     print(f"the burst's own texts acknowledged: {quantiles(flood)}")
+    print(f"server CPU while the burst was taken in: {cpu:.1f} s, {cpu / args.burst * 1e3:.2f} ms "
+          f"per burst text (the other fans' turns and the burst's answered so far included)")  # fmt: skip
 
 
 def start_fanline(
@@ -288,8 +310,12 @@ async def bench(args: argparse.Namespace, url: str, server_pid: int) -> None:
         ]
         await max_throughput(http, fans, argparse.Namespace(**{**vars(args), "turns": 200}))
         args.first = 200  # after the warm-up's texts
-        if args.burst:
-            await burst(http, fans, args)
+        if args.burst:  # the profile covers both phases: alone, then with the burst
+            spy = profile(server_pid, args.py_spy, 2.5 * args.rate_seconds) if args.py_spy else None
+            await burst(http, fans, args, server_pid)
+            if spy is not None:
+                spy.wait()
+                print(f"server profile (py-spy raw) in {args.py_spy}")
             return
         spy = profile(server_pid, args.py_spy, args.max_seconds) if args.py_spy else None
         server0, client0, turns0 = cpu_s(server_pid), time.process_time(), done_turns()
