@@ -2,7 +2,7 @@
 
     python bench/pipeline.py [--fans 500] [--turns-per-fan 6] [--concurrency 32] [--database-url URL]
 
-Prints turns/s and p50/p99 latency per turn for SQLite (a temp file) and, when a URL is given
+Prints turns/s, p50/p99 latency and CPU time (every thread of this process) per turn for SQLite (a temp file) and, when a URL is given
 (or FANLINE_TEST_DATABASE_URL is set), PostgreSQL. Beside them, the same kind of texts through
 the NLU alone and through NLU + flow engine alone, in this process, as the baseline. By default
 fans send the demo's few texts, which the NLU's parse cache answers after the first time;
@@ -69,11 +69,11 @@ async def run_backend(
                 )
                 latencies.append(time.perf_counter() - t0)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one_fan(i) for i in range(fans)))
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     await runtime.close()
-    return _summary(latencies, wall)
+    return _summary(latencies, wall) | {"cpu_ms": cpu / len(latencies) * 1000}
 
 
 def _env(url: str) -> dict[str, str]:
@@ -142,8 +142,8 @@ def main() -> None:
                 )  # fmt: skip
 
             print(f"{name:<11} pipeline: {r['turns']:,.0f} turns, {r['tps']:,.0f} turns/s, "
-                  f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms "
-                  f"(concurrency {args.concurrency}, {args.fans} fans"
+                  f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+                  f"CPU {r['cpu_ms']:.2f} ms/turn (concurrency {args.concurrency}, {args.fans} fans"
                   f"{', unique texts' if args.unique_texts else ''})")  # fmt: skip
             print(
                 f"            compute alone (NLU + engine) would allow {1 / both:,.0f} turns/s on one core"
