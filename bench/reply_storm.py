@@ -9,9 +9,11 @@
    opt-outs, and topics the demo cannot answer). Every text runs through the real pipeline and
    store of a real app (`create_app`, SQLite in a temp file or PostgreSQL with a URL), in the
    order of its simulated arrival.
-3. The topic sweep groups the texts that reached a person; a scripted agent works the inbox
-   API over HTTP on 127.0.0.1 (logged in with a CSRF token like the browser), largest topics
-   first: every POST (reply to a topic, move texts, merge, teach) is one action, at most 30.
+3. The topic sweep groups the texts that reached a person, the answer sweep the ones the bot
+   answered itself ("Bot answers"); a scripted agent works the inbox API over HTTP on 127.0.0.1
+   (logged in with a CSRF token like the browser), what reaches most fans first: every POST
+   (reply to a topic, move texts, merge, teach; correct a group of bot answers, move its wrong
+   ones out, teach from it) is one action, at most 30.
 4. After teaching (content files written, retrained, hot-reloaded), a second wave from the
    topics' held-out phrasings: what the bot now answers by itself.
 5. Grouping 10,000 waiting texts, from stored vectors and with encoding.
@@ -37,6 +39,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,7 +87,7 @@ class Text:
     message_id: int | None = None
     obs: cj.Observed | None = None
     verdict: sm.BotVerdict | None = None
-    answered_by: str | None = None  # bot | agent | auto: who gave the first right answer
+    answered_by: str | None = None  # bot | agent | auto | correction: the first right answer
     answered_s: float = math.inf  # when it left (simulated)
 
 
@@ -107,6 +110,7 @@ class Run:
     right: int = 0
     right_by_agent: int = 0
     right_by_auto: int = 0
+    right_by_correction: int = 0
     within_hour: int = 0
     last_agent_send_s: float = 0.0
     not_right: Counter[str] = field(default_factory=Counter)
@@ -353,6 +357,7 @@ def report_agent(run: Run) -> None:
     line("fans with a right answer (bot or agent)", f"{run.right:,} ({pct(run.right, n)})", "right")
     line("  of them from the agent's topic replies (auto-replies)",
          f"{run.right_by_agent:,} ({run.right_by_auto:,})")  # fmt: skip
+    line("  of them from corrections of bot answers", f"{run.right_by_correction:,}")
     line(
         "fans with a right answer within 1 hour (simulated)",
         f"{run.within_hour:,} ({pct(run.within_hour, n)})",
@@ -402,11 +407,12 @@ def report_grouping(run: Run) -> None:
 
 
 async def work_the_storm(
-    runtime: Any, run: Run, agent: Any, sweep: Any, labels: dict[int, sm.Phrase],
+    runtime: Any, run: Run, agent: Any, sweeps: list[Any], labels: dict[int, sm.Phrase],
     answers: dict[str, str], args: argparse.Namespace,
 ) -> None:  # fmt: skip
     """Texts arrive in simulated order; between two agent actions, what arrived meanwhile goes
-    through the pipeline and the sweep. Once the agent is done, the rest of the storm."""
+    through the pipeline and the sweeps (topics, bot answers). Once the agent is done, the rest
+    of the storm."""
     texts, i, clock = run.texts, 0, args.agent_start
     progress = Progress("wave 1 through the pipeline", len(texts))
     while True:
@@ -416,10 +422,12 @@ async def work_the_storm(
         await run_texts(runtime, texts[i:j], answers, progress=progress)
         labels.update({t.message_id: t.phrase for t in texts[i:j]})
         i = j
-        await bounded(sweep.run_once(), "a sweep")
+        for sweep in sweeps:
+            await bounded(sweep.run_once(), "a sweep")
+        model = runtime.pipeline.brain.interpreter
         action = await bounded(agent.step(clock), "an agent action", 900)
         if action is not None:
-            clock += args.action_seconds + await settle(runtime, action, agent)
+            clock += args.action_seconds + await settle(runtime, action, agent, model)
             print(f"  action {len(agent.actions)} at {clock / 60:.1f} min: {action.kind} "
                   f"topic {action.topic_id} ({action.category})"
                   f"{' refused: ' + action.result['error'] if 'error' in action.result else ''}",
@@ -432,14 +440,18 @@ async def work_the_storm(
     run.taught = set(agent.taught)
 
 
-async def settle(runtime: Any, action: Any, agent: Any, timeout_s: float = 300) -> float:
+async def settle(
+    runtime: Any, action: Any, agent: Any, before: Any, timeout_s: float = 300
+) -> float:
     """After a teach: wait until the running bot answers with the retrained model (its reloader
-    swaps it in). The seconds it took count as the agent's time too."""
-    if action.kind != "teach" or "error" in action.result:
+    swaps it in for `before`). The seconds it took count as the agent's time too."""
+    if action.kind not in ("teach", "learn") or "error" in action.result:
         return 0.0  # a refused teach changed nothing
     intent = agent.mix.topic(action.category).intent
     started = time.perf_counter()
-    while intent not in runtime.pipeline.brain.interpreter.metadata.get("intents", []):
+    while (
+        model := runtime.pipeline.brain.interpreter
+    ) is before or intent not in model.metadata.get("intents", []):
         if time.perf_counter() - started > timeout_s:
             raise RuntimeError(f"the model taught {intent} was not loaded in {timeout_s:.0f} s")
         await asyncio.sleep(0.2)  # polling the running bot, not synchronising a test
@@ -487,18 +499,20 @@ def topic_sweep(app: Any, runtime: Any) -> Any:
 
 
 async def read_outcome(db: Any, run: Run, agent: Any, labels: dict[int, sm.Phrase]) -> None:
+    from bot.storage.review_tables import answer_correction_fans
     from bot.storage.topic_tables import topic_reply_fans, topic_texts
 
-    def read(conn: Any) -> tuple[list[Any], list[Any], list[int]]:
+    def read(conn: Any) -> tuple[list[Any], list[Any], list[int], list[Any]]:
         placed = conn.execute(sa.select(topic_texts.c.message_id, topic_texts.c.topic_id,
                                         topic_texts.c.placed_by)).all()  # fmt: skip
         fans = conn.execute(sa.select(topic_reply_fans)).all()
         sent = conn.execute(sa.select(messages.c.id).where(messages.c.kind == "broadcast")).all()
-        return placed, fans, [r.id for r in sent]
+        corrected = conn.execute(sa.select(answer_correction_fans)).all()
+        return placed, fans, [r.id for r in sent], corrected
 
-    placed, reply_fans, broadcast_ids = await db.run(read)
+    placed, reply_fans, broadcast_ids, corrected = await db.run(read)
     measure_topics(run, placed, labels)
-    measure_answers(run, agent, reply_fans, broadcast_ids)
+    measure_answers(run, agent, reply_fans, broadcast_ids, corrected)
 
 
 def measure_topics(run: Run, placed: list[Any], labels: dict[int, sm.Phrase]) -> None:
@@ -523,33 +537,43 @@ def purity(groups: dict[int, list[str]]) -> float:
     return 100.0 * top / total if total else 0.0
 
 
-def measure_answers(run: Run, agent: Any, reply_fans: list[Any], broadcast_ids: list[int]) -> None:
-    """Who got a right answer, and when: bot answers inline at arrival, the agent's through the
-    outbox behind the broadcast, paced (`outbox_times`)."""
+def measure_answers(
+    run: Run, agent: Any, reply_fans: list[Any], broadcast_ids: list[int],
+    corrected: Sequence[Any] = (),
+) -> None:  # fmt: skip
+    """Who got a right answer, and when: bot answers inline at arrival, the agent's (topic
+    replies, corrections of bot answers) through the outbox behind the broadcast, paced
+    (`outbox_times`)."""
     by_contact = {t.fan.contact_id: t for t in run.texts}
     acted = {int(a.result["reply_id"]): a.at_s for a in agent.actions if a.kind == "reply"}
+    fixed = {int(a.result["correction_id"]): a.at_s for a in agent.actions
+             if a.kind == "correct" and "correction_id" in a.result}  # fmt: skip
     rows = [(i, 0.0) for i in broadcast_ids]
     for r in reply_fans:
         text = by_contact.get(r.contact_id)
         rows.append((r.message_id, text.at_s if r.auto and text else acted.get(r.reply_id, 0.0)))
+    rows += [(r.message_id, fixed.get(r.correction_id, 0.0)) for r in corrected]
     sent = outbox_times(rows, run.rate)
-    got: dict[int, list[Any]] = defaultdict(list)
+    # (category answered, sent at, source) of every agent text each fan got
+    got: dict[int, list[tuple[str | None, float, str]]] = defaultdict(list)
     for r in reply_fans:
-        got[r.contact_id].append(r)
-    run.last_agent_send_s = max((sent[r.message_id] for r in reply_fans), default=0.0)
+        got[r.contact_id].append((agent.reply_category.get(r.reply_id), sent[r.message_id],
+                                  "auto" if r.auto else "agent"))  # fmt: skip
+    for r in corrected:
+        got[r.contact_id].append((agent.correction_category.get(r.correction_id),
+                                  sent[r.message_id], "correction"))  # fmt: skip
+    run.last_agent_send_s = max((at for g in got.values() for _, at, _ in g), default=0.0)
     for t in run.texts:
         best, source = (t.at_s, "bot") if t.verdict.right else (math.inf, "")
-        for r in got[t.fan.contact_id]:
-            if (
-                agent.reply_category.get(r.reply_id) in t.phrase.accepted
-                and sent[r.message_id] < best
-            ):
-                best, source = sent[r.message_id], "auto" if r.auto else "agent"
+        for category, at, kind in got[t.fan.contact_id]:
+            if category in t.phrase.accepted and at < best:
+                best, source = at, kind
         t.answered_by, t.answered_s = source or None, best
         if best < math.inf:
             run.right += 1
-            run.right_by_agent += source != "bot"
+            run.right_by_agent += source in ("agent", "auto")
             run.right_by_auto += source == "auto"
+            run.right_by_correction += source == "correction"
             run.within_hour += best - t.at_s <= 3600
         else:
             run.not_right[why_not(t, got[t.fan.contact_id], agent)] += 1
@@ -559,8 +583,10 @@ def why_not(t: Text, replies: list[Any], agent: Any) -> str:
     v = t.verdict
     if t.phrase.kind == "opt_out":
         return "opt-out not honoured"
+    if not v.with_person and v.wrong:
+        return f"bot answered wrong, {'a correction answered another question' if replies else 'not corrected'}"
     if not v.with_person:
-        return "bot answered wrong, no person" if v.wrong else "bot gave no answer, no person"
+        return "bot gave no answer, no person"
     if replies:
         return "the topic's answer was another question's"
     return "waiting for a person"
@@ -642,8 +668,9 @@ async def storm(args: argparse.Namespace, url: str, tmp: Path) -> Run:
         labels: dict[int, sm.Phrase] = {}
         agent = ScriptedAgent(inbox, labels, mix, faq_answers(project), budget=args.max_actions)
         sweep = topic_sweep(app, runtime)
+        sweeps = [sweep] + [s for s in (getattr(app.ctx, "answers", None),) if s is not None]
         t0 = time.perf_counter()
-        await work_the_storm(runtime, run, agent, sweep, labels,
+        await work_the_storm(runtime, run, agent, sweeps, labels,
                              {t.name: t.answer for t in mix.topics}, args)  # fmt: skip
         run.timings["storm_s"] = time.perf_counter() - t0
         await read_outcome(runtime.store.db, run, agent, labels)

@@ -1,10 +1,14 @@
 """The scripted agent of bench/reply_storm.py: works a reply storm through the inbox, one action at a time.
 
-It reads like a person would (listing topics and opening them are free; the mix's labels stand
-for reading the texts) and every change is one action: reply to a topic (with an auto-reply for
-the texts that join it later), move texts that do not belong, merge two topics of the same
-question, teach the bot a topic's answer. Largest topics first; teaching is kept budget for.
-`HttpInbox` drives the inbox API over HTTP like the browser (session cookie, CSRF header).
+It reads like a person would (listing topics and bot answers and opening them are free; the
+mix's labels stand for reading the texts) and every change is one action: reply to a topic
+(with an auto-reply for the texts that join it later), move texts that do not belong, merge two
+topics of the same question, teach the bot a topic's answer; and in the *Bot answers* review,
+correct a group the bot answered wrong (one follow-up text per fan), move the wrongly answered
+texts of a mixed group out first, and teach from a corrected group (its texts become examples
+of the intent that should have answered). The action that reaches most fans comes first;
+teaching is kept budget for. `HttpInbox` drives the inbox API over HTTP like the browser
+(session cookie, CSRF header).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from bot.flows import read_yaml
 
 AUTO_MINUTES = 120  # the answer also goes to texts that land in the topic for two hours
 MIN_TEACH = 2  # texts a topic needs before it is worth teaching (teach refuses fewer)
+MIN_FIX = 3  # wrongly answered texts of one question worth a correction
+FIX_SHARE = 0.8  # below this share of the group, the wrong ones are moved out first
 
 
 class ActionRefused(Exception):
@@ -38,11 +44,18 @@ class Inbox(Protocol):
     async def move(self, source: int, message_ids: list[int], to: int) -> dict[str, Any]: ...
     async def merge(self, source: int, into: int) -> dict[str, Any]: ...
     async def teach(self, topic_id: int, intent: str, response: str) -> dict[str, Any]: ...
+    async def answers(self) -> list[dict[str, Any]]: ...
+    async def answer_group(self, group_id: int) -> dict[str, Any]: ...
+    async def correct(self, group_id: int, body: str) -> dict[str, Any]: ...
+    async def move_answers(self, group_id: int, message_ids: list[int]) -> dict[str, Any]: ...
+    async def teach_answers(
+        self, group_id: int, intent: str, response: str | None, examples: list[str]
+    ) -> dict[str, Any]: ...
 
 
 @dataclass
 class Action:
-    kind: str  # reply | move | merge | teach
+    kind: str  # reply | move | merge | teach | correct | split (review) | learn (review teach)
     topic_id: int
     category: str
     at_s: float
@@ -79,6 +92,10 @@ class ScriptedAgent:
         self.tried: set[str] = set()  # categories a teach was tried for (refused ones too)
         self.handled: set[int] = set()  # topics replied to (or nothing to answer them with)
         self.reply_category: dict[int, str] = {}  # reply id -> the category it answered
+        self.correction_category: dict[int, str] = {}  # correction id -> the category it answered
+        self._groups: dict[int, tuple[int, dict[str, Any]]] = {}  # answer group -> (size, page)
+        self.reviewed: set[int] = set()  # answer groups acted on (or judged right)
+        self.to_learn: list[tuple[int, str, list[str]]] = []  # (group, category, texts) to teach
 
     def answer(self, category: str) -> str | None:
         if category in self.mix.topic_names:
@@ -96,15 +113,22 @@ class ScriptedAgent:
         if self.left <= 0:
             return None
         open_ = await self._open_topics()
+        fixes = await self._wrong_answers()
         to_teach = [c for c, done in self.replied.items() if c in self.mix.topic_names
                     and c not in self.tried and max(n for _, n in done) >= MIN_TEACH]  # fmt: skip
-        if to_teach and (not open_ or self.left <= len(to_teach)):
-            return await self._teach(to_teach[0], at_s)
+        learn = [x for x in self.to_learn if x[1] in self.taught or x[1] not in self.replied]
+        pending = len(to_teach) + len(learn)
+        if pending and (not (open_ or fixes) or self.left <= pending):
+            if to_teach:
+                return await self._teach(to_teach[0], at_s)
+            return await self._learn(learn[0], at_s)
+        if fixes and (not open_ or fixes[0][0] > len(open_[0][2])):
+            return await self._fix(fixes[0], at_s)
         if not open_:
             return None
         (tid, category, texts), others = open_[0], open_[1:]
-        reserve = len(to_teach) + (category in self.mix.topic_names and category not in self.tried)
-        spare = self.left - 1 - reserve
+        reserve = pending + (category in self.mix.topic_names and category not in self.tried)
+        spare = self.left - 1 - reserve - len(fixes)
         if spare > 0 and (move := self._strays(tid, category, texts, others)):
             ids, dest, dest_category = move
             return await self._act(Action("move", dest, dest_category, at_s),
@@ -131,6 +155,82 @@ class ScriptedAgent:
                 continue
             out.append((s["id"], category, texts))
         return sorted(out, key=lambda o: -len(o[2]))
+
+    # ---- the Bot answers review ---------------------------------------------------------------
+
+    def answered_right(self, text: dict[str, Any], responses: set[str]) -> bool | None:
+        """What a person reading the fan's text and the bot's answer would say: right, wrong,
+        or None (the text is not the mix's; nothing to judge). The mix's labels stand for the
+        reading, as they do for topics."""
+        p = self.labels.get(int(text["message_id"]))
+        if p is None or p.kind == sm.OPT_OUT:
+            return None
+        taught = {t.name for t in self.mix.topics if f"utter_{t.intent}" in responses}
+        if p.kind == "topics":  # only an answer taught for the question knows it
+            return bool(taught & set(p.accepted))
+        said = {c for c, (_, names) in cj.ANSWERS.items() if names & responses}
+        if p.kind == "small_talk":  # an FAQ answer to "love u nova" answers nothing asked
+            return not (said | taught) - sm.SMALL_TALK - cj.LIGHT
+        return bool(said & set(p.accepted))
+
+    async def _wrong_answers(self) -> list[tuple[int, int, str, list[int], int]]:
+        """(fans to right, group, category, its wrongly answered texts, group size) of the open
+        answer groups where the bot answered one question wrong, most such fans first."""
+        out = []
+        for g in await self.inbox.answers():
+            if g["status"] != "open" or g["id"] in self.reviewed:
+                continue
+            size = int(g["size"])
+            seen = self._groups.get(g["id"])
+            if seen is None or seen[0] != size:
+                seen = (size, await self.inbox.answer_group(g["id"]))
+                self._groups[g["id"]] = seen
+            texts = [t for t in seen[1]["texts"] if not t["corrected"]]
+            responses = set(g["response"].split(" + "))
+            wrong: dict[str, list[int]] = {}
+            for t in texts:
+                if self.answered_right(t, responses) is False:
+                    wrong.setdefault(self._category(t), []).append(int(t["message_id"]))
+            fixable = [(len(ids), c, ids) for c, ids in wrong.items() if self.answer(c)]
+            if not fixable:  # right so far, or nothing one text could fix
+                continue
+            n, category, ids = max(fixable)
+            if n >= MIN_FIX:
+                out.append((n, g["id"], category, ids, len(texts)))
+        return sorted(out, key=lambda o: -o[0])
+
+    async def _fix(self, fix: tuple[int, int, str, list[int], int], at_s: float) -> Action:
+        """Correct the group (its wrong ones are most of it), else move them into their own."""
+        n, gid, category, ids, size = fix
+        if n < FIX_SHARE * size:
+            return await self._act(Action("split", gid, category, at_s),
+                                   self.inbox.move_answers(gid, ids))  # fmt: skip
+        self.reviewed.add(gid)
+        action = await self._act(Action("correct", gid, category, at_s),
+                                 self.inbox.correct(gid, self.answer(category) or ""))  # fmt: skip
+        if action.result.get("correction_id") is not None:
+            self.correction_category[int(action.result["correction_id"])] = category
+            if category in self.mix.topic_names:  # the bot should answer these itself next time
+                texts = [t["body"] for t in self._groups[gid][1]["texts"]
+                         if int(t["message_id"]) in set(ids)]  # fmt: skip
+                self.to_learn.append((gid, category, texts))
+        return action
+
+    async def _learn(self, item: tuple[int, str, list[str]], at_s: float) -> Action:
+        """Teach from a corrected group: its texts (the ones that belong) as examples of the
+        topic's intent, or a new FAQ when no topic of that question was taught."""
+        self.to_learn.remove(item)
+        gid, category, texts = item
+        topic = self.mix.topic(category)
+        new = category not in self.taught
+        self.tried.add(category)
+        action = await self._act(
+            Action("learn", gid, category, at_s),
+            self.inbox.teach_answers(gid, topic.intent, topic.answer if new else None, texts),
+        )
+        if "error" not in action.result:
+            self.taught.add(category)
+        return action
 
     async def _texts(self, topic_id: int, size: int) -> list[dict[str, Any]]:
         """The topic's texts as its page shows them (opened again only when its size changed)."""
@@ -241,6 +341,26 @@ class HttpInbox:
         return await self._post("/api/v1/teach",
                                 {"topic_id": topic_id, "intent": intent, "response": response})  # fmt: skip
 
+    async def answers(self) -> list[dict[str, Any]]:
+        return (await self._get("/api/v1/answers", status="open", limit=500))["items"]
+
+    async def answer_group(self, group_id: int) -> dict[str, Any]:
+        return await self._get(f"/api/v1/answers/{group_id}")
+
+    async def correct(self, group_id: int, body: str) -> dict[str, Any]:
+        return await self._post(f"/api/v1/answers/{group_id}/correct",
+                                {"body": body, "request_key": uuid.uuid4().hex})  # fmt: skip
+
+    async def move_answers(self, group_id: int, message_ids: list[int]) -> dict[str, Any]:
+        return await self._post(f"/api/v1/answers/{group_id}/move",
+                                {"message_ids": message_ids, "to": None})  # fmt: skip
+
+    async def teach_answers(
+        self, group_id: int, intent: str, response: str | None, examples: list[str]
+    ) -> dict[str, Any]:
+        return await self._post(f"/api/v1/answers/{group_id}/teach",
+                                {"intent": intent, "response": response, "examples": examples})  # fmt: skip
+
 
 @contextlib.asynccontextmanager
 async def _refusals() -> AsyncIterator[None]:
@@ -296,3 +416,39 @@ class ServiceInbox:
                                 intent=intent, response=response)  # fmt: skip
         await self.teacher.wait()
         return {"intent": intent}
+
+    async def answers(self) -> list[dict[str, Any]]:
+        from bot.topics import review
+
+        return [g.to_json() for g in await review.list_groups(self.db, status="open", limit=500)]
+
+    async def answer_group(self, group_id: int) -> dict[str, Any]:
+        from bot.topics import review
+
+        return (await review.group(self.db, group_id)).to_json()
+
+    async def correct(self, group_id: int, body: str) -> dict[str, Any]:
+        from bot.topics import review
+
+        async with _refusals():
+            done = await review.correct(self.db, self.agent, group_id, body,
+                                        request_key=uuid.uuid4().hex)  # fmt: skip
+        return done.to_json()
+
+    async def move_answers(self, group_id: int, message_ids: list[int]) -> dict[str, Any]:
+        from bot.topics import review
+
+        async with _refusals():
+            to = await review.move_texts(self.db, self.agent, message_ids, None)
+        return {"to": to, "moved": len(message_ids)}
+
+    async def teach_answers(
+        self, group_id: int, intent: str, response: str | None, examples: list[str]
+    ) -> dict[str, Any]:
+        from bot.topics import review
+
+        async with _refusals():
+            taught = await review.teach(self.db, self.teacher, self.agent, group_id,
+                                        intent=intent, response=response, examples=examples)  # fmt: skip
+        await self.teacher.wait()
+        return taught.to_json()

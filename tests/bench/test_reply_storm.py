@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FIGURES = [
     "fans who replied", "answered by the bot: right / wrong", "opt-outs honoured",
     "topics formed", "purity (majority category's share, by size)", "agent actions",
-    "fans with a right answer (bot or agent)", "fans with a right answer within 1 hour",
+    "fans with a right answer (bot or agent)", "of them from corrections of bot answers",
+    "fans with a right answer within 1 hour",
     "taught-topic texts answered by the bot", "taught-topic texts answered wrong",
     "from stored vectors", "with encoding",
 ]  # fmt: skip
