@@ -45,6 +45,13 @@ OPT_OUTS = [
     "schreibt mir bitte nicht mehr",
     "loescht bitte meine nummer",
     "keine sms mehr, danke",
+    # the same grammar whatever the verb's object: not wanting to (keep) receiving, wanting out
+    "no deseo seguir recibiendo sms",
+    "je voudrais ne plus être sur cette liste",
+    "vorrei essere rimossa, grazie",
+    "quero ser descadastrada",
+    "melde mich bitte ab!",
+    "como cancelo estos mensajes?",
 ]
 # the opposite ("never stop"), the star's music, the tour stopping somewhere, orders
 NOT_OPT_OUTS = [
