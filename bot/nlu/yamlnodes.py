@@ -13,6 +13,9 @@ import yaml
 
 from bot.errors import ConfigError, Location
 
+# LibYAML's parser when PyYAML has it: the same nodes and line marks, several times faster
+_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def compose(path: Path) -> yaml.Node | None:
     """Parse a YAML file into its node tree; syntax errors become ConfigError with the line."""
@@ -20,7 +23,7 @@ def compose(path: Path) -> yaml.Node | None:
 
     text = read_text(path)
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc, text) from None
 
