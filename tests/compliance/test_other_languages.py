@@ -52,6 +52,9 @@ OPT_OUTS = [
     "quero ser descadastrada",
     "melde mich bitte ab!",
     "como cancelo estos mensajes?",
+    "j'aimerais arrêter de recevoir vos sms",
+    "non mi interessa più ricevere sms",
+    "bitte keine nachrichten von euch",
 ]
 # the opposite ("never stop"), the star's music, the tour stopping somewhere, orders
 NOT_OPT_OUTS = [
@@ -65,6 +68,7 @@ NOT_OPT_OUTS = [
     "je n'arrête pas de chanter ce refrain",
     "ich kann einfach nicht aufhören, das lied zu singen",
     "hört nie auf, mir solche updates zu schreiben",
+    "i never want your texts to end",
 ]
 # other-language texts that speak well of the texts: at most asked, never unsubscribed
 FOND = ["adoro sus mensajes, gracias", "j'adore quand vous m'écrivez", "amo as mensagens de vocês"]

@@ -178,3 +178,26 @@ async def test_a_content_question_is_not_answered_by_start_or_help(
     out = await runtime.handle(text(number, body))
     assert wrong not in said(out)
     assert not [d for t, d in out.events if t == "compliance"]
+
+
+@pytest.mark.parametrize(
+    "body", ["i get a lot of texts from this number", "me llegan muchísimos mensajes de ustedes"]
+)
+async def test_a_fan_describing_the_texts_stays_subscribed_asked_at_most(
+    runtime: Runtime, body: str
+) -> None:
+    """Issue 15, item 2: an observation about the texts asks nothing: never a sure opt-out."""
+    number = await subscribed_fan(runtime)
+    out = await runtime.handle(text(number, body))
+    assert await subscription(runtime, number) == "subscribed"
+    assert said(out).count("utter_ask_opt_out") <= 1
+    assert not [d for t, d in out.events if t == "compliance" and d["kind"] == "opt_out"]
+
+
+async def test_an_explicit_opt_out_in_another_language_is_confirmed_in_it(
+    runtime: Runtime,
+) -> None:
+    number = await subscribed_fan(runtime)
+    out = await runtime.handle(text(number, "por favor dejen de enviarme mensajes, gracias"))
+    assert await subscription(runtime, number) == "unsubscribed"
+    assert said(out) == ["utter_opt_out_confirmed_es"]
