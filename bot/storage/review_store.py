@@ -28,7 +28,19 @@ from bot.storage.review_tables import (
 )
 from bot.storage.tables import contacts, events, messages
 
-Row = dict[str, Any]
+# what a correction shares with a topic reply: reading fans and numbers, writing the outbox
+from bot.storage.topic_store import (  # noqa: F401  (re-exported for bot.topics.review)
+    Row,
+    _pg,
+    _rows,
+    add_events,
+    fans,
+    insert_outbox,
+    our_numbers,
+    rows_by_id,
+)
+from bot.storage.topic_store import try_sweep_lock as _try_lock
+
 at_, g, m, ev = answer_texts.c, answer_groups.c, messages.c, events.c
 ac, acf = answer_corrections.c, answer_correction_fans.c
 SWEEP_LOCK = 0x70_1C_5F  # pg advisory lock key of the answer sweep (the topic sweep's + 1)
@@ -36,19 +48,8 @@ SWEEP_LOCK = 0x70_1C_5F  # pg advisory lock key of the answer sweep (the topic s
 NOT_ANSWERED = ("escalated", "held_for_human", "ignored")
 
 
-def _rows(result: Any) -> list[Row]:
-    return [dict(r._mapping) for r in result]
-
-
-def _pg(conn: Connection) -> bool:
-    return conn.dialect.name == "postgresql"
-
-
 def try_sweep_lock(conn: Connection) -> bool:
-    if not _pg(conn):
-        return True
-    return bool(conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK})
-                .scalar())  # fmt: skip
+    return _try_lock(conn, SWEEP_LOCK)
 
 
 # ---- the sweep ------------------------------------------------------------------------------
@@ -101,13 +102,7 @@ def joinable_centroids(conn: Connection, kind: str) -> list[Row]:
 
 
 def group_rows(conn: Connection, ids: Iterable[int], *, lock: bool = False) -> dict[int, Row]:
-    ids = sorted(set(ids))
-    if not ids:
-        return {}
-    query = sa.select(answer_groups).where(g.id.in_(ids)).order_by(g.id)
-    if lock and _pg(conn):
-        query = query.with_for_update()
-    return {r["id"]: r for r in _rows(conn.execute(query))}
+    return rows_by_id(conn, answer_groups, ids, lock=lock)
 
 
 def group_row(conn: Connection, group_id: int, *, lock: bool = False) -> Row | None:
@@ -345,35 +340,9 @@ def claim_texts(
     return newest
 
 
-def fans(conn: Connection, contact_ids: Sequence[int]) -> dict[int, Row]:
-    return {r["id"]: r for r in _rows(conn.execute(
-        sa.select(contacts.c.id, contacts.c.phone, contacts.c.profile, contacts.c.subscription,
-                  contacts.c.erased_at).where(contacts.c.id.in_(list(contact_ids)))
-    ))}  # fmt: skip
-
-
-def our_numbers(conn: Connection, message_ids: Sequence[int]) -> dict[int, str | None]:
-    return {r.id: r.to_number for r in conn.execute(
-        sa.select(m.id, m.to_number).where(m.id.in_(list(message_ids)))
-    )}  # fmt: skip
-
-
-def insert_outbox(conn: Connection, rows: Sequence[Row]) -> list[int]:
-    if not rows:
-        return []
-    return [int(i) for i in conn.execute(
-        messages.insert().returning(m.id, sort_by_parameter_order=True), list(rows)
-    ).scalars()]  # fmt: skip
-
-
 def insert_correction_fans(conn: Connection, rows: Sequence[Row]) -> None:
     if rows:
         conn.execute(answer_correction_fans.insert(), list(rows))
-
-
-def add_events(conn: Connection, rows: Sequence[Row]) -> None:
-    if rows:
-        conn.execute(events.insert(), list(rows))
 
 
 def finish_correction(conn: Connection, correction_id: int) -> int:

@@ -43,12 +43,25 @@ def _pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def try_sweep_lock(conn: Connection) -> bool:
+def try_sweep_lock(conn: Connection, key: int = SWEEP_LOCK) -> bool:
     """One sweep at a time across processes (released at commit); SQLite: always."""
     if not _pg(conn):
         return True
-    return bool(conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK})
+    return bool(conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key})
                 .scalar())  # fmt: skip
+
+
+def rows_by_id(
+    conn: Connection, table: sa.Table, ids: Iterable[int], *, lock: bool = False
+) -> dict[int, Row]:
+    """Rows of `table` by id (`lock`: FOR UPDATE on PostgreSQL, in id order)."""
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    query = sa.select(table).where(table.c.id.in_(ids)).order_by(table.c.id)
+    if lock and _pg(conn):
+        query = query.with_for_update()
+    return {r["id"]: r for r in _rows(conn.execute(query))}
 
 
 # ---- the sweep: new waiting texts, open topics ---------------------------------------------
@@ -102,13 +115,7 @@ def open_centroids(conn: Connection, kind: str) -> list[Row]:
 
 
 def topic_rows(conn: Connection, ids: Iterable[int], *, lock: bool = False) -> dict[int, Row]:
-    ids = sorted(set(ids))
-    if not ids:
-        return {}
-    query = sa.select(topics).where(tp.id.in_(ids)).order_by(tp.id)
-    if lock and _pg(conn):
-        query = query.with_for_update()
-    return {r["id"]: r for r in _rows(conn.execute(query))}
+    return rows_by_id(conn, topics, ids, lock=lock)
 
 
 def topic_row(conn: Connection, topic_id: int, *, lock: bool = False) -> Row | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.errors import BadRequest, Conflict, Forbidden, NotFound, StorageError
+from bot.errors import BadRequest, Conflict, Forbidden, NotFound
 from bot.inbox.auth import Agent, now, utc
 from bot.inbox.queue import agent_text, fan_name
 from bot.quiet_hours import QuietHours
@@ -30,13 +30,12 @@ from bot.storage.db import Connection
 from bot.teach import content_writer
 from bot.teach.scrub import profile_names, scrub
 from bot.topics.grouping import centroid
-from bot.topics.service import distinct, outbox_row, template
+from bot.topics.service import Chunk, distinct, outbox_row, template, with_retry
 from bot.topics.vectors import from_bytes, to_bytes
 
 log = logging.getLogger(__name__)
 STATUSES = ("open", "right", "corrected", "taught")
 CHUNK = 200  # fans per transaction of a correction
-CHUNK_TRIES = 3
 TEXTS_SHOWN = 500
 MAX_EXAMPLES = 50  # what teaching takes (bot.teach.service.MAX_EXAMPLES)
 WAKING_HOURS = QuietHours()  # 08:00-21:00 in the fan's zone, as broadcasts
@@ -301,7 +300,7 @@ async def correct(
     correction_id = await db.run(_start, agent, group_id, body, request_key, at)
     after, written, skipped = 0, [], []
     while True:
-        chunk = await _with_retry(db, _chunk, group_id, correction_id, agent.id, parts, quiet,
+        chunk = await with_retry(db, _chunk, group_id, correction_id, agent.id, parts, quiet,
                                   at, after)  # fmt: skip
         written += chunk.outbox_ids
         skipped += chunk.skipped
@@ -331,34 +330,14 @@ def _start(
     return int(correction_id)
 
 
-async def _with_retry(db: Database, fn: Any, *args: Any) -> Any:
-    """A chunk again if the database rolled it back (it did so whole, so it is safe)."""
-    for attempt in range(CHUNK_TRIES):
-        try:
-            return await db.run(fn, *args)
-        except StorageError:
-            if attempt == CHUNK_TRIES - 1:
-                raise
-            log.warning("a correction chunk was rolled back (%d of %d); trying again",
-                        attempt + 1, CHUNK_TRIES)  # fmt: skip
-    raise AssertionError("unreachable")
-
-
-@dataclass(frozen=True, slots=True)
-class _Chunk:
-    outbox_ids: list[int]
-    skipped: list[dict[str, Any]]
-    last_contact: int | None  # None: no fan left after this chunk
-
-
 def _chunk(
     conn: Connection, group_id: int, correction_id: int, agent_id: int, parts: tuple[Any, ...],
     quiet: QuietHours | None, at: datetime, after: int,
-) -> _Chunk:  # fmt: skip
+) -> Chunk:  # fmt: skip
     sql.group_row(conn, group_id, lock=True)  # corrections of one group take turns, chunk by chunk
     contact_ids = sql.fans_to_correct(conn, group_id, after, CHUNK)
     if not contact_ids:
-        return _Chunk([], [], None)
+        return Chunk([], [], None)
     last = contact_ids[-1] if len(contact_ids) == CHUNK else None
     claimed = sql.claim_texts(conn, group_id, contact_ids, correction_id, at)  # exactly once
     contacts = sql.fans(conn, list(claimed))
@@ -385,7 +364,7 @@ def _chunk(
                   "answer_group_id": group_id, "correction_id": correction_id}}
         for (c, text_id), mid in zip(sent_to, ids, strict=True)
     ])  # fmt: skip
-    return _Chunk(ids, skipped, last)
+    return Chunk(ids, skipped, last)
 
 
 def _finish(

@@ -417,7 +417,7 @@ async def answer_topic(
     auto-reply uses it too: `auto=True`, only texts that `arrived_by` its end)."""
     after, written, skipped = 0, [], []
     while True:
-        chunk = await _with_retry(db, _answer_chunk, topic_id, reply_id, agent_id, parts, auto,
+        chunk = await with_retry(db, _answer_chunk, topic_id, reply_id, agent_id, parts, auto,
                                   quiet, at, after, arrived_by)  # fmt: skip
         written += chunk.outbox_ids
         skipped += chunk.skipped
@@ -428,8 +428,9 @@ async def answer_topic(
     return ReplyResult(reply_id, fans, tuple(skipped), auto_until, tuple(written))
 
 
-async def _with_retry(db: Database, fn: Any, *args: Any) -> Any:
-    """A chunk again if PostgreSQL broke a lock cycle (a claim locks a thread's conversation
+async def with_retry(db: Database, fn: Any, *args: Any) -> Any:
+    """A chunk (of a topic reply, or of a correction of bot answers) again if the database
+    rolled it back (PostgreSQL breaking a lock cycle: a claim locks a thread's conversation
     before its escalation, a chunk the other way round): it rolled back whole, so it is safe."""
     for attempt in range(CHUNK_TRIES):
         try:
@@ -437,13 +438,13 @@ async def _with_retry(db: Database, fn: Any, *args: Any) -> Any:
         except StorageError:
             if attempt == CHUNK_TRIES - 1:
                 raise
-            log.warning("a reply chunk was rolled back (%d of %d); trying again", attempt + 1,
+            log.warning("a chunk was rolled back (%d of %d); trying again", attempt + 1,
                         CHUNK_TRIES)  # fmt: skip
     raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True, slots=True)
-class _Chunk:
+class Chunk:
     outbox_ids: list[int]
     skipped: list[dict[str, Any]]
     last_contact: int | None  # None: no fan left after this chunk
@@ -453,10 +454,10 @@ def _answer_chunk(
     conn: Connection, topic_id: int, reply_id: int, agent_id: int, parts: tuple[Any, ...],
     auto: bool, quiet: QuietHours | None, at: datetime, after: int,
     arrived_by: datetime | None,
-) -> _Chunk:  # fmt: skip
+) -> Chunk:  # fmt: skip
     fans = sql.waiting_fans(conn, topic_id, after, CHUNK, arrived_by)
     if not fans:
-        return _Chunk([], [], None)
+        return Chunk([], [], None)
     last = fans[-1]["contact_id"] if len(fans) == CHUNK else None
     by_escalation = {f["escalation_id"]: f for f in fans}
     # escalations first, then conversations: the order a turn and the escalation timer lock in
@@ -512,7 +513,7 @@ def _answer_chunk(
     sql.add_events(conn, events)
     sql.add_reply_fans(conn, reply_id, len(reply_fans))
     sql.back_to_bot(conn, [r["conversation_id"] for r in finished], at)
-    return _Chunk(ids, skipped, last)
+    return Chunk(ids, skipped, last)
 
 
 def outbox_row(
