@@ -45,7 +45,7 @@ from bot.flows.state import (
     Unsubscribe,
 )
 from bot.messages import Prediction
-from bot.nlu.evidence import NEWS_BAR, asks_about_news
+from bot.nlu.evidence import NEWS_BAR, asks_about_news, written_for
 
 MAX_STEPS_PER_TURN = 64
 REPHRASE = "utter_ask_rephrase"
@@ -81,6 +81,13 @@ class FlowEngine:
             name: slot.initial_value
             for name, slot in domain.slots.items()
             if slot.initial_value is not None
+        }
+        # answers taught from the replies to one broadcast (`metadata: broadcast:`): its news
+        self.written_for = {
+            name: str(v.metadata["broadcast"])
+            for name, variants in domain.responses.items()
+            for v in variants[:1]
+            if v.metadata and v.metadata.get("broadcast")
         }
 
     def turn(self, state: DialogueState, inp: TurnInput) -> Progress:
@@ -243,13 +250,25 @@ class _Turn:
 
     def asks_about_news(self) -> bool:
         """A question about the news of the broadcast it replies to: a generic answer does not
-        know that news, so only a sure intent that speaks of all its words answers it (one
-        taught from the wave's texts does); else a person (its topic)."""
+        know that news, so only a sure intent that speaks of all its words answers it, or one
+        whose answer was taught from that broadcast's replies; else a person (its topic)."""
         p = self.inp.prediction
         if p is None or p.intent in (None, "out_of_scope", "human_handoff"):
             return False
         unsure = p.confidence < NEWS_BAR or bool(p.uncovered)
-        return unsure and asks_about_news(self.inp.text, self.inp.broadcast_text)
+        if not unsure or not asks_about_news(self.inp.text, self.inp.broadcast_text):
+            return False
+        return not self.knows_the_news()
+
+    def knows_the_news(self) -> bool:
+        """Whether the intent's flow answers with a response taught from the replies to the
+        broadcast this text replies to (it knows that news)."""
+        for flow_id, _ in self.engine.triggers.by_intent(self.inp.prediction):
+            for step in getattr(self.flows.get(flow_id), "steps", ()):
+                recorded = self.engine.written_for.get(getattr(step, "action", None) or "")
+                if written_for(self.inp.broadcast_text, recorded):
+                    return True
+        return False
 
     def stray_answer(self) -> bool:
         """'Yes I want in', 'no thanks', 'never mind' with nothing asked: the reaction kinds

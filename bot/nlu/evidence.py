@@ -12,8 +12,10 @@ Pure, used at training (fitted on the line's own data, measured on out-of-fold t
   `bot.nlu.fallback`; this module holds the word-level evidence and the broadcast bar.
 - **Replies to a broadcast about its news.** A question that shares content words with the
   broadcast it replies to asks about that news; a generic FAQ answer does not know it, so such
-  a reply is answered only when its intent speaks of all its words (an intent taught from the
-  wave's own texts does) and with a higher bar (`NEWS_BAR`); else a person and its topic.
+  a reply is answered only when its intent speaks of all its words and with a higher bar
+  (`NEWS_BAR`); else a person and its topic. So is a question asking what the news changed
+  ("will the meet and greet still happen", "is it cancelled now"). An answer taught from the
+  replies to that broadcast knows its news (`written_for`): the ordinary bar applies.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ GENERIC = frozenset(_GENERIC_WORDS.split())
 MIN_WORD = 3  # shorter tokens ("la", "ok", "tv") carry little topic and many typos
 NEWS_BAR = 0.9  # confidence a reply asking about a broadcast's news needs to be answered
 
+# Asking what the news changed: "still on?", "is it cancelled now", "meet and greet too?"
+_CHANGE = re.compile(
+    r"\b(?:still|anymore|now|too|cancel\w*|postpon\w*|move[ds]?|moving|chang\w*|happen\w*)\b",
+    re.IGNORECASE,
+)
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _SUFFIXES = ("'s", "ies", "ing", "es", "ed", "ly", "s")
 _QUESTION = re.compile(
@@ -153,7 +161,19 @@ class Coverage:
 
 
 def asks_about_news(text: str, broadcast_text: str | None) -> bool:
-    """A question that shares a content word with the broadcast it replies to."""
+    """A question that shares a content word with the broadcast it replies to, or asks what
+    the news changed for something it did not name ("will the meet and greet still happen")."""
     if not broadcast_text or not _QUESTION.search(text):
         return False
+    if _CHANGE.search(text):
+        return True
     return bool(set(content_words(text)) & set(content_words(broadcast_text)))
+
+
+def written_for(broadcast_text: str | None, recorded: str | None) -> bool:
+    """Whether an answer written for the broadcast `recorded` (its template; placeholders
+    left out) answers replies to `broadcast_text`: then it knows that news."""
+    if not broadcast_text or not recorded:
+        return False
+    words = set(content_words(_PLACEHOLDER.sub(" ", recorded)))
+    return bool(words) and words <= set(content_words(broadcast_text))

@@ -145,6 +145,22 @@ def topic_exists(conn: Connection, topic_id: int) -> bool:
     return conn.execute(sa.select(topics.c.id).where(topics.c.id == topic_id)).first() is not None
 
 
+def broadcast_body(
+    conn: Connection, *, topic_id: int | None = None, broadcast_id: int | None = None
+) -> str | None:
+    """The text (template) of the broadcast a topic's texts reply to, or of one broadcast."""
+    from bot.storage.broadcast_tables import broadcasts
+    from bot.storage.topic_tables import topics
+
+    if topic_id is not None:
+        found = conn.execute(sa.select(topics.c.broadcast_id).where(topics.c.id == topic_id))
+        broadcast_id = found.scalar()
+    if broadcast_id is None:
+        return None
+    found = conn.execute(sa.select(broadcasts.c.body).where(broadcasts.c.id == broadcast_id))
+    return found.scalar()
+
+
 def thread_fan_texts(conn: Connection, conversation_id: int) -> list[tuple[str, Any]] | None:
     """(body, profile) of the fan's texts in a thread's unresolved escalation, else its last
     one; None when there is no such conversation."""

@@ -90,8 +90,10 @@ def add_faq(
     actions: set[str] | None = None,
     max_segments: int = 3,
     label: str | None = None,
+    broadcast: str | None = None,
 ) -> Written:
-    """Append the intent, its response and its flow."""
+    """Append the intent, its response and its flow. `broadcast`: the text of the broadcast
+    whose replies taught it, kept in the response's `metadata` (the answer knows its news)."""
     check_intent_name(intent)
     response = (response or "").strip()
     if not response:
@@ -117,7 +119,8 @@ def add_faq(
             )
         edits = {
             NLU_FILE: _intent_block(intent, texts),
-            DOMAIN_FILE: f"  {utter}:\n    - text: {_quoted(response)}\n",
+            DOMAIN_FILE: f"  {utter}:\n    - text: {_quoted(response)}\n"
+            + (f"      metadata:\n        broadcast: {_quoted(broadcast)}\n" if broadcast else ""),
             FLOWS_FILE: _flow_block(flow_id, intent, utter, label or texts[0]),
         }
         return Written(_apply(project_dir, edits, actions, max_segments), tuple(texts))

@@ -71,8 +71,12 @@ async def teach(
     intent: str,
     response: str,
     examples: list[str] | None = None,
+    broadcast: str | None = None,
 ) -> TaughtFaq:
-    """Write a new FAQ from a topic's or a thread's texts (or `examples`), then retrain."""
+    """Write a new FAQ from a topic's or a thread's texts (or `examples`), then retrain.
+
+    Taught from the replies to a broadcast (the topic's, or `broadcast`: its text), the answer
+    records that broadcast: it knows its news (`bot.nlu.evidence.written_for`)."""
     _require_admin(agent)
     content_writer.check_intent_name(intent)
     if not (response or "").strip():
@@ -93,9 +97,11 @@ async def teach(
     texts = content_writer.clean_examples(texts)[:MAX_EXAMPLES]
     if len(texts) < 2:
         raise BadRequest(f"an FAQ needs at least 2 distinct example texts; found {len(texts)}")
+    if broadcast is None and topic_id is not None:
+        broadcast = await db.run(lambda c: label_store.broadcast_body(c, topic_id=topic_id))
     written = await asyncio.to_thread(
         content_writer.add_faq, teacher.project_dir, intent, response.strip(), texts,
-        actions=teacher.actions, max_segments=teacher.max_segments,
+        actions=teacher.actions, max_segments=teacher.max_segments, broadcast=broadcast,
     )  # fmt: skip
     log.info("taught intent %s (%d examples) by agent %s", intent, len(written.examples),
              _agent_id(agent))  # fmt: skip

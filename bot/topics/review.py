@@ -24,7 +24,7 @@ from bot.errors import BadRequest, Conflict, Forbidden, NotFound
 from bot.inbox.auth import Agent, now, utc
 from bot.inbox.queue import agent_text, fan_name
 from bot.quiet_hours import QuietHours
-from bot.storage import Database
+from bot.storage import Database, label_store
 from bot.storage import review_store as sql
 from bot.storage.db import Connection
 from bot.teach import content_writer
@@ -422,8 +422,11 @@ async def teach(
     texts = examples if examples is not None else await group_examples(db, group_id)
     texts = content_writer.clean_examples(scrub(t) for t in texts)[:MAX_EXAMPLES]
     if response is not None and response.strip():
+        row = await db.run(sql.group_row, group_id)
+        sent = row["broadcast_id"] if row else None
+        broadcast = await db.run(lambda c: label_store.broadcast_body(c, broadcast_id=sent))
         taught = await teaching.teach(db, teacher, agent, intent=intent, response=response,
-                                      examples=texts)  # fmt: skip
+                                      examples=texts, broadcast=broadcast)  # fmt: skip
         result = Taught(intent, taught.examples, taught.files, taught.retraining, True)
     else:
         if not texts:
