@@ -38,6 +38,15 @@ def store(database_url: str) -> Iterator[object]:
         s.close()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _sentence_encoders_stay_open() -> None:
+    """Hundreds of tests start a runtime on the same model: its ONNX session is opened once
+    (bot.nlu.embeddings.KEEP_OPEN), not a second or so per runtime."""
+    from bot.nlu import embeddings
+
+    embeddings.KEEP_OPEN = True
+
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,7 @@ class SentenceEncoder:
                 "the accurate pipeline needs onnxruntime and tokenizers: "
                 "pip install 'fanline[accurate]'"
             ) from None
+        self.identity = ""  # of the model file: set by open_encoder
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.enable_truncation(max_length=max_length)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -168,12 +171,40 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# One open session per model file and settings in a process, shared by the interpreters that
+# use it: a hot reload, or a second runtime, does not pay the second or so of opening it again
+# (sessions are read-only; onnxruntime and tokenizers encode from several threads). Held weakly:
+# a model nobody uses any more is freed. KEEP_OPEN holds them for the process's life instead,
+# for test suites and benchmarks that start many runtimes one after the other.
+_OPEN: weakref.WeakValueDictionary[tuple[Any, ...], SentenceEncoder] = weakref.WeakValueDictionary()
+_KEPT: dict[tuple[Any, ...], SentenceEncoder] = {}
+_OPENING = threading.Lock()
+KEEP_OPEN = False
+
+
 def open_encoder(options: dict[str, Any], threads: int = 1) -> tuple[SentenceEncoder, str]:
     """The encoder and a short identity of its model file (kept in the model's metadata).
 
     threads: 1 for parsing one text at a time, 0 (all cores) for training batches.
     """
     onnx, tokenizer = resolve_model(options)
-    spec = PACKAGED.get(options.get("model") or "")
-    identity = spec.sha256 if spec and not options.get("model_path") else file_sha256(onnx)
-    return SentenceEncoder(onnx, tokenizer, options["max_length"], threads), identity
+    stat = onnx.stat()  # a file replaced in place is another model
+    key = (
+        str(onnx),
+        str(tokenizer),
+        options["max_length"],
+        threads,
+        stat.st_mtime_ns,
+        stat.st_size,
+    )
+    with _OPENING:
+        encoder = _OPEN.get(key)
+        if encoder is None:
+            spec = PACKAGED.get(options.get("model") or "")
+            identity = spec.sha256 if spec and not options.get("model_path") else file_sha256(onnx)
+            encoder = SentenceEncoder(onnx, tokenizer, options["max_length"], threads)
+            encoder.identity = identity
+            _OPEN[key] = encoder
+        if KEEP_OPEN:
+            _KEPT[key] = encoder
+    return encoder, encoder.identity
