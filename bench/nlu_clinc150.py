@@ -87,11 +87,16 @@ SIGNALS = ("per_intent", "own_nearness", "uncovered")  # evidence signals (docs/
 def with_signals_off(cfg, off: list[str]):
     """The config with these evidence signals of the FallbackClassifier switched off and all
     the others on (whatever the shipped defaults), so rows compare with "all on"."""
+
+    return with_options(cfg, {signal: signal not in off for signal in SIGNALS})
+
+
+def with_options(cfg, values: dict):
+    """The config with these options set on its FallbackClassifier."""
     from dataclasses import replace
 
     from bot.nlu.config import Component
 
-    values = {signal: signal not in off for signal in SIGNALS}
     return replace(
         cfg,
         pipeline=tuple(
@@ -101,7 +106,7 @@ def with_signals_off(cfg, off: list[str]):
     )
 
 
-def run_one(config: str, per_intent: int | None, off: list[str] = ()) -> dict:
+def run_one(config: str, per_intent: int | None, off: list[str] = (), on: list[str] = ()) -> dict:
     raw = json.loads(DATA.read_text())
     train_x, train_y = split(raw, "train", "oos_train")
     if per_intent:
@@ -111,6 +116,8 @@ def run_one(config: str, per_intent: int | None, off: list[str] = ()) -> dict:
     # "shipped": the configuration as it ships (own_nearness off); else all signals on but `off`
     shipped = list(off) == ["shipped"]
     cfg = shipped_config(config) if shipped else with_signals_off(shipped_config(config), list(off))
+    if on:  # switched on over either (e.g. background, which ships off)
+        cfg = with_options(cfg, {signal: True for signal in on})
 
     started = time.perf_counter()
     model = build_model(cfg, training_data(train_x, train_y), smalltalk=False)
@@ -142,7 +149,8 @@ def run_one(config: str, per_intent: int | None, off: list[str] = ()) -> dict:
     return {
         "config": config
         + (f" ({per_intent}/intent)" if per_intent else "")
-        + ("" if shipped else f", {'+'.join(off)} off" if off else ", all signals on"),
+        + ("" if shipped else f", {'+'.join(off)} off" if off else ", all signals on")
+        + (f", {'+'.join(on)} on" if on else ""),
         "in_scope": rep.in_scope_accuracy * 100,
         "oos_recall": (rep.oos_recall or 0) * 100,
         "auroc": rep.auroc,
@@ -214,19 +222,27 @@ def main() -> int:
     parser.add_argument(
         "--ablate", action="store_true", help="each signal off in turn, then all off"
     )
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: config[:per_intent]
+    parser.add_argument(
+        "--on",
+        nargs="*",
+        default=[],
+        metavar="SIGNAL",
+        help="evidence signals switched on over the rows' configurations (background)",
+    )
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # child: config:per_intent:off:on
     args = parser.parse_args()
     print_baseline()
     if args.one:
-        config, per, off = (args.one.split(":") + ["", ""])[:3]
-        print(
-            json.dumps(run_one(config, int(per) if per else None, [o for o in off.split("+") if o]))
-        )
+        config, per, off, on = (args.one.split(":") + ["", "", ""])[:4]
+        per_intent = int(per) if per else None
+        signals = [[o for o in part.split("+") if o] for part in (off, on)]
+        print(json.dumps(run_one(config, per_intent, *signals)))
         return 0
     off = ["shipped"] if args.off is None else list(SIGNALS) if "all" in args.off else args.off
     offs = [[], *[[s] for s in SIGNALS], list(SIGNALS)] if args.ablate else [off]
-    jobs = [f"{c}::{'+'.join(o)}" for o in offs for c in args.configs] + (
-        [f"{c}:{args.few_shot}:{'+'.join(off)}" for c in args.configs] if args.few_shot else []
+    on = "+".join(args.on)
+    jobs = [f"{c}::{'+'.join(o)}:{on}" for o in offs for c in args.configs] + (
+        [f"{c}:{args.few_shot}:{'+'.join(off)}:{on}" for c in args.configs] if args.few_shot else []
     )
     rows = []
     for job in jobs:

@@ -234,3 +234,26 @@ def test_small_talk_flows_answer_or_hand_over(demo_engine):
 def test_excitement_and_thanks_in_other_languages_are_reactions(text, kind):
     found = load_reactions().classify(text)
     assert found is not None and found.kind == kind and found.reply is not None
+
+
+# ---------------------------------------------------------------- background out-of-scope class
+
+# Everyday requests to other assistants, none about a fan line. Without the background class
+# the fixture's accurate model answered the first three as birthday_shoutout, human_handoff and
+# ask_tour_dates: nearer to those than to anything else, and nothing told it they are not.
+ORDINARY = [
+    "what's on my calendar friday",
+    "remind me to call my mom",
+    "when is the next train to munich",
+    "set an alarm for six tomorrow morning",
+    "how do i reset my bank pin",
+    "order a large pepperoni pizza",
+]
+
+
+def test_the_accurate_pipeline_ships_the_background_class(accurate_interp):
+    for text in ORDINARY:
+        assert accurate_interp.parse(text).intent == "out_of_scope", text
+    # the line's own questions, in words its examples do not use, are still answered
+    assert accurate_interp.parse("when are you touring europe next").intent == "ask_tour_dates"
+    assert accurate_interp.parse("can i buy one of the hoodies").intent == "buy_merch"
