@@ -188,6 +188,13 @@ async def run(args: argparse.Namespace, url: str, db_url: str | None, server_pid
         store, gateway, rate_per_second=args.rate, batch_size=args.batch, lanes=args.lanes,
         backoff_base=0.05,
     )  # fmt: skip
+    if args.shared_rate:  # the server's pacer: each send takes its slot from the database
+        if db_url is None:
+            raise SystemExit("--shared-rate needs --store sqlite or postgresql")
+        from bot.pacing import SharedRates
+
+        sender.pacer = SharedRates(store.db, sender.rule)
+        label += ", the rate shared through the database"
     stop = asyncio.Event()
     started, cpu0, server0 = time.perf_counter(), time.process_time(), cpu_s(server_pid)
     task = asyncio.create_task(sender.run(stop))
@@ -231,6 +238,8 @@ def main() -> None:
     parser.add_argument("--lanes", type=int, default=8)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--store", choices=["memory", "sqlite", "postgresql"], default="memory")
+    parser.add_argument("--shared-rate", action="store_true",
+                        help="the server's pacer: one UPDATE of the number's rate row per send")  # fmt: skip
     parser.add_argument("--database-url", default=os.environ.get("FANLINE_TEST_DATABASE_URL"))
     args = parser.parse_args()
     print_baseline()
