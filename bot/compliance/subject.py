@@ -90,7 +90,8 @@ _RECEIVING = re.compile(
     r"|ich (bekomme|kriege|erhalte)|ihr (schickt|schreibt) mir)\b",
 )
 _REQUEST = re.compile(
-    r"\b(stop|stp|unsub\w*|remove|opt|please|pls|plz|want|wanna|wish|no more|don'?t|dont|do not"
+    r"\b(stop\w*|stp|unsub\w*|remov\w*|delet\w*|opt|please|pls|plz|want|wanna|wish|like to"
+    r"|would like|need|no more|don'?t|dont|do not"
     r"|take|leave|enough|quit|cancel|end|out|block|delete|off|can (you|u|i)|could (you|u)"
     r"|how (do|can) i|rather|sick of|tired of|annoying|spam\w*|why|who"
     r"|basta|dej\w*|paren|parem|pare|por favor|porfa|arret\w*|svp|merci de|smett\w*|favore"

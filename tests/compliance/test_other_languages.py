@@ -1,5 +1,5 @@
-"""Opt-outs in the line's other languages (es, fr, it, pt, de), observations about the texts,
-and the line's own examples (issue 15, item 1). Every text is written here: none is a training
+"""Opt-outs in the line's other languages (es, fr, it, pt, de) and English wording the model
+missed, observations about the texts, and the line's own examples (issue 15, item 1). Every text is written here: none is a training
 phrase (bot/compliance/phrases/*.yml) or from a bench/ set."""
 
 from __future__ import annotations
@@ -56,6 +56,15 @@ OPT_OUTS = [
     "non mi interessa più ricevere sms",
     "bitte keine nachrichten von euch",
 ]
+# English wording the phrase model read as unsure or ordinary
+ENGLISH = [
+    "honestly i'd just like to be taken off",
+    "i do not want to hear from you ever",
+    "no longer interested in your updates",
+    "kindly cease all contact",
+    "thanks, but i'd appreciate not receiving any more of these",
+    "alright that's it. no more",
+]
 # the opposite ("never stop"), the star's music, the tour stopping somewhere, orders
 NOT_OPT_OUTS = [
     "por favor no dejen de escribirme",
@@ -69,6 +78,7 @@ NOT_OPT_OUTS = [
     "ich kann einfach nicht aufhören, das lied zu singen",
     "hört nie auf, mir solche updates zu schreiben",
     "i never want your texts to end",
+    "i want more texts like the one from yesterday",
 ]
 # other-language texts that speak well of the texts: at most asked, never unsubscribed
 FOND = ["adoro sus mensajes, gracias", "j'adore quand vous m'écrivez", "amo as mensagens de vocês"]
@@ -88,6 +98,11 @@ def kind(text: str) -> str | None:
 
 @pytest.mark.parametrize("text", OPT_OUTS)
 def test_explicit_wording_in_other_languages_unsubscribes(text: str) -> None:
+    assert kind(text) == "opt_out"
+
+
+@pytest.mark.parametrize("text", ENGLISH)
+def test_explicit_english_wording_unsubscribes(text: str) -> None:
     assert kind(text) == "opt_out"
 
 
