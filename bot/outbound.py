@@ -421,7 +421,11 @@ class OutboundSender:
 
     def _claim_size(self) -> int:
         # no more than the rate limit lets out well within the lease, across all lanes
-        slowest = min([self.rate_per_second, *(r.per_second for r in self._rules.values())])
+        rates = [
+            self.rule(DEFAULT_SENDER).per_second,
+            *(r.per_second for r in self._rules.values()),
+        ]
+        slowest = min([self.rate_per_second, *rates])
         return max(1, min(self.batch_size, int(slowest * self.lease_s / (2 * self.lanes))))
 
     async def _send_one(self, item: OutboxItem) -> tuple[int, str, int, str] | None:

@@ -327,3 +327,22 @@ async def test_redis_30022_in_a_delivery_report_slows_the_number(
     _now, _day, rows = await sender.pacer.states()
     assert [(r["key"], r["slow_factor"]) for r in rows] == [("", 0.5)]
     assert await rate_rows(stores[0]) == []  # nothing in the database's rows
+
+
+async def test_texts_over_the_daily_cap_wait_for_tomorrow_still_queued(
+    stores: list[Store], twilio: LocalTwilio
+) -> None:
+    ids = await queue_replies(stores[0], "+12125550005", ["one", "two", "three", "four"])
+    gateway = twilio.gateway(from_number=NUMBER)
+    rule = RateRule(1000, daily_cap=2)
+    sender = OutboundSender(stores[0], gateway, rate_per_second=1, rates={"": rule})
+    sender.pacer = SharedRates(stores[0].db, sender.rule)
+    try:
+        await sender.drain()
+    finally:
+        await gateway.aclose()
+    assert len(twilio.server.accepted()) == 2 and sender.counts["capped"] == 2
+    assert await stores[0].outbox_counts() == {"sent": 2, "queued": 2}
+    backlog = await stores[0].outbox_backlog()
+    assert backlog[""] == (0, 2)  # due tomorrow, not now
+    assert len(ids) == 4
