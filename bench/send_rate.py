@@ -8,8 +8,8 @@ achieved rate, its deviation from the configured one, and the most sends in any 
 The parent queues rate * seconds + burst texts from the number (PostgreSQL: a fresh schema in
 FANLINE_TEST_DATABASE_URL or --database-url), serves the Twilio-compatible server in its own
 event loop, and starts the senders as child processes (`--child`), each a real OutboundSender
-with the server's pacer (`SharedRates`, as `bot.outbound.sender_for` builds it: the rate
-shared through the database).
+built by `bot.outbound.sender_for` as the server builds it (the rate shared through the
+database, or Redis with --redis).
 `--pacer local` gives each process its own token bucket instead: what issue 17 measured.
 Achieved rate: (texts sent - burst) / (last accept - first accept), as the burst goes at once.
 """
@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,8 +35,8 @@ from bench.baseline import print_baseline  # noqa: E402
 from bench.sender import database  # noqa: E402
 from bot.channels.twilio_gateway import TwilioGateway  # noqa: E402
 from bot.messages import OutboundSms  # noqa: E402
-from bot.outbound import OutboundSender  # noqa: E402
-from bot.pacing import RateRule, RedisRates, SharedRates  # noqa: E402
+from bot.outbound import OutboundSender, sender_for  # noqa: E402
+from bot.pacing import RateRule, RedisRates  # noqa: E402
 from bot.storage import Store  # noqa: E402
 from bot.testing import serve_in_process  # noqa: E402
 from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TwilioServer  # noqa: E402
@@ -49,9 +50,6 @@ async def child(args: argparse.Namespace) -> None:
     gateway = TwilioGateway(TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, from_number=NUMBER,
                             base_url=args.twilio_url)  # fmt: skip
     rule = RateRule(args.rate, args.burst)
-    # small reservations, so every process holds some of the number's texts at any time
-    sender = OutboundSender(store, gateway, rate_per_second=args.rate, rates={NUMBER: rule},
-                            batch_size=args.batch)  # fmt: skip
     granted: dict[int, float] = {}  # the ledger of grants kept (not handed back), DB clock
 
     def keep(_key: str, weight: float, grant: Any) -> None:
@@ -60,10 +58,17 @@ async def child(args: argparse.Namespace) -> None:
         elif weight < 0:
             granted.pop(id(grant), None)
 
-    if args.pacer == "shared" and args.redis:
-        sender.pacer = RedisRates(args.redis, sender.rule, keep, prefix=args.redis_prefix)
-    elif args.pacer == "shared":
-        sender.pacer = SharedRates(store.db, sender.rule, keep)
+    if args.pacer == "shared":  # built as the server builds it
+        twilio = SimpleNamespace(number=NUMBER, messaging_service_sid=None)
+        settings = SimpleNamespace(twilio=twilio, send_rate=args.rate, rate_limits={NUMBER: rule},
+                                   redis_url=args.redis)  # fmt: skip
+        sender = sender_for(settings, store, gateway)
+        sender.pacer._on_grant = keep  # type: ignore[union-attr]
+        if args.redis:
+            sender.pacer.prefix = args.redis_prefix  # type: ignore[union-attr]
+    else:
+        sender = OutboundSender(store, gateway, rate_per_second=args.rate, rates={NUMBER: rule})
+    sender.batch_size = args.batch  # small reservations: every process holds some texts
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
     deadline = time.monotonic() + args.seconds * 3 + 30
