@@ -180,9 +180,23 @@ _NEGATED_OTHER = re.compile(
 )
 
 
+# texting shorthand of these languages, spelt out before the patterns read the text
+_SHORTHAND = (
+    (re.compile(r"\b(msjs?|mnsjs?|msgs?|mens|mensages?|mensajs?)\b"), "mensajes"),
+    (re.compile(r"\bnn\b"), "non"),  # it
+    (re.compile(r"\bn (?=(me|nos|quero|queremos|mande\w*|envie\w*)\b)"), "nao "),  # pt
+    (re.compile(r"\bm(?=(envoy|ecri|contact))"), "m'"),  # fr "menvoyez" for "m'envoyez"
+    (re.compile(r"\b(xfa|porfa|porfis|pf|pfv)\b"), "por favor"),
+    (re.compile(r"\bplu\b"), "plus"),
+)
+
+
 def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
-    return " ".join("".join(ch for ch in text if not unicodedata.combining(ch)).split())
+    text = " ".join("".join(ch for ch in text if not unicodedata.combining(ch)).split())
+    for pattern, spelt in _SHORTHAND:
+        text = pattern.sub(spelt, text)
+    return text
 
 
 # "stop" (or end, cancel, quit) in a sense that is not about the texts

@@ -126,6 +126,14 @@ def test_explicit_wording_carries_its_language_for_the_reply() -> None:
     assert decision is not None and decision.keyword == "phrase" and decision.language == "es"
 
 
+@pytest.mark.parametrize(
+    "text", ["no quiero recibir mas msjs", "arretez de menvoyer des msg", "nn mi scrivete piu"]
+)
+def test_texting_shorthand_is_read_as_spelt_out(text: str) -> None:
+    decision = classify(text, subscription="subscribed")
+    assert decision is not None and decision.kind == "opt_out" and decision.keyword == "phrase"
+
+
 def test_opt_out_wording_typed_without_spaces_is_an_opt_out() -> None:
     assert kind("stoptextingme") == "opt_out"
     assert kind("removeme") == "opt_out"
