@@ -199,8 +199,14 @@ def _start_jobs(app: Sanic, settings: Settings, runtime: Runtime) -> None:
         "outbox-sender": app.ctx.sender.run,
         "content-reloader": Reloader(runtime).run,
         "broadcasts": app.ctx.broadcasts.run_scheduler,
-        # texts a crash left unanswered: when the lease is taken, then periodically
-        "unanswered": lambda stop: unanswered.run(runtime.pipeline, stop),
+        # texts a crash left unanswered: when the lease is taken, then periodically. Beside
+        # other processes (PostgreSQL) a recent text may be another's turn in flight, and its
+        # id may be ahead of one not committed yet: even the first pass leaves recent ones
+        "unanswered": lambda stop: unanswered.run(
+            runtime.pipeline,
+            stop,
+            first_older_than_s=0.0 if runtime.store.db.is_sqlite else unanswered.GRACE_S,
+        ),
         "escalation-timer": app.ctx.escalations.run,
         "topic-sweep": app.ctx.topics.run,
         "answer-sweep": app.ctx.answers.run,

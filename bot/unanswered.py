@@ -38,10 +38,16 @@ async def answer_unanswered(pipeline: Any, *, older_than_s: float = 0.0, limit: 
 
 
 async def run(
-    pipeline: Any, stop: asyncio.Event, *, every_s: float = EVERY_S, grace_s: float = GRACE_S
+    pipeline: Any,
+    stop: asyncio.Event,
+    *,
+    every_s: float = EVERY_S,
+    grace_s: float = GRACE_S,
+    first_older_than_s: float = 0.0,
 ) -> None:
-    """At start-up everything left unanswered, then every `every_s` what is older than `grace_s`."""
-    older_than = 0.0
+    """At start-up what is older than `first_older_than_s` (one process alone: everything left
+    unanswered), then every `every_s` what is older than `grace_s`."""
+    older_than = first_older_than_s
     while not stop.is_set():
         try:
             await answer_unanswered(pipeline, older_than_s=older_than)
