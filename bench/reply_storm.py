@@ -64,8 +64,9 @@ from bot.storage.tables import consent_events, contacts, conversations, messages
 US = "+15005550006"
 NAMES = ["Ana", "Ben", "Chloé", "Dev", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jo", "Kai", "Lu"]
 ZIPS = ["80202", "80203", "80205", "80206", "80210", "80211", "80218", "80302", "80401", "80012"]
-AIMS = {"actions": ("<=", 30), "right": (">=", 95.0), "purity": (">=", 90.0),
-        "taught_automated": (">=", 90.0), "taught_wrong": ("<=", 2.0),
+# issue 15's aims
+AIMS = {"actions": ("<=", 30), "right": (">=", 90.0), "purity": (">=", 90.0),
+        "taught_automated": (">=", 85.0), "taught_wrong": ("<=", 3.0),
         "group_s": ("<", 10.0)}  # fmt: skip
 CONTENT = ("data", "flows", "domain", "domain.yml", "config.yml")  # teach edits these: copied
 

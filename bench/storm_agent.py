@@ -116,9 +116,10 @@ class ScriptedAgent:
         fixes = await self._wrong_answers()
         to_teach = [c for c, done in self.replied.items() if c in self.mix.topic_names
                     and c not in self.tried and max(n for _, n in done) >= MIN_TEACH]  # fmt: skip
-        learn = [x for x in self.to_learn if x[1] in self.taught or x[1] not in self.replied]
-        pending = len(to_teach) + len(learn)
-        if pending and (not (open_ or fixes) or self.left <= pending):
+        # a corrected group is taught from once its question's topic was (or cannot be)
+        learn = [x for x in self.to_learn if x[1] in self.tried or x[1] not in self.replied]
+        pending = len(to_teach) + len(self.to_learn)
+        if pending and (not (open_ or fixes) or self.left <= pending) and (to_teach or learn):
             if to_teach:
                 return await self._teach(to_teach[0], at_s)
             return await self._learn(learn[0], at_s)
