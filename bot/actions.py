@@ -113,6 +113,11 @@ class ActionRunner:
         elif package:
             self._executor = _executor_for(package)
 
+    def use_forms(self, forms: Mapping[str, Any]) -> None:
+        """The domain's `forms:` in what actions are sent: a FormValidationAction reads its
+        form's `required_slots` there to know which slots it validates."""
+        self._domain = {**self._domain, "forms": _jsonable(dict(forms))}
+
     def known_actions(self) -> set[str]:
         """Names of the actions registered in-process; empty in remote mode."""
         return set(self._executor.actions) if self._executor else set()

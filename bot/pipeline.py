@@ -583,12 +583,24 @@ class Pipeline:
             "metadata": {"fan": turn.ctx.contact.fan_fields()},
         }
         active = progress.state.active
+        name = progress.pending_action or ""
+        events: list[dict[str, Any]] = []
+        if name.startswith("validate_"):
+            # rasa-sdk's FormValidationAction validates the slots set since the fan's text:
+            # the events after the last non-slot event (Tracker.slots_to_validate)
+            events = [{"event": "user", "text": latest["text"], "parse_data": latest}]
+            events += [
+                {"event": "slot", "name": e["name"], "value": e["value"]}
+                for kind, e in turn.record.events
+                if kind == "slot_set" and e.get("name") != "requested_slot"
+            ]
         return ActionCall(
-            name=progress.pending_action or "",
+            name=name,
             sender_id=str(turn.ctx.contact.id),  # never the phone number
             slots=dict(progress.state.slots),
             latest_message=latest,
             active_flow=active.flow_id if active else None,
+            events=tuple(events),
         )
 
     def _action_message(self, turn: _Turn, message: dict[str, Any], state: DialogueState) -> None:

@@ -49,11 +49,14 @@ class Runtime:
         actions = ActionRunner(
             package=None if settings.action_endpoint else _actions_package(settings.project_dir),
             endpoint_url=settings.action_endpoint,
+            timeout_s=settings.action_timeout_s,
         )
         known = actions.known_actions() or None
         content = load_content(
             settings.project_dir, actions=known, max_segments=settings.max_segments
         )
+        if content.domain.forms:  # Rasa forms: validate_<form> actions read required_slots
+            actions.use_forms(content.domain.forms)
         interpreter = await asyncio.to_thread(ensure_model, settings, content, train)
         phrases = await asyncio.to_thread(line_phrases, content, interpreter)
         await asyncio.to_thread(compliance.warm_up)  # the language model, before the first text

@@ -61,6 +61,7 @@ class Settings:
     migrate_on_start: bool = True  # off when `fanline db upgrade` is its own deployment step
     lease_ttl_s: float = 10.0  # a dead holder's singleton jobs are taken over after this
     action_endpoint: str | None = None
+    action_timeout_s: float = 5.0  # a custom action's whole call (Rasa projects' may be slow)
     twilio: TwilioSettings | None = None
     reply_budget_s: float = 2.0
     ack_timeout_s: float = 10.0  # a text not committed by then gets a 503 (Twilio waits 15 s)
@@ -143,6 +144,7 @@ def _settings(
         migrate_on_start=_flag(engine, "migrate_on_start", True, where),
         lease_ttl_s=_number(engine, "lease_ttl_s", 10, where),
         action_endpoint=action or None,
+        action_timeout_s=_number(engine, "action_timeout_ms", 5000, where) / 1000,
         twilio=_twilio(credentials, env),
         reply_budget_s=_number(engine, "reply_budget_ms", 2000, where) / 1000,
         ack_timeout_s=_number(engine, "ack_timeout_ms", 10000, where) / 1000,

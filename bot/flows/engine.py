@@ -130,6 +130,8 @@ class FlowEngine:
         run = _Turn(self, state, inp)
         for name, value in slot_events.items():
             run.set_slot(name, value)
+            if value is None:  # an action rejected the value (a form's validate_<slot>)
+                run.rejected.add(name)
         run.run()
         return run.progress()
 
@@ -158,6 +160,8 @@ class _Turn:
         self.budget = engine.max_steps
         self.failed = False
         self.pending_action: str | None = None
+        # slots an action just emptied: not filled again from the same text's entities
+        self.rejected: set[str] = set()
         # emoji, symbols or filler words only: answered by pattern_reaction, never a guess
         self.reaction: Reaction | None = (
             engine.reactions.classify(inp.text) if not inp.num_media else None
@@ -341,7 +345,9 @@ class _Turn:
             return self.interrupt(*found)  # "actually never mind": never a value, never STOP
         keyword = self._startable(self.engine.triggers.by_keyword(self.inp.text))
         # "😂" is not a name; a bare "yes"/"no" is still an answer to a free-text question
-        answerish = self.reaction is not None and self.reaction.kind in ANSWER_REACTIONS
+        answerish = self.reaction is not None and (
+            self.reaction.kind in ANSWER_REACTIONS or self.expects_intent(step)
+        )
         noise = bool(keyword) or (self.reaction is not None and not answerish)
         keyword_wins = slot is None or slot.type in KEYWORD_TYPES
         question = listening.is_question(self.inp.text)
@@ -370,6 +376,14 @@ class _Turn:
             return self.unprompted()
         invalid = f"utter_invalid_{step.collect}"
         return self.retry(step, invalid if invalid in self.engine.responses else REPHRASE)
+
+    def expects_intent(self, step: CollectStep) -> bool:
+        """The step branches on this text's sure intent ("Ok" where the story expects affirm)."""
+        p = self.inp.prediction
+        if p is None or not p.intent or not isinstance(step.next, list) or not self.sure():
+            return False
+        wanted = f"intent.name == '{p.intent}'"
+        return any(isinstance(b, NextIf) and wanted in str(b.if_) for b in step.next)
 
     def sure(self) -> bool:
         engine = self.engine
@@ -552,7 +566,11 @@ class _Turn:
     def enter_collect(self, step: CollectStep) -> bool:
         if self.slot_values().get(step.collect) is not None and not step.ask_before_filling:
             return True
-        if self.slots.get(step.collect) is None and (value := self._entity_value(step)) is not None:
+        if (
+            self.slots.get(step.collect) is None
+            and step.collect not in self.rejected
+            and (value := self._entity_value(step)) is not None
+        ):
             self.set_slot(step.collect, value)  # the same text already carried the answer
             return True
         return self.ask(step)

@@ -63,6 +63,8 @@ def convert(stories: list[Story], domain: dict[str, Any]) -> Converted:
         if flow is not None:
             flow["steps"] += [s for a in submits.get(name, []) if (s := _action_step(a, forms))]
             out.flows[name] = flow
+    if out.flows and "requested_slot" not in (domain.get("slots") or {}):
+        out.slots["requested_slot"] = {"type": "any"}  # Rasa's: the slot a form asks for
     roots: dict[str, Node] = {}
     grafts: list[Story] = []
     for story in stories:
@@ -125,7 +127,9 @@ def _form_flow(name: str, form: dict, domain: dict, responses: set[str], report:
     if not required:
         report.left_out.append(f"{where}: a form without required_slots")
         return None
-    steps = []
+    slots_spec = domain.get("slots") or {}
+    validator = f"validate_{name}" if f"validate_{name}" in (domain.get("actions") or []) else None
+    asked = []
     for slot in required:
         ask = next(
             (u for u in (f"utter_ask_{name}_{slot}", f"utter_ask_{slot}") if u in responses), None
@@ -135,31 +139,98 @@ def _form_flow(name: str, form: dict, domain: dict, responses: set[str], report:
                                    "action_ask_* custom action cannot ask a collect step): "
                                    "not asked")  # fmt: skip
             continue
-        steps.append(
-            {"id": f"ask_{slot}", "collect": slot, "utter": ask, "ask_before_filling": True}
-        )
-        _mapping_notes(name, slot, (domain.get("slots") or {}).get(slot) or {}, report)
-    if f"validate_{name}" in (domain.get("actions") or []):
-        report.left_out.append(
-            f"{where}: validate_{name} (a FormValidationAction) is not run by the collect steps; "
-            "write its checks as `rejections:` on each collect step, or call it as an action"
-        )
-    report.converted.append(f"{where}: form -> flow {name} ({len(steps)} collect steps)")
+        asked.append((slot, ask))
+        _mapping_notes(name, slot, slots_spec.get(slot) or {}, report, validator)
+    steps = _trigger_steps(
+        name, [slot for slot, _ in asked], slots_spec, asked[0][0] if asked else None
+    )
+    for index, (slot, ask) in enumerate(asked):
+        after = f"ask_{asked[index + 1][0]}" if index + 1 < len(asked) else "form_done"
+        checked = f"check_{slot}" if validator else after
+        # Rasa asks only for empty slots and says which one it asks (`requested_slot`)
+        steps.append({"id": f"ask_{slot}", "set_slots": [{"requested_slot": slot}]})
+        collect: dict[str, Any] = {"id": f"collect_{slot}", "collect": slot, "utter": ask}
+        by_intent = _from_intent(name, slot, slots_spec.get(slot) or {})
+        if by_intent:
+            collect["next"] = [
+                {"if": f"intent.name == '{intent}'", "then": f"{slot}_from_{_slug(intent)}"}
+                for intent in by_intent
+            ] + [{"else": checked}]
+        steps.append(collect)
+        for intent, value in by_intent.items():
+            steps.append({"id": f"{slot}_from_{_slug(intent)}", "set_slots": [{slot: value}],
+                          "next": checked})  # fmt: skip
+        if validator:
+            # rasa-sdk's FormValidationAction: validate_<slot> methods, None rejects the value
+            steps.append({"id": checked, "action": validator,
+                          "next": [{"if": f"slots[{slot!r}] == null", "then": f"ask_{slot}"},
+                                   {"else": after}]})  # fmt: skip
+    steps.append({"id": "form_done", "set_slots": [{"requested_slot": None}]})
+    if validator:
+        report.converted.append(f"{where}: {validator} (a FormValidationAction) runs after each "
+                                "answer; a slot it sets to null is asked again")  # fmt: skip
+    report.converted.append(f"{where}: form -> flow {name} ({len(asked)} collect steps)")
     return {"description": f"Rasa form {name}", "steps": steps}
 
 
-def _mapping_notes(form: str, slot: str, spec: dict, report: ImportReport) -> None:
+def _trigger_steps(form: str, slots: list[str], spec: dict, first: str | None) -> list[dict]:
+    """`from_trigger_intent`: the form's first steps run in the turn of the text that started
+    it, so a branch on that text's intent sets the slot (Rasa: the intent that activated it)."""
+    steps: list[dict[str, Any]] = []
+    for slot in slots:
+        by_intent: dict[str, Any] = {}
+        for mapping in (spec.get(slot) or {}).get("mappings") or []:
+            if mapping.get("type") == "from_trigger_intent" and _applies(mapping, form, slot):
+                intents = mapping.get("intent")
+                for intent in intents if isinstance(intents, list) else [intents]:
+                    by_intent.setdefault(str(intent), mapping.get("value"))
+        if by_intent:
+            steps.append({"id": f"trigger_{slot}", "noop": True, "next": [
+                {"if": f"intent.name == '{i}'", "then": f"{slot}_by_{_slug(i)}"} for i in by_intent
+            ] + [{"else": f"after_trigger_{slot}"}]})  # fmt: skip
+            steps += [{"id": f"{slot}_by_{_slug(i)}", "set_slots": [{slot: v}],
+                       "next": f"after_trigger_{slot}"} for i, v in by_intent.items()]  # fmt: skip
+            steps.append({"id": f"after_trigger_{slot}", "noop": True})
+    return steps if first else []
+
+
+def _from_intent(form: str, slot: str, spec: dict) -> dict[str, Any]:
+    """intent -> value of a slot's `from_intent` mappings that apply while `form` asks it."""
+    found: dict[str, Any] = {}
+    for mapping in spec.get("mappings") or []:
+        if mapping.get("type") != "from_intent" or not _applies(mapping, form, slot):
+            continue
+        intents = mapping.get("intent")
+        for intent in intents if isinstance(intents, list) else [intents]:
+            if intent:
+                found.setdefault(str(intent), mapping.get("value"))
+    return found
+
+
+def _applies(mapping: dict, form: str, slot: str) -> bool:
+    """Whether a mapping's `conditions` allow it while `form` asks for `slot`."""
+    conditions = mapping.get("conditions") or []
+    return not conditions or any(
+        c.get("active_loop") in (form, None) and c.get("requested_slot") in (slot, None)
+        for c in conditions
+        if isinstance(c, dict)
+    )
+
+
+def _mapping_notes(
+    form: str, slot: str, spec: dict, report: ImportReport, validator: str | None
+) -> None:
     for mapping in spec.get("mappings") or []:
         kind = mapping.get("type")
         what = f"domain slots.{slot} ({form})"
-        if kind == "from_text" or (kind == "from_entity" and mapping.get("entity") == slot):
-            continue  # exactly what a collect step does
-        if kind == "from_entity":
-            report.approximated.append(f"{what}: from_entity {mapping.get('entity')}: a collect "
-                                       f"step fills {slot} from an entity named {slot}, else the text")  # fmt: skip
-        elif kind == "from_intent" and spec.get("type") == "bool":
-            report.approximated.append(f"{what}: from_intent: the bool slot reads yes/no answers")
-        else:
+        if kind in ("from_entity", "from_intent", "from_trigger_intent"):
+            continue  # the collect step reads its entities; intents branch to the value
+        if kind == "from_text" and (mapping.get("not_intent") or mapping.get("intent")):
+            report.approximated.append(f"{what}: from_text with intent / not_intent: any answer "
+                                       "fills it; a question or sure request interrupts instead")  # fmt: skip
+        elif kind == "custom" and not validator:
+            report.left_out.append(f"{what}: mapping custom (nothing fills it: no validate_{form})")
+        elif kind not in ("from_text", "custom"):
             report.left_out.append(f"{what}: mapping {kind} (the collect step reads the text)")
 
 

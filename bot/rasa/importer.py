@@ -105,6 +105,10 @@ def _sibling_packages(rasa_dir: Path, new_dir: Path, report: ImportReport) -> No
             report.converted.append(f"{src.name}: imported by actions/, copied beside it")
 
 
+# Rasa projects' actions may call slow services (financial-demo's took 6-8 s)
+ACTION_TIMEOUT = "\nfanline:\n  action_timeout_ms: 30000  # a custom action's whole call\n"
+
+
 def _check_dirs(rasa_dir: Path, new_dir: Path) -> None:
     if not (rasa_dir / "domain.yml").is_file() and not (rasa_dir / "domain").is_dir():
         raise ConfigError("not a Rasa project: no domain.yml or domain/", Location(str(rasa_dir)))
@@ -162,8 +166,9 @@ def _write_domain(
     for key in ("actions", "forms", "session_config", "e2e_actions", "config"):
         if domain.get(key):
             out[key] = domain[key]
-    if extra_slots:
-        report.approximated.append(f"domain: slots {', '.join(extra_slots)} hold the fan's answer "
+    replies = [name for name in extra_slots if name.startswith("rasa_reply_")]
+    if replies:
+        report.approximated.append(f"domain: slots {', '.join(replies)} hold the fan's answer "
                                    "at a story's later turns (cleared when the flow ends)")  # fmt: skip
     _write(path, out, src)
 
@@ -239,6 +244,11 @@ def _config(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
         (new_dir / "config.yml").write_text("pipeline: default\n")
         return
     shutil.copy2(source, new_dir / "config.yml")
+    if (rasa_dir / "actions").is_dir() and "fanline" not in (read_yaml(source) or {}):
+        with (new_dir / "config.yml").open("a", encoding="utf-8") as out:
+            out.write(ACTION_TIMEOUT)
+        report.converted.append("config.yml: fanline.action_timeout_ms 30000 (Rasa waits for "
+                                "custom actions; Fanline's default is 5 s)")  # fmt: skip
     _, problems = read_nlu_config(new_dir / "config.yml")
     report.converted.append("config.yml: copied; Fanline reads Rasa's pipeline (notes below)")
     for p in problems:

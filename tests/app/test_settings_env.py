@@ -29,6 +29,7 @@ CASES = {
     "lease_ttl_s": ("4", lambda s: s.lease_ttl_s == 4.0),
     "reply_budget_ms": ("800", lambda s: s.reply_budget_s == 0.8),
     "ack_timeout_ms": ("5000", lambda s: s.ack_timeout_s == 5.0),
+    "action_timeout_ms": ("30000", lambda s: s.action_timeout_s == 30.0),
     "max_sms_segments": ("2", lambda s: s.max_segments == 2),
     "send_rate_per_second": ("1", lambda s: s.send_rate == 1.0),
     "rate_limits": ("{'+15550001111': 3}", lambda s: "+15550001111" in s.rate_limits),
