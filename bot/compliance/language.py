@@ -72,6 +72,16 @@ def pleasantry(text: str) -> bool:
     return bool(words) and all(w in _PLEASANTRIES for w in words)
 
 
+SURELY_ENGLISH = 0.99
+
+
+def surely_english(text: str) -> bool:
+    """The identifier is all but certain `text` is in the line's language (a mixed "i love her
+    but por favor no me manden mas" is not)."""
+    code, probability = _shared.identifier.classify(text)
+    return bool(code == LINE_LANGUAGE and probability >= SURELY_ENGLISH)
+
+
 class _Shared:
     _lock = threading.Lock()
 
