@@ -8,7 +8,9 @@ rest pins each conversion the real projects needed, on small projects written al
 from __future__ import annotations
 
 import gc
+import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -65,6 +67,7 @@ def _start_action_server(folder: Path, port: int) -> subprocess.Popen:
     server = subprocess.Popen(
         [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", str(port)],
         cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True,  # its Sanic workers with it: stopped together (_stop)
     )  # fmt: skip
     deadline = time.monotonic() + 120  # a bound on start-up, not a speed claim
     while time.monotonic() < deadline:
@@ -75,8 +78,19 @@ def _start_action_server(folder: Path, port: int) -> subprocess.Popen:
                 return server
         except httpx.HTTPError:
             time.sleep(0.2)  # polling the server's own health answer, not a wait for an outcome
-    server.kill()
+    _stop(server)
     raise AssertionError("the action server did not answer /health")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """SIGTERM the server's session, then SIGKILL it: a loaded machine took longer than the
+    wait, and the server was left running after the test."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
 
 # The incident form as a fan fills it: a question mid-form is answered and the form goes on,
@@ -133,8 +147,7 @@ def test_helpdesk_assistant_runs_as_imported_and_passes_its_own_test_stories(
     try:
         code = main(["-q", "--project", str(new), "test"])
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        _stop(server)
     out = capsys.readouterr().out
     assert "14 passed, 0 failed" in out, out  # its 12 test stories and the two below
     assert code == 0
