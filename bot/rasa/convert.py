@@ -130,14 +130,17 @@ def _form_flow(name: str, form: dict, domain: dict, responses: set[str], report:
     slots_spec = domain.get("slots") or {}
     validator = f"validate_{name}" if f"validate_{name}" in (domain.get("actions") or []) else None
     asked = []
+    actions = set(domain.get("actions") or [])
     for slot in required:
+        # Rasa's order: action_ask_<form>_<slot>, action_ask_<slot>, then the responses
         ask = next(
+            (a for a in (f"action_ask_{name}_{slot}", f"action_ask_{slot}") if a in actions), None
+        ) or next(
             (u for u in (f"utter_ask_{name}_{slot}", f"utter_ask_{slot}") if u in responses), None
         )
         if ask is None:
-            report.left_out.append(f"{where}: slot {slot} has no utter_ask_{slot} response (an "
-                                   "action_ask_* custom action cannot ask a collect step): "
-                                   "not asked")  # fmt: skip
+            report.left_out.append(f"{where}: slot {slot} has no utter_ask_{slot} response "
+                                   f"nor action_ask_{slot} action: not asked")  # fmt: skip
             continue
         asked.append((slot, ask))
         _mapping_notes(name, slot, slots_spec.get(slot) or {}, report, validator)
@@ -150,6 +153,12 @@ def _form_flow(name: str, form: dict, domain: dict, responses: set[str], report:
         # Rasa asks only for empty slots and says which one it asks (`requested_slot`)
         steps.append({"id": f"ask_{slot}", "set_slots": [{"requested_slot": slot}]})
         collect: dict[str, Any] = {"id": f"collect_{slot}", "collect": slot, "utter": ask}
+        if ask.startswith("action_"):  # a custom action asks (when the slot is empty) ...
+            steps += [{"id": f"prompt_{slot}", "noop": True, "next": [
+                {"if": f"slots[{slot!r}] != null", "then": f"collect_{slot}"},
+                {"else": f"asking_{slot}"}]},
+                {"id": f"asking_{slot}", "action": ask}]  # fmt: skip
+            collect = {"id": f"collect_{slot}", "collect": slot, "max_asks": 0}  # ... it waits
         by_intent = _from_intent(name, slot, slots_spec.get(slot) or {})
         if by_intent:
             collect["next"] = [
