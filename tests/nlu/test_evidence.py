@@ -257,3 +257,16 @@ def test_the_accurate_pipeline_ships_the_background_class(accurate_interp):
     # the line's own questions, in words its examples do not use, are still answered
     assert accurate_interp.parse("when are you touring europe next").intent == "ask_tour_dates"
     assert accurate_interp.parse("can i buy one of the hoodies").intent == "buy_merch"
+
+
+def test_the_background_never_outweighs_a_small_line():
+    from bot.nlu.train import BACKGROUND_SHARE, add_background
+
+    line = TrainingData(
+        examples=tuple(Example(f"when is the show number {i}", "ask_tour_dates") for i in range(50))
+        + tuple(Example(f"do you sell hoodie number {i}", "buy_merch") for i in range(50))
+    )
+    added = add_background(line, "out_of_scope").examples[len(line.examples) :]
+    # 1,500 ordinary texts beside 100 examples spread the line's confidences apart
+    assert 0 < len(added) <= BACKGROUND_SHARE * len(line.examples)
+    assert {e.intent for e in added} == {"out_of_scope"}
