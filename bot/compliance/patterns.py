@@ -21,7 +21,7 @@ EXPLICIT_OPT_OUT = re.compile(
     r"\b("
     rf"(stop|quit|cease|end) {_SEND}(?! (you|u|ya|nova|her|him|them)\b)( me| us| this number)?"
     rf"|(stop|end|cancel|block) (all |the |these |those |your |ur |my )*{_TEXTS}"
-    r"|unsubscribe|unsub me|opt (me )?out|opting out"
+    r"|unsubscribe|unsub me|opt[- ]?(me )?out|opting out"
     r"|(remove|delete) (me|my (phone )?number|this number)\b"
     r"|(take|get) (me|my (phone )?number|this number) (off|out of)\b"
     rf"|(do not|dont|don't|never|pls don't|please don't) {_SEND} me"
@@ -205,7 +205,7 @@ def _fold(text: str) -> str:
 GUARDS = re.compile(
     r"\b("
     r"(can'?t|cannot|cant|won'?t|wont|never|don'?t|dont|do not|not gonna|couldn'?t) (ever )?"
-    r"(stop|quit|end|cancel)\b"
+    r"(stop|quit|end|cancel|unsubscrib\w*|unsub\w*)\b"
     r"|(next|first|last|final|tour|bus|pit|only|each|every|another) stops?\b"
     r"|stops? (in|at|by|near|through|on|off at)\b"
     r"|stopping (in|at|by|near|through)\b"

@@ -64,6 +64,7 @@ ENGLISH = [
     "kindly cease all contact",
     "thanks, but i'd appreciate not receiving any more of these",
     "alright that's it. no more",
+    "opt-out pls",
 ]
 # the opposite ("never stop"), the star's music, the tour stopping somewhere, orders
 NOT_OPT_OUTS = [
@@ -79,6 +80,7 @@ NOT_OPT_OUTS = [
     "hört nie auf, mir solche updates zu schreiben",
     "i never want your texts to end",
     "i want more texts like the one from yesterday",
+    "not unsubscribing ever, these are great",
 ]
 # other-language texts that speak well of the texts: at most asked, never unsubscribed
 FOND = ["adoro sus mensajes, gracias", "j'adore quand vous m'écrivez", "amo as mensagens de vocês"]
