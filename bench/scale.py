@@ -12,6 +12,7 @@ connections the processes held; after the last one, the table sizes (pg_total_re
 and bytes per row, for docs/scaling.md.
 
     python bench/scale.py [--web 1,2,3] [--senders 1] [--rate 20] [--max-seconds 30]
+                          [--unique-texts]
     python bench/scale.py --quick          # web 1,2; 8 s phases; fewer fans
 
 The load generator shares the machine's CPUs with the servers: on a 2-core machine the
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from bench import load  # noqa: E402
 from bench.baseline import print_baseline  # noqa: E402
 from bench.chaos import Server, cli  # noqa: E402
-from bench.send_rate import slope  # noqa: E402
+from bench.send_rate import slope, window  # noqa: E402
 from bench.sender import children, cpu_s, free_port, start_server  # noqa: E402
 from bot.messages import OutboundSms  # noqa: E402
 from bot.storage import Store  # noqa: E402
@@ -157,7 +158,7 @@ async def measure(args: argparse.Namespace, web: int, url: str, db_url: str,
     texts = [OutboundSms(f"+1646{i:07d}", f"Tour dates are out! #{i}") for i in range(backlog)]
     await store.queue_outbound(texts)
     store.close()
-    fans = load.Fans(url, args.fans)
+    fans = load.Fans(url, args.fans, args.unique_texts)
     per = 8  # several small pools, as bench/load.py does
     limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
     conns: list[int] = []
@@ -199,25 +200,25 @@ async def measure(args: argparse.Namespace, web: int, url: str, db_url: str,
         "errors": sum(tally.errors.values()), "web CPU ms/turn": web_cpu / max(turns, 1) * 1e3,
         "worker CPU ms/send": worker_cpu / max(len(at), 1) * 1e3, "sends/s": sends,
         "deviation %": (sends / args.rate - 1) * 100, "slope %": (fitted / args.rate - 1) * 100,
-        "pg conns": max(conns, default=0), "load": os.getloadavg()[0],
+        "max in 1 s": window(at), "pg conns": max(conns, default=0), "load": os.getloadavg()[0],
     }  # fmt: skip
     print(f"web {web} + {args.senders} worker(s): {tps:,.0f} turns/s, p50 {row['p50 ms']:.0f} ms, "
           f"p99 {row['p99 ms']:.0f} ms, errors {row['errors']}; web CPU "
           f"{row['web CPU ms/turn']:.2f} ms/turn; sends {sends:.1f}/s for {args.rate:g}/s "
-          f"configured ({row['deviation %']:+.1f} %, least squares {row['slope %']:+.1f} %), "
-          f"worker CPU {row['worker CPU ms/send']:.2f} ms/send; PostgreSQL connections held "
+          f"configured ({row['deviation %']:+.1f} %, least squares {row['slope %']:+.1f} %, "
+          f"at most {row['max in 1 s']} in 1 s), worker CPU {row['worker CPU ms/send']:.2f} ms/send; PostgreSQL connections held "
           f"{row['pg conns']}; load {row['load']:.1f}", flush=True)  # fmt: skip
     return row
 
 
 def print_table(rows: list[dict[str, float]], senders: int, rate: float) -> None:
     print(f"\n| web processes (+ {senders} worker) | turns/s | p50 ms | p99 ms | web CPU ms/turn "
-          f"| sends/s ({rate:g} configured) | rate held | PG connections | load |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          f"| sends/s ({rate:g} configured) | rate held | most in 1 s | PG connections | load |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['web']:.0f} | {r['turns/s']:,.0f} | {r['p50 ms']:.0f} | {r['p99 ms']:,.0f} "
               f"| {r['web CPU ms/turn']:.2f} | {r['sends/s']:.1f} | {r['deviation %']:+.1f} % "
-              f"(slope {r['slope %']:+.1f} %) | {r['pg conns']:.0f} | {r['load']:.1f} |")  # fmt: skip
+              f"(slope {r['slope %']:+.1f} %) | {r['max in 1 s']:.0f} | {r['pg conns']:.0f} | {r['load']:.1f} |")  # fmt: skip
 
 
 def print_sizes(sizes: list[tuple[str, int, int]]) -> None:
@@ -238,6 +239,8 @@ def main() -> None:
     ap.add_argument("--max-seconds", type=float, default=30.0, help="bound of each phase")
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--fans", type=int, default=2000, help="distinct fans texting")
+    ap.add_argument("--unique-texts", action="store_true",
+                    help="no two texts alike (replies to a broadcast: no parse cache)")  # fmt: skip
     ap.add_argument("--database-url", default=os.environ.get("FANLINE_TEST_DATABASE_URL"))
     ap.add_argument("--ready-timeout", type=float, default=180.0)
     ap.add_argument("--quick", action="store_true", help="web 1,2; 8 s phases; 500 fans")
