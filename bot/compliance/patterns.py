@@ -204,7 +204,7 @@ def _fold(text: str) -> str:
 # "stop" (or end, cancel, quit) in a sense that is not about the texts
 GUARDS = re.compile(
     r"\b("
-    r"(can'?t|cannot|cant|won'?t|wont|never|don'?t|dont|do not|not gonna|couldn'?t) (ever )?"
+    r"(can'?t|cannot|cant|won'?t|wont|never|don'?t|dont|do not|not gonna|not|couldn'?t) (ever )?"
     r"(stop|quit|end|cancel|unsubscrib\w*|unsub\w*)\b"
     r"|(next|first|last|final|tour|bus|pit|only|each|every|another) stops?\b"
     r"|stops? (in|at|by|near|through|on|off at)\b"
