@@ -388,7 +388,9 @@ class Pipeline:
                 return None  # at most one confirmation, ever
             record.consent = ConsentChange("opt_out", _method(decision))
             record.dialogue = DialogueState().to_json()  # forget any half-finished flow
-            if decision.keyword == "model":  # a "yes" next is no carrier's "reply YES"
+            # in the fan's own words (model or explicit wording), a "yes" next is no carrier's
+            # "reply YES": only a carrier keyword's opt-out is undone by YES, as Twilio's is
+            if decision.keyword in ("model", "phrase"):
                 record.dialogue[compliance.BY_MODEL_KEY] = True
             return "utter_opt_out_confirmed"
         if decision.kind == "confirm_opt_out":  # unsure: ask once

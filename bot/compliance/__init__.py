@@ -57,8 +57,9 @@ UNNAMED_SURE = 0.95
 FOREIGN_SURE = 0.90
 WHO_HELP = 0.10  # "who is this", "what is this number": HELP at this (the line may say else)
 ASKED_KEY = "compliance_asked"  # in the dialogue JSON, for one turn: we asked "Reply STOP ...?"
-# in the dialogue JSON of a fan the phrase model unsubscribed: their next "yes" answers whatever
-# they were last told, it does not re-subscribe them (only START or rejoin wording does)
+# in the dialogue JSON of a fan unsubscribed by their own words (the phrase model or explicit
+# wording, not a carrier keyword): their next "yes" answers whatever they were last told, it
+# does not re-subscribe them (only START or rejoin wording does)
 BY_MODEL_KEY = "opted_out_by_model"
 
 
@@ -172,7 +173,7 @@ def with_question(dialogue: dict[str, Any] | None, asked: bool) -> dict[str, Any
 
 
 def opted_out_by_model(dialogue: dict[str, Any] | None) -> bool:
-    """The fan was unsubscribed by the phrase model (their next YES is no START)."""
+    """The fan was unsubscribed by their own words, not a keyword (their next YES is no START)."""
     return bool(dialogue and dialogue.get(BY_MODEL_KEY))
 
 
