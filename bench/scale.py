@@ -74,6 +74,13 @@ def pg_connections(pids: list[int]) -> int:
     return count
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of the whole machine so far, from /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = f[3] + f[4]  # idle + iowait
+    return sum(f) - idle, sum(f)
+
+
 def table_sizes(db_url: str) -> list[tuple[str, int, int]]:
     """(table, rows, bytes with indexes and TOAST) for every table of the run's schema."""
     engine = sa.create_engine(normalise_url(db_url))
@@ -182,6 +189,7 @@ async def measure(args: argparse.Namespace, web: int, url: str, db_url: str,
 
         sampler = asyncio.create_task(sample())
         web_cpu0, worker_cpu0 = cpu_s(pids[0]), sum(cpu_s(p) for p in pids[1:])
+        busy0, client0 = cpu_ticks(), time.process_time()
         t0, turns0 = time.time(), load.done_turns()
         tps = await load.max_throughput(http, fans, run)
         t1 = time.time()
@@ -190,6 +198,8 @@ async def measure(args: argparse.Namespace, web: int, url: str, db_url: str,
         turns = load.done_turns() - turns0
         web_cpu = cpu_s(pids[0]) - web_cpu0
         worker_cpu = sum(cpu_s(p) for p in pids[1:]) - worker_cpu0
+        client_cpu = time.process_time() - client0
+        busy1 = cpu_ticks()
     tally = load._TALLIES[-1]
     q = statistics.quantiles(tally.latencies, n=100) if len(tally.latencies) > 1 else [0.0] * 99
     at = [float(t) for t in await asyncio.to_thread(claimed, db_url, t0, t1)]
@@ -200,6 +210,8 @@ async def measure(args: argparse.Namespace, web: int, url: str, db_url: str,
         "errors": sum(tally.errors.values()), "web CPU ms/turn": web_cpu / max(turns, 1) * 1e3,
         "worker CPU ms/send": worker_cpu / max(len(at), 1) * 1e3, "sends/s": sends,
         "deviation %": (sends / args.rate - 1) * 100, "slope %": (fitted / args.rate - 1) * 100,
+        "client CPU ms/turn": client_cpu / max(turns, 1) * 1e3,
+        "CPUs busy %": (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1) * 100,
         "max in 1 s": window(at), "pg conns": max(conns, default=0), "load": os.getloadavg()[0],
     }  # fmt: skip
     print(f"web {web} + {args.senders} worker(s): {tps:,.0f} turns/s, p50 {row['p50 ms']:.0f} ms, "
@@ -207,18 +219,22 @@ async def measure(args: argparse.Namespace, web: int, url: str, db_url: str,
           f"{row['web CPU ms/turn']:.2f} ms/turn; sends {sends:.1f}/s for {args.rate:g}/s "
           f"configured ({row['deviation %']:+.1f} %, least squares {row['slope %']:+.1f} %, "
           f"at most {row['max in 1 s']} in 1 s), worker CPU {row['worker CPU ms/send']:.2f} ms/send; PostgreSQL connections held "
-          f"{row['pg conns']}; load {row['load']:.1f}", flush=True)  # fmt: skip
+          f"{row['pg conns']}; load generator CPU {row['client CPU ms/turn']:.2f} ms/turn; the "
+          f"machine's CPUs {row['CPUs busy %']:.0f} % busy; load {row['load']:.1f}",
+          flush=True)  # fmt: skip
     return row
 
 
 def print_table(rows: list[dict[str, float]], senders: int, rate: float) -> None:
     print(f"\n| web processes (+ {senders} worker) | turns/s | p50 ms | p99 ms | web CPU ms/turn "
-          f"| sends/s ({rate:g} configured) | rate held | most in 1 s | PG connections | load |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          f"| sends/s ({rate:g} configured) | rate held | most in 1 s | PG connections "
+          f"| CPUs busy | load |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['web']:.0f} | {r['turns/s']:,.0f} | {r['p50 ms']:.0f} | {r['p99 ms']:,.0f} "
               f"| {r['web CPU ms/turn']:.2f} | {r['sends/s']:.1f} | {r['deviation %']:+.1f} % "
-              f"(slope {r['slope %']:+.1f} %) | {r['max in 1 s']:.0f} | {r['pg conns']:.0f} | {r['load']:.1f} |")  # fmt: skip
+              f"(slope {r['slope %']:+.1f} %) | {r['max in 1 s']:.0f} | {r['pg conns']:.0f} "
+              f"| {r['CPUs busy %']:.0f} % | {r['load']:.1f} |")  # fmt: skip
 
 
 def print_sizes(sizes: list[tuple[str, int, int]]) -> None:
