@@ -21,7 +21,7 @@ from bot.storage import Store
 from bot.storage.db import Database, scratch_schema
 from tests.conftest import PG_URL
 
-from .stack import OUR_NUMBER, fan, running_stack
+from .stack import INLINE_BUDGET_S, OUR_NUMBER, fan, running_stack
 
 HERE = Path(__file__).resolve().parent
 
@@ -161,8 +161,8 @@ async def test_a_worker_serves_no_webhooks_and_holds_the_singletons(database_url
 
 
 async def test_a_web_process_answers_fans_and_runs_no_background_job(database_url: str) -> None:
-    async for stack in running_stack(database_url, role="web"):
-        answer = await stack.text(fan(), "hi")
+    async for stack in running_stack(database_url, role="web", reply_budget_s=INLINE_BUDGET_S):
+        answer = await stack.text(fan(), "hi")  # inline: a budget no loaded turn reaches
         assert answer.status_code == 200 and "<Message>" in answer.text
         assert [t.get_name() for t in stack.app.ctx.tasks] == ["content-reloader"]
         ready = (await stack.http.get("/readyz")).json()

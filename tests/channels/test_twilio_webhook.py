@@ -304,9 +304,10 @@ ODD_BODIES = [  # (Body as Twilio would percent-encode it, the text stored)
 
 @pytest.fixture
 async def server(database_url: str) -> AsyncIterator[object]:
-    from tests.app.stack import running_stack
+    from tests.app.stack import INLINE_BUDGET_S, running_stack
 
-    async for stack in running_stack(database_url):
+    # these tests read the inline answer: a reply budget no loaded turn reaches
+    async for stack in running_stack(database_url, reply_budget_s=INLINE_BUDGET_S):
         yield stack
 
 
