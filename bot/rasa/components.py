@@ -33,6 +33,11 @@ COMPONENTS: dict[str, RasaComponent] = {
         _TOKENIZER.format(extra=" (character n-grams, `analyzer: char_wb`, cover Chinese)")
     ),
     "LanguageModelTokenizer": RasaComponent(_TOKENIZER.format(extra="")),
+    "ConveRTTokenizer": RasaComponent(_TOKENIZER.format(extra="")),  # Rasa 2
+    "HFTransformersNLP": RasaComponent(  # Rasa 2: LanguageModelFeaturizer's model loader
+        "read; no Hugging Face model is loaded (SentenceEmbeddingFeaturizer stands in for "
+        "LanguageModelFeaturizer)"
+    ),
     # language models
     "SpacyNLP": RasaComponent("read; no spaCy model is loaded (nothing downloads at run time)"),
     "MitieNLP": RasaComponent("read; no MITIE model is loaded"),
@@ -62,6 +67,11 @@ COMPONENTS: dict[str, RasaComponent] = {
         "-> LinearIntentClassifier (one linear SVM, trains in seconds) + TokenEntityExtractor "
         "(entities)",
         ("LinearIntentClassifier", "TokenEntityExtractor"),
+        {"ranking_length": "ranking_length"},
+    ),
+    "EmbeddingIntentClassifier": RasaComponent(  # Rasa 1, still read by Rasa 2
+        "-> LinearIntentClassifier (one linear SVM, trains in seconds)",
+        ("LinearIntentClassifier",),
         {"ranking_length": "ranking_length"},
     ),
     "SklearnIntentClassifier": RasaComponent(
@@ -137,6 +147,13 @@ POLICIES: dict[str, str] = {
     "TEDPolicy": "no learnt dialogue policy: flows decide the next step, and what no flow "
     "covers reaches a person",
     "UnexpecTEDIntentPolicy": "no learnt dialogue policy: flows decide the next step",
+    # Rasa 2's policies, replaced by RulePolicy in Rasa 3
+    "FormPolicy": "forms become flows of `collect` steps (`fanline import rasa`)",
+    "MappingPolicy": "intents that trigger an action become flows (`fanline import rasa`)",
+    "FallbackPolicy": "what the NLU is unsure of goes to pattern_cannot_handle, which "
+    "escalates to a person",
+    "TwoStageFallbackPolicy": "what the NLU is unsure of goes to pattern_cannot_handle, which "
+    "escalates to a person",
 }
 POLICY_DEFAULT = "not run: flows in flows/ decide the next step"
 

@@ -60,7 +60,9 @@ STANDARD = [
     "SklearnIntentClassifier", "KeywordIntentClassifier", "LogisticRegressionClassifier",
     "MitieIntentClassifier", "FallbackClassifier", "EntitySynonymMapper", "RegexEntityExtractor",
     "CRFEntityExtractor", "DucklingEntityExtractor", "SpacyEntityExtractor",
-    "MitieEntityExtractor", "ResponseSelector", "SpacyNLP", "MitieNLP",
+    "MitieEntityExtractor", "ResponseSelector", "SpacyNLP", "MitieNLP", "LanguageModelTokenizer",
+    # Rasa 2's own, which older projects still name
+    "ConveRTTokenizer", "HFTransformersNLP", "EmbeddingIntentClassifier",
 ]  # fmt: skip
 
 
@@ -162,3 +164,37 @@ def test_the_mapped_pipeline_trains_and_keeps_the_fixed_threshold(tmp_path: Path
     data = load_training_data([NLU_PROJECT / "data"])
     interp = load_interpreter(train(cfg, data, tmp_path / "models", progress=False))
     assert interp.threshold == pytest.approx(0.7)
+
+
+# A Rasa 2.x config.yml as those projects wrote it: Rasa 2's tokenizers, model loader and
+# policies were "unknown component" errors before they were mapped.
+RASA2_CONFIG = """\
+language: en
+pipeline:
+  - name: HFTransformersNLP
+    model_name: bert
+  - name: ConveRTTokenizer
+  - name: ConveRTFeaturizer
+  - name: LanguageModelTokenizer
+  - name: LanguageModelFeaturizer
+  - name: CountVectorsFeaturizer
+  - name: EmbeddingIntentClassifier
+  - name: EntitySynonymMapper
+policies:
+  - name: MemoizationPolicy
+  - name: FormPolicy
+  - name: MappingPolicy
+  - name: FallbackPolicy
+  - name: TwoStageFallbackPolicy
+"""
+
+
+def test_a_rasa_2_config_loads_with_notes_instead_of_errors(tmp_path: Path) -> None:
+    cfg, problems = read_nlu_config(_write(tmp_path, RASA2_CONFIG))
+    assert cfg is not None and all(p.warning for p in problems), [str(p) for p in problems]
+    names = [c.name for c in cfg.pipeline]
+    assert names.count("SentenceEmbeddingFeaturizer") == 1, names
+    assert "LinearIntentClassifier" in names
+    notes = {p.location.line: p.message for p in problems}
+    assert notes[5].startswith("ConveRTTokenizer: read") and "model_name" in notes[3]
+    assert "forms become flows" in notes[14] and "pattern_cannot_handle" in notes[17]
