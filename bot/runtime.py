@@ -121,8 +121,10 @@ def ensure_model(settings: Settings, content: Content, train: bool = True) -> An
     from bot.rasa.nlu_server import with_rasa_nlu  # `nlu:` in endpoints.yml: a Rasa server
 
     if train:
-        model_dir = train_model(config, content.nlu_data, settings.model_dir, progress=False)
-        compliance_line.ensure(content.nlu_data, model_dir)  # the line's phrase model beside it
+        # the line's phrase model beside it, published with it (and added to a reused one)
+        model_dir = train_model(config, content.nlu_data, settings.model_dir, progress=False,
+                                beside=lambda d: compliance_line.ensure(content.nlu_data, d))  # fmt: skip
+        compliance_line.ensure(content.nlu_data, model_dir)
         return with_rasa_nlu(settings.project_dir, load_interpreter(model_dir))
     model_dir = model_dir_for(settings.model_dir, fingerprint(config, content.nlu_data))
     if not (model_dir / "metadata.json").is_file():

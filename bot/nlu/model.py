@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,13 +67,17 @@ def prune(out_dir: Path, keep: int) -> list[Path]:
     return found[keep:]
 
 
-def save(model: NluModel, target: Path) -> Path:
-    """Write atomically: a half-written model is never visible under its final name."""
+def save(model: NluModel, target: Path, beside: Callable[[Path], Any] | None = None) -> Path:
+    """Write atomically: a half-written model is never visible under its final name. `beside`
+    writes its files (the line's compliance phrase model) into the folder before it is
+    published: a reloader that sees the model sees them too."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
     try:
         np.savez(tmp / "arrays.npz", **_arrays(model))
         (tmp / "metadata.json").write_text(json.dumps(_meta(model), ensure_ascii=False))
+        if beside is not None:
+            beside(tmp)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -86,12 +86,14 @@ def train(
     progress: bool = True,
     force: bool = False,
     traffic: Sequence[TrafficText] | None = None,
+    beside: Callable[[Path], Any] | None = None,
 ) -> Path:
     """Train (or reuse) the model for this data and config; return its directory.
 
     `traffic`: labelled fan texts for the threshold (see `calibrate`). The model's directory
     stays named by data and config (a server finds it without knowing the labels); a model
     chosen with other labels is retrained in place. None: reuse whatever model exists.
+    `beside`: files written into the model's folder before it is published (`store.save`).
     """
     fp = fingerprint(cfg, data)
     target = store.model_dir_for(out_dir, fp)
@@ -116,7 +118,7 @@ def train(
     }
     model.metadata["threshold_data"]["traffic_fingerprint"] = traffic_fingerprint(traffic or ())
     model.fingerprint = fp
-    saved = store.save(model, target)
+    saved = store.save(model, target, beside)
     store.prune(out_dir, keep=KEEP_MODELS)
     return saved
 

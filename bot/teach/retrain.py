@@ -31,8 +31,11 @@ def train_here(
 
     cfg = project_config(project_dir / "config.yml", pipeline)
     data = load_training_data([project_dir / "data"])
-    target = train_model(cfg, data, model_dir, progress=False, traffic=traffic)
-    line.ensure(data, target)
+    # in the model's folder before it is published: a reloader polling between the two would
+    # load the NLU model alone and train the phrase model in the fans' process
+    target = train_model(cfg, data, model_dir, progress=False, traffic=traffic,
+                         beside=lambda folder: line.ensure(data, folder))  # fmt: skip
+    line.ensure(data, target)  # a model reused as it was, trained before the phrase model
     meta = json.loads((target / "metadata.json").read_text())
     return target, float(meta["calibration"]["threshold"])
 

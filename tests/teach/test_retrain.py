@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.compliance import line
 from bot.nlu.data import load_training_data
 from bot.teach.retrain import train_here
@@ -20,3 +22,28 @@ def test_retraining_saves_the_lines_compliance_model_beside_the_nlu_model(
     saved = line.load(target, line.fingerprint(line.negatives(data)))
     assert saved is not None
     assert saved.probabilities("please stop texting me")["opt_out"] > 0.5
+
+
+def test_the_nlu_model_is_never_published_without_its_compliance_model(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reloader polls the model directory: it must never see the NLU model alone (it loaded
+    it and trained the phrase model in the fans' process, seconds after every teach)."""
+    models = tmp_path / "models"
+    seen: list[list[str]] = []
+    real_train = line.train
+
+    def watched_train(data: object) -> object:
+        # what a reloader polling while the phrase model trains would find: published model
+        # folders (not the hidden temporary ones) with an NLU model and no phrase model
+        seen.append(sorted(
+            d.name for d in models.iterdir()
+            if not d.name.startswith(".") and (d / "metadata.json").is_file()
+            and not (d / line.META).is_file()
+        ))  # fmt: skip
+        return real_train(data)
+
+    monkeypatch.setattr(line, "train", watched_train)
+    target, _ = train_here(project, models, PIPELINE, None)
+    assert seen == [[]]
+    assert (target / line.META).is_file()
