@@ -161,7 +161,7 @@ def _write_domain(
         if domain.get(key):
             out[key] = domain[key]
     out["slots"] = slots
-    out["responses"] = domain.get("responses") or {}
+    out["responses"] = _without_empty_variants(domain.get("responses") or {}, report)
     _compliance_responses(out["responses"], _line_name(src), report)
     for key in ("actions", "forms", "session_config", "e2e_actions", "config"):
         if domain.get(key):
@@ -171,6 +171,35 @@ def _write_domain(
         report.approximated.append(f"domain: slots {', '.join(replies)} hold the fan's answer "
                                    "at a story's later turns (cleared when the flow ends)")  # fmt: skip
     _write(path, out, src)
+
+
+def _without_empty_variants(responses: dict, report: ImportReport) -> dict:
+    """Rasa allows `- text: ''` (sends nothing); an SMS cannot be empty, and Fanline's validate
+    refuses such a variant in a hand-written domain, so the importer drops it and says so."""
+    out = {}
+    for name, variants in responses.items():
+        if not isinstance(variants, list):
+            out[name] = variants
+            continue
+        lines = getattr(variants, "item_lines", None) or []
+        kept, dropped = [], []
+        for index, variant in enumerate(variants):
+            empty = isinstance(variant, dict) and not variant.get("image")
+            if empty and not str(variant.get("text") or "").strip():
+                dropped.append(f":{lines[index]}" if index < len(lines) else "")
+            else:
+                kept.append(variant)
+        for line in dropped:
+            where = f"domain{line} responses.{name}"
+            if kept:
+                report.approximated.append(
+                    f"{where}: a variant with empty text dropped (an SMS cannot be empty)"
+                )
+            else:  # kept as it is: validate names it until it gets a text
+                report.left_out.append(f"{where}: only empty texts (Rasa sends nothing; an SMS "
+                                       "cannot be empty): give it a text or remove its uses")  # fmt: skip
+        out[name] = kept or variants
+    return out
 
 
 # What STOP / START / HELP answer (bot.pipeline); carriers want the line's name in each.
