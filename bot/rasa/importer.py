@@ -53,8 +53,13 @@ def import_project(rasa_dir: Path, new_dir: Path) -> ImportReport:
         report.converted.append(
             "actions/: custom actions (rasa-sdk), run in-process or on their action server"
         )
+    elif (rasa_dir / "actions.py").is_file():
+        _single_module(rasa_dir, new_dir, report)
+    if (new_dir / "actions").is_dir():
         _sibling_packages(rasa_dir, new_dir, report)
-    _unimplemented_actions(rasa_dir, domain, report)
+        _action_files(rasa_dir, new_dir, report)
+        _requirements(rasa_dir, new_dir, report)
+    _unimplemented_actions(new_dir, domain, report)
     return report
 
 
@@ -77,9 +82,9 @@ def implemented_actions(actions_dir: Path) -> set[str]:
     return found
 
 
-def _unimplemented_actions(rasa_dir: Path, domain: dict, report: ImportReport) -> None:
+def _unimplemented_actions(new_dir: Path, domain: dict, report: ImportReport) -> None:
     """Domain actions no code defines: in Rasa they fail at run time; here the report says so."""
-    done = implemented_actions(rasa_dir / "actions") | RASA_ACTIONS | set(domain.get("forms") or {})
+    done = implemented_actions(new_dir / "actions") | RASA_ACTIONS | set(domain.get("forms") or {})
     lines = getattr(domain.get("actions"), "item_lines", None) or []
     for index, name in enumerate(domain.get("actions") or []):
         name = next(iter(name)) if isinstance(name, dict) else str(name)
@@ -93,7 +98,7 @@ def _unimplemented_actions(rasa_dir: Path, domain: dict, report: ImportReport) -
 def _sibling_packages(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
     """Folders beside actions/ that the actions import (`from utils import x`): copied too."""
     names: set[str] = set()
-    for path in (rasa_dir / "actions").rglob("*.py"):
+    for path in (new_dir / "actions").rglob("*.py"):
         names.update(_IMPORT.findall(path.read_text(encoding="utf-8", errors="replace")))
     for name in sorted(names - {"actions"}):
         if (rasa_dir / name).is_dir() or (rasa_dir / f"{name}.py").is_file():
@@ -103,6 +108,51 @@ def _sibling_packages(rasa_dir: Path, new_dir: Path, report: ImportReport) -> No
             else:
                 shutil.copy2(src, new_dir / src.name)
             report.converted.append(f"{src.name}: imported by actions/, copied beside it")
+
+
+def _single_module(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
+    """Rasa's default before the actions/ package: one top-level actions.py. It becomes
+    actions/actions.py in a package, which the runner and `python -m rasa_sdk --actions
+    actions` both load (open() paths stay relative to the project folder, as before)."""
+    (new_dir / "actions").mkdir(parents=True, exist_ok=True)
+    (new_dir / "actions" / "__init__.py").write_text("")
+    shutil.copy2(rasa_dir / "actions.py", new_dir / "actions" / "actions.py")
+    report.converted.append("actions.py: custom actions (rasa-sdk) -> actions/actions.py, run "
+                            "in-process or on their action server")  # fmt: skip
+    if "__file__" in (rasa_dir / "actions.py").read_text(encoding="utf-8", errors="replace"):
+        report.left_out.append("actions.py: uses __file__, which is now one folder down "
+                               "(actions/actions.py): check the paths it builds from it")  # fmt: skip
+
+
+# a string literal naming a relative file with an extension: 'data/prices.csv', "faq.json"
+_FILE_LITERAL = re.compile(r"[\"']((?:[\w.-]+/)*[\w-][\w.-]*\.(?:csv|json|ya?ml|txt|tsv|db|sqlite|pkl|xlsx?|md))[\"']")  # fmt: skip
+
+
+def _action_files(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
+    """Files the actions open by a path relative to the project folder (where Rasa's action
+    server ran): copied when they exist and are not copied yet, reported when missing."""
+    named: set[str] = set()
+    for path in (new_dir / "actions").rglob("*.py"):
+        named.update(_FILE_LITERAL.findall(path.read_text(encoding="utf-8", errors="replace")))
+    for name in sorted(named):
+        src = rasa_dir / name
+        if name.startswith("..") or (new_dir / name).exists():
+            continue
+        if src.is_file():
+            (new_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, new_dir / name)
+            report.converted.append(f"{name}: read by the custom actions, copied")
+        elif not (rasa_dir / "actions" / name).exists():
+            report.left_out.append(f"{name}: named by the custom actions, not in the project "
+                                   "(put it there, or check the action)")  # fmt: skip
+
+
+def _requirements(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
+    """What the action server installs (`pip install -r`): copied, and named in the report."""
+    for src in sorted(rasa_dir.glob("*requirements*.txt")):
+        shutil.copy2(src, new_dir / src.name)
+        report.converted.append(f"{src.name}: copied (`pip install -r {src.name}` where the "
+                                "actions run)")  # fmt: skip
 
 
 # Rasa projects' actions may call slow services (financial-demo's took 6-8 s)
@@ -273,7 +323,8 @@ def _config(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
         (new_dir / "config.yml").write_text("pipeline: default\n")
         return
     shutil.copy2(source, new_dir / "config.yml")
-    if (rasa_dir / "actions").is_dir() and "fanline" not in (read_yaml(source) or {}):
+    has_actions = (rasa_dir / "actions").is_dir() or (rasa_dir / "actions.py").is_file()
+    if has_actions and "fanline" not in (read_yaml(source) or {}):
         with (new_dir / "config.yml").open("a", encoding="utf-8") as out:
             out.write(ACTION_TIMEOUT)
         report.converted.append("config.yml: fanline.action_timeout_ms 30000 (Rasa waits for "

@@ -80,6 +80,21 @@ def _import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, s
     return new, capsys.readouterr().out, code
 
 
+def test_a_top_level_actions_py_is_imported_with_the_files_it_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new, report, code = _import(tmp_path, capsys)
+    assert "no code in actions/ implements it" not in report, report
+    assert (new / "actions" / "__init__.py").is_file()
+    assert "action_price" in (new / "actions" / "actions.py").read_text()
+    assert (new / "prices" / "list.csv").read_text() == "a,1\n"
+    assert (new / "action-server-requirements.txt").is_file()
+    assert "action-server-requirements.txt: copied" in report
+    # the one thing left to do: a file the action opens that the project does not have
+    assert "data/missing.json: named by the custom actions, not in the project" in report
+    assert "\nto do by hand: 1\n" in report and code == 3, report
+
+
 def test_an_empty_response_variant_is_dropped_with_a_report_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
