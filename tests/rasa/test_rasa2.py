@@ -124,3 +124,14 @@ def test_a_response_with_only_empty_texts_is_left_to_do_by_hand(
     assert "domain:5 responses.utter_greet: only empty texts" in report, report
     assert "domain:6 responses.utter_greet: only empty texts" in report
     assert "\nto do by hand: 3\n" in report and code == 1  # validate names the response too
+
+
+def test_an_actions_py_that_builds_paths_from_its_own_file_is_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = {**RASA2, "actions.py": RASA2["actions.py"].replace(
+        '"prices/list.csv"', 'os.path.join(os.path.dirname(__file__), "prices", "list.csv")'
+    ).replace("import csv", "import csv\nimport os")}  # fmt: skip
+    rasa = project(tmp_path / "rasa2", files, base=False)
+    main(["import", "rasa", str(rasa), str(tmp_path / "new")])
+    assert "actions.py: uses __file__, which is now one folder down" in capsys.readouterr().out
