@@ -12,6 +12,7 @@ from bot.content import load_content
 from bot.errors import ValidationFailed
 from bot.flows import read_yaml
 from tests.rasa.helpers import project
+from tests.rasa.test_config import RASA2_CONFIG
 
 RASA2 = {
     "domain.yml": """\
@@ -69,6 +70,7 @@ RASA2 = {
                 return []
         """,
     "prices/list.csv": "a,1\n",
+    "config.yml": RASA2_CONFIG,
     "action-server-requirements.txt": "rasa-sdk==2.8.0\n",
 }
 
@@ -92,7 +94,10 @@ def test_a_top_level_actions_py_is_imported_with_the_files_it_reads(
     assert "action-server-requirements.txt: copied" in report
     # the one thing left to do: a file the action opens that the project does not have
     assert "data/missing.json: named by the custom actions, not in the project" in report
+    # Rasa 2's pipeline and policies were mapped: notes, not work left to do
     assert "\nto do by hand: 1\n" in report and code == 3, report
+    assert "ConveRTTokenizer: read" in report and "policy FormPolicy" in report
+    assert read_yaml(new / "config.yml")["fanline"]["action_timeout_ms"] == 30000
 
 
 def test_an_empty_response_variant_is_dropped_with_a_report_line(
