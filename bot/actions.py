@@ -19,6 +19,7 @@ import json
 import logging
 import pkgutil
 import re
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -215,9 +216,21 @@ def _executor_for(package: str) -> ActionExecutor:
     # process (and exits the process on ImportError); registering per module keeps two
     # runners with different packages apart and turns import errors into ConfigErrors.
     for cls in sdk_utils.all_subclasses(Action):
-        if cls.__module__ in modules and not inspect.isabstract(cls):
+        if cls.__module__ in modules and _of_module_now(cls) and not inspect.isabstract(cls):
             executor.register_action(cls)
     return executor
+
+
+def _of_module_now(cls: type) -> bool:
+    """Not a class of an earlier import of a module of the same name (another project's
+    `actions`, still referenced): its methods' globals are that module's, not the current one's."""
+    module = sys.modules.get(cls.__module__)
+    if module is None:
+        return False
+    current = vars(module)
+    scopes = [g for f in vars(cls).values()
+              if (g := getattr(getattr(f, "__func__", f), "__globals__", None)) is not None]  # fmt: skip
+    return not scopes or any(g is current for g in scopes)
 
 
 def _import_package(package: str) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from bot.actions import ActionCall, ActionResult, ActionRunner, latest_message_from
 from bot.errors import ActionError, ConfigError
 from bot.messages import Entity, Prediction
+from tests.conftest import ROOT
 
 HERE = Path(__file__).parent
 DOMAIN = {"slots": {"zip": {"type": "text"}, "birthday": {"type": "date"}}, "responses": {}}
@@ -110,7 +112,16 @@ async def test_an_actions_own_timeout_error_is_a_failure_not_our_deadline(runner
         await runner.run(echo_call(name="action_raises_timeout"))
 
 
-async def test_runner_registers_only_its_own_package(runner):
+@pytest.fixture
+def demo_actions(monkeypatch):
+    """The demo's `actions` package, whichever project's `actions` an earlier test imported
+    (`fanline import rasa` tests run Rasa projects' own): restored after the test."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    for name in [n for n in sys.modules if n == "actions" or n.startswith("actions.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+async def test_runner_registers_only_its_own_package(runner, demo_actions):
     demo = ActionRunner(package="actions")
     assert "action_echo" in runner.known_actions()
     assert "action_next_show_near_fan" not in runner.known_actions()
@@ -185,3 +196,26 @@ def test_latest_message_from_prediction_is_rasa_parse_data():
         "entities": [{"entity": "tier", "value": "gold", "start": 0, "end": 3}],
         "metadata": {"fan": {"zip": "10001"}},
     }
+
+
+def test_a_package_imported_again_registers_only_its_new_classes(tmp_path, monkeypatch):
+    """Another project's package of the same name, imported earlier and still referenced (its
+    runner is alive): its classes are subclasses of Action still, but not this package's."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    package = tmp_path / "fanline_reimported_actions"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    action = (
+        "from rasa_sdk import Action\n\n"
+        "class Action{cls}(Action):\n"
+        "    def name(self):\n        return {name!r}\n\n"
+        "    def run(self, dispatcher, tracker, domain):\n        return []\n"
+    )
+    (package / "actions.py").write_text(action.format(cls="Old", name="action_old"))
+    first = ActionRunner(package=package.name)
+    assert first.known_actions() == {"action_old"}
+    for name in [n for n in sys.modules if n.startswith(package.name)]:
+        monkeypatch.delitem(sys.modules, name)
+    (package / "actions.py").write_text(action.format(cls="Renamed", name="action_renamed"))
+    assert ActionRunner(package=package.name).known_actions() == {"action_renamed"}
+    assert first.known_actions() == {"action_old"}
