@@ -296,3 +296,18 @@ def test_an_intent_covers_the_words_of_its_own_name():
     # a retrieval intent's name too
     faq = Coverage.fit(["where do i leave the car"], ["faq/ask_parking"])
     assert faq.uncovered("is there parking", "faq/ask_parking") == ()
+
+
+def test_a_small_imported_line_answers_its_own_topic_named_only_by_the_intent(tmp_path: Path):
+    """Issue 19: on a small line shaped like financial-demo (fixtures/banking), "check
+    earnings" went out of scope: "earnings" was uncovered (its examples say "earn"), and the
+    uncovered bar was above its confidence. The intent's name covers it; other topics still
+    reach a person."""
+    from bot.nlu import load_interpreter, load_nlu_config, train
+
+    project = Path(__file__).parent / "fixtures" / "banking"
+    cfg = load_nlu_config(project / "config.yml")
+    interp = load_interpreter(train(cfg, load_training_data([project / "data"]), tmp_path))
+    assert interp.parse("check earnings").intent == "check_earnings"
+    assert interp.parse("my earnings this year").intent == "check_earnings"
+    assert interp.parse("what is the weather").intent == "out_of_scope"
