@@ -22,7 +22,13 @@ def stamp(project_dir: Path, model_dir: Path) -> tuple[tuple[str, int, int], ...
     files = [p for group in content_paths(project_dir).values() for p in group]
     files += [project_dir / "config.yml"]
     if model_dir.is_dir():
-        files += sorted(p for p in model_dir.rglob("*") if p.is_file())
+        # a model being written (`.tmp-*`, published by one rename) is no change yet
+        files += sorted(
+            p
+            for p in model_dir.rglob("*")
+            if p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(model_dir).parts)
+        )
     out = []
     for path in files:
         try:

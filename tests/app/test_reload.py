@@ -87,3 +87,19 @@ async def test_changed_training_data_goes_live_once_trained(tmp_path: Path) -> N
         assert runtime.pipeline.brain.interpreter.fingerprint != before
     finally:
         await runtime.close()
+
+
+def test_a_model_still_being_written_is_no_change(tmp_path: Path) -> None:
+    # teach and train write a model into a hidden `.tmp-*` folder and publish it with one
+    # rename: until then the reloader must not see a change (it reloaded the content each time)
+    from bot.reloader import stamp
+
+    models = tmp_path / "models"
+    (models / "nlu-abc").mkdir(parents=True)
+    (models / "nlu-abc" / "model.json").write_text("{}")
+    before = stamp(tmp_path, models)
+    (models / ".tmp-nlu-def").mkdir()
+    (models / ".tmp-nlu-def" / "model.json").write_text("{}")
+    assert stamp(tmp_path, models) == before
+    (models / ".tmp-nlu-def").rename(models / "nlu-def")  # published
+    assert stamp(tmp_path, models) != before
