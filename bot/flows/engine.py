@@ -352,7 +352,9 @@ class _Turn:
         keyword_wins = slot is None or slot.type in KEYWORD_TYPES
         question = listening.is_question(self.inp.text)
         taken = value is not None and not (noise and keyword_wins)
-        if taken and (named or not loose or not (question or self.sure_elsewhere())):
+        # a retrieval intent the step branches on (an imported story's faq turn) is its answer
+        story_faq = bool(self.faq()) and self.expects_intent(step)
+        if taken and (named or not loose or story_faq or not (question or self.sure_elsewhere())):
             rejection = self.rejection(step, value)
             if rejection is None:
                 self.set_slot(step.collect, value)
@@ -610,7 +612,9 @@ class _Turn:
         return step.max_asks is not None and self.stack[-1].asks >= step.max_asks
 
     def action(self, name: str) -> bool:
-        if name.startswith("utter_"):
+        if name.startswith("utter_") and self.engine.responses.is_retrieval(name):
+            self.say_retrieval(name)
+        elif name.startswith("utter_"):
             self.say(name)
         elif name == "action_subscribe":
             self.commands.append(Subscribe("sms_keyword"))
@@ -626,6 +630,15 @@ class _Turn:
             self.pending_action = name
             return False
         return True
+
+    def say_retrieval(self, name: str) -> None:
+        """A retrieval action (an imported Rasa story's `utter_faq`): the response of the
+        text's retrieval intent, `utter_faq/<key>`; nothing when the text has none of that
+        intent (the story's turn took a button or another intent)."""
+        prediction = self.inp.prediction
+        key = f"utter_{prediction.retrieval_intent}" if prediction else ""
+        if prediction and prediction.retrieval_intent and key.startswith(f"{name}/"):
+            self.say(key)  # the key's response exists: faq() found it or validate required it
 
     def react(self) -> None:
         """A reaction's light reply; silent when its kind has none or a question is pending

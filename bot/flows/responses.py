@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +39,15 @@ class Responses:
 
     def __init__(self, domain: Domain) -> None:
         self._responses = domain.responses
+        self._retrieval = {n.split("/")[0] for n in domain.responses if "/" in n} - set(
+            domain.responses
+        )
 
     def __contains__(self, name: str) -> bool:
         return name in self._responses
+
+    def is_retrieval(self, name: str) -> bool:
+        return name in self._retrieval
 
     def render(
         self,
@@ -56,6 +62,16 @@ class Responses:
         variant = rng.choice(choose_variants(variants, slots))
         text = interpolate(variant.text or "", slots, fan)
         return RenderedResponse(name, text, (variant.image,) if variant.image else ())
+
+
+def is_retrieval_action(name: str, names: Iterable[str]) -> bool:
+    """Rasa's retrieval action (`utter_faq`): no response of its own, only `utter_faq/<key>`
+    ones; it says the one of the fan's retrieval intent (`faq/<key>`)."""
+    prefix = f"{name}/"
+    names = list(names)
+    return (
+        name.startswith("utter_") and name not in names and any(n.startswith(prefix) for n in names)
+    )
 
 
 def choose_variants(

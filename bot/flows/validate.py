@@ -26,7 +26,7 @@ from bot.flows.model import (
     NextIf,
     StepBase,
 )
-from bot.flows.responses import placeholders, stray_braces
+from bot.flows.responses import is_retrieval_action, placeholders, stray_braces
 from bot.flows.slot_types import normalise
 from bot.sms import sms_segments
 
@@ -159,7 +159,9 @@ class _Checker:
             self.report(f"unknown response {name!r} (define it under `responses:`)", where)
 
     def action(self, name: str, where: Location) -> None:
-        if name.startswith("utter_"):
+        if is_retrieval_action(name, self.domain.responses):
+            self.uttered.update(r for r in self.domain.responses if r.startswith(f"{name}/"))
+        elif name.startswith("utter_"):
             self.response(name, where)
         elif name not in BUILTIN_ACTIONS and self.actions is not None and name not in self.actions:
             self.report(f"unknown custom action {name!r}", where)

@@ -51,12 +51,14 @@ class Converted:
     flows: dict[str, dict[str, Any]] = field(default_factory=dict)
     slots: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: ImportReport = field(default_factory=ImportReport)
+    retrieval: set[str] = field(default_factory=set)  # utter_faq: only utter_faq/<key> exist
 
 
 def convert(stories: list[Story], domain: dict[str, Any]) -> Converted:
     out = Converted()
     forms = dict(domain.get("forms") or {})
     responses = set(domain.get("responses") or {})
+    out.retrieval = {r.split("/")[0] for r in responses if "/" in r} - responses
     submits, submit_rules = _form_submits(stories, forms, out.report)
     for name, form in forms.items():
         flow = _form_flow(name, form or {}, domain, responses, out.report)
@@ -70,6 +72,7 @@ def convert(stories: list[Story], domain: dict[str, Any]) -> Converted:
     for story in stories:
         if id(story) in submit_rules:  # a form's submit rule is in the form's flow already
             continue
+        _retrieval_note(story, out)
         for variant in _variants(story, out.report):
             if variant.steps and variant.steps[0].kind == "action" and not variant.condition:
                 grafts.append(variant)  # "after action X, intent -> ...": continues X's turns
@@ -90,6 +93,15 @@ def convert(stories: list[Story], domain: dict[str, Any]) -> Converted:
     for key in sorted(roots, key=lambda k: "|" not in k):
         out.flows[_flow_id(key)] = _story_flow(key, roots[key], roots, forms, out)
     return out
+
+
+def _retrieval_note(story: Story, out: Converted) -> None:
+    for step in story.steps:
+        if step.kind == "action" and step.value in out.retrieval:
+            out.report.converted.append(
+                f"{story.file}:{step.line}: {story.kind} {story.name!r}: {step.value} (a "
+                f"retrieval action) says the response of the fan's intent, {step.value}/<key>"
+            )
 
 
 def _variants(story: Story, report: ImportReport) -> list[Story]:
@@ -421,7 +433,9 @@ def _emit(
             leaf[-1]["next"] = "END"
         steps += leaf
         return
-    question = actions.pop() if actions and actions[-1].startswith("utter_") else None
+    # a retrieval action (utter_faq) says the fan's own key, not one question to ask again
+    asks = actions and actions[-1].startswith("utter_") and actions[-1] not in out.retrieval
+    question = actions.pop() if asks else None
     steps += [s for a in actions if (s := _action_step(a, forms))]
     counter[0] += 1
     slot = REPLY_SLOT.format(n=counter[0])
@@ -430,7 +444,11 @@ def _emit(
     ask = {"utter": question} if question else {"max_asks": 0}
     children = sorted(node.children, key=lambda k: "|" not in k)  # entity conditions first
     branches = [{"if": node.children[k].guard, "then": f"{slot}_{_slug(k)}"} for k in children]
-    others = sorted((k for k in roots if k not in node.children), key=lambda k: "|" not in k)
+    # an FAQ the turn does not expect is answered aside and the question stays (the engine's)
+    others = sorted(
+        (k for k in roots if k not in node.children and f"utter_{k}" not in out.retrieval),
+        key=lambda k: "|" not in k,
+    )
     branches += [{"if": roots[k].guard, "then": f"{slot}_to_{_slug(k)}"} for k in others]
     steps.append({"id": slot, "collect": slot, **ask, "ask_before_filling": True,
                   "next": branches + [{"else": f"{slot}_unknown"}]})  # fmt: skip
