@@ -72,6 +72,7 @@ def convert(stories: list[Story], domain: dict[str, Any]) -> Converted:
     for story in stories:
         if id(story) in submit_rules:  # a form's submit rule is in the form's flow already
             continue
+        story = _without_form_faqs(story, forms, out)
         _retrieval_note(story, out)
         for variant in _variants(story, out.report):
             if variant.steps and variant.steps[0].kind == "action" and not variant.condition:
@@ -102,6 +103,34 @@ def _retrieval_note(story: Story, out: Converted) -> None:
                 f"{story.file}:{step.line}: {story.kind} {story.name!r}: {step.value} (a "
                 f"retrieval action) says the response of the fan's intent, {step.value}/<key>"
             )
+
+
+def _without_form_faqs(story: Story, forms: dict, out: Converted) -> Story:
+    """A story's FAQ turn while a form asks (`intent: faq`, `action: utter_faq`, `action:
+    <form>`) is left out: the form's flow answers a question aside and goes on by itself."""
+    steps, loop, index, dropped = list(story.steps), None, 0, []
+    while index < len(steps):
+        step = steps[index]
+        if step.kind == "active_loop":
+            loop = step.value if step.value in forms else None
+        end = index + 1
+        while end < len(steps) and steps[end].kind in ("action", "slot_was_set"):
+            end += 1
+        actions = [str(s.value) for s in steps[index + 1 : end] if s.kind == "action"]
+        faq = step.kind == "intent" and f"utter_{str(step.value).split('/')[0]}" in out.retrieval
+        if loop and faq and actions and actions[-1] == loop and set(actions[:-1]) <= out.retrieval:
+            dropped.append(step.line)
+            del steps[index:end]
+            continue
+        index += 1
+    if not dropped:
+        return story
+    out.report.approximated.append(
+        f"{story.file}:{story.line}: {story.kind} {story.name!r}: the question at line(s) "
+        f"{', '.join(map(str, dropped))} is answered aside while the form asks (Fanline's "
+        "forms do that themselves), then the form goes on"
+    )
+    return replace(story, steps=tuple(steps))
 
 
 def _variants(story: Story, report: ImportReport) -> list[Story]:

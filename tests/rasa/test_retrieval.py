@@ -10,6 +10,8 @@ import pytest
 
 from bot.cli import main
 from bot.flows import read_yaml
+from bot.rasa.convert import convert
+from bot.rasa.stories import Story, StoryStep
 from tests.conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "rasa" / "retrieval_faq"
@@ -64,3 +66,27 @@ def test_the_imported_line_answers_each_key_and_passes_rasas_test_stories(
     out = capsys.readouterr().out
     assert code == 0, out
     assert "4 passed, 0 failed" in out
+
+
+def test_a_faq_turn_while_a_form_asks_is_left_to_the_forms_own_aside() -> None:
+    def step(kind: str, value: object, line: int) -> StoryStep:
+        return StoryStep(kind, value, line)
+
+    story = Story("story", "a question mid-form", "stories.yml", 1, (
+        step("intent", "request_table", 2), step("action", "table_form", 3),
+        step("active_loop", "table_form", 4), step("intent", "faq", 5),
+        step("action", "utter_faq", 6), step("action", "table_form", 7),
+        step("active_loop", None, 8), step("action", "utter_booked", 9),
+    ))  # fmt: skip
+    domain = {
+        "forms": {"table_form": {"required_slots": ["guests"]}},
+        "slots": {"guests": {"type": "text", "mappings": [{"type": "from_text"}]}},
+        "responses": {"utter_ask_guests": [{"text": "How many?"}], "utter_booked": [{"text": "Ok"}],
+                      "utter_faq/parking": [{"text": "Behind."}]},
+    }  # fmt: skip
+    out = convert([story], domain)
+    assert out.flows["rasa_request_table"]["steps"] == [
+        {"call": "table_form"}, {"action": "utter_booked", "next": "END"}
+    ]  # fmt: skip
+    assert any("line(s) 5 is answered aside while the form asks" in a
+               for a in out.report.approximated)  # fmt: skip
