@@ -255,7 +255,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     traffic = training_traffic(settings.database_url)
     code = train_command(settings.project_dir, settings.project_dir / "config.yml",
                          settings.model_dir, args.force, settings.nlu_pipeline,
-                         traffic=traffic)  # fmt: skip
+                         traffic=traffic, beside=_phrase_model_beside)  # fmt: skip
     if code == 0:  # the line's compliance phrase model, beside the NLU model, and its report
         _compliance_report(settings, save=True)
     return code
@@ -277,6 +277,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"ok: {len(content.flows)} flows, {len(content.domain.responses)} responses, "
           f"{len(content.intents)} intents")  # fmt: skip
     return 0
+
+
+def _phrase_model_beside(data: Any, folder: Path) -> None:
+    """The line's compliance phrase model, written with the NLU model before it is published."""
+    from bot.compliance import line
+
+    line.ensure(data, folder)
 
 
 def _compliance_report(settings: Any, data: Any = None, save: bool = False) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +31,12 @@ def train_command(
     force: bool = False,
     pipeline: str | None = None,
     traffic: Sequence[TrafficText] | None = None,
+    beside: Callable[[Any, Path], Any] | None = None,
 ) -> int:
     """`pipeline` (FANLINE_NLU_PIPELINE): a shipped pipeline instead of config.yml's.
+
+    `beside(data, folder)`: writes files into the model's folder before it is published (the
+    line's compliance phrase model: a server polling for models never sees one without it).
 
     `traffic`: agents' labelled fan texts from the database (None: no database), real-traffic
     data for the out-of-scope threshold (`bot.nlu.train.calibration_from`)."""
@@ -45,7 +50,10 @@ def train_command(
         existing = model_dir_for(out_dir, fingerprint(cfg, data))
         stamp = existing / "metadata.json"
         before = stamp.stat().st_mtime_ns if stamp.is_file() else None
-        model_dir = train(cfg, data, out_dir, progress=True, force=force, traffic=traffic)
+        extra = (lambda folder: beside(data, folder)) if beside else None
+        model_dir = train(
+            cfg, data, out_dir, progress=True, force=force, traffic=traffic, beside=extra
+        )
         reused = before is not None and stamp.stat().st_mtime_ns == before
         interp = load_interpreter(model_dir)
     except ConfigError as exc:

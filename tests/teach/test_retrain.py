@@ -47,3 +47,27 @@ def test_the_nlu_model_is_never_published_without_its_compliance_model(
     target, _ = train_here(project, models, PIPELINE, None)
     assert seen == [[]]
     assert (target / line.META).is_file()
+
+
+def test_fanline_train_never_publishes_the_nlu_model_without_its_compliance_model(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fanline train` beside a running server: the same gap as a teach's retraining."""
+    from bot.cli import main
+
+    models = project / "models"
+    seen: list[list[str]] = []
+    real_train = line.train
+
+    def watched_train(data: object) -> object:
+        seen.append(sorted(
+            d.name for d in models.iterdir()
+            if not d.name.startswith(".") and (d / "metadata.json").is_file()
+            and not (d / line.META).is_file()
+        ))  # fmt: skip
+        return real_train(data)
+
+    monkeypatch.setattr(line, "train", watched_train)
+    monkeypatch.setenv("FANLINE_NLU_PIPELINE", PIPELINE)
+    assert main(["-q", "--project", str(project), "train"]) == 0
+    assert seen == [[]]
