@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bot.nlu.data import OUT_OF_SCOPE
 from bot.rasa.report import ImportReport
 from bot.rasa.stories import Story, StoryStep
 
@@ -73,7 +74,7 @@ def convert(stories: list[Story], domain: dict[str, Any]) -> Converted:
         if id(story) in submit_rules:  # a form's submit rule is in the form's flow already
             continue
         story = _without_form_faqs(story, forms, out)
-        _retrieval_note(story, out)
+        story = _retrieval_steps(story, sorted(responses), out)
         for variant in _variants(story, out.report):
             if variant.steps and variant.steps[0].kind == "action" and not variant.condition:
                 grafts.append(variant)  # "after action X, intent -> ...": continues X's turns
@@ -96,13 +97,24 @@ def convert(stories: list[Story], domain: dict[str, Any]) -> Converted:
     return out
 
 
-def _retrieval_note(story: Story, out: Converted) -> None:
-    for step in story.steps:
-        if step.kind == "action" and step.value in out.retrieval:
-            out.report.converted.append(
-                f"{story.file}:{step.line}: {story.kind} {story.name!r}: {step.value} (a "
-                f"retrieval action) says the response of the fan's intent, {step.value}/<key>"
-            )
+def _retrieval_steps(story: Story, responses: list[str], out: Converted) -> Story:
+    """Notes a story's retrieval actions. Fanline reads `out_of_scope/<key>` as out_of_scope
+    (no key to answer with), so `utter_out_of_scope` says its first key's response instead."""
+    steps = list(story.steps)
+    for index, step in enumerate(steps):
+        if step.kind != "action" or step.value not in out.retrieval:
+            continue
+        where = f"{story.file}:{step.line}: {story.kind} {story.name!r}"
+        if step.value == f"utter_{OUT_OF_SCOPE}":
+            keys = [r for r in responses if r.startswith(f"{step.value}/")]
+            key = f"{step.value}/other" if f"{step.value}/other" in keys else keys[0]
+            steps[index] = replace(step, value=key)
+            out.report.approximated.append(f"{where}: {step.value} -> {key} (Fanline reads "
+                                           "every out_of_scope/<key> as out_of_scope)")  # fmt: skip
+            continue
+        out.report.converted.append(f"{where}: {step.value} (a retrieval action) says the "
+                                    f"response of the fan's intent, {step.value}/<key>")  # fmt: skip
+    return replace(story, steps=tuple(steps))
 
 
 def _without_form_faqs(story: Story, forms: dict, out: Converted) -> Story:

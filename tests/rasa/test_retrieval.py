@@ -90,3 +90,16 @@ def test_a_faq_turn_while_a_form_asks_is_left_to_the_forms_own_aside() -> None:
     ]  # fmt: skip
     assert any("line(s) 5 is answered aside while the form asks" in a
                for a in out.report.approximated)  # fmt: skip
+
+
+def test_utter_out_of_scope_says_its_first_key_fanline_has_no_out_of_scope_keys() -> None:
+    rule = Story("rule", "out of scope", "rules.yml", 1, (
+        StoryStep("intent", "out_of_scope", 2), StoryStep("action", "utter_out_of_scope", 3),
+    ))  # fmt: skip
+    domain = {"responses": {"utter_out_of_scope/non_english": [{"text": "English only."}],
+                            "utter_out_of_scope/other": [{"text": "I can't help."}]}}  # fmt: skip
+    out = convert([rule], domain)
+    steps = out.flows["rasa_out_of_scope"]["steps"]
+    assert steps == [{"action": "utter_out_of_scope/other", "next": "END"}]
+    assert any("utter_out_of_scope -> utter_out_of_scope/other" in a
+               for a in out.report.approximated)  # fmt: skip
