@@ -108,8 +108,15 @@ async def test_start_up_answers_the_texts_a_crash_left(database_url: str) -> Non
     store = Store.open(database_url, hash_key=b"test")
     await store.record_inbound(crashed_text(number, "hi"))  # the crash: recorded, never answered
     store.close()
+    # PostgreSQL: beside other processes a text younger than the grace may be another's turn in
+    # flight, so even the first pass leaves it; the next pass (every EVERY_S) answers it
+    from bot import unanswered
+
+    bound = (
+        10.0 if database_url.startswith("sqlite") else unanswered.GRACE_S + unanswered.EVERY_S + 60
+    )
     async for stack in running_stack(database_url):
-        [sent] = await stack.twilio.wait_accepted(1, to=number)
+        [sent] = await stack.twilio.wait_accepted(1, to=number, timeout=bound)
         assert "YES" in sent["body"]  # the opt-in question, without the fan texting again
         [row] = await stack.inbound(number)
         assert row.status == "processed"
