@@ -145,16 +145,22 @@ async def test_two_senders_share_one_rate_at_the_provider(
     assert_within_rate(starts(ledger), rule.per_second, rule.bucket)
 
 
-async def test_20429_from_twilio_slows_the_number(stores: list[Store], twilio: LocalTwilio) -> None:
-    await queue_replies(stores[0], "+12125550001", ["one"])
-    twilio.server.set_faults(count_429=1, retry_after=1)
+async def _drain_with_shared_rate(store: Store, twilio: LocalTwilio) -> OutboundSender:
+    """Send what is queued through the local Twilio server, paced by the shared rate."""
     gateway = twilio.gateway(from_number=NUMBER)
-    sender = OutboundSender(stores[0], gateway, rate_per_second=1, rates={"": RateRule(10)})
-    sender.pacer = SharedRates(stores[0].db, sender.rule)
+    sender = OutboundSender(store, gateway, rate_per_second=1, rates={"": RateRule(10)})
+    sender.pacer = SharedRates(store.db, sender.rule)
     try:
         await sender.drain()
     finally:
         await gateway.aclose()
+    return sender
+
+
+async def test_20429_from_twilio_slows_the_number(stores: list[Store], twilio: LocalTwilio) -> None:
+    await queue_replies(stores[0], "+12125550001", ["one"])
+    twilio.server.set_faults(count_429=1, retry_after=1)
+    sender = await _drain_with_shared_rate(stores[0], twilio)
     assert sender.counts["retried"] == 1
     [row] = [r for r in await rate_rows(stores[0]) if r["key"] == ""]
     assert row["slow_factor"] == 0.5
@@ -164,13 +170,7 @@ async def test_30022_in_a_delivery_report_slows_the_number(
     stores: list[Store], twilio: LocalTwilio
 ) -> None:
     await queue_replies(stores[0], "+12125550002", ["one"])
-    gateway = twilio.gateway(from_number=NUMBER)
-    sender = OutboundSender(stores[0], gateway, rate_per_second=1, rates={"": RateRule(10)})
-    sender.pacer = SharedRates(stores[0].db, sender.rule)
-    try:
-        await sender.drain()
-    finally:
-        await gateway.aclose()
+    await _drain_with_shared_rate(stores[0], twilio)
     [message] = twilio.server.accepted()
     report = DeliveryReport(message["sid"], "undelivered", 30022)
     assert await stores[1].apply_delivery_report(report)  # the web process gets the callback
