@@ -30,10 +30,10 @@ import sqlalchemy as sa  # noqa: E402
 
 from bench.baseline import print_baseline  # noqa: E402
 from bench.sender import free_port, start_server  # noqa: E402
-from bot.broadcasts import BroadcastService, new_broadcast  # noqa: E402
+from bot.audience.broadcasts import BroadcastService, new_broadcast  # noqa: E402
+from bot.audience.segments import Segment, parse_cli  # noqa: E402
 from bot.channels.twilio_gateway import TwilioGateway  # noqa: E402
 from bot.outbound import OutboundSender  # noqa: E402
-from bot.segments import Segment, parse_cli  # noqa: E402
 from bot.storage import Store  # noqa: E402
 from bot.storage.tables import messages  # noqa: E402
 from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN  # noqa: E402

@@ -72,12 +72,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.baseline import print_baseline  # noqa: E402
-from bot.broadcasts import BroadcastService, new_broadcast  # noqa: E402
+from bot.audience.broadcasts import BroadcastService, new_broadcast  # noqa: E402
+from bot.audience.privacy import erase_fan  # noqa: E402
+from bot.audience.segments import Segment  # noqa: E402
+from bot.audience.signup import signup_link  # noqa: E402
 from bot.errors import StorageError  # noqa: E402
-from bot.privacy import erase_fan  # noqa: E402
-from bot.segments import Segment  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from bot.signup import signup_link  # noqa: E402
 from bot.storage import Store  # noqa: E402
 from bot.storage.broadcast_tables import broadcasts  # noqa: E402
 from bot.storage.db import normalise_url, scratch_schema  # noqa: E402

@@ -54,9 +54,9 @@ import sqlalchemy as sa  # noqa: E402  (bulk seeding and reading the outcome, as
 from bench import conversation_judge as cj  # noqa: E402
 from bench import storm_mix as sm  # noqa: E402
 from bench.baseline import print_baseline  # noqa: E402
-from bot.broadcasts import BroadcastService, new_broadcast  # noqa: E402
+from bot.audience.broadcasts import BroadcastService, new_broadcast  # noqa: E402
+from bot.audience.segments import Segment  # noqa: E402
 from bot.messages import InboundSms  # noqa: E402
-from bot.segments import Segment  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.storage import Store  # noqa: E402
 from bot.storage.tables import consent_events, contacts, conversations, messages  # noqa: E402

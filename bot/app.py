@@ -15,7 +15,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse, json, raw
 
 from bot import logs, metrics, ops, roles, unanswered
-from bot.broadcasts import BroadcastService
+from bot.audience.broadcasts import BroadcastService
+from bot.audience.signup import signup_blueprint
 from bot.channels.simulator import SimulatorFeed, simulator_blueprint
 from bot.channels.twilio_gateway import LocalGateway, TwilioGateway
 from bot.channels.twilio_webhook import webhook_blueprint
@@ -30,7 +31,6 @@ from bot.pipeline import TurnOutcome
 from bot.reloader import Reloader
 from bot.runtime import Runtime
 from bot.settings import Settings
-from bot.signup import signup_blueprint
 from bot.topics.review_sweep import AnswerSweep
 from bot.topics.sweep import TopicSweep
 from bot.topics.vectors import vectoriser_for

@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="upgrade: apply migrations; current: the schema's revision and the code's")  # fmt: skip
     db.set_defaults(func=cmd_db)
 
-    from bot.broadcast_cli import register_broadcast, register_fans, register_segments
+    from bot.audience.broadcast_cli import register_broadcast, register_fans, register_segments
     from bot.outbox_cli import register_outbox
     from bot.rasa.cli import register as register_import
     from bot.teach.cli import register as register_teach

@@ -138,7 +138,7 @@ def line_phrases(content: Content, interpreter: Any) -> Any:
 
 
 def _links(settings: Settings) -> Any:
-    from bot.signup import SignupLinks
+    from bot.audience.signup import SignupLinks
 
     signup = SignupLinks(settings)
     return lambda contact_id: {"signup_link": signup(contact_id)}

@@ -22,7 +22,7 @@ from bot.linkish import PROFILE_SLOTS, shown
 from bot.sms import sms_segments  # noqa: F401  (re-exported for content validation)
 
 # `{{`, `}}`, `{name}` or `{name|default}` (the default: up to 40 characters, no braces), as
-# `bot.broadcast_model` reads broadcast and topic-reply texts
+# `bot.audience.broadcast_model` reads broadcast and topic-reply texts
 # names may hold hyphens: Rasa slots such as `amount-of-money` (Duckling's dimension)
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_-]*)(?:\|([^{}\n]{0,40}))?\}")
 

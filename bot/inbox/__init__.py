@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from sanic import Blueprint
 
-    from bot.broadcasts import BroadcastService
+    from bot.audience.broadcasts import BroadcastService
     from bot.inbox.config import InboxConfig
     from bot.inbox.live import LiveHub
     from bot.settings import Settings

@@ -1,7 +1,7 @@
 """Broadcast progress for the inbox: what each broadcast has done so far, and its controls.
 
 Off the inbound path, beside the queue: broadcasts are sent by the outbox sender (see
-`bot.broadcasts`); the inbox only reads `BroadcastService.stats` and lets admins pause,
+`bot.audience.broadcasts`); the inbox only reads `BroadcastService.stats` and lets admins pause,
 resume or cancel. Every agent may watch; the routes in `api.py` and `views.py` apply the roles.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.broadcast_model import Broadcast, BroadcastStats
-from bot.broadcasts import BroadcastService
+from bot.audience.broadcast_model import Broadcast, BroadcastStats
+from bot.audience.broadcasts import BroadcastService
 from bot.errors import NotFound
 from bot.settings import Settings
 from bot.storage import Database, Store

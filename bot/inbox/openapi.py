@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.broadcast_model import STATUSES
+from bot.audience.broadcast_model import STATUSES
 
 _ID = {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _OK = {"type": "object", "properties": {"ok": {"type": "boolean"}}}

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.broadcasts import BroadcastService
+from bot.audience.broadcasts import BroadcastService
 from bot.errors import Forbidden, NotFound, Unauthorized
 from bot.inbox.auth import COOKIE, CSRF_HEADER, Auth, Session, check_csrf, require_admin
 from bot.inbox.config import InboxConfig

@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot import linkish
-from bot.broadcast_model import Broadcast, BroadcastStats, NewBroadcast, Part, Placeholder
+from bot.audience.broadcast_model import Broadcast, BroadcastStats, NewBroadcast, Part, Placeholder
+from bot.audience.quiet_hours import QuietHours, phone_prefix_zones, zip3_zones
+from bot.audience.segments import Segment
 from bot.errors import ConfigError, Conflict, NotFound
-from bot.quiet_hours import QuietHours, phone_prefix_zones, zip3_zones
-from bot.segments import Segment
 from bot.storage.broadcast_tables import broadcast_recipients, broadcasts
 from bot.storage.segment_sql import field, segment_condition, zip3
 from bot.storage.store import Store
@@ -398,7 +398,7 @@ def body_expr(parts: tuple[Part, ...]) -> Any:
 def quiet_expr(quiet: QuietHours, default_zone: str, at: datetime) -> Any:
     """When each fan's window opens (UTC), or NULL when it is open at `at`.
 
-    The fan's zone is found as in `bot.quiet_hours.zone_for_fan`; only zones that are closed
+    The fan's zone is found as in `bot.audience.quiet_hours.zone_for_fan`; only zones that are closed
     now get CASE branches, so in the daytime the expression is short.
     """
     zip_map = {f"{p:03d}": z for p, z in zip3_zones().items()}

@@ -18,7 +18,7 @@ broadcasts = sa.Table(
     sa.Column("body", sa.Text, nullable=False),  # template: {first_name}, {field|fallback}
     sa.Column("media_urls", sa.JSON, nullable=False, default=list),
     sa.Column("segment", sa.JSON, nullable=False, default=dict),  # Segment.to_json()
-    # bot.broadcast_model.STATUSES: draft | scheduled | enqueuing | sending | paused | cancelled
+    # bot.audience.broadcast_model.STATUSES: draft | scheduled | enqueuing | sending | paused | cancelled
     # | failed | completed
     sa.Column("status", sa.String(16), nullable=False, default="draft"),
     sa.Column("sender", sa.String(64), nullable=True),  # None: the default number / service

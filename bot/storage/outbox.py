@@ -23,11 +23,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.audience.quiet_hours import window, zone_for_fan
 from bot.domain import ConsentChange
 from bot.messages import DeliveryReport, OutboundSms
 from bot.outbound import OutboxItem, SendResult
 from bot.pacing import SLOW_HOLD_S
-from bot.quiet_hours import window, zone_for_fan
 from bot.storage import send_rates
 from bot.storage.broadcast_tables import broadcasts
 from bot.storage.tables import contacts, messages, suppressions

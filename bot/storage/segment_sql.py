@@ -1,4 +1,4 @@
-"""Compiles a `bot.segments.Segment` into one SQL condition over `contacts` (SQLite and PostgreSQL).
+"""Compiles a `bot.audience.segments.Segment` into one SQL condition over `contacts` (SQLite and PostgreSQL).
 
 Fans are filtered by the database, never in Python: a preview count or a million-fan broadcast
 is one statement. Profile fields are read from the JSON `profile` column.
@@ -11,8 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.quiet_hours import ZIP3_STATES
-from bot.segments import Segment
+from bot.audience.quiet_hours import ZIP3_STATES
+from bot.audience.segments import Segment
 from bot.storage.tables import contacts
 
 

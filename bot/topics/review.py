@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from bot.audience.quiet_hours import QuietHours
 from bot.errors import BadRequest, Conflict, Forbidden, NotFound
 from bot.inbox.auth import Agent, now, utc
 from bot.inbox.queue import agent_text, fan_name
-from bot.quiet_hours import QuietHours
 from bot.storage import Database, label_store
 from bot.storage import review_store as sql
 from bot.storage.db import Connection

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.broadcast_model import Placeholder, check_template, render
+from bot.audience.broadcast_model import Placeholder, check_template, render
+from bot.audience.quiet_hours import DEFAULT_ZONE, QuietHours, zone_for_fan
 from bot.errors import BadRequest, ConfigError, Conflict, NotFound, StorageError
 from bot.inbox.auth import Agent, now, utc
 from bot.inbox.queue import MAX_BODY, agent_text, fan_name
 from bot.linkish import shown
-from bot.quiet_hours import DEFAULT_ZONE, QuietHours, zone_for_fan
 from bot.sms import count_segments
 from bot.storage import Database
 from bot.storage import topic_store as sql

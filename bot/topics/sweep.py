@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.quiet_hours import QuietHours
+from bot.audience.quiet_hours import QuietHours
 from bot.settings import TopicSettings
 from bot.storage import Database
 from bot.storage import topic_store as sql

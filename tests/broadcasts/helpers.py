@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.broadcasts import BroadcastService, new_broadcast
-from bot.segments import Segment
+from bot.audience.broadcasts import BroadcastService, new_broadcast
+from bot.audience.segments import Segment
 from bot.storage import Store
 from bot.storage.tables import contacts
 

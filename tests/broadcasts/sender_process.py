@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bot.broadcasts import BroadcastService  # noqa: E402
+from bot.audience.broadcasts import BroadcastService  # noqa: E402
 from bot.channels.twilio_gateway import TwilioGateway  # noqa: E402
 from bot.outbound import OutboundSender  # noqa: E402
 from bot.storage import Store  # noqa: E402

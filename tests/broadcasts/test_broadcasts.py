@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from bot.broadcast_model import Placeholder, parse_template, render
-from bot.broadcasts import BroadcastFailed, BroadcastService
+from bot.audience.broadcast_model import Placeholder, parse_template, render
+from bot.audience.broadcasts import BroadcastFailed, BroadcastService
+from bot.audience.quiet_hours import QuietHours, zone_for_fan
 from bot.errors import ConfigError, Conflict
-from bot.quiet_hours import QuietHours, zone_for_fan
 from bot.storage import Store
 from bot.storage.tables import messages
 from tests.broadcasts.helpers import add_fans, broadcast, number

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.broadcast_cli import register_broadcast, register_fans, register_segments
+from bot.audience.broadcast_cli import register_broadcast, register_fans, register_segments
 from bot.outbox_cli import register_outbox
 from bot.storage import Store
 from tests.broadcasts.helpers import add_fans, number

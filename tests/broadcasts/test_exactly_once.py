@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.broadcasts import BroadcastService
+from bot.audience.broadcasts import BroadcastService
 from bot.storage import Store
 from bot.storage.tables import messages
 from bot.testing import serve_in_process

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.broadcasts import BroadcastFailed, BroadcastService
+from bot.audience.broadcasts import BroadcastFailed, BroadcastService
+from bot.audience.segments import load_segments, parse_cli
 from bot.errors import ConfigError
-from bot.segments import load_segments, parse_cli
 from bot.storage import Store
 from bot.storage.broadcast_tables import broadcasts
 from tests.broadcasts.helpers import add_fans, broadcast, number

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from bot.broadcast_model import parse_template, render
-from bot.broadcasts import BroadcastService
+from bot.audience.broadcast_model import parse_template, render
+from bot.audience.broadcasts import BroadcastService
 from bot.domain import Contact
 from bot.flows.responses import interpolate
 from bot.storage import Store

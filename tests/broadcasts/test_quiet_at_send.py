@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from bot.broadcasts import BroadcastService
-from bot.quiet_hours import QuietHours
+from bot.audience.broadcasts import BroadcastService
+from bot.audience.quiet_hours import QuietHours
 from bot.storage import Store
 from bot.storage.tables import messages
 from tests.broadcasts.helpers import add_fans, broadcast, number

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from bot.broadcasts import BroadcastService
+from bot.audience.broadcasts import BroadcastService
 from bot.storage import Store
 from bot.storage.broadcast_tables import broadcasts
 from bot.storage.tables import messages

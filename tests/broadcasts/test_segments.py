@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.audience.segments import Segment, load_segments, parse_cli
 from bot.errors import ConfigError
-from bot.segments import Segment, load_segments, parse_cli
 from bot.storage import Store
 from bot.storage.broadcast_store import BroadcastStore
 from tests.broadcasts.helpers import add_fans, number

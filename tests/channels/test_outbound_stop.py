@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from bot.broadcasts import BroadcastService
+from bot.audience.broadcasts import BroadcastService
 from bot.domain import ConsentChange
 from bot.messages import OutboundSms
 from bot.outbound import OutboundSender

@@ -14,9 +14,9 @@ import pytest
 from sanic import Sanic
 from twilio.request_validator import RequestValidator
 
+from bot.audience.signup import validate_form
 from bot.channels.twilio_webhook import NOT_STORED, parse_inbound, webhook_blueprint
 from bot.messages import REPLACEMENT, InboundSms
-from bot.signup import validate_form
 from bot.storage import Store
 from bot.testing import serve_in_process
 

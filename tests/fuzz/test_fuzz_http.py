@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.signup import SignupLinks
+from bot.audience.signup import SignupLinks
 from tests.app.stack import OUR_NUMBER, Stack, running_stack
 
 from .conftest import Tracebacks

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.broadcast_cli import register_broadcast
+from bot.audience.broadcast_cli import register_broadcast
 from bot.storage import Store
 
 from .conftest import Server, logged_in

@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from bot.broadcasts import BroadcastService
+from bot.audience.broadcasts import BroadcastService
 from bot.domain import ConsentChange
 from bot.inbox.broadcasts import list_progress
 from bot.messages import DeliveryReport

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from bot.audience.privacy import erase_fan
 from bot.domain import ConsentChange, TurnRecord
 from bot.locks import ContactLocks
 from bot.messages import InboundSms, OutboundSms
-from bot.privacy import erase_fan
 from bot.storage import Store
 from bot.storage.fan_records import FanRecords
 from bot.storage.tables import contacts, events, messages

@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 from bot import logs
+from bot.audience.privacy import erase_fan
 from bot.messages import InboundSms
-from bot.privacy import erase_fan
 from bot.storage import Store
 from bot.storage.tables import messages
 from tests.conftest import ROOT

@@ -8,11 +8,11 @@ import io
 import pytest
 import sqlalchemy as sa
 
-from bot.consent import history, write_csv
+from bot.audience.consent import history, write_csv
+from bot.audience.privacy import erase_fan, export_fan
 from bot.domain import ConsentChange
 from bot.errors import BadRequest, NotFound
 from bot.messages import InboundSms
-from bot.privacy import erase_fan, export_fan
 from bot.storage import Store
 from bot.storage.tables import consent_events, messages, suppressions
 from tests.broadcasts.helpers import add_fans

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from sanic import Sanic
 
+from bot.audience.signup import DEFAULT_CONSENT, SignupLinks, signup_blueprint, validate_form
 from bot.domain import ConsentChange
 from bot.settings import Settings
-from bot.signup import DEFAULT_CONSENT, SignupLinks, signup_blueprint, validate_form
 from bot.storage import Store
 from bot.storage.tables import consent_events, contacts, messages
 from bot.testing import bind_local, serve_in_process, url_of

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from bot.signup import LINK_DAYS, TOKEN_SALT
+from bot.audience.signup import LINK_DAYS, TOKEN_SALT
 from bot.storage.tables import consent_events
 from tests.app.stack import Stack
 from tests.app.stack import running_stack as _stack

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from bot.privacy import erase_fan, export_fan
+from bot.audience.privacy import erase_fan, export_fan
 from bot.storage import Store
 from bot.storage.topic_tables import topic_texts, turn_labels
 from bot.topics import service

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from bot.audience.quiet_hours import QuietHours
 from bot.domain import ConsentChange, TurnRecord
 from bot.errors import Conflict, Forbidden
 from bot.messages import InboundSms, OutboundSms
 from bot.outbound import OutboundSender
-from bot.quiet_hours import QuietHours
 from bot.storage import Store
 from bot.storage.review_tables import answer_correction_fans, answer_texts
 from bot.storage.tables import messages
@@ -271,7 +271,7 @@ def _teacher(tmp_path: Path) -> Teacher:
 async def test_a_fans_answered_texts_are_in_their_export_and_gone_with_erasure(
     store: Store, team: Team
 ) -> None:
-    from bot.privacy import erase_fan, export_fan
+    from bot.audience.privacy import erase_fan, export_fan
 
     await meet_and_parking(store)
     group = await parking_group(store)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, time, timedelta
 
 import sqlalchemy as sa
 
+from bot.audience.quiet_hours import QuietHours
 from bot.inbox import queue
-from bot.quiet_hours import QuietHours
 from bot.storage import Store
 from bot.storage.tables import messages
 from bot.storage.topic_tables import topic_reply_fans

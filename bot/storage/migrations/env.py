@@ -3,6 +3,7 @@
 from alembic import context
 
 import bot.storage.broadcast_tables  # noqa: F401  (registers its tables on metadata)
+import bot.storage.engagement_tables  # noqa: F401
 import bot.storage.inbox_tables  # noqa: F401
 import bot.storage.topic_tables  # noqa: F401
 from bot.storage.tables import metadata

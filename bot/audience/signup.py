@@ -32,11 +32,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, html, raw
 
+from bot.audience.quiet_hours import zone_for_country, zone_for_zip
 from bot.domain import ConsentChange
 from bot.errors import HttpError, NotFound
 from bot.linkish import linkish  # a first name never goes into our texts as a link
 from bot.messages import OutboundSms
-from bot.quiet_hours import zone_for_country, zone_for_zip
 from bot.settings import Settings
 from bot.storage import Store
 from bot.storage.fan_records import FanRecords

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from bot.broadcast_model import (
+from bot.audience.broadcast_model import (
     Broadcast,
     BroadcastStats,
     NewBroadcast,
@@ -37,9 +37,9 @@ from bot.broadcast_model import (
     parse_template,
     render,
 )
+from bot.audience.quiet_hours import QuietHours, valid_zone
+from bot.audience.segments import Segment
 from bot.errors import ConfigError, Conflict, FanlineError, Location, StorageError
-from bot.quiet_hours import QuietHours, valid_zone
-from bot.segments import Segment
 from bot.sms import sms_segments
 from bot.storage import Store
 from bot.storage.broadcast_store import BroadcastStore, ChunkResult

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.audience.segments import Segment
 from bot.errors import ConfigError, Location
 from bot.linkish import shown
-from bot.segments import Segment
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]{0,63})(?:\|([^{}]{0,40}))?\}")
 STATUSES = ("draft", "scheduled", "enqueuing", "sending", "paused", "cancelled", "failed",
             "completed")  # fmt: skip
 # what `render` (and its SQL twin, broadcast_store.body_expr) can fill: the keys of a fan's
-# profile (bot/signup.py, the pipeline's profile slots); any other name renders as its fallback
+# profile (bot/audience/signup.py, the pipeline's profile slots); any other name renders as its fallback
 FIELDS = frozenset({"first_name", "birthday", "email", "zip", "country", "timezone"})
 
 

@@ -1,6 +1,6 @@
 """`fanline broadcast ...`, `fanline fans ...` and `fanline segments ...` (registered by bot/cli.py).
 
-Thin: parse arguments, call `bot.broadcasts`, `bot.privacy`, `bot.consent`, print. Texts are
+Thin: parse arguments, call `bot.audience.broadcasts`, `bot.audience.privacy`, `bot.audience.consent`, print. Texts are
 sent by the outbox sender of `fanline run`; `broadcast send` enqueues and then shows live
 progress with a tqdm bar until the last text has left the queue.
 """
@@ -108,13 +108,13 @@ def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
 
 
 def _service(settings: Any, store: Any) -> Any:
-    from bot.broadcasts import BroadcastService
+    from bot.audience.broadcasts import BroadcastService
 
     return BroadcastService(store, default_rate=settings.send_rate)
 
 
 def _segment(settings: Any, args: argparse.Namespace) -> Any:
-    from bot.segments import Segment, load_segments, parse_cli
+    from bot.audience.segments import Segment, load_segments, parse_cli
 
     if args.where:
         return parse_cli(args.segment or "ad hoc", args.where)
@@ -129,7 +129,7 @@ def _segment(settings: Any, args: argparse.Namespace) -> Any:
 
 
 async def _create(settings: Any, store: Any, args: argparse.Namespace) -> int:
-    from bot.broadcasts import new_broadcast
+    from bot.audience.broadcasts import new_broadcast
 
     start, _, end = args.quiet_hours.partition("-")
     spec = new_broadcast(args.name, args.text, _segment(settings, args), default_rate=settings.send_rate,
@@ -251,7 +251,7 @@ async def _worker(settings: Any, store: Any, args: argparse.Namespace) -> int:
 
 
 async def _export(settings: Any, store: Any, args: argparse.Namespace) -> int:
-    from bot.privacy import export_fan
+    from bot.audience.privacy import export_fan
 
     text = json.dumps(await export_fan(store, args.number), indent=2, ensure_ascii=False)
     if args.out:
@@ -272,7 +272,7 @@ def _erase_command(args: argparse.Namespace) -> int:
 
 
 async def _erase(settings: Any, store: Any, args: argparse.Namespace) -> int:
-    from bot.privacy import erase_fan
+    from bot.audience.privacy import erase_fan
 
     if not args.yes:
         try:
@@ -288,7 +288,7 @@ async def _erase(settings: Any, store: Any, args: argparse.Namespace) -> int:
 
 
 async def _consent_export(settings: Any, store: Any, args: argparse.Namespace) -> int:
-    from bot.consent import export_csv
+    from bot.audience.consent import export_csv
 
     since = None
     if args.since:
@@ -302,7 +302,7 @@ async def _consent_export(settings: Any, store: Any, args: argparse.Namespace) -
 
 
 async def _segments(settings: Any, store: Any, args: argparse.Namespace) -> int:
-    from bot.segments import load_segments
+    from bot.audience.segments import load_segments
 
     service = _service(settings, store)
     for name, segment in load_segments(settings.project_dir / "segments.yml").items():

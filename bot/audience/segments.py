@@ -29,8 +29,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.audience.quiet_hours import STATE_ZONES
 from bot.errors import ConfigError, Location
-from bot.quiet_hours import STATE_ZONES
 
 _LIST_KEYS = ("tags", "any_tags", "not_tags", "zip_prefix", "state", "country")
 _KEYS = (*_LIST_KEYS, "profile", "birthday_month", "signed_up_after", "signed_up_before",
