@@ -138,7 +138,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if overrides:
         from dataclasses import replace
 
+        derived = settings.public_url == f"http://{settings.host}:{settings.port}"
         settings = replace(settings, **overrides)
+        if derived:  # no public_url was configured: it follows --host / --port
+            settings = replace(settings, public_url=f"http://{settings.host}:{settings.port}")
     from bot.roles import check_role
 
     check_role(settings.role, settings.database_url)

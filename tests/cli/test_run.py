@@ -1,4 +1,5 @@
-"""`fanline run` as a new team first starts it: no model yet, so it trains, then serves."""
+"""`fanline run --port N` as a new team first starts it: no model yet, so it trains, then serves
+(and says where)."""
 
 from __future__ import annotations
 
@@ -30,12 +31,11 @@ def test_run_trains_a_missing_model_then_serves(tmp_path: Path) -> None:
     port = free_port()
     env = {
         **os.environ,
-        "FANLINE_PORT": str(port),
         "FANLINE_DATABASE_URL": f"sqlite:///{tmp_path}/db",
     }
     log = (tmp_path / "server.log").open("w")  # a file, not a pipe nobody drains
     server = subprocess.Popen(
-        [sys.executable, "-m", "bot", "--project", str(project), "-q", "run"],
+        [sys.executable, "-m", "bot", "--project", str(project), "-q", "run", "--port", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -51,6 +51,8 @@ def test_run_trains_a_missing_model_then_serves(tmp_path: Path) -> None:
         assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
         assert ready is not None and ready.json()["status"] == "ready"
         assert (project / "models").is_dir()
+        # the banner names the port it listens on (it used to print the configured 5005)
+        assert f"Fanline on http://127.0.0.1:{port} " in (tmp_path / "server.log").read_text()
     finally:
         server.send_signal(signal.SIGTERM)  # what a process manager sends
         assert server.wait(timeout=30) == 0, (tmp_path / "server.log").read_text()[-3000:]
