@@ -1,7 +1,7 @@
 """Benchmark: conversation quality on held-out fan texts and scenarios, through the real pipeline.
 
     python bench/conversations.py [--pipelines accurate,default] [--fans subscribed,new]
-                                  [--sets dev|heldout|both] [--out bench/out/conversations.json]
+                                  [--sets dev|dev2|heldout|both] [--out bench/out/conversations.json]
                                   [--limit N] [--heldout-failures]
 
 Two kinds of sets, each with fan_texts.yml, opt_out_phrases.yml and scenarios.yml, reported
@@ -59,7 +59,8 @@ AIMS = {  # the issue's aims: (figure, >= or <=, target)
     "opt_out_recall": (">=", 98.0), "false_opt_outs": ("<=", 5.0),
     "filler_escalations": ("<=", 0), "turns_right": (">=", 95.0), "swallowed": ("<=", 0),
 }  # fmt: skip
-SETS = {"dev": cj.DATA, "heldout": cj.DATA / "heldout"}  # name -> folder of the three files
+# name -> folder of the three files, or a single fan-texts file (no opt-outs, no scenarios)
+SETS = {"dev": cj.DATA, "dev2": cj.DATA / "dev2_fan_texts.yml", "heldout": cj.DATA / "heldout"}
 _numbers = itertools.count(1)
 TIMEOUT_S = 900  # per pipeline; a run takes about a minute
 
@@ -197,9 +198,12 @@ async def measure(
 
 
 def load_sets(limit: int | None = None, folder: Path = cj.DATA) -> dict[str, Any]:
-    requests, tricky = cj.load_opt_outs(folder / "opt_out_phrases.yml")
-    sets = {"texts": cj.load_texts(folder / "fan_texts.yml"), "requests": requests,
-            "tricky": tricky, "scenarios": cj.load_scenarios(folder / "scenarios.yml")}  # fmt: skip
+    if folder.is_file():  # a set of single texts only (dev2_fan_texts.yml)
+        sets = {"texts": cj.load_texts(folder), "requests": [], "tricky": [], "scenarios": []}
+    else:
+        requests, tricky = cj.load_opt_outs(folder / "opt_out_phrases.yml")
+        sets = {"texts": cj.load_texts(folder / "fan_texts.yml"), "requests": requests,
+                "tricky": tricky, "scenarios": cj.load_scenarios(folder / "scenarios.yml")}  # fmt: skip
     if limit:  # a spread-out slice, every class kept: every k-th item
         sets = {k: v[:: max(1, len(v) // limit)][:limit] for k, v in sets.items()}
     return sets
@@ -352,6 +356,7 @@ def _aim(key: str) -> str:
 
 SET_TITLES = {
     "dev": "DEV sets (bench/data/*.yml: tuned against)",
+    "dev2": "DEV2 fan texts (bench/data/dev2_fan_texts.yml: written 2026-12-08, tuned against)",
     "heldout": "HELD-OUT sets (bench/data/heldout/: never looked at while tuning)",
 }
 
@@ -439,12 +444,15 @@ def main() -> None:
         action="store_true",
         help="keep the held-out sets' failed texts in --out (their author's audit only)",
     )
-    ap.add_argument("--sets", choices=["dev", "heldout", "both"], default="both",
-                    help="dev (bench/data/), heldout (bench/data/heldout/) or both, apart")  # fmt: skip
+    ap.add_argument("--sets", default="both",
+                    help="dev (bench/data/), dev2 (bench/data/dev2_fan_texts.yml), heldout "
+                         "(bench/data/heldout/), a comma-separated list, or both (dev,heldout)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "conversations.json")
     args = ap.parse_args()
     print_baseline()
-    names = list(SETS) if args.sets == "both" else [args.sets]
+    names = ["dev", "heldout"] if args.sets == "both" else [n for n in args.sets.split(",") if n]
+    if unknown := set(names) - set(SETS):
+        ap.error(f"unknown sets {sorted(unknown)}: choose from {', '.join(SETS)}")
     all_sets = {name: load_sets(args.limit, SETS[name]) for name in names}
     fans = [f for f in args.fans.split(",") if f]
     started = time.perf_counter()
