@@ -35,6 +35,16 @@ broadcasts = sa.Table(
     sa.Column("enqueued_at", TS, nullable=True),  # every recipient is in the outbox
     sa.Column("finished_at", TS, nullable=True),  # cancelled, or nothing left to send
     sa.Column("error", sa.Text, nullable=True),  # why a failed broadcast failed (no fan data)
+    # 0014, A/B (bot.audience.variants; NULL test_share: one body for everyone): the share of the
+    # segment texted first, split evenly over broadcast_variants; the rest are held until the
+    # winner (by `ctr` or `replies`) is chosen at decide_at (the test enqueued + decide_after_s)
+    # and sent to them, by the scheduler (`auto`) or `fanline broadcast send-winner` (`manual`)
+    sa.Column("test_share", sa.Float, nullable=True),
+    sa.Column("winner_by", sa.String(8), nullable=True),  # ctr | replies
+    sa.Column("decide_after_s", sa.Integer, nullable=True),
+    sa.Column("send_winner", sa.String(8), nullable=True),  # auto | manual
+    sa.Column("decide_at", TS, nullable=True),
+    sa.Column("winner_sent_at", TS, nullable=True),  # the rest's enqueue began (once)
 )
 
 broadcast_recipients = sa.Table(
@@ -44,6 +54,10 @@ broadcast_recipients = sa.Table(
     sa.Column("broadcast_id", sa.Integer, sa.ForeignKey("broadcasts.id"), nullable=False),
     sa.Column("contact_id", sa.Integer, sa.ForeignKey("contacts.id"), nullable=False),
     sa.Column("created_at", TS, nullable=False),
+    # 0014: the A/B variant the fan was texted (broadcast_variants.id); NULL on an A/B broadcast
+    # is a held fan, not yet texted (the winner's id is set when the rest are sent); NULL on
+    # any other broadcast: its one body
+    sa.Column("variant_id", sa.Integer, nullable=True),
     sa.UniqueConstraint("broadcast_id", "contact_id", name="uq_broadcast_recipients_fan"),
 )
 

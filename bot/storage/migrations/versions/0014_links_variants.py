@@ -48,9 +48,24 @@ def upgrade() -> None:
         sa.UniqueConstraint("link_id", "agent_kind", name="uq_link_clicks"),
     )
     op.create_index("ix_link_clicks_contact_id", "link_clicks", ["contact_id"])
+    with op.batch_alter_table("broadcasts") as batch:
+        batch.add_column(sa.Column("test_share", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("winner_by", sa.String(8), nullable=True))
+        batch.add_column(sa.Column("decide_after_s", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("send_winner", sa.String(8), nullable=True))
+        batch.add_column(sa.Column("decide_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("winner_sent_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("broadcast_recipients") as batch:
+        batch.add_column(sa.Column("variant_id", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("broadcast_recipients") as batch:
+        batch.drop_column("variant_id")
+    with op.batch_alter_table("broadcasts") as batch:
+        for column in ("winner_sent_at", "decide_at", "send_winner", "decide_after_s",
+                       "winner_by", "test_share"):  # fmt: skip
+            batch.drop_column(column)
     op.drop_table("link_clicks")
     op.drop_table("links")
     op.drop_table("broadcast_variants")
