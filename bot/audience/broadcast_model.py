@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.audience.segments import Segment
+from bot.audience.variants import ABTest, VariantStats
 from bot.errors import ConfigError, Location
 from bot.linkish import shown
 
@@ -100,6 +101,7 @@ class NewBroadcast:
     quiet_start: str = "08:00"
     quiet_end: str = "21:00"
     default_zone: str = "America/New_York"
+    ab: ABTest | None = None  # A/B variants (bot.audience.variants); `body` is variant A
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,9 @@ class Broadcast:
     enqueued_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None  # why a `failed` broadcast failed
+    ab: ABTest | None = None
+    decide_at: datetime | None = None  # A/B: when the winner is chosen
+    winner_sent_at: datetime | None = None  # A/B: the rest's texts began
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +155,16 @@ class BroadcastStats:
     replied: int = 0
     segments_sent: int = 0
     error: str | None = None  # why a `failed` broadcast failed
+    variants: tuple[VariantStats, ...] = ()  # A/B: sent, clicks, replies per variant
+    clicks: int = 0  # fans who tapped a tracked link (people; previews and bots apart)
 
     def count(self, *statuses: str) -> int:
         return sum(self.by_status.get(s, 0) for s in statuses)
 
     @property
     def done(self) -> int:
-        """Texts that left the queue for good: sent, delivered, failed or cancelled."""
-        return self.count("sent", "delivered", "undelivered", "failed", "cancelled", "read")
+        """Texts that left the queue for good: sent, delivered, failed, cancelled or skipped
+        (over the fan's frequency cap)."""
+        return self.count(
+            "sent", "delivered", "undelivered", "failed", "cancelled", "read", "skipped"
+        )
