@@ -30,7 +30,7 @@ from bot.outbound import OutboxItem, SendResult
 from bot.pacing import SLOW_HOLD_S
 from bot.storage import send_rates
 from bot.storage.broadcast_tables import broadcasts
-from bot.storage.tables import contacts, messages, suppressions
+from bot.storage.tables import contacts, early_reports, messages, suppressions
 
 # a delivery report never moves a message backwards (callbacks can arrive out of order)
 _STATUS_RANK = {
@@ -306,6 +306,7 @@ class OutboxQueries:
                 _MARK_SENT,
                 [{"oid": i, "sid": s, "seg": n, "enc": e, "at": at} for i, s, n, e in results],
             )
+            self._apply_early_reports(conn, [sid for _, sid, _, _ in results])
             return
         sent = sa.values(
             sa.column("oid", sa.Integer), sa.column("sid", sa.String),
@@ -317,6 +318,7 @@ class OutboxQueries:
             .values(status="sent", channel_id=sent.c.sid, segments=sent.c.seg,
                     encoding=sent.c.enc, sent_at=at, error=None)
         )  # fmt: skip
+        self._apply_early_reports(conn, [sid for _, sid, _, _ in results])
 
     async def outbox_retry(self, outbox_id: int, delay_s: float, error: str) -> None:
         def mark(conn: Connection) -> None:
@@ -414,6 +416,7 @@ class OutboxQueries:
                          "seg": mine.segments, "enc": mine.encoding or "", "at": now()})  # fmt: skip
         if sent:
             conn.execute(_SETTLE_SENT, sent)
+            self._apply_early_reports(conn, [s["sid"] for s in sent])
         if requeue:
             conn.execute(_REQUEUE, requeue)
         return len(sent), len(requeue)
@@ -435,7 +438,32 @@ class OutboxQueries:
             ).where(messages.c.channel_id == report.channel_id, messages.c.direction == "out")
         ).first()
         if row is None:
+            _keep_early(conn, report)
             return False, None
+        return True, self._apply_to_row(conn, row, report)
+
+    def _apply_early_reports(self, conn: Connection, sids: Sequence[str]) -> None:
+        """Reports that arrived before these SIDs were stored, applied now (in the same
+        transaction that stores them) and forgotten."""
+        e = early_reports.c
+        early = conn.execute(sa.select(early_reports).where(e.channel_id.in_(sids))).all()
+        if not early:
+            return
+        m = messages.c
+        rows = {r.channel_id: r for r in conn.execute(
+            sa.select(m.id, m.status, m.contact_id, m.from_number, m.channel_id)
+            .where(m.channel_id.in_([r.channel_id for r in early]), m.direction == "out")
+        )}  # fmt: skip
+        for r in early:
+            if r.channel_id in rows:
+                report = DeliveryReport(r.channel_id, r.status, r.error_code)
+                self._apply_to_row(conn, rows[r.channel_id], report, shared_rate=False)
+        conn.execute(early_reports.delete().where(e.channel_id.in_([r.channel_id for r in early])))
+
+    def _apply_to_row(
+        self, conn: Connection, row: Any, report: DeliveryReport, shared_rate: bool = True
+    ) -> str | None:
+        """Apply a report to its message; the sending number it slows down (30022), if any."""
         if _STATUS_RANK.get(report.status, 0) >= _STATUS_RANK.get(row.status, 0):
             conn.execute(
                 messages.update()
@@ -446,10 +474,29 @@ class OutboxQueries:
             change = ConsentChange("opt_out", "carrier", "Twilio error 21610")
             self._change_consent(conn, row.contact_id, change, now())
         if report.error_code not in send_rates.SLOW_CODES:
-            return True, None
+            return None
         if self.rate_hook is None:  # 30022: the number sends too fast, in this transaction
             send_rates.slow_down(conn, row.from_number or "", 1.0, SLOW_HOLD_S)
-        return True, row.from_number or ""
+        # (an early 30022 with the rates in Redis is not replayed there: the next one slows it)
+        return (row.from_number or "") if shared_rate else None
+
+
+EARLY_KEEP = timedelta(days=2)  # a report for a SID that never shows up is not ours: forgotten
+
+
+def _keep_early(conn: Connection, report: DeliveryReport) -> None:
+    """Keep a report whose SID is not stored yet; of two, the later status wins."""
+    e = early_reports.c
+    at = now()
+    conn.execute(early_reports.delete().where(e.at < at - EARLY_KEEP))
+    old = conn.execute(sa.select(e.status).where(e.channel_id == report.channel_id)).first()
+    values = {"status": report.status, "error_code": report.error_code, "at": at}
+    if old is None:
+        conn.execute(early_reports.insert().values(channel_id=report.channel_id, **values))
+    elif _STATUS_RANK.get(report.status, 0) >= _STATUS_RANK.get(old.status, 0):
+        conn.execute(
+            early_reports.update().where(e.channel_id == report.channel_id).values(**values)
+        )
 
 
 # ---- the outbox's statements (built once; used by the outbox section of Store) -------------

@@ -129,6 +129,17 @@ escalations = sa.Table(
     sa.Index("ix_escalations_open", "resolved_at", "priority", "created_at"),
 )
 
+# A status callback for a SID not stored yet (it can beat the send's own commit): kept here and
+# applied when the SID is stored, so no delivery outcome is lost. No personal data: SID, status.
+early_reports = sa.Table(
+    "early_reports",
+    metadata,
+    sa.Column("channel_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.Integer, nullable=True),
+    sa.Column("at", TS, nullable=False),
+)
+
 suppressions = sa.Table(
     "suppressions",
     metadata,

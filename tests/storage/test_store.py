@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bot.domain import ConsentChange, EscalationSpec, TurnRecord
 from bot.messages import DeliveryReport, InboundSms, OutboundSms
+from bot.outbound import SendResult
 from bot.storage import Store
 
 FAN = "+15555550100"
@@ -128,6 +129,27 @@ async def test_delivery_reports_never_move_backwards(store: Store) -> None:
     assert await store.apply_delivery_report(DeliveryReport("SM" + "a" * 32, "sent"))
     assert await store.message_status(item.id) == "delivered"
     assert not await store.apply_delivery_report(DeliveryReport("SM" + "b" * 32, "sent"))
+
+
+async def test_a_report_that_beats_the_sids_commit_is_applied_when_it_is_stored(
+    store: Store,
+) -> None:
+    """Twilio can call back before the sender has stored the SID it was just given: the report
+    is kept and applied in the transaction that stores the SID, on either path that stores one
+    (the send's result, or a stale send settled by a lookup). It used to be dropped."""
+    await _queue(store, 2)
+    first, second = await store.claim_outbox(5)
+    early, settled = "SM" + "e" * 32, "SM" + "f" * 32
+    assert not await store.apply_delivery_report(DeliveryReport(early, "sent"))
+    assert not await store.apply_delivery_report(DeliveryReport(early, "undelivered", 30003))
+    assert not await store.apply_delivery_report(DeliveryReport(early, "sent"))  # late, older
+    assert not await store.apply_delivery_report(DeliveryReport(settled, "delivered"))
+    await store.outbox_sent([(first.id, early, 1, "GSM-7")])
+    await store.settle_sending([(second, [SendResult(settled, "sent", 1)])])
+    assert await store.message_status(first.id) == "undelivered"
+    assert await store.message_status(second.id) == "delivered"
+    # applied once: a report for the same SID now finds the message itself
+    assert await store.apply_delivery_report(DeliveryReport(early, "delivered"))
 
 
 async def test_carrier_opt_out_error_unsubscribes_the_fan(store: Store) -> None:
