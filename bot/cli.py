@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     db.set_defaults(func=cmd_db)
 
     from bot.audience.broadcast_cli import register_broadcast, register_fans, register_segments
+    from bot.audience.report_cli import register_report
     from bot.outbox_cli import register_outbox
     from bot.rasa.cli import register as register_import
     from bot.teach.cli import register as register_teach
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         register_fans,
         register_segments,
         register_outbox,
+        register_report,
         register_import,
         register_teach,
         register_topics,
