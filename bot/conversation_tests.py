@@ -6,7 +6,9 @@ Rasa's end-to-end tests: user, bot, bot_contains, utter, not_utter, intent, slot
 escalated, no_reply. Steps that set the scene instead: `broadcast: "text"` (the fan got that
 broadcast, so their next text is a reply to it), `team: offline | at_work` (cases run in team
 hours unless they say so, whatever the clock says) and `agent: claim | unassign | resolve` (a
-person takes the thread, puts it back in the queue, hands it back). Rasa test stories
+person takes the thread, puts it back in the queue, hands it back). `clock: +1d` (or a
+date-time with its zone) moves the case's clock and runs the timed-flow scheduler's pass for
+the fan at that time: its texts are the "bot" of the steps after it. Rasa test stories
 (`stories:` with `user:` steps) run as they are (`bot.rasa.stories`).
 """
 
@@ -15,12 +17,14 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bot.domain import ConsentChange, TurnRecord
 from bot.errors import ConfigError, Location
 from bot.flows import read_yaml
+from bot.flows.durations import parse_duration
 from bot.messages import InboundSms, utcnow
 from bot.pipeline import TurnOutcome
 from bot.runtime import Runtime
@@ -39,6 +43,7 @@ STEP_KINDS = {
     "no_reply",
     "team",
     "agent",
+    "clock",
 }
 SCENE = {"team", "agent"}
 _numbers = itertools.count(1)
@@ -117,9 +122,19 @@ async def run_case(runtime: Runtime, case: Case) -> CaseResult:
     phone = await _fresh_fan(runtime, phone, case.fan)
     last: TurnOutcome | None = None
     replies: list[str] = []
+    clock = Clock(utcnow())
     _team(runtime, "at_work")
     for kind, value, line in case.steps:
         where = f"{case.file}:{line}" if line else case.file
+        if kind == "clock":
+            try:
+                at = clock.move(value)
+            except ValueError as exc:
+                result.failures.append(f"{where}: {exc}")
+                break
+            last = await _timed_pass(runtime, phone, at)
+            replies = [q.reply.body for q in last.replies]
+            continue
         if kind in SCENE:
             problem = await _scene(runtime, kind, str(value), phone)
             if problem:
@@ -141,6 +156,43 @@ async def run_case(runtime: Runtime, case: Case) -> CaseResult:
         if problem:
             result.failures.append(f"{where}: {problem}")
     return result
+
+
+@dataclass(slots=True)
+class Clock:
+    """A case's clock: starts now; `+30m`, `+1d` move it on, a date-time with a zone sets it."""
+
+    at: datetime
+
+    def move(self, value: Any) -> datetime:
+        if isinstance(value, datetime) or not str(value).startswith("+"):
+            when = value if isinstance(value, datetime) else _datetime(str(value))
+            if when.tzinfo is None:
+                raise ValueError("a clock date-time needs its zone, e.g. 2027-03-14T10:00-04:00")
+            self.at = when.astimezone(UTC)
+        else:
+            self.at += parse_duration(str(value)[1:])
+        return self.at
+
+
+def _datetime(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"clock is +<duration> (+1d) or a date-time, not {text!r}") from None
+
+
+async def _timed_pass(runtime: Runtime, phone: str, at: datetime) -> TurnOutcome:
+    """The scheduler's pass at `at` for this fan alone; its turns' texts and events as one."""
+    from bot.audience.scheduler import TimedFlows
+
+    contact = await runtime.store.contact_by_phone(phone)
+    if contact is None:
+        return TurnOutcome(0, 0)
+    outcomes = await TimedFlows(runtime.pipeline).run_pass(at, contact_id=contact.id)
+    replies = tuple(q for o in outcomes for q in o.replies)
+    events = tuple(e for o in outcomes for e in o.events)
+    return TurnOutcome(0, contact.id, replies, events=events)
 
 
 def _team(runtime: Runtime, value: str) -> None:

@@ -45,6 +45,7 @@ from bot.flows import (
     Subscribe,
     TurnInput,
     Unsubscribe,
+    Wait,
 )
 from bot.flows.responses import RenderedResponse, Responses
 from bot.flows.triggers import payload_prediction
@@ -355,6 +356,23 @@ class Pipeline:
         self.on_commit(outcome)  # 9. side effects only after commit
         return outcome
 
+    async def timed_turn(
+        self, ctx: TurnContext, flow_id: str, *, after_step: str | None, seed: int
+    ) -> TurnRecord:
+        """A timed flow's turn for the scheduler (`bot.audience.scheduler`), which holds the
+        fan's lock and writes the record: the flow runs on top of the fan's dialogue, so a
+        question it asks is answered by the fan's next text like any other."""
+        msg = InboundSms(f"timed:{seed}", ctx.contact.phone or "", "", "")
+        record = TurnRecord(ctx.contact.id, ctx.conversation_id, 0)
+        turn = _Turn(ctx, seed, msg, record, self.brain)
+        inp = TurnInput(text="", fan=self._fan(ctx), seed=seed)
+        state = self._known_state(turn)
+        progress = turn.brain.engine.start_timed(state, flow_id, inp, after_step=after_step)
+        progress = await self._carry_out(turn, progress, inp)
+        record.dialogue = progress.state.to_json()
+        record.replies[:] = [replace(r, kind="timed") for r in record.replies]
+        return record
+
     # ---- stages -----------------------------------------------------------------------
 
     def _compliance(self, turn: _Turn, body: str) -> compliance.Decision | None:
@@ -571,6 +589,11 @@ class Pipeline:
                 record.events.append(("flow_ended", {"flow": flow_id, "outcome": outcome}))
             case StepTaken(flow_id=flow_id, step_id=step_id):
                 record.events.append(("step", {"flow": flow_id, "step": step_id}))
+            case Wait(flow_id=flow_id, step_id=step_id, delay_s=delay_s):
+                # the scheduler reads these events and resumes the flow after the delay
+                record.events.append(
+                    ("wait", {"flow": flow_id, "step": step_id, "delay_s": delay_s})
+                )
 
     def _action_call(self, turn: _Turn, progress: Progress) -> ActionCall:
         p = turn.prediction

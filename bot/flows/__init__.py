@@ -26,6 +26,7 @@ from bot.flows.state import (
     Subscribe,
     TurnInput,
     Unsubscribe,
+    Wait,
 )
 from bot.flows.validate import validate_content
 from bot.sms import sms_segments
@@ -54,6 +55,7 @@ __all__ = [
     "Subscribe",
     "TurnInput",
     "Unsubscribe",
+    "Wait",
     "check_expression",
     "evaluate",
     "load_domain",

@@ -43,6 +43,7 @@ from bot.flows.state import (
     Subscribe,
     TurnInput,
     Unsubscribe,
+    Wait,
 )
 from bot.messages import Prediction
 from bot.nlu.evidence import NEWS_BAR, asks_about_news, written_for
@@ -122,6 +123,22 @@ class FlowEngine:
             return (name if name in self.responses else None), False
         answers = [f for f in flows if not f.is_pattern and _single_answer(f)]
         return (answers[0].id if answers else None), False
+
+    def start_timed(
+        self, state: DialogueState, flow_id: str, inp: TurnInput, *, after_step: str | None = None
+    ) -> Progress:
+        """Start a timed flow (or go on after its `wait` step `after_step`) on top of whatever
+        the fan is in; a question it interrupts is asked again once it ends. A flow already
+        in progress is not started twice (no commands)."""
+        run = _Turn(self, state, inp)
+        if any(frame.flow_id == flow_id for frame in run.stack):
+            return run.progress()
+        trigger = f"wait:{after_step}" if after_step else "timed"
+        run.interrupt(flow_id, trigger)
+        if after_step is not None:
+            run.stack[-1] = replace(run.stack[-1], step_id=after_step)
+        run.run()
+        return run.progress()
 
     def resume(
         self, state: DialogueState, slot_events: Mapping[str, Any], inp: TurnInput
@@ -354,7 +371,9 @@ class _Turn:
         taken = value is not None and not (noise and keyword_wins)
         # a retrieval intent the step branches on (an imported story's faq turn) is its answer
         story_faq = bool(self.faq()) and self.expects_intent(step)
-        if taken and (named or not loose or story_faq or not (question or self.sure_elsewhere())):
+        # so is a sure intent the step branches on ("how was the show?" -> a complaint)
+        expected = story_faq or self.expects_intent(step)
+        if taken and (named or not loose or expected or not (question or self.sure_elsewhere())):
             rejection = self.rejection(step, value)
             if rejection is None:
                 self.set_slot(step.collect, value)
@@ -563,6 +582,10 @@ class _Turn:
             self.commands.append(HandOff(reason, step.escalate.priority))  # type: ignore[attr-defined]
             self.end_all("escalated", keep_queued=True)
             return bool(self.stack)  # a queued flow (first contact's opt-in) still runs
+        elif kind == "wait":  # the flow steps aside; the scheduler starts it again after
+            delay = step.wait.total_seconds()  # type: ignore[attr-defined]
+            self.commands.append(Wait(flow.id, step.step_id, delay))
+            return self.end_top("waiting")
         return True
 
     def enter_collect(self, step: CollectStep) -> bool:

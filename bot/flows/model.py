@@ -7,6 +7,7 @@ line of each of its keys) so that later checks can name the place in the YAML.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,9 +25,12 @@ from pydantic.functional_validators import AfterValidator
 
 from bot.errors import Location
 from bot.flows.conditions import check_expression
+from bot.flows.durations import MAX_WAIT, parse_clock, parse_duration
 
 END = "END"
-STEP_KINDS = ("collect", "action", "set_slots", "link", "call", "escalate", "noop")
+STEP_KINDS = ("collect", "action", "set_slots", "link", "call", "escalate", "noop", "wait")
+# what starts a flow in time (`trigger:`), read by bot.audience.scheduler
+TIMED_TRIGGERS = ("after_signup", "on_birthday", "at", "no_reply_after", "on_click", "tagged")
 EVENTS = ("first_contact", "broadcast_reply")
 SLOT_TYPES = (
     "text", "bool", "float", "categorical", "date", "email", "postal_code", "location", "code",
@@ -217,6 +221,21 @@ class NoopStep(StepBase):
     kind = property(lambda self: "noop")
 
 
+class WaitStep(StepBase):
+    """`- wait: 3d`: the flow leaves the conversation and the scheduler resumes it after."""
+
+    wait: timedelta
+    kind = property(lambda self: "wait")
+
+    @field_validator("wait", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        delay = parse_duration(value)
+        if delay > MAX_WAIT:
+            raise ValueError(f"a wait is at most 7d (got {value}): start a timed flow instead")
+        return delay
+
+
 def _step_kind(data: Any) -> str | None:
     if isinstance(data, dict):
         found = [k for k in STEP_KINDS if k in data]
@@ -233,13 +252,67 @@ Step = Annotated[
     | Annotated[LinkStep, Tag("link step")]
     | Annotated[CallStep, Tag("call step")]
     | Annotated[EscalateStep, Tag("escalate step")]
-    | Annotated[NoopStep, Tag("noop step")],
+    | Annotated[NoopStep, Tag("noop step")]
+    | Annotated[WaitStep, Tag("wait step")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
         custom_error_message="a step needs exactly one of: " + ", ".join(STEP_KINDS),
     ),
 ]
+
+
+class TimedTrigger(Located):
+    """`trigger:` of a flow that starts in time rather than on a fan's text: exactly one of
+    `after_signup: 1h`, `on_birthday: "09:00"` (the fan's local time), `at: <date-time with
+    zone>`, `no_reply_after: 2d` (with `broadcast: N` or `flow: X`), `on_click: <broadcast id
+    or any>`, `tagged: <tag>`."""
+
+    after_signup: timedelta | None = None
+    on_birthday: tuple[int, int] | None = None
+    at: datetime | None = None
+    no_reply_after: timedelta | None = None
+    broadcast: int | None = None
+    flow: str | None = None
+    on_click: int | Literal["any"] | None = None
+    tagged: str | None = None
+
+    @field_validator("after_signup", "no_reply_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta | None:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("on_birthday", mode="before")
+    @classmethod
+    def _clock(cls, value: Any) -> tuple[int, int] | None:
+        return None if value is None else parse_clock(value)
+
+    @field_validator("at")
+    @classmethod
+    def _zoned(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("`at` needs a zone: write e.g. 2026-12-24T10:00:00-05:00")
+        return value
+
+    @field_validator("tagged")
+    @classmethod
+    def _tag(cls, value: str | None) -> str | None:
+        return None if value is None else str(value).strip().lower()
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TimedTrigger:
+        given = [k for k in TIMED_TRIGGERS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a trigger needs exactly one of: " + ", ".join(TIMED_TRIGGERS))
+        if self.kind == "no_reply_after" and (self.broadcast is None) == (self.flow is None):
+            raise ValueError("no_reply_after needs `broadcast: N` or `flow: X` (one of them)")
+        if self.kind != "no_reply_after" and (self.broadcast, self.flow) != (None, None):
+            raise ValueError("`broadcast` and `flow` go with no_reply_after")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in TIMED_TRIGGERS if getattr(self, k) is not None)
 
 
 class Flow(Located):
@@ -251,6 +324,7 @@ class Flow(Located):
     events: list[Literal["first_contact", "broadcast_reply"]] = Field(default_factory=list)
     if_: Condition | None = Field(default=None, alias="if")
     persisted_slots: list[str] | None = None
+    trigger: TimedTrigger | None = None  # starts in time (bot.audience.scheduler)
     steps: list[Step] = Field(min_length=1)
 
     _id: str = PrivateAttr(default="")  # the `flows:` key, set by FlowFile

@@ -29,6 +29,16 @@ def flow_file_schema() -> dict[str, Any]:
     defs["NluTrigger"]["properties"]["intent"] = {
         "anyOf": [{"$ref": "#/$defs/IntentTrigger"}, {"type": "string"}]
     }
+    # durations and times of day are written as in the YAML ("3d", "09:00"), not ISO 8601
+    duration = {"type": "string", "pattern": "^\\s*\\d+\\s*(m|min|h|d|w)\\s*$"}
+    defs["WaitStep"]["properties"]["wait"] = duration
+    timed = defs["TimedTrigger"]["properties"]
+    for key in ("after_signup", "no_reply_after"):
+        timed[key] = {"anyOf": [duration, {"type": "null"}], "default": None}
+    timed["on_birthday"] = {
+        "anyOf": [{"type": "string", "pattern": "^\\d{1,2}:\\d{2}$"}, {"type": "null"}],
+        "default": None,
+    }
     return schema
 
 

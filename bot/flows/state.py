@@ -157,9 +157,18 @@ class StepTaken:
     step_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A `wait` step: the flow leaves the stack; the scheduler resumes it after `delay_s`."""
+
+    flow_id: str
+    step_id: str  # the wait step (the flow goes on with the step after it)
+    delay_s: float
+
+
 Command = (
     Say | SetSlot | RunAction | HandOff | Subscribe | Unsubscribe | FlowStarted | FlowEnded
-    | StepTaken
+    | StepTaken | Wait
 )  # fmt: skip
 
 

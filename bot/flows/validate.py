@@ -116,6 +116,9 @@ class _Checker:
             self.slot(slot, flow.where("persisted_slots", path=path))
         if flow.if_:
             self.condition(flow.if_, flow.where("if", path=path))
+        if flow.trigger is not None and flow.trigger.flow not in (None, *self.flows):
+            where = flow.trigger.where("flow", path=f"{path}.trigger")
+            self.report(f"no_reply_after names unknown flow {flow.trigger.flow!r}", where)
         for index, step in enumerate(flow.steps):
             self.step(flow, step, f"{path}.steps[{index}]")
 
