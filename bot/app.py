@@ -16,6 +16,7 @@ from sanic.response import HTTPResponse, json, raw
 
 from bot import logs, metrics, ops, roles, unanswered
 from bot.audience.broadcasts import BroadcastService
+from bot.audience.redirect import redirect_blueprint
 from bot.audience.signup import signup_blueprint
 from bot.channels.simulator import SimulatorFeed, simulator_blueprint
 from bot.channels.twilio_gateway import LocalGateway, TwilioGateway
@@ -92,7 +93,11 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         sender = sender_for(settings, runtime.store, gateway)  # one rate per number, shared
         app.ctx.sender, app.ctx.gateway = sender, gateway
         app.ctx.stop = asyncio.Event()
-        app.ctx.broadcasts = BroadcastService(runtime.store, default_rate=settings.send_rate)
+        app.ctx.broadcasts = BroadcastService(
+            runtime.store,
+            default_rate=settings.send_rate,
+            public_url=settings.public_url,
+        )
         app.ctx.escalations = EscalationTimer(
             runtime.store, lambda: runtime.pipeline.brain.responses,
             on_missed=lambda missed: (_wake(app), _announce_missed(app.ctx.hub, missed)),
@@ -265,6 +270,7 @@ def _fan_routes(app: Sanic, settings: Settings, handle: Any, reports: Any, local
             on_queued=lambda: _wake(app),
         )
     )
+    app.blueprint(redirect_blueprint(lambda: app.ctx.runtime.store.db))  # /l/<code>
     for bp in inbox_blueprints(  # /inbox pages and /api/v1
         db=lambda: app.ctx.runtime.store.db,
         settings=settings,

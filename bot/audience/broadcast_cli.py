@@ -35,7 +35,30 @@ def register_broadcast(subparsers: Any) -> None:
     create.add_argument("--rate", type=float, help="messages per second (default: send_rate)")
     create.add_argument("--quiet-hours", default="08:00-21:00", help="fans' local sending window")
     create.add_argument("--zone", default="America/New_York", help="zone when a fan's is unknown")
+    create.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar='"B: TEXT"',
+        help="A/B: another text (--text is A); repeat for C, D, E",
+    )
+    create.add_argument(
+        "--test-share",
+        help="A/B: share of the segment that gets the test "
+        "(default 20%%), split evenly; the rest get the winner",
+    )
+    create.add_argument(
+        "--winner-by", choices=("ctr", "replies"), help="A/B: click-through (default) or reply rate"
+    )
+    create.add_argument("--decide-after", help="A/B: the winner after this long (default 2h)")
+    create.add_argument("--send-winner", choices=("auto", "manual"),
+                        help="A/B: send the winner to the rest by itself (default) or by "
+                        "`fanline broadcast send-winner`")  # fmt: skip
     create.set_defaults(func=_run(_create))
+    winner = sub.add_parser("send-winner", help="A/B: send the winning text to the rest now")
+    winner.add_argument("id", type=int)
+    winner.add_argument("--variant", help="this label instead of the measured winner")
+    winner.set_defaults(func=_run(_send_winner))
     for name, helptext, fn in (
         ("preview", "recipients, sample texts, segments and cost", _preview),
         ("send", "start now and show progress", _send),
@@ -110,7 +133,11 @@ def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
 def _service(settings: Any, store: Any) -> Any:
     from bot.audience.broadcasts import BroadcastService
 
-    return BroadcastService(store, default_rate=settings.send_rate)
+    return BroadcastService(
+        store,
+        default_rate=settings.send_rate,
+        public_url=settings.public_url,
+    )
 
 
 def _segment(settings: Any, args: argparse.Namespace) -> Any:
@@ -130,11 +157,21 @@ def _segment(settings: Any, args: argparse.Namespace) -> Any:
 
 async def _create(settings: Any, store: Any, args: argparse.Namespace) -> int:
     from bot.audience.broadcasts import new_broadcast
+    from bot.audience.variants import ab_test
 
     start, _, end = args.quiet_hours.partition("-")
+    ab = ab_test(
+        args.text,
+        args.variant,
+        test_share=args.test_share,
+        winner_by=args.winner_by,
+        decide_after=args.decide_after,
+        send_winner=args.send_winner,
+    )
     spec = new_broadcast(args.name, args.text, _segment(settings, args), default_rate=settings.send_rate,
                          media_urls=tuple(args.media), sender=args.sender, rate=args.rate,
-                         quiet_start=start, quiet_end=end or start, default_zone=args.zone)  # fmt: skip
+                         quiet_start=start, quiet_end=end or start, default_zone=args.zone,
+                         ab=ab)  # fmt: skip
     broadcast_id = await _service(settings, store).create(spec)
     print(
         f"broadcast {broadcast_id} created (draft); next: fanline broadcast preview {broadcast_id}"
@@ -188,6 +225,15 @@ async def _watch(service: Any, broadcast_id: int, interval_s: float = 1.0) -> in
     return 0
 
 
+async def _send_winner(settings: Any, store: Any, args: argparse.Namespace) -> int:
+    service = _service(settings, store)
+    b = await service.send_winner(args.id, args.variant)
+    winner = b.ab.winner if b.ab else None
+    print(f"broadcast {b.id}: variant {winner.label if winner else '?'} goes to the rest")
+    await service.enqueue(args.id)
+    return 0
+
+
 async def _schedule(settings: Any, store: Any, args: argparse.Namespace) -> int:
     try:
         at = datetime.fromisoformat(args.at)
@@ -232,6 +278,11 @@ def _print_stats(s: Any) -> None:
     print(
         f"  opted out since {s.opted_out_since:,}; replied {s.replied:,}; segments {s.segments_sent:,}"
     )
+    print(f"  clicked {s.clicks:,} (people; link previews and bots not counted)")
+    for v in s.variants:
+        mark = "  (winner)" if v.winner else ""
+        print(f"  variant {v.label}: sent {v.sent:,}, clicks {v.clicks:,} (CTR {v.ctr:.1%}), "
+              f"replies {v.replies:,} ({v.reply_rate:.1%}){mark}")  # fmt: skip
 
 
 async def _list(settings: Any, store: Any, args: argparse.Namespace) -> int:

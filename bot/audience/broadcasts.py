@@ -37,6 +37,7 @@ from bot.audience.broadcast_model import (
     parse_template,
     render,
 )
+from bot.audience.links import LinkSettings, find_urls, rewrite, sample_short
 from bot.audience.quiet_hours import QuietHours, valid_zone
 from bot.audience.segments import Segment
 from bot.errors import ConfigError, Conflict, FanlineError, Location, StorageError
@@ -63,8 +64,12 @@ class BroadcastService:
         chunk_size: int = 5_000,
         segment_price: float = SMS_SEGMENT_PRICE,
         mms_price: float = MMS_PRICE,
+        links: LinkSettings | None = None,
+        public_url: str = "http://127.0.0.1:5005",
     ) -> None:
-        self.records = BroadcastStore(store)
+        links = links or LinkSettings()
+        self.link_base = links.base(public_url)
+        self.records = BroadcastStore(store, link_base=self.link_base, utm=links.utm)
         self.default_rate = default_rate
         self.chunk_size = chunk_size
         self.segment_price = segment_price
@@ -86,13 +91,18 @@ class BroadcastService:
         b = await self.records.get(broadcast_id)
         return await self.preview_spec(
             NewBroadcast(b.name, b.body, b.segment, b.media_urls, b.sender, b.rate,
-                         b.quiet_start, b.quiet_end, b.default_zone),
+                         b.quiet_start, b.quiet_end, b.default_zone, b.ab),
             at,
         )  # fmt: skip
 
     async def preview_spec(self, spec: NewBroadcast, at: datetime | None = None) -> Preview:
-        """Recipients, sample texts, SMS segments and cost; the database does the counting."""
-        parts = parse_template(spec.body)
+        """Recipients, sample texts, SMS segments and cost; the database does the counting.
+        Links are shown short, as fans get them (the segment count is the real one); an A/B
+        broadcast is previewed by its longest variant."""
+        body = spec.body
+        if spec.ab is not None:
+            body = max((v.body for v in spec.ab.variants), key=lambda t: len(self.shown(t)))
+        parts = parse_template(self.shown(body))
         names = sorted({p.name for p in parts if isinstance(p, Placeholder)})
         count = await self.records.count(spec.segment)
         profiles = await self.records.sample_profiles(spec.segment, PREVIEW_SAMPLE)
@@ -111,6 +121,10 @@ class BroadcastService:
         )
         return Preview(count, tuple(texts[:3]), round(average, 2), worst_count, encoding,
                        estimated, round(cost, 2), held)  # fmt: skip
+
+    def shown(self, body: str) -> str:
+        """The text with its URLs as the short links fans get (same length as a real one)."""
+        return rewrite(body, find_urls(body), lambda _: sample_short(self.link_base))
 
     async def send(self, broadcast_id: int) -> Broadcast:
         """Start now: the caller (CLI, scheduler) then runs `enqueue`."""
@@ -180,6 +194,7 @@ class BroadcastService:
         claim, and a broadcast another scheduler started, paused or cancelled meanwhile is
         simply not this step's (a conflict is never a failure)."""
         at = at or datetime.now(UTC)
+        await self._decide_due(at)
         started = []
         for broadcast_id in await self.records.due(at):
             try:
@@ -195,6 +210,25 @@ class BroadcastService:
             started.append(broadcast_id)
         await self.records.complete_finished()
         return started
+
+    async def _decide_due(self, at: datetime) -> None:
+        """A/B tests whose time has come: the winner chosen, and sent to the rest when the
+        broadcast says `auto` (the enqueue itself is the `due` loop's, as for any start)."""
+        for broadcast_id in await self.records.due_decisions(at):
+            b = await self.records.get(broadcast_id)
+            send = b.ab is not None and b.ab.send_winner == "auto"
+            try:
+                decided = await self.records.decide(broadcast_id, None, send)
+            except Conflict:
+                continue  # another scheduler decided it, or it was paused meanwhile
+            winner = decided.ab.winner if decided.ab else None
+            log.info("broadcast %s: variant %s won", broadcast_id, winner.label if winner else "?")
+
+    async def send_winner(self, broadcast_id: int, label: str | None = None) -> Broadcast:
+        """By hand (`fanline broadcast send-winner N [--variant B]`, the inbox): the winner (the
+        one chosen, else the best so far, or `label`) goes to the held fans. The caller then
+        runs `enqueue` (the scheduler does too)."""
+        return await self.records.decide(broadcast_id, label, send=True)
 
     async def _start_due(self, broadcast_id: int, at: datetime) -> bool:
         """Claim a due scheduled broadcast, or go on enqueuing an interrupted one; False when
@@ -261,10 +295,12 @@ def check(spec: NewBroadcast) -> None:
 
     if not spec.body.strip() and not spec.media_urls:
         fail("a broadcast needs a text or media", "body")
-    parts = check_template(spec.body)
-    longest = render(parts, {p.name: "x" * 20 for p in parts if isinstance(p, Placeholder)})
-    if sms_segments(longest)[0] > MAX_SEGMENTS:
-        fail(f"the text is longer than {MAX_SEGMENTS} SMS segments", "body")
+    bodies = [spec.body] + [v.body for v in spec.ab.variants[1:]] if spec.ab else [spec.body]
+    for body in bodies:
+        parts = check_template(body)
+        longest = render(parts, {p.name: "x" * 20 for p in parts if isinstance(p, Placeholder)})
+        if sms_segments(longest)[0] > MAX_SEGMENTS:
+            fail(f"the text is longer than {MAX_SEGMENTS} SMS segments", "body")
     if spec.rate <= 0:
         fail("the rate must be a positive number of messages per second", "rate")
     try:

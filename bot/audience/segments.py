@@ -18,6 +18,7 @@ segment into one SQL condition (fans are never filtered in Python). Every segmen
         signed_up_after: 2025-01-01 # subscribed on/after (date, inclusive)
         signed_up_before: 2026-01-01
         replied_within_days: 30     # texted us in the last N days
+        clicked: 12                 # tapped a tracked link of broadcast 12 (a person, not a preview)
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from bot.errors import ConfigError, Location
 
 _LIST_KEYS = ("tags", "any_tags", "not_tags", "zip_prefix", "state", "country")
 _KEYS = (*_LIST_KEYS, "profile", "birthday_month", "signed_up_after", "signed_up_before",
-         "replied_within_days", "description")  # fmt: skip
-_INT_KEYS = ("birthday_month", "replied_within_days")
+         "replied_within_days", "clicked", "description")  # fmt: skip
+_INT_KEYS = ("birthday_month", "replied_within_days", "clicked")
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _ZIP = re.compile(r"^[0-9]{1,5}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -61,6 +62,7 @@ class Segment:
     signed_up_after: date | None = None
     signed_up_before: date | None = None
     replied_within_days: int | None = None
+    clicked: int | None = None  # a broadcast id
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -158,6 +160,8 @@ def parse_segment(name: str, spec: Any, where: Location) -> Segment:
         values["replied_within_days"] = _days(
             spec["replied_within_days"], at("replied_within_days")
         )
+    if spec.get("clicked") is not None:
+        values["clicked"] = _broadcast_id(spec["clicked"], at("clicked"))
     _check_codes(values, at)
     description = spec.get("description")
     description = _text(description, at("description")) if description is not None else ""
@@ -236,6 +240,13 @@ def _days(value: Any, where: Location) -> int:
         raise ConfigError(
             f"expected a whole number of days from 1 to {MAX_DAYS:,}, got {value!r}", where
         )
+    return number
+
+
+def _broadcast_id(value: Any, where: Location) -> int:
+    number = _whole(value)
+    if number is None or number < 1:
+        raise ConfigError(f"expected a broadcast id, got {value!r}", where)
     return number
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,11 +20,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot import linkish
-from bot.audience.broadcast_model import Broadcast, BroadcastStats, NewBroadcast, Part, Placeholder
+from bot.audience.broadcast_model import (
+    Broadcast,
+    BroadcastStats,
+    NewBroadcast,
+    Part,
+    Placeholder,
+    parse_template,
+)
+from bot.audience.links import find_urls
 from bot.audience.quiet_hours import QuietHours, phone_prefix_zones, zip3_zones
 from bot.audience.segments import Segment
+from bot.audience.variants import HASH_MODULUS, ABTest, Variant, VariantStats, pick_winner
 from bot.errors import ConfigError, Conflict, NotFound
+from bot.storage import link_store
 from bot.storage.broadcast_tables import broadcast_recipients, broadcasts
+from bot.storage.engagement_tables import broadcast_variants, link_clicks, links
 from bot.storage.segment_sql import field, segment_condition, zip3
 from bot.storage.store import Store
 from bot.storage.tables import TS, consent_events, contacts, messages
@@ -32,6 +43,7 @@ from bot.storage.tables import TS, consent_events, contacts, messages
 # a broadcast's texts still to go somewhere (queued, being sent, outcome not known, held): while
 # any is left it is `sending`; then `completed` (late delivery reports still update its counts)
 OPEN_TEXTS = ("queued", "sending", "in_doubt", "unknown", "paused")
+SENT = ("sent", "delivered", "read", "undelivered")  # handed to the carrier
 MAX_PACE_BUCKETS = 50  # CASE branches per chunk for pacing
 INVALID = "(invalid segment)"  # a listed broken segment matches only fans with this tag
 
@@ -50,26 +62,36 @@ class ChunkResult:
 class BroadcastStore:
     """Broadcast persistence over the engine's `Store` (same database, same unit-of-work style)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, *, link_base: str = "", utm: dict[str, str] | None = None
+    ) -> None:
         self.store = store
         self.db = store.db
         self.dialect = store.db.engine.dialect.name
+        self.link_base = link_base  # "https://nova.fm/l/"; "" leaves URLs as written
+        self.utm = utm or {}
 
     # ---- create and read ----------------------------------------------------------------
 
     async def create(self, spec: NewBroadcast, send_at: datetime | None = None) -> int:
         def insert(conn: Connection) -> int:
-            return conn.execute(
+            new_id: int = conn.execute(
                 broadcasts.insert()
                 .values(
                     name=spec.name, body=spec.body, media_urls=list(spec.media_urls),
                     segment=spec.segment.to_json(), status="draft", sender=spec.sender,
                     rate=spec.rate, quiet_start=spec.quiet_start, quiet_end=spec.quiet_end,
                     default_zone=spec.default_zone, send_at=send_at, cursor=0, enqueued=0,
-                    created_at=now(),
+                    created_at=now(), **_ab_columns(spec.ab),
                 )
                 .returning(broadcasts.c.id)
             ).scalar_one()  # fmt: skip
+            if spec.ab is not None:
+                conn.execute(broadcast_variants.insert(), [
+                    {"broadcast_id": new_id, "label": v.label, "body": v.body, "winner": False}
+                    for v in spec.ab.variants
+                ])  # fmt: skip
+            return new_id
 
         return await self.db.run(insert)
 
@@ -218,7 +240,8 @@ class BroadcastStore:
             left = sa.exists().where(
                 m.broadcast_id == b.id, m.kind == "broadcast", m.status.in_(OPEN_TEXTS)
             )
-            done = [b.status == "sending", b.enqueued_at.is_not(None), sa.not_(left)]
+            done = [b.status == "sending", b.enqueued_at.is_not(None), sa.not_(left),
+                    sa.or_(b.test_share.is_(None), b.winner_sent_at.is_not(None))]  # fmt: skip
             if broadcast_id is not None:
                 done.append(b.id == broadcast_id)
             ids = list(conn.execute(sa.select(b.id).where(*done)).scalars())
@@ -241,6 +264,57 @@ class BroadcastStore:
 
         return await self.db.run(go)
 
+    # ---- A/B: the winner ------------------------------------------------------------------
+
+    async def due_decisions(self, at: datetime) -> list[int]:
+        """A/B broadcasts whose test has run its time: the winner to choose (and, with
+        `send_winner: auto`, to send to the rest)."""
+
+        def ids(conn: Connection) -> list[int]:
+            b, v = broadcasts.c, broadcast_variants.c
+            chosen = sa.exists().where(v.broadcast_id == b.id, v.winner.is_(True))
+            return list(
+                conn.execute(
+                    sa.select(b.id)
+                    .where(b.test_share.is_not(None), b.decide_at <= at, b.status == "sending",
+                           b.winner_sent_at.is_(None),
+                           sa.or_(b.send_winner == "auto", sa.not_(chosen)))
+                    .order_by(b.id)
+                ).scalars()
+            )  # fmt: skip
+
+        return await self.db.run(ids)
+
+    async def decide(self, broadcast_id: int, label: str | None, send: bool) -> Broadcast:
+        """Mark the winner (`label`, else the one chosen before, else the best by the test's
+        measure now); with `send`, start writing the rest's texts (once: `winner_sent_at`)."""
+
+        def go(conn: Connection) -> Broadcast:
+            b = _get(conn, broadcast_id, lock=True)
+            if b.ab is None:
+                raise Conflict(f"broadcast {broadcast_id} has no variants")
+            if b.winner_sent_at is not None:
+                raise Conflict(f"broadcast {broadcast_id}: the winner was already sent")
+            if b.status != "sending" or b.decide_at is None:
+                raise Conflict(f"broadcast {broadcast_id} is {b.status}; the winner is chosen "
+                               "once its test texts are all written")  # fmt: skip
+            if label is not None:
+                winner = b.ab.by_label(label)
+            else:
+                stats = self._variant_stats(conn, b)
+                winner = b.ab.winner or b.ab.by_label(pick_winner(stats, b.ab.winner_by))
+            v = broadcast_variants.c
+            conn.execute(
+                broadcast_variants.update()
+                .where(v.broadcast_id == broadcast_id)
+                .values(winner=v.id == winner.id)
+            )
+            if send:
+                _update(conn, broadcast_id, status="enqueuing", cursor=0, winner_sent_at=now())
+            return _get(conn, broadcast_id)
+
+        return await self.db.run(go)
+
     # ---- enqueue one chunk ---------------------------------------------------------------
 
     async def enqueue_chunk(
@@ -259,33 +333,104 @@ class BroadcastStore:
         b = _get(conn, broadcast_id, lock=True)  # serialises enqueuers of one broadcast
         if b.status != "enqueuing":
             return ChunkResult(0, b.enqueued_at is not None, b.status)
+        if b.ab is not None and b.winner_sent_at is not None:
+            return self._enqueue_rest(conn, b, b.ab, chunk, at)
         r = broadcast_recipients.c
+        ab = b.ab
+        columns = [sa.literal(broadcast_id), contacts.c.id, sa.literal(at, TS)]
+        if ab is not None:  # the test share gets a variant; the rest are held (NULL)
+            columns.append(_variant_expr(b.id, ab))
         pick = (
-            sa.select(sa.literal(broadcast_id), contacts.c.id, sa.literal(at, TS))
+            sa.select(*columns)
             .where(segment_condition(b.segment, self.dialect, at), contacts.c.id > b.cursor)
             .order_by(contacts.c.id)
             .limit(chunk)
         )
-        conn.execute(
-            broadcast_recipients.insert().from_select(
-                ["broadcast_id", "contact_id", "created_at"], pick
-            )
-        )
+        names = ["broadcast_id", "contact_id", "created_at", "variant_id"][: len(columns)]
+        conn.execute(broadcast_recipients.insert().from_select(names, pick))
         added, last = conn.execute(
             sa.select(sa.func.count(), sa.func.max(r.contact_id)).where(
                 r.broadcast_id == broadcast_id, r.contact_id > b.cursor
             )
         ).one()
         if not added:
-            _update(conn, broadcast_id, status="sending", enqueued_at=at)
+            decide = {"decide_at": at + timedelta(seconds=ab.decide_after_s)} if ab else {}
+            _update(conn, broadcast_id, status="sending", enqueued_at=at, **decide)
             return ChunkResult(0, True, "sending")
-        self._insert_messages(conn, b, parts, at, chunk)
-        _update(conn, broadcast_id, cursor=last, enqueued=b.enqueued + added)
-        return ChunkResult(added, False, b.status)
+        if ab is None:
+            before = self._before(conn, b.body)
+            texts = added
+            self._insert_messages(conn, b, parts, at, chunk)
+            self._shorten(conn, b, b.body, None, before)
+        else:
+            texts = sum(self._insert_variant(conn, b, v, at, chunk) for v in ab.variants)
+        _update(conn, broadcast_id, cursor=last, enqueued=b.enqueued + texts)
+        return ChunkResult(texts, False, b.status)
+
+    def _insert_variant(
+        self, conn: Connection, b: Broadcast, v: Variant, at: datetime, chunk: int, *where: Any
+    ) -> int:
+        before = self._before(conn, v.body)
+        r = broadcast_recipients.c
+        texts = self._insert_messages(
+            conn, b, parse_template(v.body), at, chunk, r.variant_id == v.id, *where
+        )
+        self._shorten(conn, b, v.body, v.id, before)
+        return texts
+
+    def _enqueue_rest(
+        self, conn: Connection, b: Broadcast, ab: ABTest, chunk: int, at: datetime
+    ) -> ChunkResult:
+        """The winner's body to the held fans, chunk by chunk (cursor reset when it began)."""
+        r = broadcast_recipients.c
+        winner = ab.winner
+        assert winner is not None and winner.id is not None  # set with winner_sent_at
+        ids = list(
+            conn.execute(
+                sa.select(r.contact_id)
+                .where(r.broadcast_id == b.id, r.variant_id.is_(None), r.contact_id > b.cursor)
+                .order_by(r.contact_id)
+                .limit(chunk)
+            ).scalars()
+        )
+        if not ids:
+            _update(conn, b.id, status="sending", enqueued_at=at)
+            return ChunkResult(0, True, "sending")
+        conn.execute(
+            broadcast_recipients.update()
+            .where(r.broadcast_id == b.id, r.contact_id.in_(ids), r.variant_id.is_(None))
+            .values(variant_id=winner.id)
+        )
+        texts = self._insert_variant(conn, b, winner, at, chunk, r.contact_id.in_(ids))
+        _update(conn, b.id, cursor=max(ids), enqueued=b.enqueued + texts)
+        return ChunkResult(texts, False, b.status)
+
+    def _tracks(self, body: str) -> bool:
+        return bool(self.link_base) and bool(find_urls(body))
+
+    def _before(self, conn: Connection, body: str) -> int:
+        """The last message id before a chunk's texts are written (only when they get links)."""
+        return link_store.last_message_id(conn) if self._tracks(body) else 0
+
+    def _shorten(
+        self, conn: Connection, b: Broadcast, body: str, variant_id: int | None, after_id: int
+    ) -> None:
+        """The chunk's URLs become short links, in the chunk's transaction."""
+        if self._tracks(body):
+            spec = link_store.chunk_links(
+                body, self.link_base, self.utm, {"broadcast": b.name}, b.id
+            )
+            link_store.shorten_messages(conn, spec, after_id, variant_id)
 
     def _insert_messages(
-        self, conn: Connection, b: Broadcast, parts: tuple[Part, ...], at: datetime, chunk: int
-    ) -> None:
+        self,
+        conn: Connection,
+        b: Broadcast,
+        parts: tuple[Part, ...],
+        at: datetime,
+        chunk: int,
+        *where: Any,
+    ) -> int:
         r = broadcast_recipients.c
         quiet = QuietHours.parse(b.quiet_start, b.quiet_end)
         pace = _pace_expr(b, at, sa.func.row_number().over(order_by=r.contact_id), chunk)
@@ -310,9 +455,12 @@ class BroadcastStore:
         select = (
             sa.select(*cols.values())
             .select_from(broadcast_recipients.join(contacts, contacts.c.id == r.contact_id))
-            .where(r.broadcast_id == b.id, r.contact_id > b.cursor)
+            .where(r.broadcast_id == b.id, r.contact_id > b.cursor, *where)
         )
-        conn.execute(messages.insert().from_select(list(cols), select, include_defaults=False))
+        inserted = conn.execute(
+            messages.insert().from_select(list(cols), select, include_defaults=False)
+        )
+        return int(inserted.rowcount or 0)
 
     # ---- statistics ----------------------------------------------------------------------
 
@@ -340,8 +488,41 @@ class BroadcastStore:
             broadcast_id=broadcast_id, status=b.status, recipients=b.enqueued,
             by_status=dict(by_status), failed_by_code=dict(failed),
             opted_out_since=self._opted_out_since(conn, b), replied=self._replied(conn, b),
-            segments_sent=segments, error=b.error,
+            segments_sent=segments, error=b.error, clicks=_clicks(conn, broadcast_id),
+            variants=tuple(self._variant_stats(conn, b)) if b.test_share is not None else (),
         )  # fmt: skip
+
+    def _variant_stats(self, conn: Connection, b: Any) -> list[VariantStats]:
+        """Per variant: texts sent, fans who tapped a link (people only), fans who replied."""
+        m, r, v = messages.c, broadcast_recipients.c, broadcast_variants.c
+        sent = dict(
+            conn.execute(
+                sa.select(r.variant_id, sa.func.count())
+                .select_from(messages.join(broadcast_recipients, sa.and_(
+                    r.broadcast_id == m.broadcast_id, r.contact_id == m.contact_id)))
+                .where(m.broadcast_id == b.id, m.kind == "broadcast", m.status.in_(SENT))
+                .group_by(r.variant_id)
+            ).all()
+        )  # fmt: skip
+        clicks = dict(
+            conn.execute(
+                sa.select(links.c.variant_id, sa.func.count(sa.distinct(links.c.message_id)))
+                .select_from(links.join(link_clicks, link_clicks.c.link_id == links.c.id))
+                .where(links.c.broadcast_id == b.id, link_clicks.c.agent_kind == "human")
+                .group_by(links.c.variant_id)
+            ).all()
+        )
+        replies = dict(
+            conn.execute(self._replies_query(b.id, r.variant_id).group_by(r.variant_id)).all()
+        )
+        rows = conn.execute(
+            sa.select(v.id, v.label, v.winner).where(v.broadcast_id == b.id).order_by(v.label)
+        ).all()
+        return [
+            VariantStats(x.label, int(sent.get(x.id, 0)), int(clicks.get(x.id, 0)),
+                         int(replies.get(x.id, 0)), bool(x.winner))
+            for x in rows
+        ]  # fmt: skip
 
     def _opted_out_since(self, conn: Connection, b: Any) -> int:
         if b.started_at is None:
@@ -355,22 +536,45 @@ class BroadcastStore:
 
     def _replied(self, conn: Connection, b: Any) -> int:
         """Recipients who texted back within the reply window after their copy was sent."""
+        return int(conn.execute(self._replies_query(b.id)).scalar_one())
+
+    def _replies_query(self, broadcast_id: int, *group: Any) -> Any:
+        """Count of the broadcast's texts answered within the reply window (by `group`: the
+        recipients' variant)."""
         out, inbound = messages.alias("bout"), messages.alias("bin")
         if self.dialect == "postgresql":
             until = out.c.sent_at + self.store.reply_window
         else:  # SQLite keeps timestamps as ISO text; datetime() shifts one
             seconds = int(self.store.reply_window.total_seconds())
             until = sa.func.datetime(out.c.sent_at, f"+{seconds} seconds")
-        return conn.execute(
-            sa.select(sa.func.count()).select_from(out).where(
-                out.c.broadcast_id == b.id, out.c.kind == "broadcast",
+        source: Any = out
+        if group:
+            r = broadcast_recipients.c
+            source = out.join(
+                broadcast_recipients,
+                sa.and_(r.broadcast_id == out.c.broadcast_id, r.contact_id == out.c.contact_id),
+            )
+        return (
+            sa.select(*group, sa.func.count()).select_from(source).where(
+                out.c.broadcast_id == broadcast_id, out.c.kind == "broadcast",
                 out.c.sent_at.is_not(None),
                 sa.exists().where(
                     inbound.c.contact_id == out.c.contact_id, inbound.c.direction == "in",
                     inbound.c.created_at >= out.c.sent_at, inbound.c.created_at <= until,
                 ),
             )
-        ).scalar_one()  # fmt: skip
+        )  # fmt: skip
+
+
+def _clicks(conn: Connection, broadcast_id: int) -> int:
+    """Texts of the broadcast whose link a person tapped (previews and bots apart)."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count(sa.distinct(links.c.message_id)))
+            .select_from(links.join(link_clicks, link_clicks.c.link_id == links.c.id))
+            .where(links.c.broadcast_id == broadcast_id, link_clicks.c.agent_kind == "human")
+        ).scalar_one()
+    )
 
 
 # ---- SQL expressions ---------------------------------------------------------------------
@@ -454,7 +658,43 @@ def _pace_expr(b: Broadcast, at: datetime, row_number: Any, chunk: int) -> Any:
 
 
 def _get(conn: Connection, broadcast_id: int, lock: bool = False) -> Broadcast:
-    return _broadcast(_row(conn, broadcast_id, lock))
+    row = _row(conn, broadcast_id, lock)
+    b = _broadcast(row)
+    if row.test_share is None:
+        return b
+    v = broadcast_variants.c
+    variants = tuple(
+        Variant(x.label, x.body, x.id, bool(x.winner))
+        for x in conn.execute(
+            sa.select(broadcast_variants).where(v.broadcast_id == broadcast_id).order_by(v.label)
+        )
+    )
+    ab = ABTest(variants, row.test_share, row.winner_by, row.decide_after_s, row.send_winner)
+    return replace(b, ab=ab)
+
+
+def _ab_columns(ab: ABTest | None) -> dict[str, Any]:
+    if ab is None:
+        return {}
+    return {"test_share": ab.test_share, "winner_by": ab.winner_by,
+            "decide_after_s": ab.decide_after_s, "send_winner": ab.send_winner}  # fmt: skip
+
+
+def _variant_expr(broadcast_id: int, ab: ABTest) -> Any:
+    """Each fan's variant, or NULL (held): a hash of fan and broadcast puts the fan in a bucket
+    of HASH_MODULUS; the test share's buckets are split evenly over the variants. Random across
+    fans, the same every time for one fan (a resumed enqueue agrees with the first)."""
+    mixed = contacts.c.id * sa.literal(2_654_435_761, sa.BigInteger) + sa.literal(
+        (broadcast_id * 40_503) % HASH_MODULUS, sa.BigInteger
+    )
+    bucket = mixed % HASH_MODULUS
+    ids = [v.id for v in ab.variants]
+    which = sa.case(
+        *((bucket % len(ids) == i, sa.literal(vid, sa.Integer)) for i, vid in enumerate(ids)),
+        else_=sa.literal(ids[0], sa.Integer),
+    )
+    threshold = int(ab.test_share * HASH_MODULUS)
+    return sa.case((bucket < threshold, which), else_=sa.cast(sa.null(), sa.Integer))
 
 
 def _row(conn: Connection, broadcast_id: int, lock: bool = False) -> Any:
@@ -506,7 +746,8 @@ def _broadcast(row: Any, strict: bool = True) -> Broadcast:
         quiet_end=row.quiet_end, default_zone=row.default_zone, send_at=_utc(row.send_at),
         cursor=row.cursor, enqueued=row.enqueued, created_at=_utc(row.created_at),
         started_at=_utc(row.started_at), enqueued_at=_utc(row.enqueued_at),
-        finished_at=_utc(row.finished_at), error=row.error,
+        finished_at=_utc(row.finished_at), error=row.error, decide_at=_utc(row.decide_at),
+        winner_sent_at=_utc(row.winner_sent_at),
     )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from bot.domain import ConsentChange
 from bot.errors import Conflict, NotFound
 from bot.messages import OutboundSms
-from bot.storage import review_store, topic_store
+from bot.storage import link_store, review_store, topic_store
 from bot.storage.broadcast_tables import broadcast_recipients
 from bot.storage.store import Store
 from bot.storage.tables import (
@@ -193,6 +193,7 @@ class FanRecords:
         conn.execute(events.update().where(events.c.contact_id == c.id).values(data={}))
         topic_store.erase_fan_topics(conn, c.id)  # texts, vectors, agents' labels on turns
         review_store.erase_fan_answers(conn, c.id, at)  # answered texts and their vectors
+        link_store.erase_fan_links(conn, c.id)  # clicks stay counted, tied to nobody
         conn.execute(
             conversations.update().where(conversations.c.contact_id == c.id).values(dialogue={})
         )

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from bot.audience.quiet_hours import ZIP3_STATES
 from bot.audience.segments import Segment
+from bot.storage.engagement_tables import link_clicks, links
 from bot.storage.tables import contacts
 
 
@@ -54,7 +55,19 @@ def segment_condition(segment: Segment, dialect: str, now: datetime | None = Non
     if segment.replied_within_days:
         since = now - timedelta(days=segment.replied_within_days)
         conds.append(contacts.c.last_inbound_at >= since)
+    if segment.clicked is not None:
+        conds.append(_clicked(segment.clicked))
     return sa.and_(*conds)
+
+
+def _clicked(broadcast_id: int) -> Any:
+    """A person (not a link preview or a bot) tapped one of the fan's links of the broadcast."""
+    return sa.exists().where(
+        links.c.contact_id == contacts.c.id,
+        links.c.broadcast_id == broadcast_id,
+        link_clicks.c.link_id == links.c.id,
+        link_clicks.c.agent_kind == "human",
+    )
 
 
 def _has_tag(tag: str, dialect: str) -> Any:

@@ -1,0 +1,121 @@
+"""Tracked links' units of work: write a chunk's short links, resolve a code and count its click.
+
+A broadcast chunk's texts are rewritten in the chunk's own transaction (`shorten_messages`), so
+a text is never queued with its long URL and never gets two codes. A click is one statement
+pair on the redirect's path: the code's row by its unique index, then an upsert of the
+(link, kind) click row (the first click's time kept, repeats counted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from bot.audience.links import find_urls, new_code, rewrite, with_utm
+from bot.storage.db import Database
+from bot.storage.engagement_tables import link_clicks, links
+from bot.storage.tables import messages
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkLinks:
+    """What a broadcast chunk's URLs become: the template's URLs, with UTM tags."""
+
+    base: str  # https://nova.fm/l/
+    targets: dict[str, str]  # URL as written -> URL redirected to (UTM tags added)
+    broadcast_id: int | None = None
+
+
+def chunk_links(
+    body: str, base: str, utm: dict[str, str], values: dict[str, str], broadcast_id: int
+) -> ChunkLinks:
+    return ChunkLinks(base, {u: with_utm(u, utm, values) for u in find_urls(body)}, broadcast_id)
+
+
+def shorten_messages(
+    conn: Connection, spec: ChunkLinks, after_id: int, variant_id: int | None = None
+) -> int:
+    """Rewrite the URLs of the broadcast's texts written after message `after_id` (this chunk),
+    one code per text and URL; returns links written."""
+    if not spec.targets:
+        return 0
+    m = messages.c
+    rows = conn.execute(
+        sa.select(m.id, m.contact_id, m.body).where(
+            m.broadcast_id == spec.broadcast_id, m.kind == "broadcast", m.id > after_id
+        )
+    ).all()
+    at = datetime.now(UTC)
+    new_links: list[dict[str, Any]] = []
+    bodies: list[dict[str, Any]] = []
+    for row in rows:
+
+        def short(url: str, row: Any = row) -> str:
+            code = new_code()
+            new_links.append({"code": code, "url": spec.targets[url], "message_id": row.id,
+                              "contact_id": row.contact_id, "broadcast_id": spec.broadcast_id,
+                              "variant_id": variant_id, "flow": None, "created_at": at})  # fmt: skip
+            return spec.base + code
+
+        bodies.append({"mid": row.id, "new_body": rewrite(row.body, list(spec.targets), short)})
+    if new_links:
+        conn.execute(links.insert(), new_links)
+        conn.execute(
+            messages.update()
+            .where(m.id == sa.bindparam("mid"))
+            .values(body=sa.bindparam("new_body")),
+            bodies,
+        )
+    return len(new_links)
+
+
+def last_message_id(conn: Connection) -> int:
+    return int(
+        conn.execute(sa.select(sa.func.coalesce(sa.func.max(messages.c.id), 0))).scalar_one()
+    )
+
+
+class LinkStore:
+    """The redirect's storage: resolve a code and record its click in one unit of work."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+        b = sa.bindparam
+        self._find = sa.select(links.c.id, links.c.url, links.c.contact_id).where(
+            links.c.code == b("code")
+        )
+        stmt = insert(link_clicks).values(
+            link_id=b("link_id"), contact_id=b("contact_id"), first_at=b("at"), clicks=1,
+            agent_kind=b("kind"),
+        )  # fmt: skip
+        self._click = stmt.on_conflict_do_update(
+            index_elements=["link_id", "agent_kind"],
+            set_={"clicks": link_clicks.c.clicks + 1},
+        )
+
+    async def click(self, code: str, kind: str) -> str | None:
+        """The stored URL of `code` (None: no such code), its click recorded as `kind`."""
+        return await self.db.run(self._clicked, code, kind, datetime.now(UTC))
+
+    def _clicked(self, conn: Connection, code: str, kind: str, at: datetime) -> str | None:
+        row = conn.execute(self._find, {"code": code}).first()
+        if row is None:
+            return None
+        conn.execute(
+            self._click, {"link_id": row.id, "contact_id": row.contact_id, "at": at, "kind": kind}
+        )
+        return str(row.url)
+
+
+def erase_fan_links(conn: Connection, contact_id: int) -> None:
+    """Erasure: the fan's links and clicks stay as counts, no longer tied to them."""
+    conn.execute(links.update().where(links.c.contact_id == contact_id).values(contact_id=None))
+    conn.execute(
+        link_clicks.update().where(link_clicks.c.contact_id == contact_id).values(contact_id=None)
+    )
