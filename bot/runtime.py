@@ -67,6 +67,7 @@ class Runtime:
             Store.open, url, hash_key=settings.secret_key, migrate=migrate,
             reply_window_h=settings.reply_window_h,
         )  # fmt: skip
+        store.frequency_cap = settings.frequency_cap  # checked at the outbox's claim
         pg = store.db.engine.dialect.name == "postgresql"
         locks = ContactLocks(_libpq_dsn(store.db.engine.url) if pg else None)
         pipeline = Pipeline(

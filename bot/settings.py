@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.audience.frequency import DEFAULT as DEFAULT_CAP
+from bot.audience.frequency import FrequencyCap, frequency_cap_settings
+from bot.audience.links import LinkSettings, link_settings
 from bot.compliance.policy import Policy, compliance_settings
 from bot.errors import ConfigError, Location
 from bot.flows.disambiguation import Disambiguation, disambiguation_settings
@@ -81,6 +84,9 @@ class Settings:
     disambiguation: Disambiguation = field(default_factory=Disambiguation)
     topics: TopicSettings = field(default_factory=TopicSettings)  # `fanline.topics:`
     compliance: Policy = field(default_factory=Policy)  # `fanline.compliance:` (the phrase model)
+    links: LinkSettings = field(default_factory=LinkSettings)  # `fanline.links:` (tracked links)
+    # `fanline.frequency_cap:` marketing texts per fan per window (None: off)
+    frequency_cap: FrequencyCap | None = DEFAULT_CAP
 
     @property
     def data_dir(self) -> Path:
@@ -164,6 +170,10 @@ def _settings(
         topics=_topics(engine, where),
         compliance=compliance_settings(
             engine.get("compliance"), str(where), engine["__lines__"].get("compliance")
+        ),
+        links=link_settings(engine.get("links"), str(where), engine["__lines__"].get("links")),
+        frequency_cap=frequency_cap_settings(
+            engine.get("frequency_cap"), str(where), engine["__lines__"].get("frequency_cap")
         ),
     )
 

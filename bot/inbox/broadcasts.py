@@ -25,7 +25,7 @@ LISTED = 20  # the newest broadcasts; older ones are history (`fanline broadcast
 @dataclass(frozen=True, slots=True)
 class Progress:
     """One broadcast's counts; a text is in exactly one of queued, held, sent, delivered,
-    failed or cancelled."""
+    failed, cancelled or skipped."""
 
     id: int
     name: str
@@ -39,6 +39,7 @@ class Progress:
     delivered: int
     failed: int
     cancelled: int
+    skipped: int  # over the fan's frequency cap (bot.audience.frequency): never sent
     failed_by_code: dict[str, int] = field(default_factory=dict)
     opted_out_since: int = 0
     replied: int = 0
@@ -46,7 +47,7 @@ class Progress:
 
     @property
     def done(self) -> int:
-        return self.sent + self.delivered + self.failed + self.cancelled
+        return self.sent + self.delivered + self.failed + self.cancelled + self.skipped
 
     @property
     def running(self) -> bool:
@@ -65,7 +66,7 @@ class Progress:
             "send_at": iso(self.send_at), "started_at": iso(self.started_at),
             "recipients": self.recipients, "queued": self.queued, "held": self.held,
             "sent": self.sent, "delivered": self.delivered, "failed": self.failed,
-            "cancelled": self.cancelled, "failed_by_code": self.failed_by_code,
+            "cancelled": self.cancelled, "skipped": self.skipped, "failed_by_code": self.failed_by_code,
             "opted_out_since": self.opted_out_since, "replied": self.replied,
             "done": self.done, "running": self.running, "error": self.error,
         }  # fmt: skip
@@ -76,7 +77,7 @@ def progress(b: Broadcast, s: BroadcastStats) -> Progress:
         id=b.id, name=b.name, status=s.status, send_at=b.send_at, started_at=b.started_at,
         recipients=s.recipients, queued=s.count("queued", "sending"), held=s.count("paused"),
         sent=s.count("sent"), delivered=s.count("delivered", "read"),
-        failed=s.count("failed", "undelivered"), cancelled=s.count("cancelled"),
+        failed=s.count("failed", "undelivered"), cancelled=s.count("cancelled"), skipped=s.count("skipped"),
         failed_by_code=dict(sorted(s.failed_by_code.items())),
         opted_out_since=s.opted_out_since, replied=s.replied, error=s.error,
     )  # fmt: skip

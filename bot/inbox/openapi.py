@@ -75,7 +75,7 @@ _PROGRESS = {
         "send_at": {"type": ["string", "null"], "format": "date-time"},
         "started_at": {"type": ["string", "null"], "format": "date-time"},
         "recipients": _INT, "queued": _INT, "held": _INT, "sent": _INT, "delivered": _INT,
-        "failed": _INT, "cancelled": _INT, "done": _INT,
+        "failed": _INT, "cancelled": _INT, "skipped": _INT, "done": _INT,
         "failed_by_code": {"type": "object", "additionalProperties": _INT},
         "opted_out_since": _INT, "replied": _INT, "running": {"type": "boolean"},
     },

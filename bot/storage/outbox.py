@@ -11,6 +11,8 @@ a broadcast: subscribed), not erased, and their number is not on the suppression
 they subscribed again since. Compliance texts (the STOP confirmation, HELP) always go.
 A broadcast text is also claimed only inside its fan's sending window (quiet hours, in the
 fan's zone); outside it, the claim moves its `not_before` to the next opening instead.
+Marketing texts (broadcast, timed) over the fan's frequency cap become `skipped` there
+(bot.storage.frequency_sql: counted under the fan's lock).
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bot.audience.quiet_hours import window, zone_for_fan
+from bot.audience import frequency
+from bot.audience.quiet_hours import DEFAULT_ZONE, window, zone_for_fan
 from bot.domain import ConsentChange
 from bot.messages import DeliveryReport, OutboundSms
 from bot.outbound import OutboxItem, SendResult
 from bot.pacing import SLOW_HOLD_S
-from bot.storage import send_rates
+from bot.storage import frequency_sql, send_rates
 from bot.storage.broadcast_tables import broadcasts
 from bot.storage.tables import contacts, early_reports, messages, suppressions
 
@@ -53,6 +56,7 @@ class OutboxQueries:
     """Needs `self.db`, `self.phone_hash` and the store's `_change_consent` / `_enqueue`."""
 
     db: Any
+    frequency_cap: frequency.FrequencyCap | None = None  # Store's; None: no cap
 
     async def reserve_outbox(self, limit: int, lease_s: float) -> list[OutboxItem]:
         return await self.db.run(self._reserve, limit, lease_s)
@@ -96,18 +100,25 @@ class OutboxQueries:
         )
         blocked = self._suppressed_numbers(conn, items)
         sendable = sa.and_(_SENDABLE, m.id.not_in(blocked)) if blocked else _SENDABLE
+        over = frequency_sql.capped(conn, self.frequency_cap, [i.id for i in items], sendable, at)
         claimed = set(
             conn.execute(
                 messages.update()
-                .where(mine, sendable)
+                .where(mine, sendable, m.id.not_in(over) if over else sa.true())
                 .values(status="sending", attempts=m.attempts + 1, sent_at=at, claimed_at=at)
                 .returning(m.id)
             ).scalars()
         )
-        if len(claimed) < len(items):  # still queued, not claimable: opted out, erased, suppressed
+        if over:  # never sent later: the next one is a new decision, not this text's retry
             conn.execute(
                 messages.update()
-                .where(mine, m.id.not_in(claimed) if claimed else sa.true())
+                .where(mine, m.id.in_(list(over)))
+                .values(status="skipped", error=frequency.REASON, sent_at=None)
+            )
+        if len(claimed) + len(over) < len(items):  # not claimable: opted out, erased, suppressed
+            conn.execute(
+                messages.update()
+                .where(mine, m.id.not_in(list(claimed | over)) if claimed | over else sa.true())
                 .values(status="cancelled", error="fan opted out before the send", sent_at=None)
             )
         return [
@@ -121,16 +132,19 @@ class OutboxQueries:
         `queued` with `not_before` at the window's next opening in the fan's zone. Checked
         here, at the claim, because a text can wait past 21:00 local after being queued at
         20:55 (pacing), or be resumed at night; the enqueue's `not_before` is only a first
-        guess. Replies, compliance and system texts answer the fan and are never held."""
-        ids = [i.id for i in items if i.kind == "broadcast"]
+        guess. Replies, compliance and system texts answer the fan and are never held; timed
+        flows' texts (kind `timed`) are held in the line's default window (08:00-21:00)."""
+        ids = [i.id for i in items if i.kind in ("broadcast", "timed")]
         if not ids:
             return set()
         m, b = messages.c, broadcasts.c
         rows = conn.execute(
-            sa.select(m.id, m.attempts, _c.profile, _c.phone, b.quiet_start, b.quiet_end,
-                      b.default_zone)
+            sa.select(m.id, m.attempts, _c.profile, _c.phone,
+                      sa.func.coalesce(b.quiet_start, "08:00").label("quiet_start"),
+                      sa.func.coalesce(b.quiet_end, "21:00").label("quiet_end"),
+                      sa.func.coalesce(b.default_zone, DEFAULT_ZONE).label("default_zone"))
             .select_from(messages.join(contacts, _c.id == m.contact_id)
-                         .join(broadcasts, b.id == m.broadcast_id))
+                         .outerjoin(broadcasts, b.id == m.broadcast_id))
             .where(m.id.in_(ids))
         ).all()  # fmt: skip
         held = []
