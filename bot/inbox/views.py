@@ -21,6 +21,7 @@ from bot.errors import BadRequest, Conflict, HttpError, NotFound, Unauthorized
 from bot.inbox import broadcasts, queue, threads
 from bot.inbox.api import control_broadcast, perform
 from bot.inbox.auth import COOKIE, TooManyAttempts
+from bot.inbox.report_pages import report_page_routes
 from bot.inbox.review import review_page_routes
 from bot.inbox.topic_pages import thread_faq, thread_labels, topic_page_routes
 from bot.inbox.topics import known_intents
@@ -117,6 +118,7 @@ def views_blueprint(inbox: Inbox) -> Blueprint:
     _broadcast_routes(bp, inbox, page)
     topic_page_routes(bp, inbox, page)
     review_page_routes(bp, inbox, page)  # bot answers to review
+    report_page_routes(bp, inbox, page)  # admins
     return bp
 
 
