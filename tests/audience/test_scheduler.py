@@ -1,0 +1,182 @@
+"""The timed-flow scheduler on a real database with the demo's content and model: due jobs
+found once, run once (also with two schedulers at once), only for subscribed fans, held in
+the fan's quiet hours, taken again after a runner's lease lapsed, birthdays in local time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from bot.audience.scheduler import LEASE, TimedFlows
+from bot.locks import ContactLocks
+from bot.pipeline import Pipeline
+from bot.runtime import Runtime, _libpq_dsn
+from bot.storage import Store
+from bot.storage import flow_job_store as jobs
+from bot.storage.engagement_tables import flow_jobs
+from tests.audience.fans import insert_fans, job_of, number, timed_texts
+from tests.pipeline.test_pipeline import start, subscribed_fan, text
+
+WELCOME_1 = "Welcome to the Vale Crew!"
+
+
+@pytest.fixture
+async def runtime(database_url: str) -> AsyncIterator[Runtime]:
+    rt = await start(database_url)
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
+async def fans(runtime: Runtime, count: int, **kwargs: object) -> list[int]:
+    store = runtime.store
+    phones = [number(i) for i in range(count)]
+    return await store.db.run(lambda c: insert_fans(c, store.phone_hash, phones, **kwargs))
+
+
+async def texts(runtime: Runtime, contact_id: int | None = None) -> list[object]:
+    return await runtime.store.db.run(timed_texts, contact_id)
+
+
+async def job_rows(runtime: Runtime) -> list[object]:
+    return await runtime.store.db.run(
+        lambda c: c.execute(sa.select(flow_jobs).order_by(flow_jobs.c.id)).all()
+    )
+
+
+async def test_welcome_series_once_then_after_each_wait(runtime: Runtime) -> None:
+    number_ = await subscribed_fan(runtime)
+    contact = await runtime.store.contact_by_phone(number_)
+    assert contact is not None
+    timed, now = TimedFlows(runtime.pipeline), datetime.now(UTC)
+    await timed.run_pass(now + timedelta(seconds=1))
+    await timed.run_pass(now + timedelta(seconds=2))  # found and run again: nothing more
+    rows = await texts(runtime, contact.id)
+    assert [r.body.startswith(WELCOME_1) for r in rows] == [True]
+    assert await timed.run_pass(now + timedelta(hours=23)) == []
+    await timed.run_pass(now + timedelta(days=1, minutes=1))
+    await timed.run_pass(now + timedelta(days=3, minutes=2))
+    await timed.run_pass(now + timedelta(days=9))
+    rows = await texts(runtime, contact.id)
+    assert len(rows) == 3 and "Glad you're here" in rows[-1].body
+    done = [(r.trigger, r.status) for r in await job_rows(runtime) if r.flow == "welcome_series"]
+    assert done == [("after_signup", "done"), ("wait", "done"), ("wait", "done")]
+
+
+async def test_stop_before_the_job_skips_it_and_after_it_cancels_the_text(
+    runtime: Runtime,
+) -> None:
+    early, late = await subscribed_fan(runtime), await subscribed_fan(runtime)
+    await runtime.handle(text(early, "STOP"))
+    timed = TimedFlows(runtime.pipeline)
+    await timed.run_pass(datetime.now(UTC) + timedelta(seconds=1))
+    skipped = [(r.status, r.reason) for r in await job_rows(runtime) if r.status == "skipped"]
+    assert skipped == [("skipped", "unsubscribed")]
+    await runtime.handle(text(late, "STOP"))  # after its text was queued: checked at the send
+    assert len(await texts(runtime)) == 1
+    await runtime.store.db.run(  # outside any quiet hours, whatever the clock says
+        lambda c: c.execute(
+            sa.update(jobs.contacts).values(profile={"timezone": _zone_at_local_hour(12)})
+        )
+    )
+    claimed = await runtime.store.claim_outbox(50)
+    assert all(i.kind != "timed" for i in claimed)
+    assert [r.status for r in await texts(runtime)] == ["cancelled"]
+
+
+async def test_a_timed_text_waits_for_the_fans_morning(runtime: Runtime) -> None:
+    (cid,) = await fans(runtime, 1, profiles=[{"timezone": _zone_at_local_hour(3)}])
+    await TimedFlows(runtime.pipeline).run_pass(datetime.now(UTC) + timedelta(seconds=1))
+    assert [i.kind for i in await runtime.store.claim_outbox(50)] == []  # 3am there: held
+    (row,) = await texts(runtime, cid)
+    assert row.status == "queued" and row.not_before is not None
+    held_for = jobs._aware(row.not_before) - datetime.now(UTC)
+    assert timedelta(hours=4) < held_for < timedelta(hours=6)  # 08:00 local, ~5 h away
+
+
+async def test_two_schedulers_at_once_send_each_text_once(
+    runtime: Runtime, database_url: str
+) -> None:
+    ids = await fans(runtime, 12)
+    other = Store.open(database_url, hash_key=b"test")
+    try:
+        pg = other.db.engine.dialect.name == "postgresql"
+        brain = runtime.pipeline.brain
+        second = Pipeline(
+            store=other,
+            locks=ContactLocks(_libpq_dsn(other.db.engine.url) if pg else None),
+            engine=brain.engine,
+            interpreter=brain.interpreter,
+            actions=runtime.pipeline.actions,
+        )
+        at = datetime.now(UTC) + timedelta(seconds=1)
+        for _ in range(3):
+            await asyncio.gather(
+                TimedFlows(runtime.pipeline).run_pass(at), TimedFlows(second).run_pass(at)
+            )
+        rows = await texts(runtime)
+        assert sorted(r.contact_id for r in rows) == sorted(ids)  # each fan once
+    finally:
+        other.close()
+
+
+async def test_a_job_whose_runner_died_is_run_again_and_the_stale_runner_writes_nothing(
+    runtime: Runtime,
+) -> None:
+    (cid,) = await fans(runtime, 1)
+    timed, at = TimedFlows(runtime.pipeline), datetime.now(UTC) + timedelta(seconds=1)
+    db = runtime.store.db
+    await timed.find(at)
+    (dead,) = await db.run(jobs.claim, at, LEASE, 10, None)  # claimed, then the process died
+    assert await timed.run_pass(at + timedelta(seconds=30)) == []  # its lease still holds
+    (outcome,) = await timed.run_pass(at + LEASE + timedelta(seconds=1))  # lapsed: taken again
+    assert outcome.contact_id == cid
+    ctx = await runtime.store.load_turn(cid)
+    stale = await runtime.pipeline.timed_turn(ctx, dead.flow, after_step=None, seed=dead.id)
+    assert await db.run(jobs.finish, dead, stale, at) is None  # the old attempt: refused
+    assert len(await texts(runtime, cid)) == 1
+    (row,) = [r for r in await job_rows(runtime) if r.id == dead.id]
+    assert (row.status, row.attempts) == ("done", 2)
+    assert job_of(row).attempts == 2
+
+
+async def test_birthdays_at_nine_local_once_a_year(runtime: Runtime) -> None:
+    chicago, auckland, other_day = await fans(
+        runtime, 3,
+        profiles=[
+            {"birthday": "2001-05-10", "timezone": "America/Chicago", "first_name": "Ana"},
+            {"birthday": "1999-05-11", "timezone": "Pacific/Auckland"},  # a UTC day ahead
+            {"birthday": "1999-05-12", "timezone": "America/Chicago"},
+        ],
+        signed_up=[datetime(2020, 1, 1, tzinfo=UTC)] * 3,  # long ago: no welcome series now
+    )  # fmt: skip
+    timed = TimedFlows(runtime.pipeline)
+    dawn = datetime(2027, 5, 10, 5, 0, tzinfo=UTC)
+    assert await timed.run_pass(dawn) == []  # found, none due yet
+    due = {r.contact_id: jobs._aware(r.due_at) for r in await job_rows(runtime)}
+    assert due[chicago] == datetime(2027, 5, 10, 14, 0, tzinfo=UTC)  # 09:00 CDT
+    assert due[auckland] == datetime(2027, 5, 10, 21, 0, tzinfo=UTC)  # 09:00 NZST, May 11
+    assert other_day not in due
+    ran = await timed.run_pass(datetime(2027, 5, 10, 14, 1, tzinfo=UTC))
+    assert [o.contact_id for o in ran] == [chicago]
+    assert "Happy birthday, Ana!" in (await texts(runtime, chicago))[0].body
+    await timed.run_pass(datetime(2027, 5, 10, 22, 0, tzinfo=UTC))
+    await timed.run_pass(datetime(2027, 5, 11, 15, 0, tzinfo=UTC))  # a new day: a new scan
+    assert [len(await texts(runtime, c)) for c in (chicago, auckland)] == [1, 1]
+    occurrences = {r.occurrence for r in await job_rows(runtime) if r.trigger == "on_birthday"}
+    assert occurrences == {"2027"}
+
+
+def test_month_days_keep_feb_29_on_the_28th() -> None:
+    assert jobs.month_days(datetime(2027, 2, 28).date()) == ["02-27", "02-28", "03-01", "02-29"]
+
+
+def _zone_at_local_hour(hour: int) -> str:
+    """An Etc/GMT zone where it is about `hour` o'clock now."""
+    offset = (hour - datetime.now(UTC).hour + 12) % 24 - 12  # -12 .. 11
+    return f"Etc/GMT{-offset:+d}"  # Etc/GMT+5 is UTC-5
