@@ -96,6 +96,7 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         app.ctx.broadcasts = BroadcastService(
             runtime.store,
             default_rate=settings.send_rate,
+            links=settings.links,
             public_url=settings.public_url,
         )
         app.ctx.escalations = EscalationTimer(

@@ -136,6 +136,7 @@ def _service(settings: Any, store: Any) -> Any:
     return BroadcastService(
         store,
         default_rate=settings.send_rate,
+        links=settings.links,
         public_url=settings.public_url,
     )
 

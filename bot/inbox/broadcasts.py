@@ -114,7 +114,9 @@ def service_for(db: Callable[[], Database], settings: Settings) -> Callable[[], 
             built.clear()  # a new database (tests, restarts): drop the old service
             store = Store(database, hash_key=settings.secret_key,
                           reply_window_h=settings.reply_window_h)  # fmt: skip
-            built[id(database)] = BroadcastService(store, default_rate=settings.send_rate)
+            built[id(database)] = BroadcastService(store, default_rate=settings.send_rate,
+                                                   links=settings.links,
+                                                   public_url=settings.public_url)  # fmt: skip
         return built[id(database)]
 
     return get
