@@ -39,10 +39,13 @@ class BatchResult:
 def evidence_confidence(model, texts: list[str], names: list[str], prob: np.ndarray) -> np.ndarray:
     """The calibrated probabilities less the evidence's penalties, as `parse` gives them."""
     cal, coverage = model.calibration, model.coverage
-    penalty = [
-        cal.penalty(n, coverage is not None and bool(coverage.uncovered(normalise(t), n)))
-        for t, n in zip(texts, names, strict=True)
-    ]
+    penalty = []
+    for text, name in zip(texts, names, strict=True):
+        uncovered = coverage.uncovered(normalise(text), name) if coverage is not None else ()
+        unsupported = coverage is not None and coverage.unsupported(
+            normalise(text), name, uncovered
+        )
+        penalty.append(cal.penalty(name, bool(uncovered), unsupported))
     return np.clip(prob - np.array(penalty, dtype=np.float64), 0.0, None)
 
 

@@ -8,6 +8,12 @@ Pure, used at training (fitted on the line's own data, measured on out-of-fold t
   such as "when", "is", "the") that the predicted intent never speaks of is evidence the
   intent does not answer it: "can i park at the venue" is not the accessibility FAQ because
   nothing about accessibility mentions parking. Near spellings count as covered ("tickts").
+- **Nothing specific.** A question with such a word whose other content words are only the
+  line's anchors (words most intents speak of: "nova", "show", "tour"; slot values such as a
+  city) asks about that word, not about the intent's topic: "where do i park for the seattle
+  show" speaks of nothing shows-near-me knows but the city and "show". It is not answered
+  (`unsupported`), whatever the confidence: the classifier is sure of such texts because
+  everything it recognises in them points one way.
 - **Per-intent thresholds** and **nearness to the intent's own examples** live in
   `bot.nlu.fallback`; this module holds the word-level evidence and the broadcast bar.
 - **Replies to a broadcast about its news.** A question that shares content words with the
@@ -20,10 +26,14 @@ Pure, used at training (fitted on the line's own data, measured on out-of-fold t
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+
+from bot.nlu.questions import is_question
 
 # Words that carry no topic of their own: function words, question words, auxiliaries, common
 # verbs and adverbs, pronouns, fan-chat spellings. A word listed here is never "uncovered".
@@ -51,6 +61,10 @@ _GENERIC_WORDS = """
 """
 GENERIC = frozenset(_GENERIC_WORDS.split())
 MIN_WORD = 3  # shorter tokens ("la", "ok", "tv") carry little topic and many typos
+# A word spoken of by at least this share of the line's intents (and at least ANCHOR_MIN of
+# them) tells no intent apart: "nova", "show", "tour" on the demo (9 of its 34 intents).
+ANCHOR_SHARE = 0.25
+ANCHOR_MIN = 3
 NEWS_BAR = 0.9  # confidence a reply asking about a broadcast's news needs to be answered
 
 # Asking what the news changed: "still on?", "is it cancelled now", "meet and greet too?"
@@ -60,6 +74,7 @@ _CHANGE = re.compile(
 )
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+_ELONGATED = re.compile(r"([^\W\d_])\1{2,}")  # "merchhh", "pleeease": the near spelling matches
 _SUFFIXES = ("'s", "ies", "ing", "es", "ed", "ly", "s")
 _QUESTION = re.compile(
     r"\?|^\s*(?:who|what|whats|when|where|why|how|which|will|would|is|are|can|could|do|does|did"
@@ -81,7 +96,7 @@ def content_words(text: str) -> tuple[str, ...]:
     """The stems of a text's topic words, in order, each once."""
     out: dict[str, None] = {}
     for match in _WORD.finditer(text.lower().replace("’", "'")):
-        word = match.group()
+        word = _ELONGATED.sub(r"\1\1", match.group())
         if len(word) < MIN_WORD or word in GENERIC or word.replace("'", "") in GENERIC:
             continue
         stemmed = stem(word)
@@ -108,6 +123,11 @@ class Coverage:
     words: Mapping[str, frozenset[str]]  # intent -> stems of its examples and responses
     near: Mapping[str, frozenset[str]]  # intent -> one-letter deletions of its longer stems
     shared: frozenset[str]  # stems every intent covers: lookup tables, synonyms, entity values
+    anchors: frozenset[str] = frozenset()  # shared stems and those most intents speak of
+
+    def __post_init__(self) -> None:
+        if not self.anchors:
+            object.__setattr__(self, "anchors", _anchors(self.words, self.shared))
 
     @classmethod
     def fit(
@@ -152,6 +172,20 @@ class Coverage:
         """Content words of the text the intent (full name) does not speak of."""
         return tuple(w for w in content_words(text) if not self.covers(intent, w))
 
+    def specific(self, text: str, intent: str) -> tuple[str, ...]:
+        """Content words of the text that the intent itself speaks of and that are not anchors:
+        the evidence that the text is about this intent's topic."""
+        return tuple(
+            w for w in content_words(text) if w not in self.anchors and self.covers(intent, w)
+        )
+
+    def unsupported(self, text: str, intent: str, uncovered: tuple[str, ...]) -> bool:
+        """A question with a word the intent never speaks of, and nothing specific to the
+        intent beside it: it asks about that word ("is the denver show indoors or outdoors")."""
+        if not uncovered or self.words.get(intent) is None or not is_question(text):
+            return False
+        return not self.specific(text, intent)
+
     def state(self) -> dict[str, list[str] | dict[str, list[str]]]:
         return {
             "words": {k: sorted(v) for k, v in sorted(self.words.items())},
@@ -166,6 +200,12 @@ class Coverage:
             for k, ws in words.items()
         }
         return cls(words, near, frozenset(state["shared"]))
+
+
+def _anchors(words: Mapping[str, frozenset[str]], shared: frozenset[str]) -> frozenset[str]:
+    counts = Counter(w for ws in words.values() for w in ws)
+    many = max(ANCHOR_MIN, math.ceil(ANCHOR_SHARE * len(words)))
+    return shared | frozenset(w for w, n in counts.items() if n >= many)
 
 
 def asks_about_news(text: str, broadcast_text: str | None) -> bool:

@@ -44,9 +44,11 @@ class Calibration:
         z = np.clip(self.slope * np.asarray(raw, dtype=np.float64) + self.intercept, -30, 30)
         return 1.0 / (1.0 + np.exp(-z))
 
-    def penalty(self, intent: str, uncovered: bool) -> float:
-        """What the evidence takes off a probability for this intent (full name) and text."""
-        if uncovered and intent in self.strict:
+    def penalty(self, intent: str, uncovered: bool, unsupported: bool = False) -> float:
+        """What the evidence takes off a probability for this intent (full name) and text;
+        `unsupported`: a question about a word the intent never speaks of and nothing else
+        specific to it (`Coverage.unsupported`), which no confidence makes an answer."""
+        if unsupported or (uncovered and intent in self.strict):
             return 1.0
         return self.offsets.get(intent, 0.0) + (self.uncovered_offset if uncovered else 0.0)
 

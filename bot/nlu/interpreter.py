@@ -183,7 +183,8 @@ class Interpreter:
         intent = self._classes[best]
         coverage = self.model.coverage
         uncovered = coverage.uncovered(normalised, intent) if coverage is not None else ()
-        penalty = cal.penalty(intent, bool(uncovered))
+        unsupported = coverage is not None and coverage.unsupported(normalised, intent, uncovered)
+        penalty = cal.penalty(intent, bool(uncovered), unsupported)
         return _Intents(intent, confidence, ranking, oos_wins, penalty, uncovered)
 
     def parse(self, text: str) -> Prediction:

@@ -311,3 +311,65 @@ def test_a_small_imported_line_answers_its_own_topic_named_only_by_the_intent(tm
     assert interp.parse("check earnings").intent == "check_earnings"
     assert interp.parse("my earnings this year").intent == "check_earnings"
     assert interp.parse("what is the weather").intent == "out_of_scope"
+
+
+# ---- a question about a word the intent never speaks of, with nothing specific beside it ----
+
+SHOWS = {
+    "near": ["any shows near me", "closest show to my zip", "is there a show near toronto"],
+    "tour": ["when is the tour", "tour dates", "what cities does the show tour"],
+    "tickets": ["how much are tickets for the show", "ticket link for the tour"],
+    "vip": ["what comes with vip at the show", "vip package on tour"],
+}
+
+
+def _shows() -> Coverage:
+    texts = [t for ts in SHOWS.values() for t in ts]
+    labels = [name for name, ts in SHOWS.items() for _ in ts]
+    return Coverage.fit(texts, labels, shared=["Denver", "Toronto"])
+
+
+def test_words_most_intents_speak_of_and_slot_values_are_anchors():
+    coverage = _shows()
+    assert {"show", "tour", "denver"} <= coverage.anchors  # 4 and 3 of 4 intents; a city
+    assert "near" not in coverage.anchors and "ticket" not in coverage.anchors
+    assert Coverage.from_state(coverage.state()).anchors == coverage.anchors
+
+
+def test_a_question_about_an_uncovered_word_with_only_anchors_beside_it_is_unsupported():
+    coverage = _shows()
+
+    def unsupported(text: str, intent: str) -> bool:
+        return coverage.unsupported(text, intent, coverage.uncovered(text, intent))
+
+    # "park" is all the question is about: shows-near-me knows only the city and "show"
+    assert unsupported("where do i park for the denver show", "near")
+    assert unsupported("is the denver show indoors or outdoors?", "near")
+    # something the intent itself speaks of ("near", "closest") carries the question
+    assert not unsupported("is there a show near denver with parking", "near")
+    assert not unsupported("whats the closest show to denver", "near")  # nothing uncovered
+    # not a question: an uncovered word alone is left to the bars ("the denver show parking
+    # was a mess" is a complaint's business)
+    assert not unsupported("the denver show parking was a mess", "near")
+
+
+def test_an_elongated_word_is_its_near_spelling():
+    coverage = Coverage.fit(["where is the merch store"], ["merch"])
+    assert coverage.uncovered("merchhh", "merch") == ()
+    assert coverage.uncovered("storeeee??", "merch") == ()
+
+
+def test_parse_and_the_batch_path_hand_over_an_unsupported_question(interp):
+    plain = _with(interp, offsets={}, uncovered_offset=0.0)
+    text = "when is the tour hotel?"
+    assert plain.parse(text).intent == "ask_tour_dates"  # the words' bar alone answers it
+    # the same model where "tour" is a word most intents speak of (an anchor)
+    texts = ["when is the tour", "tour dates", "vip on tour", "tour merch", "tour tickets"]
+    names = ["ask_tour_dates", "ask_tour_dates", "faq/ask_vip", "buy_merch", "faq/ask_tickets"]
+    anchored = Interpreter(replace(plain.model, coverage=Coverage.fit(texts, names)))
+    assert "tour" in anchored.model.coverage.anchors
+    out = anchored.parse(text)
+    assert out.intent == "out_of_scope"
+    assert out.ranking[0][0] == "ask_tour_dates"  # the guess is kept for the inbox
+    assert anchored.parse("when are the tour dates? hotel").intent == "ask_tour_dates"  # "date"
+    assert predict_batch(anchored, [text]).confidence[0] < anchored.threshold
