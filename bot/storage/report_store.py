@@ -26,7 +26,7 @@ from bot.audience.report_model import (
     TopTopic,
 )
 from bot.errors import NotFound
-from bot.storage.broadcast_tables import broadcasts
+from bot.storage.broadcast_tables import broadcast_recipients, broadcasts
 from bot.storage.engagement_tables import broadcast_variants, link_clicks, links
 from bot.storage.tables import consent_events, contacts, escalations, events, messages
 from bot.storage.topic_tables import topics
@@ -35,6 +35,7 @@ SENT = ("sent", "delivered", "read", "undelivered", "failed")
 DELIVERED = ("delivered", "read")
 FAILED = ("failed", "undelivered")
 JOINED = ("opt_in", "resubscribe")
+Counts = dict[Any, dict[str, Any]]  # variant id (None: no variant) -> figure -> value
 
 
 def _dialect(conn: Connection) -> str:
@@ -60,11 +61,6 @@ def plus(conn: Connection, column: Any, delta: timedelta) -> Any:
     return sa.func.datetime(column, f"+{int(delta.total_seconds())} seconds")
 
 
-def variant_of_message() -> Any:
-    """The broadcast text's variant id column, when A/B broadcasts have added one."""
-    return messages.c.get("variant_id")
-
-
 # ---- one broadcast -----------------------------------------------------------------------
 
 
@@ -81,15 +77,16 @@ def broadcast_report(
         )
     }
     counts: dict[Any, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
-    _sends(conn, b.id, counts)
-    _clicks(conn, b.id, counts)
-    _replies(conn, b.id, counts)
+    ab = bool(labels)  # only an A/B broadcast's figures need each fan's variant
+    sends(conn, b.id, ab, counts)
+    clicks(conn, b.id, counts)
+    replies(conn, b.id, ab, counts)
     start = b.started_at or b.created_at
     end = (b.finished_at or now) + window
-    _after(conn, b.id, counts, "opt_outs", consent_events, consent_events.c.at, start, end, window,
-           consent_events.c.action == "opt_out")  # fmt: skip
-    _after(conn, b.id, counts, "hand_offs", escalations, escalations.c.created_at, start, end,
-           window)  # fmt: skip
+    after(conn, b.id, ab, counts, "opt_outs", consent_events, consent_events.c.at,
+          (start, end, window), consent_events.c.action == "opt_out")  # fmt: skip
+    after(conn, b.id, ab, counts, "hand_offs", escalations, escalations.c.created_at,
+          (start, end, window))  # fmt: skip
     total = _figures("all", _sum(counts.values()))
     variants = tuple(
         _figures(label, counts.get(vid, {}), winner)
@@ -111,16 +108,28 @@ def recent_broadcasts(conn: Connection, since: datetime, limit: int) -> list[int
     return [r.id for r in rows]
 
 
-def _variant_key(column: Any) -> Any:
-    return column if column is not None else sa.literal(None, sa.Integer)
+def _variant(broadcast_id: int, ab: bool, source: Any, contact_id: Any) -> tuple[Any, Any]:
+    """(from clause, variant id): the fan's variant from their recipient row (A/B only)."""
+    if not ab:
+        return source, sa.literal(None, sa.Integer)
+    r = broadcast_recipients.c
+    joined = source.join(broadcast_recipients, sa.and_(
+        r.broadcast_id == broadcast_id, r.contact_id == contact_id))  # fmt: skip
+    return joined, r.variant_id
 
 
-def _sends(conn: Connection, broadcast_id: int, counts: dict[Any, dict[str, Any]]) -> None:
+def _inline(value: str) -> Any:
+    """A constant written into the SQL, so a partial index on it can serve the query."""
+    return sa.literal(value, literal_execute=True)
+
+
+def sends(conn: Connection, broadcast_id: int, ab: bool, counts: Counts) -> None:
     m = messages.c
-    variant = _variant_key(variant_of_message())
+    source, variant = _variant(broadcast_id, ab, messages, m.contact_id)
     rows = conn.execute(
         sa.select(variant.label("v"), m.status, m.error_code, sa.func.count())
-        .where(m.broadcast_id == broadcast_id, m.kind == "broadcast")
+        .select_from(source)
+        .where(m.broadcast_id == broadcast_id, m.kind == _inline("broadcast"))
         .group_by(variant, m.status, m.error_code)
     )
     for v, status, code, n in rows:
@@ -140,7 +149,7 @@ def _sends(conn: Connection, broadcast_id: int, counts: dict[Any, dict[str, Any]
             c["queued"] += n
 
 
-def _clicks(conn: Connection, broadcast_id: int, counts: dict[Any, dict[str, Any]]) -> None:
+def clicks(conn: Connection, broadcast_id: int, counts: Counts) -> None:
     lk, cl = links.c, link_clicks.c
     rows = conn.execute(
         sa.select(lk.variant_id, sa.func.count(sa.distinct(lk.contact_id)))
@@ -152,48 +161,44 @@ def _clicks(conn: Connection, broadcast_id: int, counts: dict[Any, dict[str, Any
         counts[v]["clicks"] += n
 
 
-def _replies(conn: Connection, broadcast_id: int, counts: dict[Any, dict[str, Any]]) -> None:
-    inbound = messages.c
-    copy = messages.alias("copy")
-    variant = _variant_key(copy.c.get("variant_id"))
+def replies(conn: Connection, broadcast_id: int, ab: bool, counts: Counts) -> None:
+    m = messages.c
     fans = (
-        sa.select(inbound.contact_id)
-        .where(inbound.broadcast_id == broadcast_id, inbound.direction == "in")
+        sa.select(m.contact_id)
+        .where(m.broadcast_id == broadcast_id, m.direction == _inline("in"))
         .distinct()
         .subquery()
     )
+    source, variant = _variant(broadcast_id, ab, fans, fans.c.contact_id)
     rows = conn.execute(
-        sa.select(variant.label("v"), sa.func.count())
-        .select_from(fans.join(copy, sa.and_(
-            copy.c.contact_id == fans.c.contact_id, copy.c.broadcast_id == broadcast_id,
-            copy.c.kind == "broadcast")))
-        .group_by(variant)
-    )  # fmt: skip
+        sa.select(variant.label("v"), sa.func.count()).select_from(source).group_by(variant)
+    )
     for v, n in rows:
         counts[v]["replies"] += n
 
 
-def _after(
+def after(
     conn: Connection,
     broadcast_id: int,
-    counts: dict[Any, dict[str, Any]],
+    ab: bool,
+    counts: Counts,
     key: str,
     table: sa.Table,
     at: Any,
-    start: datetime,
-    end: datetime,
-    window: timedelta,
+    span: tuple[datetime, datetime, timedelta],
     *where: Any,
 ) -> None:
-    """Fans with a row of `table` within `window` after their copy was sent: read from the
+    """Fans with a row of `table` within the window after their copy was sent: read from the
     period's rows (few) to each fan's copy (an index lookup), never from every recipient."""
+    start, end, window = span
     copy = messages.alias("copy")
-    variant = _variant_key(copy.c.get("variant_id"))
+    joined = table.join(copy, sa.and_(
+        copy.c.contact_id == table.c.contact_id, copy.c.broadcast_id == broadcast_id,
+        copy.c.kind == _inline("broadcast")))  # fmt: skip
+    source, variant = _variant(broadcast_id, ab, joined, table.c.contact_id)
     found = (
         sa.select(variant.label("v"), table.c.contact_id)
-        .select_from(table.join(copy, sa.and_(
-            copy.c.contact_id == table.c.contact_id, copy.c.broadcast_id == broadcast_id,
-            copy.c.kind == "broadcast")))
+        .select_from(source)
         .where(at >= start, at <= end, *where, copy.c.sent_at.is_not(None),
                at >= copy.c.sent_at, at <= plus(conn, copy.c.sent_at, window))
         .distinct()
@@ -234,35 +239,57 @@ def _figures(label: str, c: dict[str, Any], winner: bool = False) -> SendFigures
 def days(conn: Connection, since: datetime, until: datetime) -> list[Day]:
     """One row per UTC day from `since` to `until`, days with nothing included."""
     per: dict[str, dict[str, Any]] = defaultdict(dict)
+    for query in (texts_per_day, hand_offs_per_day, first_answers_per_day, consent_per_day):
+        for day, values in query(conn, since, until).items():
+            per[day].update(values)
+    return _with_list_size(conn, since, until, per)
+
+
+PerDay = dict[str, dict[str, Any]]
+
+
+def texts_per_day(conn: Connection, since: datetime, until: datetime) -> PerDay:
     m = messages.c
     d = day_of(conn, m.created_at)
     bot_answered = sa.case((sa.and_(m.status == "processed", m.escalation_id.is_(None)), 1),
                            else_=0)  # fmt: skip
-    for day, n, answered in conn.execute(
+    rows = conn.execute(
         sa.select(d, sa.func.count(), sa.func.sum(bot_answered))
-        .where(m.direction == "in", m.created_at >= since, m.created_at < until)
+        .where(m.direction == _inline("in"), m.created_at >= since, m.created_at < until)
         .group_by(d)
-    ):
-        per[day].update(texts_in=n, answered_by_bot=int(answered or 0))
+    )
+    return {
+        day: {"texts_in": n, "answered_by_bot": int(answered or 0)} for day, n, answered in rows
+    }
+
+
+def hand_offs_per_day(conn: Connection, since: datetime, until: datetime) -> PerDay:
     e = escalations.c
     d = day_of(conn, e.created_at)
+    rows = conn.execute(
+        sa.select(d, sa.func.count()).where(e.created_at >= since, e.created_at < until).group_by(d)
+    )
+    return {day: {"hand_offs": n} for day, n in rows}
+
+
+def first_answers_per_day(conn: Connection, since: datetime, until: datetime) -> PerDay:
+    """The median wait from hand-off to a person's first answer, per day of the hand-off."""
+    e = escalations.c
     waits: dict[str, list[float]] = defaultdict(list)
-    for day, n, in conn.execute(
-        sa.select(d, sa.func.count())
-        .where(e.created_at >= since, e.created_at < until)
-        .group_by(d)
-    ):  # fmt: skip
-        per[day]["hand_offs"] = n
     for day, secs in conn.execute(
-        sa.select(d, seconds_between(conn, e.created_at, e.first_response_at)).where(
-            e.created_at >= since, e.created_at < until, e.first_response_at.is_not(None)
-        )
-    ):
+        sa.select(day_of(conn, e.created_at), seconds_between(conn, e.created_at,
+                                                              e.first_response_at))
+        .where(e.created_at >= since, e.created_at < until, e.first_response_at.is_not(None))
+    ):  # fmt: skip
         waits[day].append(float(secs))
-    for day, values in waits.items():
-        per[day]["first_answer_median_s"] = statistics.median(values)
+    return {day: {"first_answer_median_s": round(statistics.median(v), 1)}
+            for day, v in waits.items()}  # fmt: skip
+
+
+def consent_per_day(conn: Connection, since: datetime, until: datetime) -> PerDay:
     ce = consent_events.c
     d = day_of(conn, ce.at)
+    per: PerDay = defaultdict(dict)
     for day, action, n in conn.execute(
         sa.select(d, ce.action, sa.func.count())
         .where(ce.at >= since, ce.at < until)
@@ -271,13 +298,11 @@ def days(conn: Connection, since: datetime, until: datetime) -> list[Day]:
         field = "opt_ins" if action in JOINED else "opt_outs" if action == "opt_out" else None
         if field:
             per[day][field] = per[day].get(field, 0) + n
-    return _with_list_size(conn, since, until, per)
+    return per
 
 
-def _with_list_size(
-    conn: Connection, since: datetime, until: datetime, per: dict[str, dict[str, Any]]
-) -> list[Day]:
-    """Subscribed fans at each day's end: today's count, walked back through the ledger."""
+def subscribed_now(conn: Connection, until: datetime) -> int:
+    """Subscribed fans at `until`: today's count less the ledger's changes since."""
     size = conn.execute(
         sa.select(sa.func.count()).where(contacts.c.subscription == "subscribed")
     ).scalar_one()
@@ -289,6 +314,12 @@ def _with_list_size(
         ).scalar_one()
         or 0
     )
+    return int(size)
+
+
+def _with_list_size(conn: Connection, since: datetime, until: datetime, per: PerDay) -> list[Day]:
+    """Subscribed fans at each day's end, walked back from `until` through each day's changes."""
+    size = subscribed_now(conn, until)
     out: list[Day] = []
     first = since.date()
     day = (until - timedelta(microseconds=1)).date()

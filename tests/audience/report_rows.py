@@ -12,9 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from bot.storage import Store
-from bot.storage.broadcast_tables import broadcasts
+from bot.storage.broadcast_tables import broadcast_recipients, broadcasts
 from bot.storage.engagement_tables import broadcast_variants, link_clicks, links
-from bot.storage.report_store import variant_of_message
 from bot.storage.tables import (
     consent_events,
     contacts,
@@ -72,15 +71,18 @@ def _write(conn: Any, store: Store, t0: datetime) -> History:
         ).returning(broadcast_variants.c.id)).scalar_one()
         for label in ("A", "B")
     }  # fmt: skip
-    variant_column = variant_of_message()
     copies = {}
     for i, (status, code) in SENDS.items():
-        extra = {variant_column.name: variants[VARIANT[i]]} if variant_column is not None else {}
+        conn.execute(
+            broadcast_recipients.insert().values(
+                broadcast_id=bid, contact_id=fans[i], variant_id=variants[VARIANT[i]], created_at=t0
+            )
+        )
         copies[i] = conn.execute(messages.insert().values(
             contact_id=fans[i], direction="out", body="Presale", kind="broadcast", status=status,
             broadcast_id=bid, error_code=code, created_at=t0,
             error="frequency cap" if status == "skipped" else None,
-            sent_at=None if status == "skipped" else t0 + timedelta(seconds=i), **extra,
+            sent_at=None if status == "skipped" else t0 + timedelta(seconds=i),
         ).returning(messages.c.id)).scalar_one()  # fmt: skip
     # clicks: fans 1 (twice on one link), 2 (two links), 6; fan 3's link only previewed
     for i, kinds in {1: ["human"], 2: ["human", "human"], 3: ["preview"], 6: ["human"]}.items():
