@@ -16,7 +16,7 @@ from sanic import Sanic
 from bot.audience.broadcasts import BroadcastService
 from bot.audience.links import LinkSettings, agent_kind, link_settings, with_utm
 from bot.audience.privacy import erase_fan
-from bot.audience.redirect import redirect_blueprint
+from bot.audience.redirect import ClickLog, redirect_blueprint
 from bot.audience.segments import parse_cli
 from bot.errors import ConfigError
 from bot.flows.loader import read_yaml
@@ -71,10 +71,16 @@ async def sent_broadcast(store: Store, fans: int, body: str = BODY) -> tuple[int
 
 
 @pytest.fixture
-async def site(store: Store) -> AsyncIterator[str]:
+def written() -> ClickLog:
+    """The redirect's click log: a test writes it (`flush`) before it reads the clicks."""
+    return ClickLog()
+
+
+@pytest.fixture
+async def site(store: Store, written: ClickLog) -> AsyncIterator[str]:
     sock = bind_local()
     app = Sanic(f"links_test_{id(store)}")
-    app.blueprint(redirect_blueprint(lambda: store.db))
+    app.blueprint(redirect_blueprint(lambda: store.db, written))
     async with serve_in_process(app, sock):
         yield url_of(sock)
 
@@ -110,7 +116,7 @@ async def test_preview_counts_segments_with_the_short_links(store: Store) -> Non
 
 
 async def test_redirect_goes_to_the_stored_url_and_counts_clicks_by_kind(
-    store: Store, site: str
+    store: Store, site: str, written: ClickLog
 ) -> None:
     bid, ids = await sent_broadcast(store, 2)
     first = await stored_links(store)
@@ -123,9 +129,12 @@ async def test_redirect_goes_to_the_stored_url_and_counts_clicks_by_kind(
         await http.get(f"/l/{link['code']}", headers={"User-Agent": "WhatsApp/2.23.20 A"})
         await http.head(f"/l/{link['code']}", headers={"User-Agent": PHONE_UA})
         await http.get(f"/l/{link['code']}", headers={"User-Agent": "curl/8.5.0"})
+        await written.flush()
+        await http.get(f"/l/{link['code']}", headers={"User-Agent": PHONE_UA})
+    await written.flush()
     assert await clicks(store) == [
         (link["id"], "bot", 2, link["contact_id"]),
-        (link["id"], "human", 2, link["contact_id"]),
+        (link["id"], "human", 3, link["contact_id"]),
         (link["id"], "preview", 1, link["contact_id"]),
     ]
     stats = await service(store).stats(bid)
@@ -150,12 +159,15 @@ async def test_redirect_goes_to_the_stored_url_and_counts_clicks_by_kind(
         "//evil.example.com/l/AAAAAAAAAA",
     ],
 )
-async def test_the_redirect_is_never_open(store: Store, site: str, path: str) -> None:
+async def test_the_redirect_is_never_open(
+    store: Store, site: str, written: ClickLog, path: str
+) -> None:
     await sent_broadcast(store, 1)
     async with httpx.AsyncClient(follow_redirects=False) as http:
         r = await http.get(site + path, headers={"User-Agent": PHONE_UA})
     assert r.status_code == 404
     assert "location" not in r.headers
+    await written.flush()
     assert await clicks(store) == []
 
 
@@ -167,11 +179,14 @@ async def test_a_code_leads_only_to_its_own_url(store: Store, site: str) -> None
     assert r.headers["location"] == one["url"] != two["url"]
 
 
-async def test_erasure_unties_links_and_clicks_from_the_fan(store: Store, site: str) -> None:
+async def test_erasure_unties_links_and_clicks_from_the_fan(
+    store: Store, site: str, written: ClickLog
+) -> None:
     await sent_broadcast(store, 1)
     link = (await stored_links(store))[0]
     async with httpx.AsyncClient(base_url=site) as http:
         await http.get(f"/l/{link['code']}", headers={"User-Agent": PHONE_UA})
+    await written.flush()
     await erase_fan(store, number(0))
     assert all(s["contact_id"] is None for s in await stored_links(store))
     assert [c[3] for c in await clicks(store)] == [None]
