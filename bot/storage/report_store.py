@@ -341,7 +341,9 @@ def funnels(conn: Connection, since: datetime, until: datetime) -> list[Funnel]:
     step = ev.data["step"].as_string()
     rows = conn.execute(
         sa.select(flow, ev.type, step, sa.func.count(sa.distinct(ev.contact_id)))
-        .where(ev.type.in_(("flow_started", "step")), ev.at >= since, ev.at < until)
+        .where(
+            ev.type.in_([_inline("flow_started"), _inline("step")]), ev.at >= since, ev.at < until
+        )
         .group_by(flow, ev.type, step)
     ).all()
     started: dict[str, int] = {}

@@ -148,3 +148,43 @@ suppressions = sa.Table(
     sa.Column("reason", sa.String(32), nullable=False),
     sa.Column("at", TS, nullable=False),
 )
+
+# --- 0016: the reports' indexes (bot/storage/report_store.py; bench/reports.py times each query
+# on a million fans and ten million texts). Partial where a report reads one kind of row, so the
+# turn's other writes do not maintain them; the queries write the same constant inline.
+_INBOUND = sa.text("direction = 'in'")
+_FLOW_EVENTS = sa.text("type IN ('flow_started', 'step')")
+REPORT_INDEXES = (
+    # texts in per day and how many the bot answered: read from the index alone
+    sa.Index(
+        "ix_messages_inbound_day",
+        messages.c.created_at,
+        messages.c.status,
+        messages.c.escalation_id,
+        sqlite_where=_INBOUND,
+        postgresql_where=_INBOUND,
+    ),
+    # a broadcast's replies: fans whose text the pipeline linked to it
+    sa.Index(
+        "ix_messages_broadcast_replies",
+        messages.c.broadcast_id,
+        messages.c.contact_id,
+        sqlite_where=_INBOUND,
+        postgresql_where=_INBOUND,
+    ),
+    # a broadcast's texts by status and error code, without reading a row
+    sa.Index(
+        "ix_messages_broadcast_status",
+        messages.c.broadcast_id,
+        messages.c.status,
+        messages.c.error_code,
+        sqlite_where=sa.text("kind = 'broadcast'"),
+        postgresql_where=sa.text("kind = 'broadcast'"),
+    ),
+    sa.Index("ix_consent_events_at", consent_events.c.at, consent_events.c.action),
+    sa.Index("ix_escalations_created", escalations.c.created_at, escalations.c.first_response_at),
+    sa.Index(
+        "ix_events_flow_at", events.c.at, sqlite_where=_FLOW_EVENTS, postgresql_where=_FLOW_EVENTS
+    ),
+    sa.Index("ix_contacts_subscription", contacts.c.subscription),
+)  # an Index built on a table's columns is part of that table (and of `metadata`)
