@@ -100,6 +100,12 @@ class LinkStore:
         )
 
     async def find(self, code: str) -> Link | None:
+        if self.db.is_sqlite:
+            # one read by a unique index of a WAL database never waits for the writer: it is
+            # answered on the loop, without the hop to the writer thread and its queue (which
+            # cost the redirect more than the read itself)
+            with self.db.engine.connect() as conn:
+                return self._found(conn, code)
         return await self.db.run(self._found, code)
 
     def _found(self, conn: Connection, code: str) -> Link | None:
