@@ -215,6 +215,12 @@ GUARDS = re.compile(
     r"loving|screaming|laughing|replaying|the hate|teasing|making me)"
     r"|(show|concert|tour|date|presale|sale|album) (end|ends|ended|ending)\b"
     r"|(want|need|love|send me|get) (some |a few |lots )?more (texts|messages|updates|txts)"
+    # asking FOR the texts ("i want to get texts from nova", "sign me up for the texts"): the
+    # phrase model reads words, not who wants what, and took these as opt-outs
+    r"|(?<!n't )(?<!not )(?<!dont )(?<!longer )(want|wanna|would like|need|love) "
+    r"(to (get|receive|keep getting|be getting|have) )?(the |your |ur |some |nova'?s )?"
+    r"(texts|txts|messages|msgs|updates|alerts)\b(?!\s+(to )?(stop|end|anymore|no more))"
+    r"|(sign|add|put) me (up )?(to|for|on) (the |your |ur |nova'?s )?(texts|txts|messages|list)"
     r"|(never|don'?t|dont|do not) (ever )?want (these|the|your|ur|them|this|it|the texts) "
     r"(\w+ )?to (stop|end)"
     r"|(show|concert|tour|date|gig|event)s? (was |is |got |been |being )?(cancell?ed|cancell?ing)"

@@ -193,3 +193,13 @@ def test_a_request_in_words_carries_its_language_for_the_reply() -> None:
 def test_cancelled_as_news_and_a_negated_cancel_never_unsubscribe(text: str) -> None:
     """Seen in the reply storm: a fan afraid the show is off was unsubscribed."""
     assert decide(text) != "opt_out"
+
+
+@pytest.mark.parametrize("text", ["i want to get texts from nova", "sign me up for the texts",
+                                  "i would like updates from nova"])  # fmt: skip
+def test_asking_for_the_texts_never_unsubscribes(text: str) -> None:
+    """The phrase model took "i want to get texts from nova" as a sure opt-out (0.8): it reads
+    the words, not who wants what. Wanting the texts guards them; not wanting them does not."""
+    assert classify(text, subscription="subscribed") is None
+    for refusal in ("i want your texts to stop", "i dont want texts from nova"):
+        assert decide(refusal) == "opt_out"
