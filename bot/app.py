@@ -17,6 +17,7 @@ from sanic.response import HTTPResponse, json, raw
 from bot import logs, metrics, ops, roles, unanswered
 from bot.audience.broadcasts import BroadcastService
 from bot.audience.redirect import redirect_blueprint
+from bot.audience.scheduler import TimedFlows
 from bot.audience.signup import signup_blueprint
 from bot.channels.simulator import SimulatorFeed, simulator_blueprint
 from bot.channels.twilio_gateway import LocalGateway, TwilioGateway
@@ -216,6 +217,11 @@ def _start_jobs(app: Sanic, settings: Settings, runtime: Runtime) -> None:
         "escalation-timer": app.ctx.escalations.run,
         "topic-sweep": app.ctx.topics.run,
         "answer-sweep": app.ctx.answers.run,
+        # flows that start in time; beside other processes a cursor stops short of the last
+        # 30 s (a lower id may still commit), as the unanswered pass does
+        "timed-flows": TimedFlows(
+            runtime.pipeline, grace_s=0.0 if runtime.store.db.is_sqlite else unanswered.GRACE_S
+        ).run,
     }
     app.ctx.singletons = {}
     app.ctx.tasks = []

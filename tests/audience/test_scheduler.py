@@ -5,8 +5,12 @@ the fan's quiet hours, taken again after a runner's lease lapsed, birthdays in l
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -180,3 +184,33 @@ def _zone_at_local_hour(hour: int) -> str:
     """An Etc/GMT zone where it is about `hour` o'clock now."""
     offset = (hour - datetime.now(UTC).hour + 12) % 24 - 12  # -12 .. 11
     return f"Etc/GMT{-offset:+d}"  # Etc/GMT+5 is UTC-5
+
+
+PROCESS = Path(__file__).with_name("scheduler_process.py")
+CRASH_FANS = 150
+
+
+async def test_a_scheduler_killed_mid_pass_resumes_without_second_texts(
+    runtime: Runtime, database_url: str
+) -> None:
+    ids = await fans(runtime, CRASH_FANS)
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    first = await asyncio.create_subprocess_exec(
+        sys.executable, str(PROCESS), database_url, at.isoformat(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    for _ in range(6000):  # bounded (~2 min): until a few jobs are done
+        if len(await texts(runtime)) >= CRASH_FANS // 5:
+            break
+        assert first.returncode is None, (await first.stderr.read()).decode()[-3000:]  # type: ignore[union-attr]
+        await asyncio.sleep(0.02)  # polling a condition, not timing the test
+    first.send_signal(signal.SIGKILL)
+    await first.wait()
+    killed_at = len(await texts(runtime))
+    assert 0 < killed_at < CRASH_FANS, "the kill must land mid-pass"
+    # the dead process's `running` jobs are taken again once their lease lapses
+    await TimedFlows(runtime.pipeline).run_pass(at + LEASE + timedelta(seconds=1))
+    per_fan = Counter(r.contact_id for r in await texts(runtime))
+    assert set(per_fan) == set(ids) and max(per_fan.values()) == 1
+    firsts = [r.status for r in await job_rows(runtime) if r.trigger == "after_signup"]
+    assert firsts == ["done"] * CRASH_FANS  # (the series' next texts wait a day)
