@@ -1,6 +1,6 @@
 """Reliability suite: the real server under SIGKILL, Twilio faults and STOP races; prints what broke.
 
-    python bench/chaos.py                      # SQLite (role all) and PostgreSQL (web + workers)
+    python bench/chaos.py                      # SQLite (role all) and PostgreSQL (web + workers) at once
     python bench/chaos.py --db sqlite --short  # the short version CI runs
 
 It runs `fanline run` as a subprocess on 127.0.0.1 against a Twilio-compatible server in this
@@ -472,7 +472,12 @@ def race_audit(url: str, races: Races, phones: Phones) -> dict[str, int]:
 
 
 async def run_races(
-    db_url: str, env: dict[str, str], fans: Fans, twilio: RecordingTwilio, args: argparse.Namespace
+    db_url: str,
+    env: dict[str, str],
+    fans: Fans,
+    twilio: RecordingTwilio,
+    args: argparse.Namespace,
+    name: str = "",
 ) -> Races:
     settings = load_settings(ROOT, env=env)
     stores = [await asyncio.to_thread(Store.open, db_url, hash_key=settings.secret_key,
@@ -484,15 +489,27 @@ async def run_races(
         races.broadcasts = await race_schedulers(stores, 3)
         races.late = await late_accept(twilio, GATEWAY_TIMEOUT_S)
         twilio.set_faults()
+        stamp(f"{name}: schedulers and late accepts raced")
         races.signups = await race_stop_signup(fans, stores[0], settings, args.race_fans)
+        stamp(f"{name}: STOP and signup raced")
         races.erased, races.erased_numbers = await race_erasure(
             fans, stores[0], max(2, args.race_fans // 3), args.seed
         )
+        stamp(f"{name}: erasures raced")
         races.burst = await race_burst(fans, args.burst, args.seed)
+        stamp(f"{name}: burst answered")
     finally:
         for store in stores:
             store.close()
     return races
+
+
+STARTED = time.monotonic()
+
+
+def stamp(what: str) -> None:
+    """Where a run's time goes, on stderr (the table on stdout is what CI reads)."""
+    print(f"[{time.monotonic() - STARTED:6.1f} s] {what}", file=sys.stderr, flush=True)
 
 
 GATEWAY_TIMEOUT_S = 10.0  # bot.channels.twilio_gateway's default request timeout
@@ -570,7 +587,7 @@ def audit(
 
 
 async def run_one(
-    db_url: str, workers: int, args: argparse.Namespace, tmp: Path, roles: int = 0
+    db_url: str, workers: int, args: argparse.Namespace, tmp: Path, roles: int = 0, name: str = ""
 ) -> dict[str, Any]:
     """One run; with `roles`, the server is `--role web` and `roles` `--role worker` processes
     send and run the singleton jobs, the one holding them SIGKILLed while texts stream and
@@ -601,13 +618,19 @@ async def run_one(
             bg.append(Server(env | {"FANLINE_PORT": bg_urls[-1].rsplit(":", 1)[1]}, 1,
                              tmp / f"worker-{i}.log", "worker"))  # fmt: skip
             bg[-1].start()
-        await server.ready(url)
-        for w, w_url in zip(bg, bg_urls, strict=True):
-            await w.ready(w_url)
+        try:
+            await server.ready(url)
+            for w, w_url in zip(bg, bg_urls, strict=True):
+                await w.ready(w_url)
+        except BaseException:  # one that never became ready: none of them is left running
+            for proc in (server, *bg):
+                proc.stop()
+            raise
         takeovers: list[float] = []
         phones = Phones()
         fans = Fans(url, phones, time.monotonic() + args.max_seconds)
         started = time.monotonic()
+        stamp(f"{name}: servers ready")
         try:
             twilio.set_faults(**FAULTS)
             done = asyncio.Event()
@@ -618,6 +641,7 @@ async def run_one(
             done.set()
             await kills
             await worker_kills
+            stamp(f"{name}: texts streamed")
             broadcast = asyncio.create_task(broadcast_with_stops(env, fans, args.fans, args.seed))
             await asyncio.sleep(args.fans / 20 * 0.3)  # a kill in the middle of the broadcast
             server.kill()
@@ -628,10 +652,12 @@ async def run_one(
                     takeovers.append(took)
             await server.ready(url)
             await broadcast
+            stamp(f"{name}: broadcast sent")
             twilio.set_faults()  # faults off: let in-doubt lookups and retries settle
-            races = await run_races(db_url, env, fans, twilio, args)
+            races = await run_races(db_url, env, fans, twilio, args, name)
             # a send in doubt settles after the late-accept window (the timeout + 60 s)
             await drain(db_url, 240.0)
+            stamp(f"{name}: drained ({_pending(db_url)} rows pending)")
         finally:
             await fans.aclose()
             server.stop()
@@ -646,6 +672,19 @@ async def run_one(
     report |= {"kills": server.kills, "texts": len(phones.acked), "redeliveries": phones.retries,
                "gave up": phones.gave_up, "seconds": round(time.monotonic() - started)}  # fmt: skip
     return report
+
+
+def both_at_once() -> int:
+    """The SQLite and the PostgreSQL run as two processes at the same time (they share no port,
+    file or schema: each has its own Twilio, server ports, temp folder and database); their
+    tables in that order; non-zero if either found anything broken."""
+    children = [subprocess.Popen([sys.executable, __file__, *sys.argv[1:], "--db", db],
+                                 stdout=subprocess.PIPE, text=True)
+                for db in ("sqlite", "postgresql")]  # fmt: skip
+    outs = [child.communicate()[0] for child in children]  # a table is a few hundred bytes
+    for out in outs:
+        print(out, end="", flush=True)
+    return max(child.returncode for child in children)
 
 
 def main() -> None:
@@ -667,20 +706,24 @@ def main() -> None:
         help="CI size: 60 fans, 600 texts, 2 kills, 12 racing fans, a burst of 100",
     )
     args = ap.parse_args()
+    if args.db == "both":
+        raise SystemExit(both_at_once())
     print_baseline()
     if args.short:
         args.fans, args.texts, args.kills, args.kill_every = 60, 600, 2, 4.0
         args.race_fans, args.burst = 12, 100
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        if args.db in ("sqlite", "both"):
+        if args.db == "sqlite":
             url = f"sqlite:///{tmp}/chaos.db"
-            runs.append(("SQLite, 1 worker", asyncio.run(run_one(url, 1, args, Path(tmp)))))
-        if args.db in ("postgresql", "both"):
+            runs.append(("SQLite, 1 worker",
+                         asyncio.run(run_one(url, 1, args, Path(tmp), name="SQLite"))))  # fmt: skip
+        else:
             with scratch_schema(args.pg_url, "chaos") as url:
                 # roles: a web server of 2 processes, 2 worker processes holding the singletons
                 runs.append(("PostgreSQL, --role web (2 workers) + 2 x --role worker",
-                             asyncio.run(run_one(url, 2, args, Path(tmp), roles=2))))  # fmt: skip
+                             asyncio.run(run_one(url, 2, args, Path(tmp), roles=2,
+                                                 name="PostgreSQL"))))  # fmt: skip
     broken = False
     for name, report in runs:
         print(f"\n{name}:")
