@@ -27,6 +27,7 @@ from bot.domain import (
 from bot.errors import Conflict
 from bot.messages import InboundSms, OutboundSms
 from bot.storage import escalation_store
+from bot.storage.compiled import Compiled
 from bot.storage.db import Database
 from bot.storage.outbox import OutboxQueries, _aware, now
 from bot.storage.tables import (
@@ -59,7 +60,7 @@ class Store(OutboxQueries):
 
     def __init__(self, db: Database, *, hash_key: bytes, reply_window_h: float = 24.0):
         self.db = db
-        self._q = _Prepared(self._insert)
+        self._q = _Prepared(self._insert, db.engine.dialect)
         self._hash_key = hash_key
         self.reply_window = timedelta(hours=reply_window_h)
 
@@ -97,7 +98,10 @@ class Store(OutboxQueries):
         recorded, row = self._record(conn, msg)
         if recorded.duplicate and recorded.answered:
             return recorded, None
-        return recorded, self._load_turn(conn, recorded.contact.id, row)
+        pending = None
+        if row is not None and not recorded.duplicate and not row.has_pending:
+            pending = (_just_recorded(msg, recorded.message_id),)  # the one unanswered: this
+        return recorded, self._load_turn(conn, recorded.contact.id, row, pending)
 
     async def record_inbound(self, msg: InboundSms) -> Recorded:
         return await self.db.run(self._record_inbound, msg)
@@ -113,25 +117,25 @@ class Store(OutboxQueries):
         so a text is never recorded onto a fan an erasure is removing."""
         q = self._q
         find = q.contact_and_conversation_by_phone if locked else q.contact_by_phone_shared
-        row = conn.execute(find, {"phone": msg.sender, "since": self._since()}).first()
+        row = find.first(conn, {"phone": msg.sender, "since": self._since()})
         if row is None:
             contact, is_new = self._contact_for(conn, msg.sender, msg.received_at)
         else:
             contact, is_new = _contact(row), False
-        inserted = conn.execute(
-            q.insert_inbound,
+        inserted = q.insert_inbound.scalar(
+            conn,
             {"contact_id": contact.id, "channel_id": msg.channel_id, "from_number": msg.sender,
              "to_number": msg.recipient, "body": msg.body, "media_urls": list(msg.media_urls),
              "created_at": msg.received_at},
-        ).scalar()  # fmt: skip
+        )  # fmt: skip
         if inserted is None:
-            existing = conn.execute(q.message_by_channel, {"channel_id": msg.channel_id}).one()
+            existing = q.message_by_channel.first(conn, {"channel_id": msg.channel_id})
             answered = existing.status != "received"
             return Recorded(contact, existing.id, True, False, answered=answered), row
         last = row.last_inbound_at if row is not None else None
         if last is None or _aware(last) < msg.received_at - ENGAGEMENT_RESOLUTION:
             # kept to the hour for engagement segments; not a write on every text
-            conn.execute(q.touch_contact, {"cid": contact.id, "at": msg.received_at})
+            q.touch_contact.run(conn, {"cid": contact.id, "at": msg.received_at})
         return Recorded(contact, inserted, duplicate=False, is_new_contact=is_new), row
 
     def _contact_for(self, conn: Connection, phone: str, at: datetime) -> tuple[Contact, bool]:
@@ -156,19 +160,22 @@ class Store(OutboxQueries):
     async def load_turn(self, contact_id: int) -> TurnContext:
         return await self.db.run(self._load_turn, contact_id)
 
-    def _load_turn(self, conn: Connection, contact_id: int, row: Any = None) -> TurnContext:
+    def _load_turn(
+        self,
+        conn: Connection,
+        contact_id: int,
+        row: Any = None,
+        pending: tuple[PendingText, ...] | None = None,
+    ) -> TurnContext:
+        """The turn's context; `pending` given when known without a statement (the fan had
+        nothing unanswered before the text just recorded)."""
         q = self._q
         if row is None:
-            row = conn.execute(
-                q.contact_and_conversation, {"cid": contact_id, "since": self._since()}
-            ).one()
-        pending = conn.execute(q.pending_texts, {"cid": contact_id}).all()
-        return TurnContext(
-            contact=_contact(row),
-            conversation_id=row.conv_id,
-            status=row.conv_status,
-            dialogue=row.dialogue or {},
-            pending=tuple(
+            row = q.contact_and_conversation.first(
+                conn, {"cid": contact_id, "since": self._since()}
+            )
+        if pending is None:
+            pending = tuple(
                 PendingText(
                     r.id,
                     r.body,
@@ -177,8 +184,14 @@ class Store(OutboxQueries):
                     r.channel_id or "",
                     r.to_number or "",
                 )
-                for r in pending
-            ),
+                for r in q.pending_texts.rows(conn, {"cid": contact_id})
+            )
+        return TurnContext(
+            contact=_contact(row),
+            conversation_id=row.conv_id,
+            status=row.conv_status,
+            dialogue=row.dialogue or {},
+            pending=pending,
             last_broadcast_id=row.last_broadcast_id,
             last_broadcast_text=row.last_broadcast_body,
         )
@@ -243,11 +256,17 @@ class Store(OutboxQueries):
     def _finish_turn(self, conn: Connection, rec: TurnRecord) -> list[QueuedReply]:
         at = now()
         q = self._q
-        if conn.execute(q.contact_erased, {"cid": rec.contact_id}).scalar() is not None:
+        # the text's status first: the same statement tells whether the fan was erased
+        erased = q.set_message_status.first(
+            conn,
+            {"mid": rec.message_id, "new_status": rec.inbound_status, "bid": rec.broadcast_id,
+             "cid": rec.contact_id},
+        )  # fmt: skip
+        if erased is None or erased.erased_at is not None:
             return _refuse_erased(conn, rec)  # erased while the turn ran: nothing of it is kept
         if rec.events:
-            conn.execute(
-                q.insert_events,
+            q.insert_events.run_many(
+                conn,
                 [
                     {"contact_id": rec.contact_id, "message_id": rec.message_id,
                      "type": kind, "data": data, "at": at}
@@ -266,15 +285,13 @@ class Store(OutboxQueries):
             conv_values["dialogue"] = rec.dialogue
         if rec.status is not None:
             conv_values["status"] = rec.status
-        conn.execute(q.update_conversation, conv_values)  # SET takes the keys given
+        q.update_conversation[rec.dialogue is not None, rec.status is not None].run(
+            conn, conv_values
+        )
         if rec.profile_updates:
             self._update_profile(conn, rec.contact_id, rec.profile_updates)
         if rec.consent is not None:
             self._change_consent(conn, rec.contact_id, rec.consent, at, rec.message_id)
-        conn.execute(
-            q.set_message_status,
-            {"mid": rec.message_id, "new_status": rec.inbound_status, "bid": rec.broadcast_id},
-        )
         inline = rec.inline_until is not None and now() <= rec.inline_until
         return self._enqueue(
             conn, rec.contact_id, rec.replies, at, rec.hold_replies_until, rec.message_id,
@@ -294,6 +311,30 @@ class Store(OutboxQueries):
     ) -> list[QueuedReply]:
         if not replies:
             return []
+        if not extra:  # a turn's replies: one driver-level insert each (the ids in order)
+            insert = self._q.insert_reply
+            return [
+                QueuedReply(
+                    insert.scalar(
+                        conn,
+                        {
+                            "contact_id": contact_id,
+                            "to_number": r.to,
+                            "from_number": r.sender,
+                            "body": r.body,
+                            "media_urls": list(r.media_urls),
+                            "kind": r.kind,
+                            "status": status,
+                            "reply_to": reply_to,
+                            "not_before": not_before,
+                            "created_at": at,
+                        },
+                    ),  # fmt: skip
+                    r,
+                    status,
+                )
+                for r in replies
+            ]
         rows = [
             {"contact_id": contact_id, "direction": "out", "to_number": r.to,
              "from_number": r.sender, "body": r.body, "media_urls": list(r.media_urls),
@@ -408,52 +449,63 @@ class Store(OutboxQueries):
 
 
 class _Prepared:
-    """The hot path's statements, built once: building a statement costs more than running it."""
+    """The hot path's statements, built once: building a statement costs more than running it.
+    The turn's own are compiled for the dialect and run on the driver (`Compiled`)."""
 
-    def __init__(self, insert: Any):
+    def __init__(self, insert: Any, dialect: Any):
         b = sa.bindparam
         m = messages.c
+
+        def compiled(statement: Any) -> Compiled:
+            return Compiled(statement, dialect)
+
         self.contact_by_phone = sa.select(contacts).where(contacts.c.phone == b("phone"))
-        self.insert_inbound = (
+        self.insert_inbound = compiled(
             insert(messages)
             .values(
                 contact_id=b("contact_id"), direction="in", channel_id=b("channel_id"),
                 from_number=b("from_number"), to_number=b("to_number"), body=b("body"),
                 media_urls=b("media_urls", type_=m.media_urls.type), kind="sms",
-                status="received", created_at=b("created_at"),
+                status="received", created_at=b("created_at", type_=m.created_at.type),
             )
             .on_conflict_do_nothing(index_elements=["channel_id"])
             .returning(m.id)
         )  # fmt: skip
-        self.message_by_channel = sa.select(m.id, m.status).where(m.channel_id == b("channel_id"))
-        self.touch_contact = (
-            contacts.update().where(contacts.c.id == b("cid")).values(last_inbound_at=b("at"))
+        self.message_by_channel = compiled(
+            sa.select(m.id, m.status).where(m.channel_id == b("channel_id"))
+        )
+        self.touch_contact = compiled(
+            contacts.update()
+            .where(contacts.c.id == b("cid"))
+            .values(last_inbound_at=b("at", type_=contacts.c.last_inbound_at.type))
         )
         # the fan's latest broadcast within the reply window, read in the same statement as
         # the fan (one statement fewer per turn; statements, not rows, are a turn's cost)
         latest = (
             sa.select(m.broadcast_id, m.body)
             .where(m.contact_id == contacts.c.id, m.direction == "out", m.kind == "broadcast",
-                   m.created_at >= b("since"))
+                   m.created_at >= b("since", type_=m.created_at.type))
             .order_by(m.id.desc())
             .limit(1)
         )  # fmt: skip
+        # texts still unanswered from before this one? None (the usual case): the turn's
+        # pending texts are just the one recorded, and need no statement of their own
+        has_pending = sa.exists().where(
+            m.contact_id == contacts.c.id, m.direction == "in", m.status == "received"
+        )
         with_conversation = sa.select(
             contacts, conversations.c.id.label("conv_id"),
             conversations.c.status.label("conv_status"), conversations.c.dialogue,
             latest.with_only_columns(m.broadcast_id).scalar_subquery().label("last_broadcast_id"),
             latest.with_only_columns(m.body).scalar_subquery().label("last_broadcast_body"),
+            has_pending.label("has_pending"),
         ).join(conversations, conversations.c.contact_id == contacts.c.id)  # fmt: skip
-        self.contact_and_conversation = with_conversation.where(contacts.c.id == b("cid"))
-        self.contact_and_conversation_by_phone = with_conversation.where(
-            contacts.c.phone == b("phone")
-        )
+        self.contact_and_conversation = compiled(with_conversation.where(contacts.c.id == b("cid")))
+        by_phone = with_conversation.where(contacts.c.phone == b("phone"))
+        self.contact_and_conversation_by_phone = compiled(by_phone)
         # outside the fan's lock: waits for an erasure in flight, then no longer finds the fan
-        self.contact_by_phone_shared = self.contact_and_conversation_by_phone.with_for_update(
-            read=True, of=contacts
-        )
-        self.contact_erased = sa.select(contacts.c.erased_at).where(contacts.c.id == b("cid"))
-        self.pending_texts = (
+        self.contact_by_phone_shared = compiled(by_phone.with_for_update(read=True, of=contacts))
+        self.pending_texts = compiled(
             sa.select(m.id, m.body, m.media_urls, m.created_at, m.channel_id, m.to_number)
             .where(m.contact_id == b("cid"), m.direction == "in", m.status == "received")
             .order_by(m.id)
@@ -489,14 +541,61 @@ class _Prepared:
                    m.kind != "compliance")
             .values(status="cancelled", error="fan opted out")
         )  # fmt: skip
-        self.insert_events = events.insert()
-        self.update_conversation = conversations.update().where(conversations.c.id == b("conv_id"))
-        self.set_message_status = (
+        e = events.c
+        self.insert_events = compiled(
+            events.insert().values(
+                contact_id=b("contact_id"), message_id=b("message_id"), type=b("type"),
+                data=b("data", type_=e.data.type), at=b("at", type_=e.at.type),
+            )
+        )  # fmt: skip
+        # (dialogue given, status given) -> the UPDATE setting just those
+        cv = conversations.c
+        self.update_conversation = {
+            (with_dialogue, with_status): compiled(
+                conversations.update()
+                .where(cv.id == b("conv_id"))
+                .values(
+                    updated_at=b("updated_at", type_=cv.updated_at.type),
+                    **({"dialogue": b("dialogue", type_=cv.dialogue.type)} if with_dialogue else {}),
+                    **({"status": b("status")} if with_status else {}),
+                )
+            )
+            for with_dialogue in (False, True)
+            for with_status in (False, True)
+        }  # fmt: skip
+        # the text's status, and whether its fan was erased meanwhile (no row: the text is gone)
+        self.set_message_status = compiled(
             messages.update()
             .where(m.id == b("mid"))
             .values(status=b("new_status"), broadcast_id=b("bid"))
+            .returning(
+                sa.select(contacts.c.erased_at)
+                .where(contacts.c.id == b("cid"))
+                .scalar_subquery()
+                .label("erased_at")
+            )
         )
         self.insert_outbound = messages.insert().returning(m.id, sort_by_parameter_order=True)
+        self.insert_reply = compiled(
+            messages.insert()
+            .values(
+                contact_id=b("contact_id"), direction="out", to_number=b("to_number"),
+                from_number=b("from_number"), body=b("body"),
+                media_urls=b("media_urls", type_=m.media_urls.type), kind=b("kind"),
+                status=b("status"), reply_to=b("reply_to"),
+                not_before=b("not_before", type_=m.not_before.type),
+                created_at=b("created_at", type_=m.created_at.type),
+            )
+            .returning(m.id)
+        )  # fmt: skip
+
+
+def _just_recorded(msg: InboundSms, message_id: int) -> PendingText:
+    """The text just recorded, as the pending-texts statement would have read it back."""
+    return PendingText(
+        message_id, msg.body, len(msg.media_urls), _aware(msg.received_at),
+        msg.channel_id or "", msg.recipient or "",
+    )  # fmt: skip
 
 
 def _refuse_erased(conn: Connection, rec: TurnRecord) -> list[QueuedReply]:
@@ -505,7 +604,9 @@ def _refuse_erased(conn: Connection, rec: TurnRecord) -> list[QueuedReply]:
     conn.execute(
         messages.update()
         .where(messages.c.id == rec.message_id)
-        .values(body="", media_urls=[], from_number=None, status=rec.inbound_status)
+        .values(
+            body="", media_urls=[], from_number=None, status=rec.inbound_status, broadcast_id=None
+        )
     )
     return []
 
