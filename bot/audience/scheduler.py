@@ -94,6 +94,8 @@ class TimedFlows:
                 added += await db.run(
                     jobs.no_reply_to_broadcast, flow, t.broadcast, t.no_reply_after, at
                 )
+            if t.no_reply_after is not None and t.flow is not None:
+                added += await db.run(jobs.no_reply_to_flow, flow, t.flow, t.no_reply_after, at)
             if t.on_birthday is not None:
                 added += await self._birthdays(flow, t.on_birthday, at, contact_id)
         tags = [(f, t.tagged) for f, t in flows.items() if t.tagged is not None]

@@ -217,7 +217,12 @@ def no_reply_to_broadcast(
             sent.c.contact_id, *_job_cols(flow, "no_reply_after", f"b{broadcast_id}", at, at)
         )  # fmt: skip
         .select_from(sent.join(broadcast_recipients, r.contact_id == sent.c.contact_id))
-        .where(r.broadcast_id == broadcast_id, sent.c.sent_at <= at - after, ~replied)
+        .where(
+            r.broadcast_id == broadcast_id,
+            sent.c.sent_at <= at - after,
+            ~replied,
+            sent.c.sent_at >= at - after - LATE,
+        )  # fmt: skip
     )
     return _insert_from(conn, select)
 
@@ -339,4 +344,39 @@ def waits(conn: Connection, upto: datetime, at: datetime) -> int:
                "due_at": _aware(r.at) + timedelta(seconds=float(data.get("delay_s") or 0))}  # fmt: skip
         added += insert_jobs(conn, str(data.get("flow")), "wait", [row], at)
     move_cursor(conn, "wait", last, at)
+    return added
+
+
+def no_reply_to_flow(
+    conn: Connection, flow: str, started: str, after: timedelta, at: datetime
+) -> int:
+    """Fans for whom flow `started` began more than `after` ago and who have not texted since
+    (its `flow_started` events, read once through a cursor per timed flow)."""
+    e, m = events.c, messages.c
+    name, upto = f"no_reply:{flow}", at - after
+    start = cursor(conn, name) or 0
+    last = conn.execute(sa.select(sa.func.max(e.id)).where(e.id > start, e.at <= upto)).scalar()
+    if last is None:
+        return 0
+    begun = [
+        r
+        for r in conn.execute(
+            sa.select(e.id, e.contact_id, e.at, e.data).where(
+                e.id > start, e.id <= last, e.type == "flow_started", e.contact_id.is_not(None),
+                e.at >= at - after - LATE,
+            )
+        )
+        if (r.data or {}).get("flow") == started
+    ]  # fmt: skip
+    rows = []
+    for r in begun:
+        replied = conn.execute(
+            sa.select(m.id)
+            .where(m.contact_id == r.contact_id, m.direction == "in", m.created_at > r.at)
+            .limit(1)
+        ).first()
+        if replied is None:
+            rows.append({"contact_id": r.contact_id, "occurrence": f"e{r.id}", "due_at": at})
+    added = insert_jobs(conn, flow, "no_reply_after", rows, at)
+    move_cursor(conn, name, last, at)
     return added
