@@ -41,6 +41,7 @@ STEP_KINDS = {
     "slot_was_set",
     "escalated",
     "no_reply",
+    "tagged",
     "team",
     "agent",
     "clock",
@@ -274,6 +275,10 @@ def _check(kind: str, value: Any, outcome: TurnOutcome, replies: list[str]) -> s
         )
     if kind == "no_reply":
         return None if not replies or not value else f"expected silence; the bot said {replies!r}"
+    if kind == "tagged":  # `tagged: denver` or a list: the turn added these tags to the fan
+        tagged = {d["tag"] for t, d in outcome.events if t == "tagged"}
+        want = {str(v).lower() for v in (value if isinstance(value, list) else [value])}
+        return None if want <= tagged else f"expected tags {sorted(want)}; tagged {sorted(tagged)}"
     return f"unknown step {kind}"
 
 

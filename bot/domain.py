@@ -112,6 +112,7 @@ class TurnRecord:
     dialogue: dict[str, Any] | None = None  # None: unchanged
     status: str | None = None  # new conversation status
     profile_updates: dict[str, Any] = field(default_factory=dict)
+    tags: list[tuple[str, str]] = field(default_factory=list)  # (tag, source): fan_tags rows
     consent: ConsentChange | None = None
     escalation: EscalationSpec | None = None
     attach_to_escalation: bool = False  # a held text: part of the open escalation's texts

@@ -43,6 +43,7 @@ from bot.flows import (
     SetSlot,
     StepTaken,
     Subscribe,
+    TagFan,
     TurnInput,
     Unsubscribe,
     Wait,
@@ -582,6 +583,9 @@ class Pipeline:
                     record.consent = ConsentChange("opt_in", method, shown)
             case Unsubscribe():
                 record.consent = ConsentChange("opt_out", "flow")
+            case TagFan(tag=tag, source=source):
+                record.tags.append((tag, source))
+                record.events.append(("tagged", {"tag": tag, "source": source}))
             case FlowStarted(flow_id=flow_id, trigger=trigger):
                 turn.flow_from = (len(record.replies), len(record.events))
                 record.events.append(("flow_started", {"flow": flow_id, "trigger": trigger}))

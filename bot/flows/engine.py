@@ -41,6 +41,7 @@ from bot.flows.state import (
     SetSlot,
     StepTaken,
     Subscribe,
+    TagFan,
     TurnInput,
     Unsubscribe,
     Wait,
@@ -582,6 +583,8 @@ class _Turn:
             self.commands.append(HandOff(reason, step.escalate.priority))  # type: ignore[attr-defined]
             self.end_all("escalated", keep_queued=True)
             return bool(self.stack)  # a queued flow (first contact's opt-in) still runs
+        elif kind == "tag":
+            self.commands.append(TagFan(step.tag, "flow"))  # type: ignore[attr-defined]
         elif kind == "wait":  # the flow steps aside; the scheduler starts it again after
             delay = step.wait.total_seconds()  # type: ignore[attr-defined]
             self.commands.append(Wait(flow.id, step.step_id, delay))
@@ -687,6 +690,10 @@ class _Turn:
         self.budget -= 1
         self.stack.append(Frame(flow_id, reason=reason))
         self.commands.append(FlowStarted(flow_id, trigger))
+        tag = self.flow(flow_id).tag
+        if tag is not None:
+            source = "keyword" if trigger.startswith("keyword:") else "flow"
+            self.commands.append(TagFan(tag, source))
         return True
 
     def end_top(self, outcome: str, *, quiet: bool = False) -> bool:

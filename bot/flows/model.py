@@ -23,12 +23,13 @@ from pydantic import (
 )
 from pydantic.functional_validators import AfterValidator
 
+from bot.audience.tags import normalise_tag
 from bot.errors import Location
 from bot.flows.conditions import check_expression
 from bot.flows.durations import MAX_WAIT, parse_clock, parse_duration
 
 END = "END"
-STEP_KINDS = ("collect", "action", "set_slots", "link", "call", "escalate", "noop", "wait")
+STEP_KINDS = ("collect", "action", "set_slots", "link", "call", "escalate", "noop", "wait", "tag")
 # what starts a flow in time (`trigger:`), read by bot.audience.scheduler
 TIMED_TRIGGERS = ("after_signup", "on_birthday", "at", "no_reply_after", "on_click", "tagged")
 EVENTS = ("first_contact", "broadcast_reply")
@@ -236,6 +237,18 @@ class WaitStep(StepBase):
         return delay
 
 
+class TagStep(StepBase):
+    """`- tag: vinyl`: the fan joins the sub-list (fan_tags; `fan.tags` from the next turn)."""
+
+    tag: str
+    kind = property(lambda self: "tag")
+
+    @field_validator("tag", mode="before")
+    @classmethod
+    def _tag_name(cls, value: Any) -> str:
+        return normalise_tag(value)
+
+
 def _step_kind(data: Any) -> str | None:
     if isinstance(data, dict):
         found = [k for k in STEP_KINDS if k in data]
@@ -253,7 +266,8 @@ Step = Annotated[
     | Annotated[CallStep, Tag("call step")]
     | Annotated[EscalateStep, Tag("escalate step")]
     | Annotated[NoopStep, Tag("noop step")]
-    | Annotated[WaitStep, Tag("wait step")],
+    | Annotated[WaitStep, Tag("wait step")]
+    | Annotated[TagStep, Tag("tag step")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
@@ -325,6 +339,7 @@ class Flow(Located):
     if_: Condition | None = Field(default=None, alias="if")
     persisted_slots: list[str] | None = None
     trigger: TimedTrigger | None = None  # starts in time (bot.audience.scheduler)
+    tag: str | None = None  # a fan who starts the flow joins this sub-list (`DENVER` -> denver)
     steps: list[Step] = Field(min_length=1)
 
     _id: str = PrivateAttr(default="")  # the `flows:` key, set by FlowFile
@@ -332,6 +347,11 @@ class Flow(Located):
     @property
     def id(self) -> str:
         return self._id
+
+    @field_validator("tag", mode="before")
+    @classmethod
+    def _tag_name(cls, value: Any) -> str | None:
+        return None if value is None else normalise_tag(value)
 
     @field_validator("keywords", mode="before")
     @classmethod

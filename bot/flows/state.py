@@ -166,9 +166,17 @@ class Wait:
     delay_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class TagFan:
+    """The fan joins a sub-list: a keyword flow's `tag:` (source keyword) or a `tag:` step."""
+
+    tag: str
+    source: str  # keyword | flow
+
+
 Command = (
     Say | SetSlot | RunAction | HandOff | Subscribe | Unsubscribe | FlowStarted | FlowEnded
-    | StepTaken | Wait
+    | StepTaken | Wait | TagFan
 )  # fmt: skip
 
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.audience.tags import normalise_tag
 from bot.errors import BadRequest, Conflict, NotFound
 from bot.inbox.auth import Agent, now, utc
 from bot.sms import count_segments
-from bot.storage import Database
+from bot.storage import Database, tag_store
 from bot.storage import inbox_store as sql
 from bot.storage.db import Connection
 
@@ -228,16 +229,15 @@ async def add_note(db: Database, conversation_id: int, agent: Agent, body: str) 
 async def set_tags(
     db: Database, conversation_id: int, agent: Agent, add: Iterable[str], remove: Iterable[str]
 ) -> list[str]:
-    """Add and remove tags on the fan's profile (`fan.tags` in flow conditions)."""
+    """Add and remove the fan's tags (fan_tags, source `agent`; `fan.tags` in flow conditions,
+    segments' `tags`)."""
     added, removed = [_tag(t) for t in add], {_tag(t) for t in remove}
 
     def run(conn: Connection) -> list[str]:
         contact_id = _conversation(conn, conversation_id)["contact_id"]
-        profile = dict(sql.contact(conn, contact_id)["profile"] or {})
-        tags = [t for t in profile.get("tags", []) if t not in removed]
-        tags += [t for t in dict.fromkeys(added) if t not in tags]
-        profile["tags"] = tags
-        sql.set_profile(conn, contact_id, profile)
+        tag_store.remove_tags(conn, contact_id, removed)
+        tags = tag_store.add_tags(conn, contact_id, [t for t in added if t not in removed],
+                                  "agent", now())  # fmt: skip
         _event(conn, contact_id, "tagged", agent, tags=tags)
         return tags
 
@@ -325,7 +325,7 @@ def agent_text(body: str) -> str:
 
 
 def _tag(tag: str) -> str:
-    tag = str(tag).strip().lower()
-    if not tag or len(tag) > MAX_TAG or not all(ch.isalnum() or ch in "-_" for ch in tag):
-        raise BadRequest(f"tags are 1-{MAX_TAG} letters, digits, '-' or '_'")
-    return tag
+    try:
+        return normalise_tag(tag)
+    except ValueError:
+        raise BadRequest(f"tags are 1-{MAX_TAG} letters, digits, '-' or '_'") from None

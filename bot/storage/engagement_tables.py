@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from bot.storage.tables import TS, metadata
+from bot.storage.tables import TS, messages, metadata
 
 # --- 0012: timed flows --------------------------------------------------------------------------
 # One row per time a timed flow is due for a fan. `occurrence` tells repeats apart: the year of a
@@ -60,6 +60,15 @@ fan_tags = sa.Table(
     sa.UniqueConstraint("contact_id", "tag", name="uq_fan_tags"),
     sa.Index("ix_fan_tags_tag", "tag", "contact_id"),
 )
+
+# The frequency cap (bot.audience.frequency) counts a fan's marketing texts claimed within the
+# window at every claim: this partial index holds only marketing texts, by fan and claim time,
+# so the count reads the few in the window instead of every message the fan ever exchanged.
+_marketing = messages.c.kind.in_(("broadcast", "timed"))
+ix_messages_marketing = sa.Index(
+    "ix_messages_marketing", messages.c.contact_id, messages.c.claimed_at,
+    sqlite_where=_marketing, postgresql_where=_marketing,
+)  # fmt: skip
 
 # --- 0014: tracked links and A/B variants -------------------------------------------------------
 broadcast_variants = sa.Table(

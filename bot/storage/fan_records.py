@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from bot.domain import ConsentChange
 from bot.errors import Conflict, NotFound
 from bot.messages import OutboundSms
-from bot.storage import link_store, review_store, topic_store
+from bot.storage import link_store, review_store, tag_store, topic_store
 from bot.storage.broadcast_tables import broadcast_recipients
 from bot.storage.store import Store
 from bot.storage.tables import (
@@ -163,6 +163,7 @@ class FanRecords:
             ],
             "topics": topic_store.fan_topic_data(conn, c.id),  # texts, replies, labels
             "bot_answers": review_store.fan_answer_data(conn, c.id),  # texts, corrections
+            "tags": tag_store.fan_tag_rows(conn, c.id),  # with their source and time
         }
 
     async def erase(self, phone: str) -> int:
@@ -194,6 +195,7 @@ class FanRecords:
         topic_store.erase_fan_topics(conn, c.id)  # texts, vectors, agents' labels on turns
         review_store.erase_fan_answers(conn, c.id, at)  # answered texts and their vectors
         link_store.erase_fan_links(conn, c.id)  # clicks stay counted, tied to nobody
+        tag_store.erase_fan_tags(conn, c.id)  # (the profile's copy goes with the profile)
         conn.execute(
             conversations.update().where(conversations.c.contact_id == c.id).values(dialogue={})
         )

@@ -100,7 +100,7 @@ class OutboxQueries:
         )
         blocked = self._suppressed_numbers(conn, items)
         sendable = sa.and_(_SENDABLE, m.id.not_in(blocked)) if blocked else _SENDABLE
-        over = frequency_sql.capped(conn, self.frequency_cap, [i.id for i in items], sendable, at)
+        over = frequency_sql.capped(conn, self.frequency_cap, items, at)
         claimed = set(
             conn.execute(
                 messages.update()
@@ -110,10 +110,13 @@ class OutboxQueries:
             ).scalars()
         )
         if over:  # never sent later: the next one is a new decision, not this text's retry
-            conn.execute(
-                messages.update()
-                .where(mine, m.id.in_(list(over)))
-                .values(status="skipped", error=frequency.REASON, sent_at=None)
+            over = set(
+                conn.execute(
+                    messages.update()
+                    .where(mine, sendable, m.id.in_(list(over)))
+                    .values(status="skipped", error=frequency.REASON, sent_at=None)
+                    .returning(m.id)
+                ).scalars()
             )
         if len(claimed) + len(over) < len(items):  # not claimable: opted out, erased, suppressed
             conn.execute(

@@ -1,7 +1,7 @@
 """Compiles a `bot.audience.segments.Segment` into one SQL condition over `contacts` (SQLite and PostgreSQL).
 
 Fans are filtered by the database, never in Python: a preview count or a million-fan broadcast
-is one statement. Profile fields are read from the JSON `profile` column.
+is one statement. Profile fields are read from the JSON `profile` column, tags from `fan_tags`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from bot.audience.quiet_hours import ZIP3_STATES
 from bot.audience.segments import Segment
-from bot.storage.engagement_tables import link_clicks, links
+from bot.storage.engagement_tables import fan_tags, link_clicks, links
 from bot.storage.tables import contacts
 
 
@@ -71,6 +71,13 @@ def _clicked(broadcast_id: int) -> Any:
 
 
 def _has_tag(tag: str, dialect: str) -> Any:
+    """A row in fan_tags (keywords, flows, agents), or the tag on the profile alone (fans
+    tagged before fan_tags existed, and profile imports)."""
+    row = sa.exists().where(fan_tags.c.contact_id == contacts.c.id, fan_tags.c.tag == tag)
+    return sa.or_(row, _profile_tag(tag, dialect))
+
+
+def _profile_tag(tag: str, dialect: str) -> Any:
     if dialect == "postgresql":
         # profile is `json`; the jsonb containment test reads the array without unnesting it
         tags = sa.cast(contacts.c.profile["tags"], sa.dialects.postgresql.JSONB)

@@ -26,7 +26,7 @@ from bot.domain import (
 )
 from bot.errors import Conflict
 from bot.messages import InboundSms, OutboundSms
-from bot.storage import escalation_store
+from bot.storage import escalation_store, tag_store
 from bot.storage.compiled import Compiled
 from bot.storage.db import Database
 from bot.storage.outbox import OutboxQueries, _aware, now
@@ -290,6 +290,9 @@ class Store(OutboxQueries):
         )
         if rec.profile_updates:
             self._update_profile(conn, rec.contact_id, rec.profile_updates)
+        for source in dict.fromkeys(s for _, s in rec.tags):  # a keyword's or a flow's tags
+            tags = [t for t, s in rec.tags if s == source]
+            tag_store.add_tags(conn, rec.contact_id, tags, source, at)
         if rec.consent is not None:
             self._change_consent(conn, rec.contact_id, rec.consent, at, rec.message_id)
         inline = rec.inline_until is not None and now() <= rec.inline_until

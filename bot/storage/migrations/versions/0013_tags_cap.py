@@ -24,7 +24,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("contact_id", "tag", name="uq_fan_tags"),
     )
     op.create_index("ix_fan_tags_tag", "fan_tags", ["tag", "contact_id"])
+    # the frequency cap's count: a fan's marketing texts by claim time (partial: only those)
+    marketing = sa.text("kind IN ('broadcast', 'timed')")
+    op.create_index(
+        "ix_messages_marketing", "messages", ["contact_id", "claimed_at"],
+        sqlite_where=marketing, postgresql_where=marketing,
+    )  # fmt: skip
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_marketing", table_name="messages")
     op.drop_table("fan_tags")
