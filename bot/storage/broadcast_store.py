@@ -363,20 +363,24 @@ class BroadcastStore:
             self._insert_messages(conn, b, parts, at, chunk)
             self._shorten(conn, b, b.body, None, before)
         else:
-            texts = sum(self._insert_variant(conn, b, v, at, chunk) for v in ab.variants)
+            for v in ab.variants:
+                self._insert_variant(conn, b, v, at, chunk)
+            texts = conn.execute(  # the driver's rowcount of INSERT ... SELECT is not reliable
+                sa.select(sa.func.count()).where(r.broadcast_id == broadcast_id,
+                                                 r.contact_id > b.cursor, r.variant_id.is_not(None))
+            ).scalar_one()  # fmt: skip
         _update(conn, broadcast_id, cursor=last, enqueued=b.enqueued + texts)
         return ChunkResult(texts, False, b.status)
 
     def _insert_variant(
         self, conn: Connection, b: Broadcast, v: Variant, at: datetime, chunk: int, *where: Any
-    ) -> int:
+    ) -> None:
         before = self._before(conn, v.body)
         r = broadcast_recipients.c
-        texts = self._insert_messages(
+        self._insert_messages(
             conn, b, parse_template(v.body), at, chunk, r.variant_id == v.id, *where
         )
         self._shorten(conn, b, v.body, v.id, before)
-        return texts
 
     def _enqueue_rest(
         self, conn: Connection, b: Broadcast, ab: ABTest, chunk: int, at: datetime
@@ -401,7 +405,8 @@ class BroadcastStore:
             .where(r.broadcast_id == b.id, r.contact_id.in_(ids), r.variant_id.is_(None))
             .values(variant_id=winner.id)
         )
-        texts = self._insert_variant(conn, b, winner, at, chunk, r.contact_id.in_(ids))
+        self._insert_variant(conn, b, winner, at, chunk, r.contact_id.in_(ids))
+        texts = len(ids)
         _update(conn, b.id, cursor=max(ids), enqueued=b.enqueued + texts)
         return ChunkResult(texts, False, b.status)
 
@@ -430,7 +435,7 @@ class BroadcastStore:
         at: datetime,
         chunk: int,
         *where: Any,
-    ) -> int:
+    ) -> None:
         r = broadcast_recipients.c
         quiet = QuietHours.parse(b.quiet_start, b.quiet_end)
         pace = _pace_expr(b, at, sa.func.row_number().over(order_by=r.contact_id), chunk)
@@ -457,10 +462,7 @@ class BroadcastStore:
             .select_from(broadcast_recipients.join(contacts, contacts.c.id == r.contact_id))
             .where(r.broadcast_id == b.id, r.contact_id > b.cursor, *where)
         )
-        inserted = conn.execute(
-            messages.insert().from_select(list(cols), select, include_defaults=False)
-        )
-        return int(inserted.rowcount or 0)
+        conn.execute(messages.insert().from_select(list(cols), select, include_defaults=False))
 
     # ---- statistics ----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from bot.storage.engagement_tables import links
 from bot.storage.link_store import LinkStore
 from bot.storage.tables import messages
 from tests.broadcasts.helpers import add_fans, broadcast, number
+from tests.broadcasts.test_cli import run
 
 FANS = 120
 A_TEXT = "Tickets A https://tix.example.com/a"
@@ -92,6 +94,7 @@ async def test_the_test_share_is_split_evenly_and_the_rest_held(store: Store) ->
         assert vid == expected
     stats = await svc.stats(bid)
     assert b.status == "sending" and b.decide_at is not None
+    assert b.enqueued == len(sent)  # texts written so far (the held fans come with the winner)
     assert [v.label for v in stats.variants] == ["A", "B"]
     await mark_sent(store, bid, datetime.now(UTC))
     await svc.run_due()  # before decide_at: nothing is decided, the broadcast stays open
@@ -186,3 +189,35 @@ def test_options_are_checked() -> None:
         ab_test("hi", ["B: yo"], decide_after="8d")
     with pytest.raises(ConfigError, match="variant"):
         ab_test("hi", [], winner_by="ctr")
+
+
+def test_the_commands(
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FANLINE_DATABASE_URL", database_url)
+    monkeypatch.setenv("FANLINE_SECRET_KEY", "cli-test")
+    (tmp_path / "config.yml").write_text("fanline:\n  links: {domain: nova.fm}\n")
+    store = Store.open(database_url, hash_key=b"cli-test")
+    try:
+        asyncio.run(add_fans(store, [{"phone": number(i)} for i in range(40)]))
+    finally:
+        store.close()
+    assert run(tmp_path, "broadcast", "create", "tour", "--text", "A https://tix.example.com",
+               "--variant", "B: B https://tix.example.com", "--test-share", "50%",
+               "--winner-by", "replies", "--decide-after", "1h", "--send-winner", "manual",
+               "--quiet-hours", "00:00-00:00") == 0  # fmt: skip
+    assert run(tmp_path, "broadcast", "preview", "1") == 0
+    assert "https://nova.fm/l/" in capsys.readouterr().out
+    assert run(tmp_path, "broadcast", "send", "1", "--no-wait") == 0
+    assert run(tmp_path, "broadcast", "status", "1", "--no-wait") == 0
+    out = capsys.readouterr().out
+    assert "variant A: sent 0" in out and "variant B:" in out
+    assert run(tmp_path, "broadcast", "send-winner", "1", "--variant", "b") == 0
+    assert "variant B goes to the rest" in capsys.readouterr().out
+    assert run(tmp_path, "broadcast", "status", "1", "--no-wait") == 0
+    assert "40 recipients" in capsys.readouterr().out
+    with pytest.raises(Conflict, match="already sent"):  # once only (fanline prints it)
+        run(tmp_path, "broadcast", "send-winner", "1")
