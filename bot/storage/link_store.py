@@ -74,6 +74,37 @@ def shorten_messages(
     return len(new_links)
 
 
+def shorten_text(
+    conn: Connection,
+    text: str,
+    *,
+    base: str,
+    utm: dict[str, str],
+    contact_id: int,
+    flow: str | None = None,
+    message_id: int | None = None,
+) -> str:
+    """One text to one fan (a timed flow's or a response's, when `fanline.links.
+    track_responses` is on) with its URLs as short links of its own; in the caller's
+    transaction, before the text is queued. UTM `{broadcast}` is the flow's id here."""
+    urls = find_urls(text)
+    if not urls:
+        return text
+    at = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+
+    def short(url: str) -> str:
+        code = new_code()
+        rows.append({"code": code, "url": with_utm(url, utm, {"broadcast": flow or ""}),
+                     "message_id": message_id, "contact_id": contact_id, "broadcast_id": None,
+                     "variant_id": None, "flow": flow, "created_at": at})  # fmt: skip
+        return base + code
+
+    out = rewrite(text, urls, short)
+    conn.execute(links.insert(), rows)
+    return out
+
+
 def last_message_id(conn: Connection) -> int:
     return int(
         conn.execute(sa.select(sa.func.coalesce(sa.func.max(messages.c.id), 0))).scalar_one()

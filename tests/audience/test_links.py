@@ -22,6 +22,7 @@ from bot.errors import ConfigError
 from bot.flows.loader import read_yaml
 from bot.storage import Store
 from bot.storage.engagement_tables import link_clicks, links
+from bot.storage.link_store import shorten_text
 from bot.storage.tables import messages
 from bot.testing import bind_local, serve_in_process, url_of
 from tests.broadcasts.helpers import add_fans, broadcast, number
@@ -218,3 +219,19 @@ def test_settings_name_file_and_line(tmp_path: Path) -> None:
     assert with_utm("https://a.example/?utm_source=mail", {"source": "sms"}, {}) == (
         "https://a.example/?utm_source=mail"
     )
+
+
+async def test_a_flow_text_gets_its_own_short_links(store: Store) -> None:
+    (cid,) = await add_fans(store, [{"phone": number(1)}])
+    text = "How was the show? Photos: https://nova.fm/photos (and https://nova.fm/photos)"
+    out = await store.db.run(
+        lambda conn: shorten_text(
+            conn, text, base=f"{BASE}/l/", utm={"source": "sms"}, contact_id=cid, flow="post_show"
+        )  # fmt: skip
+    )
+    codes = re.findall(r"https://nova\.fm/l/([0-9A-Za-z]{10})", out)
+    assert len(codes) == 2 and len(set(codes)) == 2 and "photos" not in out
+    stored = await stored_links(store)
+    assert [(s["flow"], s["contact_id"], s["url"]) for s in stored] == [
+        ("post_show", cid, "https://nova.fm/photos?utm_source=sms")
+    ] * 2
