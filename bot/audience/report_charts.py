@@ -120,8 +120,8 @@ def variants_chart(b: BroadcastReport) -> Any:
     ax.bar_label(r, labels=[f"{v:.1f} %" for v in replies], padding=2, fontsize=9)
     ax.set_xticks(list(xs), names)
     ax.set_ylabel("% of texts delivered")
-    ax.set_ylim(0, max(ctr + replies + [1]) * 1.3)
-    ax.legend(loc="upper right", frameon=False)
+    ax.set_ylim(0, max(ctr + replies + [1]) * 1.45)  # room for the legend above the bars
+    ax.legend(loc="upper right", frameon=False, ncols=2)
     ax.set_title(f"A/B: “{_clean(b.name, 40)}”, variant by variant", loc="left",
                  fontsize=11).set_parse_math(False)  # fmt: skip
     ax.spines[["top", "right"]].set_visible(False)

@@ -20,7 +20,7 @@ from tests.conftest import ROOT
 DEMO_ROOT_FILES = sorted(p.name for p in ROOT.glob("*.yml")) + ["flows", "data", "actions",
                                                                 "tests/conversations"]  # fmt: skip
 
-HEAVY = ("sklearn", "scipy", "numpy", "sanic", "sentence_transformers", "torch")
+HEAVY = ("sklearn", "scipy", "numpy", "sanic", "sentence_transformers", "torch", "matplotlib")
 PARSE = """
 import sys
 from bot.cli import main
@@ -35,7 +35,8 @@ print("imported:", *(m for m in {heavy!r} if m in sys.modules))
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["agents", "--help"], ["topics", "answers", "list", "--help"], ["teach", "--help"],
-     ["broadcast", "create", "--help"], ["fans", "erase"], ["agents", "add"]],
+     ["broadcast", "create", "--help"], ["fans", "erase"], ["agents", "add"],
+     ["report", "--help"]],
 )  # fmt: skip
 def test_help_and_argument_errors_import_no_model_library(argv: list[str]) -> None:
     # a fresh interpreter: this one has loaded everything already. What is imported, not how long
