@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.domain import TurnRecord
+from bot.storage import tag_store
 from bot.storage.broadcast_tables import broadcast_recipients
 from bot.storage.engagement_tables import fan_tags, flow_jobs, link_clicks, links, scheduler_cursors
 from bot.storage.tables import consent_events, contacts, conversations, events, messages
@@ -297,6 +298,10 @@ def finish(conn: Connection, job: FlowJob, rec: TurnRecord, at: datetime) -> lis
             contacts.update()
             .where(contacts.c.id == rec.contact_id)
             .values(profile={**(profile or {}), **rec.profile_updates})
+        )
+    for source in dict.fromkeys(s for _, s in rec.tags):  # a timed flow's `tag:` steps
+        tag_store.add_tags(
+            conn, rec.contact_id, [t for t, s in rec.tags if s == source], source, at
         )
     if not rec.replies:
         return []
