@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from bot.audience.report_model import BroadcastReport, Funnel, LineReport
 BLUE, GREEN, ORANGE, RED, GREY, PURPLE = (
     "#2f6db5", "#2e9e5b", "#e08a1e", "#c8413b", "#8a8f98", "#7a4fb5",
 )  # fmt: skip
+_SAVING = threading.Lock()
 _XML_HEAD = re.compile(r"\A.*?(?=<svg)", re.S)
 _STYLE_ELEMENT = re.compile(r"<style[^>]*>.*?</style>", re.S)
 _STYLE_ATTR = re.compile(r'style="([^"]*)"')
@@ -37,7 +39,8 @@ def render(fig: Any, fmt: str) -> bytes:
     import matplotlib
 
     buf = io.BytesIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "fanline"}):
+    # rc_context changes matplotlib's global settings: one drawing at a time (pages draw on threads)
+    with _SAVING, matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "fanline"}):
         fig.savefig(buf, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
     return buf.getvalue()
 
