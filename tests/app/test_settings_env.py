@@ -48,6 +48,7 @@ CASES = {
     "topics": ("{every_s: 2}", lambda s: s.topics.every_s == 2.0),
     "compliance": ("{phrase_model: false}", lambda s: s.compliance.phrase_model is False),
     "frequency_cap": ("{texts: 2, per: 8h}", lambda s: s.frequency_cap.texts == 2),
+    "links": ("{domain: nova.fm}", lambda s: s.links.base("x") == "https://nova.fm/l/"),
 }
 
 
