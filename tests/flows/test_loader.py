@@ -56,7 +56,7 @@ def test_unknown_key_and_bad_values_point_at_their_lines(tmp_path):
     assert (
         12,
         "flows.greet.steps[3]",
-        "a step needs exactly one of: collect, action, set_slots, link, call, escalate, noop, wait",
+        "a step needs exactly one of: collect, action, set_slots, link, call, escalate, noop, wait, tag",
     ) in found
     assert str(excinfo.value).count(str(path)) == len(found)
 
