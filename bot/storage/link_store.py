@@ -8,6 +8,8 @@ pair on the redirect's path: the code's row by its unique index, then an upsert 
 
 from __future__ import annotations
 
+import asyncio
+import queue
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.audience.links import find_urls, new_code, rewrite, with_utm
+from bot.errors import StorageError
 from bot.storage.db import Database
 from bot.storage.engagement_tables import link_clicks, links
 from bot.storage.tables import messages
@@ -116,6 +119,7 @@ class LinkStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._idle: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
         b = sa.bindparam
         self._find = sa.select(links.c.id, links.c.url, links.c.contact_id).where(
@@ -137,7 +141,23 @@ class LinkStore:
             # cost the redirect more than the read itself)
             with self.db.engine.connect() as conn:
                 return self._found(conn, code)
-        return await self.db.run(self._found, code)
+        return await asyncio.to_thread(self._read, code)
+
+    def _read(self, code: str) -> Link | None:
+        """PostgreSQL: the read alone on a kept autocommit connection (a unit of work's
+        checkout ping, BEGIN and COMMIT were three of its four round trips)."""
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            found = self._found(conn, code)
+        except sa.exc.DBAPIError as exc:
+            conn.invalidate()  # a dropped connection is not kept
+            conn.close()
+            raise StorageError(f"database unavailable: {exc.orig.__class__.__name__}") from exc
+        self._idle.put(conn)
+        return found
 
     def _found(self, conn: Connection, code: str) -> Link | None:
         row = conn.execute(self._find, {"code": code}).first()
