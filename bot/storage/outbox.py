@@ -33,7 +33,7 @@ from bot.outbound import OutboxItem, SendResult
 from bot.pacing import SLOW_HOLD_S
 from bot.storage import frequency_sql, send_rates
 from bot.storage.broadcast_tables import broadcasts
-from bot.storage.tables import contacts, early_reports, messages, suppressions
+from bot.storage.tables import TS, contacts, early_reports, messages, suppressions
 
 # a delivery report never moves a message backwards (callbacks can arrive out of order)
 _STATUS_RANK = {
@@ -101,23 +101,15 @@ class OutboxQueries:
         blocked = self._suppressed_numbers(conn, items)
         sendable = sa.and_(_SENDABLE, m.id.not_in(blocked)) if blocked else _SENDABLE
         over = frequency_sql.capped(conn, self.frequency_cap, items, at)
-        claimed = set(
-            conn.execute(
-                messages.update()
-                .where(mine, sendable, m.id.not_in(over) if over else sa.true())
-                .values(status="sending", attempts=m.attempts + 1, sent_at=at, claimed_at=at)
-                .returning(m.id)
-            ).scalars()
-        )
-        if over:  # never sent later: the next one is a new decision, not this text's retry
-            over = set(
-                conn.execute(
-                    messages.update()
-                    .where(mine, sendable, m.id.in_(list(over)))
-                    .values(status="skipped", error=frequency.REASON, sent_at=None)
-                    .returning(m.id)
-                ).scalars()
-            )
+        # one statement claims the rest and skips the texts over the cap (never sent later)
+        rows = conn.execute(
+            messages.update()
+            .where(mine, sendable)
+            .values(**(_claim_or_skip(m.id.in_(list(over)), at) if over else _claim(at)))
+            .returning(m.id, m.status)
+        ).all()
+        claimed = {i for i, status in rows if status == "sending"}
+        over = {i for i, status in rows if status == "skipped"}
         if len(claimed) + len(over) < len(items):  # not claimable: opted out, erased, suppressed
             conn.execute(
                 messages.update()
@@ -563,6 +555,24 @@ _REQUEUE = (
     .values(status="queued", not_before=None, sent_at=None, lookups=0,
             error="recovered: the provider never accepted it")
 )  # fmt: skip
+
+
+def _claim(at: datetime) -> dict[str, Any]:
+    m = messages.c
+    return {"status": "sending", "attempts": m.attempts + 1, "sent_at": at, "claimed_at": at}
+
+
+def _claim_or_skip(skip: Any, at: datetime) -> dict[str, Any]:
+    """`_claim`, but `skipped` with the frequency cap's reason where `skip` holds."""
+    m = messages.c
+    when = sa.literal(at, TS)
+    return {
+        "status": sa.case((skip, "skipped"), else_="sending"),
+        "attempts": sa.case((skip, m.attempts), else_=m.attempts + 1),
+        "sent_at": sa.case((skip, sa.null()), else_=when),
+        "claimed_at": sa.case((skip, m.claimed_at), else_=when),
+        "error": sa.case((skip, frequency.REASON), else_=m.error),
+    }
 
 
 def _outbox_item(row: Any, claimed_at: datetime | None) -> OutboxItem:
