@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# pytest-xdist processes: more than the cores, as most tests wait on servers and subprocesses
+TEST_PROCESSES ?= 4
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: run test install train lint validate bench clean
@@ -28,7 +30,7 @@ validate: install
 	$(BIN)/fanline validate
 
 test: train lint validate
-	$(BIN)/python -m pytest -q --cov --cov-report=term
+	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --cov --cov-report=term
 	$(BIN)/fanline test
 
 bench: train
