@@ -108,6 +108,8 @@ def redirect_blueprint(db: Callable[[], Database], clicks: ClickLog | None = Non
     @bp.before_server_stop
     async def write_clicks(app: object) -> None:
         await clicks.close()
+        for store in stores.values():
+            store.close()
 
     return bp
 

@@ -166,10 +166,18 @@ class LinkStore:
     async def click(self, code: str, kind: str) -> str | None:
         """The stored URL of `code` (None: no such code), its click recorded as `kind` at once
         (tests and tools; the redirect batches them through `ClickLog`)."""
-        link = await self.find(code)
+        link = await self.db.run(self._found, code)
         if link is not None:
             await self.record([Click(link.id, link.contact_id, kind, datetime.now(UTC), 1)])
         return None if link is None else link.url
+
+    def close(self) -> None:
+        """Close the kept read connections (the server's stop)."""
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
 
     async def record(self, clicks: list[Click]) -> None:
         """Upsert click rows: a new (link, kind) keeps its first time, a repeat adds its count."""
