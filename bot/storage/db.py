@@ -96,7 +96,7 @@ class Database:
         self.engine = create_engine(self.url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         if self.is_sqlite:
-            self._writer: _GroupCommitter | None = _GroupCommitter(self.run_sync)
+            self._writer: _GroupCommitter | None = _GroupCommitter(self.engine)
             self._pool = None
         else:
             self._writer = None
@@ -116,7 +116,7 @@ class Database:
             with self.engine.begin() as conn:
                 return fn(conn, *args)
         except sa.exc.OperationalError as exc:
-            raise StorageError(f"database unavailable: {exc.orig.__class__.__name__}") from exc
+            raise _unavailable(exc) from exc
 
     def forget(self) -> None:
         """After an erasure: no old copy of erased data stays in the database's files.
@@ -151,8 +151,9 @@ class _GroupCommitter:
     failure only ever affects its own caller.
     """
 
-    def __init__(self, run_alone: Callable[..., Any], max_batch: int = 64):
-        self._run_alone = run_alone
+    def __init__(self, engine: Engine, max_batch: int = 64):
+        self._engine = engine
+        self._conn: Connection | None = None  # the writer's own, held open (see _run_alone)
         self._max = max_batch
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name="fanline-db-writer", daemon=True)
@@ -165,7 +166,27 @@ class _GroupCommitter:
         self._jobs.put(None)
         self._thread.join(timeout=30)
 
+    def _run_alone(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(conn, *args) in one transaction on the writer thread's own connection: held
+        open, since a pool checkout, reset and checkin per unit of work cost as much as a
+        statement; a connection that broke is replaced at the next unit of work."""
+        conn = self._conn
+        if conn is None or conn.invalidated or conn.closed:
+            conn = self._conn = self._engine.connect()
+        try:
+            with conn.begin():
+                return fn(conn, *args)
+        except sa.exc.OperationalError as exc:
+            raise _unavailable(exc) from exc
+
     def _work(self) -> None:
+        try:
+            self._serve()
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+
+    def _serve(self) -> None:
         while True:
             job = self._jobs.get()
             if job is None:
@@ -204,6 +225,10 @@ class _GroupCommitter:
                 loop.call_soon_threadsafe(_resolve, fut, None, exc)
             else:
                 loop.call_soon_threadsafe(_resolve, fut, result, None)
+
+
+def _unavailable(exc: Any) -> StorageError:
+    return StorageError(f"database unavailable: {exc.orig.__class__.__name__}")
 
 
 def _resolve_all(done: list[tuple[Any, Any]]) -> None:
