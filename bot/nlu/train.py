@@ -52,9 +52,9 @@ KEEP_MODELS = 5  # older models are removed after a training: a models folder do
 
 # Bumped when training itself changes what a model decides (2: k-fold calibration weighed to
 # the CLINC150 protocol; 3: evidence, per-intent bars; 4: background capped by the line's size;
-# 5: elongated words and coded entity values in the coverage),
+# 5, 6: elongated words and coded entity values in the coverage),
 # so `fanline train` retrains; older models still load.
-TRAINING_VERSION = 5
+TRAINING_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,21 +321,11 @@ class _CoverageData:
             e.intent: _response_texts(data.responses.get(f"utter_{e.intent}"))
             for e in data.examples
         }
-        shared = [v for values in data.lookups.values() for v in values]
-        shared += [*data.synonyms, *data.synonyms.values()]
-        # entity values name things (a city); a value with digits is a code ("VALE-CREW-42"),
-        # whose letters would make a topic word ("crew") everyone's
-        shared += [
-            str(ent.value)
-            for e in data.examples
-            for ent in e.entities
-            if ent.value and not any(c.isdigit() for c in str(ent.value))
-        ]
         return cls(
             [e.text for e in data.examples],
             [e.intent for e in data.examples],
             {k: v for k, v in responses.items() if v},
-            tuple(shared),
+            shared_values(data),
             plan.oos_intent,
         )
 
@@ -347,6 +337,20 @@ class _CoverageData:
             shared=self.shared,
             skip=[self.oos_intent],
         )
+
+
+def shared_values(data: TrainingData) -> tuple[str, ...]:
+    """Words any intent may carry: lookup tables, synonyms and annotated entity values. A value
+    that is one token with digits is a code ("VALE-CREW-42"), not a name: its letters would
+    make a topic word ("crew") every intent's; a date ("March 14 2004") names a month."""
+    shared = [v for values in data.lookups.values() for v in values]
+    shared += [*data.synonyms, *data.synonyms.values()]
+    for example in data.examples:
+        for ent in example.entities:
+            value = str(ent.value or "")
+            if value and not (any(c.isdigit() for c in value) and len(value.split()) == 1):
+                shared.append(value)
+    return tuple(shared)
 
 
 def _response_texts(variations: Any) -> list[str]:

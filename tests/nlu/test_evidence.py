@@ -16,13 +16,14 @@ import pytest
 from bot.flows import FlowEngine, load_domain, load_flows
 from bot.flows.reactions import load_reactions
 from bot.flows.state import DialogueState, FlowStarted, HandOff, TurnInput
-from bot.messages import Prediction
+from bot.messages import Entity, Prediction
 from bot.nlu.data import Example, TrainingData, load_training_data
 from bot.nlu.evaluate import predict_batch
 from bot.nlu.evidence import NEWS_BAR, Coverage, asks_about_news, content_words
 from bot.nlu.fallback import evidence_offsets
 from bot.nlu.interpreter import Interpreter
 from bot.nlu.smalltalk import missing_intents, with_smalltalk
+from bot.nlu.train import shared_values
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -373,3 +374,18 @@ def test_parse_and_the_batch_path_hand_over_an_unsupported_question(interp):
     assert out.ranking[0][0] == "ask_tour_dates"  # the guess is kept for the inbox
     assert anchored.parse("when are the tour dates? hotel").intent == "ask_tour_dates"  # "date"
     assert predict_batch(anchored, [text]).confidence[0] < anchored.threshold
+
+
+def test_a_coded_entity_value_makes_no_word_everyones():
+    code = Entity("presale_code", "VALE-CREW-42")
+    day = Entity("birthday", "March 14 2004")
+    data = TrainingData(
+        examples=(
+            Example("is VALE-CREW-42 a real code", "check_code", (code,)),
+            Example("my birthday is March 14 2004", "birthday", (day,)),
+        ),
+        lookups={"city": ("Denver",)},
+    )
+    words = set(content_words(" ".join(shared_values(data))))
+    assert {"denver", "march"} <= words  # a city, a month: any intent may name them
+    assert "crew" not in words  # the fan club's word, not every intent's
