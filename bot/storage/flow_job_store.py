@@ -129,10 +129,11 @@ def insert_jobs(
          "due_at": _aware(r["due_at"]), "status": "due", "attempts": 0, "created_at": at}
         for r in rows
     ]  # fmt: skip
-    added = 0
-    for i in range(0, len(batch), 5000):
-        added += conn.execute(insert_ignore(conn, flow_jobs), batch[i : i + 5000]).rowcount or 0
-    return added
+    # RETURNING counts the rows added on both databases (an executemany's rowcount may be -1)
+    insert = insert_ignore(conn, flow_jobs).returning(_j.id)
+    return sum(
+        len(conn.execute(insert, batch[i : i + 5000]).all()) for i in range(0, len(batch), 5000)
+    )
 
 
 def birthdays(conn: Connection, month_days: Sequence[str], contact_id: int | None = None) -> Any:
