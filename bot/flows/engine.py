@@ -130,11 +130,11 @@ class FlowEngine:
     ) -> Progress:
         """Start a timed flow (or go on after its `wait` step `after_step`) on top of whatever
         the fan is in; a question it interrupts is asked again once it ends. A flow already
-        in progress is not started twice (no commands)."""
+        in progress, or whose `if` does not hold for the fan, is not started (no commands)."""
         run = _Turn(self, state, inp)
-        if any(frame.flow_id == flow_id for frame in run.stack):
-            return run.progress()
         trigger = f"wait:{after_step}" if after_step else "timed"
+        if run._startable([(flow_id, trigger)]) is None:
+            return run.progress()
         run.interrupt(flow_id, trigger)
         if after_step is not None:
             run.stack[-1] = replace(run.stack[-1], step_id=after_step)

@@ -48,6 +48,15 @@ def test_a_wait_steps_aside_and_the_flow_goes_on_after_it(make_engine):
     assert engine.start_timed(busy, "series", TurnInput(text="")).commands == ()
 
 
+def test_a_timed_flow_starts_only_for_fans_its_if_admits(make_engine):
+    engine = make_engine(
+        SERIES.replace("    trigger:", "    if: \"'vinyl' in fan.tags\"\n    trigger:")
+    )
+    fan = {"tags": ["vinyl"]}
+    assert engine.start_timed(DialogueState(), "series", TurnInput(text="", fan=fan)).commands
+    assert engine.start_timed(DialogueState(), "series", TurnInput(text="")).commands == ()
+
+
 @pytest.mark.parametrize(
     ("yaml", "line", "key", "message"),
     [
