@@ -169,7 +169,7 @@ def _broadcast_routes(bp: Blueprint, inbox: Inbox) -> None:
         await authorise(request, inbox)
         return json((await broadcasts.one_progress(inbox.broadcasts(), broadcast_id)).to_json())
 
-    @bp.post("/broadcasts/<broadcast_id:int>/<action:(pause|resume|cancel)>")
+    @bp.post("/broadcasts/<broadcast_id:int>/<action:(pause|resume|cancel|send-winner)>")
     async def control(request: Request, broadcast_id: int, action: str) -> HTTPResponse:
         session = await authorise(request, inbox, admin=True)
         moved = await control_broadcast(inbox, broadcast_id, action, session.agent.id)

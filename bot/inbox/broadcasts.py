@@ -2,7 +2,7 @@
 
 Off the inbound path, beside the queue: broadcasts are sent by the outbox sender (see
 `bot.audience.broadcasts`); the inbox only reads `BroadcastService.stats` and lets admins pause,
-resume or cancel. Every agent may watch; the routes in `api.py` and `views.py` apply the roles.
+resume or cancel, and send an A/B broadcast's winner to the rest. Every agent may watch; the routes in `api.py` and `views.py` apply the roles.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from bot.errors import NotFound
 from bot.settings import Settings
 from bot.storage import Database, Store
 
-ACTIONS = ("pause", "resume", "cancel")
+ACTIONS = ("pause", "resume", "cancel", "send-winner")
 LISTED = 20  # the newest broadcasts; older ones are history (`fanline broadcast list`)
 
 
@@ -44,6 +44,10 @@ class Progress:
     opted_out_since: int = 0
     replied: int = 0
     error: str | None = None  # why a `failed` broadcast failed
+    clicks: int = 0  # texts whose tracked link a person tapped
+    # A/B: per variant label, sent, clicks, ctr, replies, reply_rate, winner
+    variants: tuple[dict[str, Any], ...] = ()
+    winner_pending: bool = False  # A/B test written, the rest still held: "Send winner"
 
     @property
     def done(self) -> int:
@@ -69,6 +73,8 @@ class Progress:
             "cancelled": self.cancelled, "skipped": self.skipped, "failed_by_code": self.failed_by_code,
             "opted_out_since": self.opted_out_since, "replied": self.replied,
             "done": self.done, "running": self.running, "error": self.error,
+            "clicks": self.clicks, "variants": list(self.variants),
+            "winner_pending": self.winner_pending,
         }  # fmt: skip
 
 
@@ -79,7 +85,14 @@ def progress(b: Broadcast, s: BroadcastStats) -> Progress:
         sent=s.count("sent"), delivered=s.count("delivered", "read"),
         failed=s.count("failed", "undelivered"), cancelled=s.count("cancelled"), skipped=s.count("skipped"),
         failed_by_code=dict(sorted(s.failed_by_code.items())),
-        opted_out_since=s.opted_out_since, replied=s.replied, error=s.error,
+        opted_out_since=s.opted_out_since, replied=s.replied, error=s.error, clicks=s.clicks,
+        variants=tuple(
+            {"label": v.label, "sent": v.sent, "clicks": v.clicks, "ctr": round(v.ctr, 4),
+             "replies": v.replies, "reply_rate": round(v.reply_rate, 4), "winner": v.winner}
+            for v in s.variants
+        ),
+        winner_pending=bool(s.variants) and b.decide_at is not None
+        and b.winner_sent_at is None and s.status == "sending",
     )  # fmt: skip
 
 
@@ -101,6 +114,9 @@ async def control(service: BroadcastService, broadcast_id: int, action: str) -> 
         return await service.resume(broadcast_id, enqueue=False)
     if action == "cancel":
         return await service.cancel(broadcast_id)
+    if action == "send-winner":  # the scheduler writes the rest's texts on its next step
+        await service.send_winner(broadcast_id)
+        return 0
     raise NotFound("no such action")
 
 

@@ -78,12 +78,17 @@ _PROGRESS = {
         "failed": _INT, "cancelled": _INT, "skipped": _INT, "done": _INT,
         "failed_by_code": {"type": "object", "additionalProperties": _INT},
         "opted_out_since": _INT, "replied": _INT, "running": {"type": "boolean"},
+        "clicks": _INT, "winner_pending": {"type": "boolean"},
+        "variants": {"type": "array", "items": {"type": "object", "properties": {
+            "label": _STR, "sent": _INT, "clicks": _INT, "ctr": {"type": "number"},
+            "replies": _INT, "reply_rate": {"type": "number"}, "winner": {"type": "boolean"}}}},
     },
 }  # fmt: skip
 _BROADCAST_ACTIONS = {
     "pause": "Hold every queued text of the broadcast (admins only)",
     "resume": "Release held texts; the scheduler finishes an interrupted enqueue (admins only)",
     "cancel": "Cancel every queued or held text (admins only)",
+    "send-winner": "A/B: send the winning variant to the held fans now (admins only; once)",
 }
 
 

@@ -192,7 +192,7 @@ def _broadcast_routes(bp: Blueprint, inbox: Inbox, page: Any) -> None:
     async def broadcasts_page(request: Request) -> HTTPResponse:
         return await listing(await authorise(request, inbox))
 
-    @bp.post("/broadcasts/<broadcast_id:int>/<action:(pause|resume|cancel)>")
+    @bp.post("/broadcasts/<broadcast_id:int>/<action:(pause|resume|cancel|send-winner)>")
     async def control(request: Request, broadcast_id: int, action: str) -> HTTPResponse:
         form = request.form or {}
         session = await authorise(request, inbox, admin=True, csrf=form.get("csrf") or "")

@@ -125,3 +125,35 @@ async def test_the_page_shows_progress_and_admin_controls(server: Server, store:
         assert forms(page) == {"resume", "cancel"} and 'data-field="held">2<' in page
         again = await admin.post(f"/inbox/broadcasts/{bid}/pause", data={"csrf": csrf})
         assert again.status_code == 409 and "only a running one pauses" in again.text
+
+
+async def test_an_ab_broadcast_shows_its_variants_and_an_admin_sends_the_winner(
+    server: Server, store: Store
+) -> None:
+    from bot.audience.variants import ab_test
+    from bot.storage.tables import messages
+
+    await add_fans(store, [{"phone": number(i)} for i in range(30)])
+    service = BroadcastService(store)
+    ab = ab_test("A: https://tix.example.com", ["B: B https://tix.example.com"], test_share="40%")
+    bid = await broadcast(service, "A: https://tix.example.com", ab=ab)
+    await service.send(bid)
+    tested = await service.enqueue(bid)
+    assert 0 < tested < 30
+    async with logged_in(server.url, "root") as (admin, csrf):
+        page = (await admin.get("/inbox/broadcasts")).text
+        assert 'data-variant="A"' in page and 'data-variant="B"' in page
+        assert f'/inbox/broadcasts/{bid}/send-winner"' in page
+        h = {"X-CSRF-Token": csrf}
+        sent = (await admin.post(f"/api/v1/broadcasts/{bid}/send-winner", headers=h)).json()
+        assert sent["broadcast"]["status"] == "enqueuing"
+        assert [v["label"] for v in sent["broadcast"]["variants"]] == ["A", "B"]
+        again = await admin.post(f"/api/v1/broadcasts/{bid}/send-winner", headers=h)
+        assert again.status_code == 409 and "already sent" in again.json()["error"]
+    await service.run_due()  # the scheduler writes the rest's texts
+    count = await store.db.run(
+        lambda c: c.execute(
+            messages.select().with_only_columns(messages.c.id).where(messages.c.broadcast_id == bid)
+        ).all()
+    )
+    assert len(count) == 30
