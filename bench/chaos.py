@@ -559,6 +559,13 @@ def audit(
             .where(messages.c.direction == "out", messages.c.private.is_(False),
                    contacts.c.erased_at.is_(None))
         ).all()  # fmt: skip
+        # a timed flow's text held for the fan's waking hours is waiting, not stuck
+        waiting = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(messages.join(contacts, contacts.c.id == messages.c.contact_id))
+            .where(messages.c.kind == "timed", messages.c.status == "queued",
+                   messages.c.not_before > datetime.now(UTC), contacts.c.erased_at.is_(None))
+        ).scalar_one()  # fmt: skip
     engine.dispose()
     out = [row for row in out if row[0] not in erased]
     for key in [k for k in phones.inline if k[0] in erased]:
@@ -581,7 +588,8 @@ def audit(
         "replies lost": sum((twiml - phones.inline).values()),
         "duplicates": sum(max(0, n - held[key]) for key, n in got.items()),
         "sends after STOP": len(late),
-        "rows stuck": sum(1 for *_, s, _ in out if s in ("queued", "sending", "in_doubt")),
+        "rows stuck": sum(1 for *_, s, _ in out if s in ("queued", "sending", "in_doubt"))
+        - waiting,
         "in doubt": sum(1 for *_, s, _ in out if s == "unknown"),
     }
 
