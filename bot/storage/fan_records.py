@@ -164,6 +164,7 @@ class FanRecords:
             "topics": topic_store.fan_topic_data(conn, c.id),  # texts, replies, labels
             "bot_answers": review_store.fan_answer_data(conn, c.id),  # texts, corrections
             "tags": tag_store.fan_tag_rows(conn, c.id),  # with their source and time
+            "links": link_store.fan_link_rows(conn, c.id),  # short links sent, their clicks
         }
 
     async def erase(self, phone: str) -> int:

@@ -203,6 +203,19 @@ class Click:
     count: int
 
 
+def fan_link_rows(conn: Connection, contact_id: int) -> list[dict[str, Any]]:
+    """Data rights: the fan's short links (URL, code, broadcast or flow) and their clicks."""
+    found = conn.execute(
+        sa.select(links.c.code, links.c.url, links.c.broadcast_id, links.c.flow,
+                  links.c.created_at, link_clicks.c.agent_kind, link_clicks.c.first_at,
+                  link_clicks.c.clicks)
+        .select_from(links.outerjoin(link_clicks, link_clicks.c.link_id == links.c.id))
+        .where(links.c.contact_id == contact_id)
+        .order_by(links.c.id)
+    )  # fmt: skip
+    return [dict(r._mapping) for r in found]
+
+
 def erase_fan_links(conn: Connection, contact_id: int) -> None:
     """Erasure: the fan's links and clicks stay as counts, no longer tied to them."""
     conn.execute(links.update().where(links.c.contact_id == contact_id).values(contact_id=None))

@@ -15,7 +15,7 @@ from sanic import Sanic
 
 from bot.audience.broadcasts import BroadcastService
 from bot.audience.links import LinkSettings, agent_kind, link_settings, with_utm
-from bot.audience.privacy import erase_fan
+from bot.audience.privacy import erase_fan, export_fan
 from bot.audience.redirect import ClickLog, redirect_blueprint
 from bot.audience.segments import parse_cli
 from bot.errors import ConfigError
@@ -188,6 +188,11 @@ async def test_erasure_unties_links_and_clicks_from_the_fan(
     async with httpx.AsyncClient(base_url=site) as http:
         await http.get(f"/l/{link['code']}", headers={"User-Agent": PHONE_UA})
     await written.flush()
+    second = (await stored_links(store))[1]
+    exported = await export_fan(store, number(0))  # data rights: the fan's links and clicks
+    assert [(x["code"], x["agent_kind"]) for x in exported["links"]] == [
+        (link["code"], "human"), (second["code"], None)
+    ]  # fmt: skip
     await erase_fan(store, number(0))
     assert all(s["contact_id"] is None for s in await stored_links(store))
     assert [c[3] for c in await clicks(store)] == [None]
