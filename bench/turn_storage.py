@@ -7,8 +7,9 @@ Each turn records a text, loads the fan's context and writes what a typical demo
 thread. Prints turns/s, CPU time (every thread of this process) per turn and, on SQLite, the
 statements SQLite ran per turn (BEGIN and COMMIT included, from its trace callback): figures a
 loaded machine cannot inflate as much as wall-clock ones. `--database-url` (or
-FANLINE_TEST_DATABASE_URL) adds PostgreSQL, in a throwaway schema. Under
-`valgrind --tool=callgrind` two runs of different lengths give instructions per turn.
+FANLINE_TEST_DATABASE_URL) adds PostgreSQL, in a throwaway schema. `--callgrind`, under
+`valgrind --tool=callgrind --collect-atstart=no`, counts the instructions of the measured turns
+alone (collection switched on and off around them with callgrind_control).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +39,9 @@ from bot.storage.db import scratch_schema  # noqa: E402
 OURS = "+15550100000"
 
 
-async def run(url: str, fans: int, per_fan: int, concurrency: int) -> dict[str, float]:
+async def run(
+    url: str, fans: int, per_fan: int, concurrency: int, callgrind: bool = False
+) -> dict[str, float]:
     store = Store.open(url, hash_key=b"bench")
     statements = [0]
     if store.db.is_sqlite:  # count what SQLite itself runs, whichever layer issued it
@@ -70,13 +74,21 @@ async def run(url: str, fans: int, per_fan: int, concurrency: int) -> dict[str, 
     await asyncio.gather(*(one_fan(i, 1) for i in range(fans)))
     per_fan_measured = max(per_fan - 1, 1)
     statements[0] = 0
+    _collect(callgrind, "on")
     start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one_fan(i, per_fan_measured) for i in range(fans)))
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    _collect(callgrind, "off")
     store.close()
     turns = fans * per_fan_measured
     return {"turns": turns, "tps": turns / wall, "cpu_ms": cpu / turns * 1000,
             "statements": statements[0] / turns}  # fmt: skip
+
+
+def _collect(callgrind: bool, state: str) -> None:
+    if callgrind:
+        subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True,
+                       capture_output=True)  # fmt: skip
 
 
 def main() -> None:
@@ -85,6 +97,8 @@ def main() -> None:
     ap.add_argument("--turns-per-fan", type=int, default=8)
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--database-url", default=os.environ.get("FANLINE_TEST_DATABASE_URL"))
+    ap.add_argument("--callgrind", action="store_true",
+                    help="count only the measured turns (under valgrind --collect-atstart=no)")  # fmt: skip
     args = ap.parse_args()
     print_baseline()
     backends = []
@@ -96,7 +110,9 @@ def main() -> None:
             with contextlib.ExitStack() as stack:
                 if name == "PostgreSQL":
                     url = stack.enter_context(scratch_schema(url, "bench"))
-                r = asyncio.run(run(url, args.fans, args.turns_per_fan, args.concurrency))
+                r = asyncio.run(
+                    run(url, args.fans, args.turns_per_fan, args.concurrency, args.callgrind)
+                )
             stmts = f", {r['statements']:.1f} statements/turn" if name == "SQLite" else ""
             print(f"{name:<11} turn storage: {r['turns']:,} turns, {r['tps']:,.0f} turns/s, "
                   f"CPU {r['cpu_ms']:.3f} ms/turn{stmts} (concurrency {args.concurrency})")  # fmt: skip

@@ -25,7 +25,7 @@ _Fill = Callable[[Params], Any]
 class Compiled:
     """One statement for one dialect: SQL text, how to fill its parameters, how to read its rows."""
 
-    __slots__ = ("sql", "_dialect", "_fills", "_names", "_positional", "_row", "_readers")
+    __slots__ = ("sql", "_dialect", "_fills", "_positional", "_row", "_readers")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect):
         compiled = statement.compile(dialect=dialect)
@@ -38,20 +38,20 @@ class Compiled:
         defaults = {c.key: c for c in (*compiled.insert_prefetch, *compiled.update_prefetch)}
         by_name = {name: bind for bind, name in compiled.bind_names.items()}
         order = list(compiled.positiontup or ()) if self._positional else list(by_name)
-        self._names = order
-        self._fills = {
+        fills = {
             name: _fill(by_name[name], defaults.get(name), processors.get(name))
             for name in dict.fromkeys(order)
         }
+        # positional (qmark): one fill per position, a name used twice filled twice
+        self._fills = [(name, fills[name]) for name in order]
         columns = compiled._result_columns
         self._row = namedtuple("Row", [c.keyname for c in columns]) if columns else None  # type: ignore[misc]
         self._readers = [c.type._cached_result_processor(dialect, None) for c in columns]
 
     def params(self, values: Params) -> Any:
-        filled = {name: fill(values) for name, fill in self._fills.items()}
         if self._positional:
-            return tuple(filled[name] for name in self._names)
-        return filled
+            return tuple([fill(values) for _, fill in self._fills])
+        return {name: fill(values) for name, fill in self._fills}
 
     def rows(self, conn: Connection, values: Params) -> list[Any]:
         """The statement's rows (named tuples: `row.id`), processed as SQLAlchemy would."""
