@@ -73,11 +73,12 @@ messages = sa.Table(
     sa.Column("to_number", sa.String(64), nullable=True),
     sa.Column("body", sa.Text, nullable=False, default=""),
     sa.Column("media_urls", sa.JSON, nullable=False, default=list),
-    # reply | agent | broadcast | compliance | system; for inbound: sms
+    # reply | agent | broadcast | timed | compliance | system; for inbound: sms
     sa.Column("kind", sa.String(16), nullable=False),
     # inbound: received | processed | held (human owns the thread)
     # outbound: queued | sending | sent | delivered | undelivered | failed | cancelled | twiml
     #   | in_doubt (answer lost: being looked up) | unknown (lookups gave up: an operator decides)
+    #   | skipped (over the fan's frequency cap, `error` says so: never sent later)
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("reply_to", sa.Integer, nullable=True, index=True),  # inbound message answered
     sa.Column("broadcast_id", sa.Integer, nullable=True, index=True),
