@@ -31,11 +31,11 @@ from bot.audience.broadcast_model import (
 from bot.audience.links import find_urls
 from bot.audience.quiet_hours import QuietHours, phone_prefix_zones, zip3_zones
 from bot.audience.segments import Segment
-from bot.audience.variants import HASH_MODULUS, ABTest, Variant, VariantStats, pick_winner
+from bot.audience.variants import ABTest, Variant, pick_winner
 from bot.errors import ConfigError, Conflict, NotFound
-from bot.storage import link_store
+from bot.storage import link_store, variant_store
 from bot.storage.broadcast_tables import broadcast_recipients, broadcasts
-from bot.storage.engagement_tables import broadcast_variants, link_clicks, links
+from bot.storage.engagement_tables import broadcast_variants
 from bot.storage.segment_sql import field, segment_condition, zip3
 from bot.storage.store import Store
 from bot.storage.tables import TS, consent_events, contacts, messages
@@ -43,7 +43,6 @@ from bot.storage.tables import TS, consent_events, contacts, messages
 # a broadcast's texts still to go somewhere (queued, being sent, outcome not known, held): while
 # any is left it is `sending`; then `completed` (late delivery reports still update its counts)
 OPEN_TEXTS = ("queued", "sending", "in_doubt", "unknown", "paused")
-SENT = ("sent", "delivered", "read", "undelivered")  # handed to the carrier
 MAX_PACE_BUCKETS = 50  # CASE branches per chunk for pacing
 INVALID = "(invalid segment)"  # a listed broken segment matches only fans with this tag
 
@@ -82,7 +81,7 @@ class BroadcastStore:
                     segment=spec.segment.to_json(), status="draft", sender=spec.sender,
                     rate=spec.rate, quiet_start=spec.quiet_start, quiet_end=spec.quiet_end,
                     default_zone=spec.default_zone, send_at=send_at, cursor=0, enqueued=0,
-                    created_at=now(), **_ab_columns(spec.ab),
+                    created_at=now(), **variant_store.ab_columns(spec.ab),
                 )
                 .returning(broadcasts.c.id)
             ).scalar_one()  # fmt: skip
@@ -269,21 +268,7 @@ class BroadcastStore:
     async def due_decisions(self, at: datetime) -> list[int]:
         """A/B broadcasts whose test has run its time: the winner to choose (and, with
         `send_winner: auto`, to send to the rest)."""
-
-        def ids(conn: Connection) -> list[int]:
-            b, v = broadcasts.c, broadcast_variants.c
-            chosen = sa.exists().where(v.broadcast_id == b.id, v.winner.is_(True))
-            return list(
-                conn.execute(
-                    sa.select(b.id)
-                    .where(b.test_share.is_not(None), b.decide_at <= at, b.status == "sending",
-                           b.winner_sent_at.is_(None),
-                           sa.or_(b.send_winner == "auto", sa.not_(chosen)))
-                    .order_by(b.id)
-                ).scalars()
-            )  # fmt: skip
-
-        return await self.db.run(ids)
+        return await self.db.run(variant_store.due_decisions, at)
 
     async def decide(self, broadcast_id: int, label: str | None, send: bool) -> Broadcast:
         """Mark the winner (`label`, else the one chosen before, else the best by the test's
@@ -301,14 +286,9 @@ class BroadcastStore:
             if label is not None:
                 winner = b.ab.by_label(label)
             else:
-                stats = self._variant_stats(conn, b)
+                stats = variant_store.variant_stats(conn, b.id, self._replies_query)
                 winner = b.ab.winner or b.ab.by_label(pick_winner(stats, b.ab.winner_by))
-            v = broadcast_variants.c
-            conn.execute(
-                broadcast_variants.update()
-                .where(v.broadcast_id == broadcast_id)
-                .values(winner=v.id == winner.id)
-            )
+            variant_store.mark_winner(conn, broadcast_id, winner)
             if send:
                 _update(conn, broadcast_id, status="enqueuing", cursor=0, winner_sent_at=now())
             return _get(conn, broadcast_id)
@@ -339,7 +319,7 @@ class BroadcastStore:
         ab = b.ab
         columns = [sa.literal(broadcast_id), contacts.c.id, sa.literal(at, TS)]
         if ab is not None:  # the test share gets a variant; the rest are held (NULL)
-            columns.append(_variant_expr(b.id, ab))
+            columns.append(variant_store.variant_expr(b.id, ab))
         pick = (
             sa.select(*columns)
             .where(segment_condition(b.segment, self.dialect, at), contacts.c.id > b.cursor)
@@ -490,41 +470,11 @@ class BroadcastStore:
             broadcast_id=broadcast_id, status=b.status, recipients=b.enqueued,
             by_status=dict(by_status), failed_by_code=dict(failed),
             opted_out_since=self._opted_out_since(conn, b), replied=self._replied(conn, b),
-            segments_sent=segments, error=b.error, clicks=_clicks(conn, broadcast_id),
-            variants=tuple(self._variant_stats(conn, b)) if b.test_share is not None else (),
+            segments_sent=segments, error=b.error, clicks=variant_store.clicks(conn, broadcast_id),
+            variants=tuple(variant_store.variant_stats(conn, b.id, self._replies_query))
+            if b.test_share is not None
+            else (),
         )  # fmt: skip
-
-    def _variant_stats(self, conn: Connection, b: Any) -> list[VariantStats]:
-        """Per variant: texts sent, fans who tapped a link (people only), fans who replied."""
-        m, r, v = messages.c, broadcast_recipients.c, broadcast_variants.c
-        sent = dict(
-            conn.execute(
-                sa.select(r.variant_id, sa.func.count())
-                .select_from(messages.join(broadcast_recipients, sa.and_(
-                    r.broadcast_id == m.broadcast_id, r.contact_id == m.contact_id)))
-                .where(m.broadcast_id == b.id, m.kind == "broadcast", m.status.in_(SENT))
-                .group_by(r.variant_id)
-            ).all()
-        )  # fmt: skip
-        clicks = dict(
-            conn.execute(
-                sa.select(links.c.variant_id, sa.func.count(sa.distinct(links.c.message_id)))
-                .select_from(links.join(link_clicks, link_clicks.c.link_id == links.c.id))
-                .where(links.c.broadcast_id == b.id, link_clicks.c.agent_kind == "human")
-                .group_by(links.c.variant_id)
-            ).all()
-        )
-        replies = dict(
-            conn.execute(self._replies_query(b.id, r.variant_id).group_by(r.variant_id)).all()
-        )
-        rows = conn.execute(
-            sa.select(v.id, v.label, v.winner).where(v.broadcast_id == b.id).order_by(v.label)
-        ).all()
-        return [
-            VariantStats(x.label, int(sent.get(x.id, 0)), int(clicks.get(x.id, 0)),
-                         int(replies.get(x.id, 0)), bool(x.winner))
-            for x in rows
-        ]  # fmt: skip
 
     def _opted_out_since(self, conn: Connection, b: Any) -> int:
         if b.started_at is None:
@@ -566,17 +516,6 @@ class BroadcastStore:
                 ),
             )
         )  # fmt: skip
-
-
-def _clicks(conn: Connection, broadcast_id: int) -> int:
-    """Texts of the broadcast whose link a person tapped (previews and bots apart)."""
-    return int(
-        conn.execute(
-            sa.select(sa.func.count(sa.distinct(links.c.message_id)))
-            .select_from(links.join(link_clicks, link_clicks.c.link_id == links.c.id))
-            .where(links.c.broadcast_id == broadcast_id, link_clicks.c.agent_kind == "human")
-        ).scalar_one()
-    )
 
 
 # ---- SQL expressions ---------------------------------------------------------------------
@@ -662,41 +601,7 @@ def _pace_expr(b: Broadcast, at: datetime, row_number: Any, chunk: int) -> Any:
 def _get(conn: Connection, broadcast_id: int, lock: bool = False) -> Broadcast:
     row = _row(conn, broadcast_id, lock)
     b = _broadcast(row)
-    if row.test_share is None:
-        return b
-    v = broadcast_variants.c
-    variants = tuple(
-        Variant(x.label, x.body, x.id, bool(x.winner))
-        for x in conn.execute(
-            sa.select(broadcast_variants).where(v.broadcast_id == broadcast_id).order_by(v.label)
-        )
-    )
-    ab = ABTest(variants, row.test_share, row.winner_by, row.decide_after_s, row.send_winner)
-    return replace(b, ab=ab)
-
-
-def _ab_columns(ab: ABTest | None) -> dict[str, Any]:
-    if ab is None:
-        return {}
-    return {"test_share": ab.test_share, "winner_by": ab.winner_by,
-            "decide_after_s": ab.decide_after_s, "send_winner": ab.send_winner}  # fmt: skip
-
-
-def _variant_expr(broadcast_id: int, ab: ABTest) -> Any:
-    """Each fan's variant, or NULL (held): a hash of fan and broadcast puts the fan in a bucket
-    of HASH_MODULUS; the test share's buckets are split evenly over the variants. Random across
-    fans, the same every time for one fan (a resumed enqueue agrees with the first)."""
-    mixed = contacts.c.id * sa.literal(2_654_435_761, sa.BigInteger) + sa.literal(
-        (broadcast_id * 40_503) % HASH_MODULUS, sa.BigInteger
-    )
-    bucket = mixed % HASH_MODULUS
-    ids = [v.id for v in ab.variants]
-    which = sa.case(
-        *((bucket % len(ids) == i, sa.literal(vid, sa.Integer)) for i, vid in enumerate(ids)),
-        else_=sa.literal(ids[0], sa.Integer),
-    )
-    threshold = int(ab.test_share * HASH_MODULUS)
-    return sa.case((bucket < threshold, which), else_=sa.cast(sa.null(), sa.Integer))
+    return b if row.test_share is None else replace(b, ab=variant_store.load_ab(conn, row))
 
 
 def _row(conn: Connection, broadcast_id: int, lock: bool = False) -> Any:
