@@ -19,12 +19,22 @@ INBOUND = sa.text("direction = 'in'")
 FLOW_EVENTS = sa.text("type IN ('flow_started', 'step')")
 BROADCAST = sa.text("kind = 'broadcast'")
 INDEXES = (
-    ("ix_messages_inbound_day", "messages", ["created_at", "status", "escalation_id"], INBOUND),
-    ("ix_messages_broadcast_replies", "messages", ["broadcast_id", "contact_id"], INBOUND),
+    (
+        "ix_messages_inbound_day",
+        "messages",
+        ["direction", "created_at", "status", "escalation_id"],
+        INBOUND,
+    ),
+    (
+        "ix_messages_broadcast_replies",
+        "messages",
+        ["broadcast_id", "direction", "contact_id"],
+        INBOUND,
+    ),
     (
         "ix_messages_broadcast_status",
         "messages",
-        ["broadcast_id", "status", "error_code"],
+        ["broadcast_id", "kind", "status", "error_code"],
         BROADCAST,
     ),
     ("ix_consent_events_at", "consent_events", ["at", "action"], None),
