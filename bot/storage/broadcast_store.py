@@ -290,7 +290,10 @@ class BroadcastStore:
                 winner = b.ab.winner or b.ab.by_label(pick_winner(stats, b.ab.winner_by))
             variant_store.mark_winner(conn, broadcast_id, winner)
             if send:
-                _update(conn, broadcast_id, status="enqueuing", cursor=0, winner_sent_at=now())
+                # the held fans are not in the outbox yet: a pause and resume meanwhile must
+                # go on enqueuing them (`resume` reads enqueued_at), not call it done
+                _update(conn, broadcast_id, status="enqueuing", cursor=0, winner_sent_at=now(),
+                        enqueued_at=None)  # fmt: skip
             return _get(conn, broadcast_id)
 
         return await self.db.run(go)

@@ -168,7 +168,9 @@ async def test_manual_winner_by_replies_waits_for_send_winner(store: Store) -> N
     results = await asyncio.gather(svc.send_winner(bid), svc.send_winner(bid),
                                    return_exceptions=True)  # fmt: skip
     assert sum(isinstance(r, Conflict) for r in results) == 1
-    await svc.enqueue(bid)
+    await svc.pause(bid)  # paused before the rest are written: resuming goes on writing them
+    await svc.resume(bid)
+    assert (await svc.get(bid)).status == "sending"
     sent = await texts(store, bid)
     assert len(sent) == FANS == len({cid for cid, _ in sent})
     rest = [body for cid, body in sent if (await variant_of(store, bid))[cid] == variant_a]
