@@ -529,10 +529,16 @@ def _pending(url: str) -> int:
     engine = sa.create_engine(normalise_url(url))
     try:
         with engine.connect() as conn:
+            # a timed flow's text held for the fan's waking hours is not the drain's to wait for
+            waiting = sa.and_(
+                messages.c.kind == "timed",
+                messages.c.status == "queued",
+                messages.c.not_before > datetime.now(UTC),
+            )
             q = sa.select(sa.func.count()).where(
                 sa.or_(
                     sa.and_(messages.c.direction == "out",
-                            messages.c.status.in_(("queued", "sending", "in_doubt"))),
+                            messages.c.status.in_(("queued", "sending", "in_doubt")), ~waiting),
                     sa.and_(messages.c.direction == "in", messages.c.status == "received"),
                 )
             )  # fmt: skip
