@@ -86,6 +86,8 @@ def _evidence_summary(model) -> str:
         )
     if model.coverage is not None:
         parts.append(f"uncovered words +{cal.uncovered_offset:.2f}")
+        if cal.unsupported:
+            parts.append("questions with nothing specific handed over")
     if added := model.metadata.get("smalltalk"):
         parts.append(f"small talk added: {', '.join(added)}")
     return "; ".join(parts)

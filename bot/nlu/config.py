@@ -57,6 +57,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         # the fan sets (docs/nlu.md, "What each signal is worth")
         "own_nearness": False,
         "uncovered": True,  # content words the intent never speaks of raise the bar
+        # a question about an uncovered word with only anchors beside it is handed over
+        "specific": True,
         "background": False,  # ordinary texts (HWU64 sample) join the out-of-scope class
     },
     "RegexEntityExtractor": {

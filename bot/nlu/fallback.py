@@ -39,6 +39,8 @@ class Calibration:
     # intents that answer no text with an uncovered word (the engine's small talk: its few,
     # generic examples would otherwise draw any question that is about nothing the line knows)
     strict: frozenset[str] = frozenset()
+    # whether unsupported questions are handed over (FallbackClassifier `specific`)
+    unsupported: bool = True
 
     def probability(self, raw: np.ndarray | float) -> np.ndarray:
         z = np.clip(self.slope * np.asarray(raw, dtype=np.float64) + self.intercept, -30, 30)
@@ -48,7 +50,7 @@ class Calibration:
         """What the evidence takes off a probability for this intent (full name) and text;
         `unsupported`: a question about a word the intent never speaks of and nothing else
         specific to it (`Coverage.unsupported`), which no confidence makes an answer."""
-        if unsupported or (uncovered and intent in self.strict):
+        if (unsupported and self.unsupported) or (uncovered and intent in self.strict):
             return 1.0
         return self.offsets.get(intent, 0.0) + (self.uncovered_offset if uncovered else 0.0)
 
@@ -60,6 +62,7 @@ class Calibration:
             "offsets": dict(sorted(self.offsets.items())),
             "uncovered_offset": self.uncovered_offset,
             "strict": sorted(self.strict),
+            "unsupported": self.unsupported,
         }
 
 

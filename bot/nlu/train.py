@@ -52,9 +52,9 @@ KEEP_MODELS = 5  # older models are removed after a training: a models folder do
 
 # Bumped when training itself changes what a model decides (2: k-fold calibration weighed to
 # the CLINC150 protocol; 3: evidence, per-intent bars; 4: background capped by the line's size;
-# 5, 6: elongated words and coded entity values in the coverage),
+# 5, 6: elongated words and coded entity values in the coverage; 7: `specific`),
 # so `fanline train` retrains; older models still load.
-TRAINING_VERSION = 6
+TRAINING_VERSION = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +414,7 @@ def calibration_from(plan: _Plan, held, traffic) -> Calibration:
     if fixed != "auto":
         cal = Calibration(cal.slope, cal.intercept, float(fixed))
     if not (plan.uses("per_intent") or plan.uses("uncovered")):
-        return cal
+        return replace(cal, unsupported=False)
     weights = np.where(is_oos, float(k), 1.0)
     offsets, uncovered_offset = evidence_offsets(
         cal.probability(raw), predicted, correct, is_oos, weights, cal.threshold,
@@ -422,7 +422,12 @@ def calibration_from(plan: _Plan, held, traffic) -> Calibration:
     )  # fmt: skip
     if not plan.uses("per_intent"):
         offsets = {}
-    return Calibration(cal.slope, cal.intercept, cal.threshold, offsets, uncovered_offset)
+    # questions with nothing specific beside an uncovered word (`Coverage.unsupported`): the
+    # line's own folds cannot judge them (their examples lose words to the split), so an option
+    return Calibration(
+        cal.slope, cal.intercept, cal.threshold, offsets, uncovered_offset,
+        unsupported=plan.uses("uncovered") and plan.uses("specific"),
+    )  # fmt: skip
 
 
 def _score_traffic(plan: _Plan, linear: LinearModel, featurizers, traffic: Sequence[TrafficText]):

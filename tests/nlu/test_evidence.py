@@ -146,6 +146,7 @@ def test_signals_can_be_switched_off(tmp_path, fixture_data):
     model = load_interpreter(train(replace(cfg, pipeline=pipeline), fixture_data, tmp_path)).model
     assert not model.own_nearness and model.coverage is None
     assert model.calibration.offsets == {} and model.calibration.uncovered_offset == 0.0
+    assert not model.calibration.unsupported
 
 
 # ---------------------------------------------------------------- replies to a broadcast
@@ -374,6 +375,10 @@ def test_parse_and_the_batch_path_hand_over_an_unsupported_question(interp):
     assert out.ranking[0][0] == "ask_tour_dates"  # the guess is kept for the inbox
     assert anchored.parse("when are the tour dates? hotel").intent == "ask_tour_dates"  # "date"
     assert predict_batch(anchored, [text]).confidence[0] < anchored.threshold
+    # FallbackClassifier `specific: false` (trained into the calibration) answers it again
+    assert interp.model.calibration.unsupported  # on by default
+    off = replace(anchored.model, calibration=replace(plain.model.calibration, unsupported=False))
+    assert Interpreter(off).parse(text).intent == "ask_tour_dates"
 
 
 def test_a_coded_entity_value_makes_no_word_everyones():
