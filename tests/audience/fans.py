@@ -1,17 +1,48 @@
-"""Fans written straight into the database for the scheduler's tests and benchmark: contact,
-conversation and opt-in (the consent ledger the `after_signup` trigger reads)."""
+"""The scheduler tests' line and fans: the demo's content without its NLU model (timed turns
+read no fan text: quick to start), and fans written straight into the database (contact,
+conversation and opt-in, the consent ledger the `after_signup` trigger reads)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.actions import ActionRunner
+from bot.content import Content, load_content
+from bot.locks import ContactLocks
+from bot.pipeline import Pipeline
+from bot.runtime import _libpq_dsn, build_engine
+from bot.storage import Store
 from bot.storage.flow_job_store import FlowJob
 from bot.storage.tables import consent_events, contacts, conversations, messages
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def demo_content() -> Content:
+    return load_content(ROOT)
+
+
+def timed_pipeline(store: Store) -> Pipeline:
+    """A pipeline for timed turns on `store` (close its `locks` and `actions` after)."""
+    pg = store.db.engine.dialect.name == "postgresql"
+    return Pipeline(
+        store=store, locks=ContactLocks(_libpq_dsn(store.db.engine.url) if pg else None),
+        engine=build_engine(demo_content(), None), interpreter=None,
+        actions=ActionRunner(package=None),
+    )  # fmt: skip
+
+
+async def close_pipeline(pipeline: Pipeline) -> None:
+    await pipeline.actions.aclose()
+    await pipeline.locks.aclose()
 
 
 def number(i: int) -> str:

@@ -11,43 +11,61 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from bot.audience.scheduler import LEASE, TimedFlows
-from bot.locks import ContactLocks
-from bot.pipeline import Pipeline
-from bot.runtime import Runtime, _libpq_dsn
+from bot.domain import ConsentChange
+from bot.runtime import Runtime
 from bot.storage import Store
 from bot.storage import flow_job_store as jobs
 from bot.storage.engagement_tables import flow_jobs
-from tests.audience.fans import insert_fans, job_of, number, timed_texts
-from tests.pipeline.test_pipeline import start, subscribed_fan, text
+from tests.audience.fans import (
+    close_pipeline,
+    insert_fans,
+    job_of,
+    number,
+    timed_pipeline,
+    timed_texts,
+)
+from tests.pipeline.test_pipeline import start, subscribed_fan
 
 WELCOME_1 = "Welcome to the Vale Crew!"
 
 
 @pytest.fixture
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
-    rt = await start(database_url)
+    rt = await start(database_url)  # the whole line, NLU model included: a fan opts in by text
     try:
         yield rt
     finally:
         await rt.close()
 
 
-async def fans(runtime: Runtime, count: int, **kwargs: object) -> list[int]:
+@pytest.fixture
+async def line(store: Store) -> AsyncIterator[SimpleNamespace]:
+    """The demo's content on a store, without the NLU model (quick): `.store`, `.pipeline`."""
+    pipeline = timed_pipeline(store)
+    try:
+        yield SimpleNamespace(store=store, pipeline=pipeline)
+    finally:
+        await close_pipeline(pipeline)
+
+
+async def fans(runtime: Any, count: int, **kwargs: object) -> list[int]:
     store = runtime.store
     phones = [number(i) for i in range(count)]
     return await store.db.run(lambda c: insert_fans(c, store.phone_hash, phones, **kwargs))
 
 
-async def texts(runtime: Runtime, contact_id: int | None = None) -> list[object]:
+async def texts(runtime: Any, contact_id: int | None = None) -> list[Any]:
     return await runtime.store.db.run(timed_texts, contact_id)
 
 
-async def job_rows(runtime: Runtime) -> list[object]:
+async def job_rows(runtime: Any) -> list[Any]:
     return await runtime.store.db.run(
         lambda c: c.execute(sa.select(flow_jobs).order_by(flow_jobs.c.id)).all()
     )
@@ -73,85 +91,72 @@ async def test_welcome_series_once_then_after_each_wait(runtime: Runtime) -> Non
 
 
 async def test_stop_before_the_job_skips_it_and_after_it_cancels_the_text(
-    runtime: Runtime,
+    line: SimpleNamespace,
 ) -> None:
-    early, late = await subscribed_fan(runtime), await subscribed_fan(runtime)
-    await runtime.handle(text(early, "STOP"))
-    timed = TimedFlows(runtime.pipeline)
-    await timed.run_pass(datetime.now(UTC) + timedelta(seconds=1))
-    skipped = [(r.status, r.reason) for r in await job_rows(runtime) if r.status == "skipped"]
-    assert skipped == [("skipped", "unsubscribed")]
-    await runtime.handle(text(late, "STOP"))  # after its text was queued: checked at the send
-    assert len(await texts(runtime)) == 1
-    await runtime.store.db.run(  # outside any quiet hours, whatever the clock says
-        lambda c: c.execute(
-            sa.update(jobs.contacts).values(profile={"timezone": _zone_at_local_hour(12)})
-        )
-    )
-    claimed = await runtime.store.claim_outbox(50)
-    assert all(i.kind != "timed" for i in claimed)
-    assert [r.status for r in await texts(runtime)] == ["cancelled"]
+    early, late = await fans(line, 2, profiles=[{"timezone": _zone_at_local_hour(12)}] * 2)
+    stop = ConsentChange("opt_out", "sms_keyword")
+    await line.store.set_subscription(early, stop)
+    await TimedFlows(line.pipeline).run_pass(datetime.now(UTC) + timedelta(seconds=1))
+    skipped = [(r.contact_id, r.reason) for r in await job_rows(line) if r.status == "skipped"]
+    assert skipped == [(early, "unsubscribed")]
+    assert [r.contact_id for r in await texts(line)] == [late]
+    await line.store.set_subscription(late, stop)  # after its text was queued: checked at the send
+    assert [i.kind for i in await line.store.claim_outbox(50)] == []
+    assert [r.status for r in await texts(line)] == ["cancelled"]
 
 
-async def test_a_timed_text_waits_for_the_fans_morning(runtime: Runtime) -> None:
-    (cid,) = await fans(runtime, 1, profiles=[{"timezone": _zone_at_local_hour(3)}])
-    await TimedFlows(runtime.pipeline).run_pass(datetime.now(UTC) + timedelta(seconds=1))
-    assert [i.kind for i in await runtime.store.claim_outbox(50)] == []  # 3am there: held
-    (row,) = await texts(runtime, cid)
+async def test_a_timed_text_waits_for_the_fans_morning(line: SimpleNamespace) -> None:
+    (cid,) = await fans(line, 1, profiles=[{"timezone": _zone_at_local_hour(3)}])
+    await TimedFlows(line.pipeline).run_pass(datetime.now(UTC) + timedelta(seconds=1))
+    assert [i.kind for i in await line.store.claim_outbox(50)] == []  # 3am there: held
+    (row,) = await texts(line, cid)
     assert row.status == "queued" and row.not_before is not None
     held_for = jobs._aware(row.not_before) - datetime.now(UTC)
     assert timedelta(hours=4) < held_for < timedelta(hours=6)  # 08:00 local, ~5 h away
 
 
 async def test_two_schedulers_at_once_send_each_text_once(
-    runtime: Runtime, database_url: str
+    line: SimpleNamespace, database_url: str
 ) -> None:
-    ids = await fans(runtime, 12)
-    other = Store.open(database_url, hash_key=b"test")
+    ids = await fans(line, 12)
+    other = Store.open(database_url, hash_key=b"test-key")  # its own connections and locks
+    second = timed_pipeline(other)
     try:
-        pg = other.db.engine.dialect.name == "postgresql"
-        brain = runtime.pipeline.brain
-        second = Pipeline(
-            store=other,
-            locks=ContactLocks(_libpq_dsn(other.db.engine.url) if pg else None),
-            engine=brain.engine,
-            interpreter=brain.interpreter,
-            actions=runtime.pipeline.actions,
-        )
         at = datetime.now(UTC) + timedelta(seconds=1)
         for _ in range(3):
             await asyncio.gather(
-                TimedFlows(runtime.pipeline).run_pass(at), TimedFlows(second).run_pass(at)
+                TimedFlows(line.pipeline).run_pass(at), TimedFlows(second).run_pass(at)
             )
-        rows = await texts(runtime)
+        rows = await texts(line)
         assert sorted(r.contact_id for r in rows) == sorted(ids)  # each fan once
     finally:
+        await close_pipeline(second)
         other.close()
 
 
 async def test_a_job_whose_runner_died_is_run_again_and_the_stale_runner_writes_nothing(
-    runtime: Runtime,
+    line: SimpleNamespace,
 ) -> None:
-    (cid,) = await fans(runtime, 1)
-    timed, at = TimedFlows(runtime.pipeline), datetime.now(UTC) + timedelta(seconds=1)
-    db = runtime.store.db
+    (cid,) = await fans(line, 1)
+    timed, at = TimedFlows(line.pipeline), datetime.now(UTC) + timedelta(seconds=1)
+    db = line.store.db
     await timed.find(at)
     (dead,) = await db.run(jobs.claim, at, LEASE, 10, None)  # claimed, then the process died
     assert await timed.run_pass(at + timedelta(seconds=30)) == []  # its lease still holds
     (outcome,) = await timed.run_pass(at + LEASE + timedelta(seconds=1))  # lapsed: taken again
     assert outcome.contact_id == cid
-    ctx = await runtime.store.load_turn(cid)
-    stale = await runtime.pipeline.timed_turn(ctx, dead.flow, after_step=None, seed=dead.id)
+    ctx = await line.store.load_turn(cid)
+    stale = await line.pipeline.timed_turn(ctx, dead.flow, after_step=None, seed=dead.id)
     assert await db.run(jobs.finish, dead, stale, at) is None  # the old attempt: refused
-    assert len(await texts(runtime, cid)) == 1
-    (row,) = [r for r in await job_rows(runtime) if r.id == dead.id]
+    assert len(await texts(line, cid)) == 1
+    (row,) = [r for r in await job_rows(line) if r.id == dead.id]
     assert (row.status, row.attempts) == ("done", 2)
     assert job_of(row).attempts == 2
 
 
-async def test_birthdays_at_nine_local_once_a_year(runtime: Runtime) -> None:
+async def test_birthdays_at_nine_local_once_a_year(line: SimpleNamespace) -> None:
     chicago, auckland, other_day = await fans(
-        runtime, 3,
+        line, 3,
         profiles=[
             {"birthday": "2001-05-10", "timezone": "America/Chicago", "first_name": "Ana"},
             {"birthday": "1999-05-11", "timezone": "Pacific/Auckland"},  # a UTC day ahead
@@ -159,20 +164,20 @@ async def test_birthdays_at_nine_local_once_a_year(runtime: Runtime) -> None:
         ],
         signed_up=[datetime(2020, 1, 1, tzinfo=UTC)] * 3,  # long ago: no welcome series now
     )  # fmt: skip
-    timed = TimedFlows(runtime.pipeline)
+    timed = TimedFlows(line.pipeline)
     dawn = datetime(2027, 5, 10, 5, 0, tzinfo=UTC)
     assert await timed.run_pass(dawn) == []  # found, none due yet
-    due = {r.contact_id: jobs._aware(r.due_at) for r in await job_rows(runtime)}
+    due = {r.contact_id: jobs._aware(r.due_at) for r in await job_rows(line)}
     assert due[chicago] == datetime(2027, 5, 10, 14, 0, tzinfo=UTC)  # 09:00 CDT
     assert due[auckland] == datetime(2027, 5, 10, 21, 0, tzinfo=UTC)  # 09:00 NZST, May 11
     assert other_day not in due
     ran = await timed.run_pass(datetime(2027, 5, 10, 14, 1, tzinfo=UTC))
     assert [o.contact_id for o in ran] == [chicago]
-    assert "Happy birthday, Ana!" in (await texts(runtime, chicago))[0].body
+    assert "Happy birthday, Ana!" in (await texts(line, chicago))[0].body
     await timed.run_pass(datetime(2027, 5, 10, 22, 0, tzinfo=UTC))
     await timed.run_pass(datetime(2027, 5, 11, 15, 0, tzinfo=UTC))  # a new day: a new scan
-    assert [len(await texts(runtime, c)) for c in (chicago, auckland)] == [1, 1]
-    occurrences = {r.occurrence for r in await job_rows(runtime) if r.trigger == "on_birthday"}
+    assert [len(await texts(line, c)) for c in (chicago, auckland)] == [1, 1]
+    occurrences = {r.occurrence for r in await job_rows(line) if r.trigger == "on_birthday"}
     assert occurrences == {"2027"}
 
 
@@ -191,26 +196,26 @@ CRASH_FANS = 150
 
 
 async def test_a_scheduler_killed_mid_pass_resumes_without_second_texts(
-    runtime: Runtime, database_url: str
+    line: SimpleNamespace, database_url: str
 ) -> None:
-    ids = await fans(runtime, CRASH_FANS)
+    ids = await fans(line, CRASH_FANS)
     at = datetime.now(UTC) + timedelta(seconds=1)
     first = await asyncio.create_subprocess_exec(
         sys.executable, str(PROCESS), database_url, at.isoformat(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     for _ in range(6000):  # bounded (~2 min): until a few jobs are done
-        if len(await texts(runtime)) >= CRASH_FANS // 5:
+        if len(await texts(line)) >= CRASH_FANS // 5:
             break
         assert first.returncode is None, (await first.stderr.read()).decode()[-3000:]  # type: ignore[union-attr]
         await asyncio.sleep(0.02)  # polling a condition, not timing the test
     first.send_signal(signal.SIGKILL)
     await first.wait()
-    killed_at = len(await texts(runtime))
+    killed_at = len(await texts(line))
     assert 0 < killed_at < CRASH_FANS, "the kill must land mid-pass"
     # the dead process's `running` jobs are taken again once their lease lapses
-    await TimedFlows(runtime.pipeline).run_pass(at + LEASE + timedelta(seconds=1))
-    per_fan = Counter(r.contact_id for r in await texts(runtime))
+    await TimedFlows(line.pipeline).run_pass(at + LEASE + timedelta(seconds=1))
+    per_fan = Counter(r.contact_id for r in await texts(line))
     assert set(per_fan) == set(ids) and max(per_fan.values()) == 1
-    firsts = [r.status for r in await job_rows(runtime) if r.trigger == "after_signup"]
+    firsts = [r.status for r in await job_rows(line) if r.trigger == "after_signup"]
     assert firsts == ["done"] * CRASH_FANS  # (the series' next texts wait a day)
