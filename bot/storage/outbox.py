@@ -522,7 +522,8 @@ _FAN_SENDABLE = sa.exists().where(
     _c.id == messages.c.contact_id,
     _c.erased_at.is_(None),
     _c.phone.is_not(None),
-    sa.case((messages.c.kind == "broadcast", _c.subscription == "subscribed"),
+    # marketing (a broadcast, a timed flow's text) needs a subscribed fan, not merely a known one
+    sa.case((messages.c.kind.in_(("broadcast", "timed")), _c.subscription == "subscribed"),
             else_=_c.subscription != "unsubscribed"),
     # an erased number stays suppressed unless its new contact subscribed again since
     ~sa.exists().where(_s.phone_hash == _c.phone_hash,

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
 
 from bot.domain import ConsentChange, EscalationSpec, TurnRecord
 from bot.messages import DeliveryReport, InboundSms, OutboundSms
 from bot.outbound import SendResult
 from bot.storage import Store
+from bot.storage.tables import contacts, messages
 
 FAN = "+15555550100"
 US = "+15550100000"
@@ -119,6 +124,31 @@ async def test_a_fan_who_opted_out_after_queueing_gets_nothing(store: Store) -> 
     contact_id = await _queue(store, 2, kind="broadcast")
     await store.set_subscription(contact_id, ConsentChange("opt_out", "web"))
     assert await store.claim_outbox(10) == []
+
+
+async def test_marketing_texts_need_a_subscribed_fan_not_a_known_one(store: Store) -> None:
+    """A fan who only texted us (pending) gets replies, never a broadcast's or a timed flow's
+    text: the claim itself checks, whatever put the text in the outbox."""
+    contact_id = await _queue(store, 1, body="reply")
+    await _queue(store, 1, body="timed", kind="timed")
+    await _queue(store, 1, body="news", kind="broadcast")
+    hour = datetime.now(UTC).hour  # a zone where it is midday: quiet hours hold nothing
+    offset = (12 - hour + 12) % 24 - 12
+    midday = {"timezone": f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"}
+
+    def place(conn: Any) -> None:
+        conn.execute(contacts.update().where(contacts.c.id == contact_id).values(profile=midday))
+
+    await store.db.run(place)
+    assert [i.body for i in await store.claim_outbox(10)] == ["reply 0"]
+
+    def statuses(conn: Any) -> dict[str, str]:
+        m = messages.c
+        return dict(conn.execute(sa.select(m.body, m.status).where(m.direction == "out")).all())
+
+    assert await store.db.run(statuses) == {
+        "reply 0": "sending", "timed 0": "cancelled", "news 0": "cancelled"
+    }  # fmt: skip
 
 
 async def test_delivery_reports_never_move_backwards(store: Store) -> None:
