@@ -33,6 +33,7 @@ from bot.pipeline import TurnOutcome
 from bot.reloader import Reloader
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.storage.flow_job_store import ShortLinks
 from bot.topics.review_sweep import AnswerSweep
 from bot.topics.sweep import TopicSweep
 from bot.topics.vectors import vectoriser_for
@@ -220,7 +221,11 @@ def _start_jobs(app: Sanic, settings: Settings, runtime: Runtime) -> None:
         # flows that start in time; beside other processes a cursor stops short of the last
         # 30 s (a lower id may still commit), as the unanswered pass does
         "timed-flows": TimedFlows(
-            runtime.pipeline, grace_s=0.0 if runtime.store.db.is_sqlite else unanswered.GRACE_S
+            runtime.pipeline,
+            grace_s=0.0 if runtime.store.db.is_sqlite else unanswered.GRACE_S,
+            links=ShortLinks(settings.links.base(settings.public_url), settings.links.utm)
+            if settings.links.track_responses
+            else None,
         ).run,
     }
     app.ctx.singletons = {}

@@ -10,7 +10,7 @@ contact id, nothing guessable.
     fanline:
       links:
         domain: https://nova.fm            # default: the public URL
-        track_responses: false             # reserved for flow responses and timed texts
+        track_responses: false             # timed flows' texts get short links too
         utm: {source: sms, medium: fanline, campaign: "{broadcast}"}
 """
 

@@ -38,10 +38,18 @@ def _now() -> datetime:
 class TimedFlows:
     """Finds and runs due timed flows; `run` is the background job, `run_pass` one pass."""
 
-    def __init__(self, pipeline: Pipeline, *, interval_s: float = 15.0, grace_s: float = 0.0):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        interval_s: float = 15.0,
+        grace_s: float = 0.0,
+        links: jobs.ShortLinks | None = None,
+    ):
         self.pipeline = pipeline
         self.store = pipeline.store
         self.interval_s = interval_s
+        self.links = links  # `fanline.links.track_responses`: timed texts' URLs become short links
         # on PostgreSQL a lower id may commit after a higher one: cursors stop short of the
         # last `grace_s` seconds, so that nothing is passed over
         self.grace = timedelta(seconds=grace_s)
@@ -165,7 +173,7 @@ class TimedFlows:
                 record = await self.pipeline.timed_turn(
                     ctx, job.flow, after_step=job.step, seed=job.id
                 )
-                ids = await db.run(jobs.finish, job, record, at)
+                ids = await db.run(jobs.finish, job, record, at, self.links)
         except Exception:  # one fan's failure (a custom action) must not stop the pass
             log.exception("timed flow failed", extra={"contact_id": job.contact_id})
             if job.attempts >= MAX_ATTEMPTS:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.domain import TurnRecord
-from bot.storage import tag_store
+from bot.storage import link_store, tag_store
 from bot.storage.broadcast_tables import broadcast_recipients
 from bot.storage.engagement_tables import fan_tags, flow_jobs, link_clicks, links, scheduler_cursors
 from bot.storage.tables import consent_events, contacts, conversations, events, messages
@@ -269,7 +269,17 @@ def settle(conn: Connection, job: FlowJob, status: str, reason: str | None, at: 
     )
 
 
-def finish(conn: Connection, job: FlowJob, rec: TurnRecord, at: datetime) -> list[int] | None:
+@dataclass(frozen=True)
+class ShortLinks:
+    """Where a timed text's short links point (`fanline.links`), when they are tracked."""
+
+    base: str
+    utm: dict[str, str]
+
+
+def finish(
+    conn: Connection, job: FlowJob, rec: TurnRecord, at: datetime, short: ShortLinks | None = None
+) -> list[int] | None:
     """The timed turn, written with its job's `done` (None: the job was taken over, nothing
     written). The texts are `messages.kind = 'timed'`, for the outbox's guarded claim."""
     if not settle(conn, job, "done", None, at):
@@ -312,7 +322,15 @@ def finish(conn: Connection, job: FlowJob, rec: TurnRecord, at: datetime) -> lis
          "kind": "timed", "status": "queued", "created_at": at}
         for r in rec.replies
     ]  # fmt: skip
-    return list(conn.execute(messages.insert().returning(messages.c.id), rows).scalars())
+    ids = list(conn.execute(messages.insert().returning(messages.c.id), rows).scalars())
+    if short is not None:  # each URL a short link of this fan's, tied to the text that carries it
+        for oid, row in zip(ids, rows, strict=True):
+            body = link_store.shorten_text(conn, row["body"], base=short.base, utm=short.utm,
+                                           contact_id=rec.contact_id, flow=job.flow,
+                                           message_id=oid)  # fmt: skip
+            if body != row["body"]:
+                conn.execute(messages.update().where(messages.c.id == oid).values(body=body))
+    return ids
 
 
 def _aware(value: datetime) -> datetime:

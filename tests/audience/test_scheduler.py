@@ -18,11 +18,13 @@ import pytest
 import sqlalchemy as sa
 
 from bot.audience.scheduler import LEASE, TimedFlows
-from bot.domain import ConsentChange
+from bot.domain import ConsentChange, TurnRecord
+from bot.messages import OutboundSms
 from bot.runtime import Runtime
 from bot.storage import Store
 from bot.storage import flow_job_store as jobs
-from bot.storage.engagement_tables import flow_jobs
+from bot.storage.engagement_tables import flow_jobs, links
+from bot.storage.tables import messages
 from tests.audience.fans import (
     close_pipeline,
     insert_fans,
@@ -219,3 +221,32 @@ async def test_a_scheduler_killed_mid_pass_resumes_without_second_texts(
     assert set(per_fan) == set(ids) and max(per_fan.values()) == 1
     firsts = [r.status for r in await job_rows(line) if r.trigger == "after_signup"]
     assert firsts == ["done"] * CRASH_FANS  # (the series' next texts wait a day)
+
+
+async def test_a_timed_texts_links_are_the_fans_own_short_links(store: Store) -> None:
+    """With `fanline.links.track_responses`, a timed flow's URL goes out as a short link of
+    this fan's, tied to the text that carries it (clicks then feed `on_click` and reports)."""
+    [contact_id] = await store.db.run(lambda c: insert_fans(c, store.phone_hash, [number(1)]))
+    at = datetime.now(UTC)
+
+    def due(conn: Any) -> list[jobs.FlowJob]:
+        conn.execute(flow_jobs.insert().values(
+            contact_id=contact_id, flow="drop", trigger="at", occurrence="", due_at=at,
+            status="due", attempts=0, created_at=at))  # fmt: skip
+        return jobs.claim(conn, at, LEASE, 10)
+
+    [job] = await store.db.run(due)
+    ctx = await store.load_turn(contact_id)
+    reply = OutboundSms(number(1), "Out now: https://store.example.com/glasshouse?x=1")
+    record = TurnRecord(contact_id, ctx.conversation_id, None, replies=[reply])
+    short = jobs.ShortLinks("https://nova.example/l/", {"source": "sms"})
+    [oid] = await store.db.run(jobs.finish, job, record, at, short)
+
+    def written(conn: Any) -> tuple[str, Any]:
+        body = conn.execute(sa.select(messages.c.body).where(messages.c.id == oid)).scalar_one()
+        return body, conn.execute(sa.select(links)).one()
+
+    body, link = await store.db.run(written)
+    assert body == f"Out now: https://nova.example/l/{link.code}"
+    assert (link.contact_id, link.message_id, link.flow) == (contact_id, oid, "drop")
+    assert link.url.startswith("https://store.example.com/glasshouse?x=1&utm_source=sms")
