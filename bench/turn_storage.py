@@ -8,8 +8,8 @@ thread. Prints turns/s, CPU time (every thread of this process) per turn and, on
 statements SQLite ran per turn (BEGIN and COMMIT included, from its trace callback): figures a
 loaded machine cannot inflate as much as wall-clock ones. `--database-url` (or
 FANLINE_TEST_DATABASE_URL) adds PostgreSQL, in a throwaway schema. `--callgrind`, under
-`valgrind --tool=callgrind --collect-atstart=no`, counts the instructions of the measured turns
-alone (collection switched on and off around them with callgrind_control).
+`valgrind --tool=callgrind --instr-atstart=no`, counts the instructions of the measured turns
+alone (instrumentation switched on and off around them with callgrind_control -i).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--database-url", default=os.environ.get("FANLINE_TEST_DATABASE_URL"))
     ap.add_argument("--callgrind", action="store_true",
-                    help="count only the measured turns (under valgrind --collect-atstart=no)")  # fmt: skip
+                    help="count only the measured turns (under valgrind --instr-atstart=no)")  # fmt: skip
     args = ap.parse_args()
     print_baseline()
     backends = []
