@@ -61,6 +61,7 @@ class Store(OutboxQueries):
     def __init__(self, db: Database, *, hash_key: bytes, reply_window_h: float = 24.0):
         self.db = db
         self._q = _Prepared(self._insert, db.engine.dialect)
+        self._pg = db.engine.dialect.name == "postgresql"
         self._hash_key = hash_key
         self.reply_window = timedelta(hours=reply_window_h)
 
@@ -95,6 +96,8 @@ class Store(OutboxQueries):
         return await self.db.run(self._begin_turn, msg)
 
     def _begin_turn(self, conn: Connection, msg: InboundSms) -> tuple[Recorded, TurnContext | None]:
+        if self._pg:
+            self._q.settle_recordings_by_phone.first(conn, {"phone": msg.sender})
         recorded, row = self._record(conn, msg)
         if recorded.duplicate and recorded.answered:
             return recorded, None
@@ -171,6 +174,8 @@ class Store(OutboxQueries):
         nothing unanswered before the text just recorded)."""
         q = self._q
         if row is None:
+            if self._pg and pending is None:  # see settle_recordings
+                q.settle_recordings.first(conn, {"cid": contact_id})
             row = q.contact_and_conversation.first(
                 conn, {"cid": contact_id, "since": self._since()}
             )
@@ -508,6 +513,12 @@ class _Prepared:
         self.contact_and_conversation_by_phone = compiled(by_phone)
         # outside the fan's lock: waits for an erasure in flight, then no longer finds the fan
         self.contact_by_phone_shared = compiled(by_phone.with_for_update(read=True, of=contacts))
+        # PostgreSQL: wait for this fan's texts being recorded right now (each holds the row
+        # FOR SHARE until it commits), so the pending read after it sees every text with a
+        # lower id: the fan's texts are answered in the order they were stored
+        settle = sa.select(contacts.c.id).with_for_update(key_share=True, of=contacts)
+        self.settle_recordings_by_phone = compiled(settle.where(contacts.c.phone == b("phone")))
+        self.settle_recordings = compiled(settle.where(contacts.c.id == b("cid")))
         self.pending_texts = compiled(
             sa.select(m.id, m.body, m.media_urls, m.created_at, m.channel_id, m.to_number)
             .where(m.contact_id == b("cid"), m.direction == "in", m.status == "received")
