@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,6 +113,16 @@ async def compute_only(n: int, unique: bool = False) -> tuple[float, float]:
     return nlu, both
 
 
+def databases(database_url: str | None) -> Iterator[tuple[str, str]]:
+    """SQLite in a temporary folder, then PostgreSQL in a throwaway schema when a URL is given
+    (nothing else in that database is seen or touched): (name, URL) for each benchmark run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        yield "SQLite", f"sqlite:///{tmp}/bench.db"
+    if database_url:
+        with scratch_schema(database_url, "bench") as url:
+            yield "PostgreSQL", url
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fans", type=int, default=500)
@@ -127,27 +137,17 @@ def main() -> None:
     nlu, both = asyncio.run(compute_only(2000, args.unique_texts))
     print(f"NLU alone:           {nlu * 1e3:.3f} ms/turn ({1 / nlu:,.0f}/s)")
     print(f"NLU + flow engine:   {both * 1e3:.3f} ms/turn ({1 / both:,.0f}/s)")
-    backends = []
-    with tempfile.TemporaryDirectory() as tmp:
-        backends.append(("SQLite", f"sqlite:///{tmp}/bench.db"))
-        if args.database_url:
-            backends.append(("PostgreSQL", args.database_url))
-        for name, url in backends:
-            with contextlib.ExitStack() as stack:
-                if name == "PostgreSQL":  # a throwaway schema: nothing else is seen or touched
-                    url = stack.enter_context(scratch_schema(url, "bench"))
-                r = asyncio.run(
-                    run_backend(url, args.fans, args.turns_per_fan, args.concurrency,
-                                args.unique_texts)
-                )  # fmt: skip
-
-            print(f"{name:<11} pipeline: {r['turns']:,.0f} turns, {r['tps']:,.0f} turns/s, "
-                  f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-                  f"CPU {r['cpu_ms']:.2f} ms/turn (concurrency {args.concurrency}, {args.fans} fans"
-                  f"{', unique texts' if args.unique_texts else ''})")  # fmt: skip
-            print(
-                f"            compute alone (NLU + engine) would allow {1 / both:,.0f} turns/s on one core"
-            )
+    for name, url in databases(args.database_url):
+        r = asyncio.run(
+            run_backend(url, args.fans, args.turns_per_fan, args.concurrency, args.unique_texts)
+        )
+        print(f"{name:<11} pipeline: {r['turns']:,.0f} turns, {r['tps']:,.0f} turns/s, "
+              f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+              f"CPU {r['cpu_ms']:.2f} ms/turn (concurrency {args.concurrency}, {args.fans} fans"
+              f"{', unique texts' if args.unique_texts else ''})")  # fmt: skip
+        print(
+            f"            compute alone (NLU + engine) would allow {1 / both:,.0f} turns/s on one core"
+        )
 
 
 if __name__ == "__main__":

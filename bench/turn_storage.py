@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from bench.baseline import print_baseline  # noqa: E402
+from bench.pipeline import databases  # noqa: E402
 from bot.domain import TurnRecord  # noqa: E402
 from bot.messages import InboundSms, OutboundSms  # noqa: E402
 from bot.storage import Store  # noqa: E402
-from bot.storage.db import scratch_schema  # noqa: E402
 
 OURS = "+15550100000"
 
@@ -101,21 +99,11 @@ def main() -> None:
                     help="count only the measured turns (under valgrind --instr-atstart=no)")  # fmt: skip
     args = ap.parse_args()
     print_baseline()
-    backends = []
-    with tempfile.TemporaryDirectory() as tmp:
-        backends.append(("SQLite", f"sqlite:///{tmp}/bench.db"))
-        if args.database_url:
-            backends.append(("PostgreSQL", args.database_url))
-        for name, url in backends:
-            with contextlib.ExitStack() as stack:
-                if name == "PostgreSQL":
-                    url = stack.enter_context(scratch_schema(url, "bench"))
-                r = asyncio.run(
-                    run(url, args.fans, args.turns_per_fan, args.concurrency, args.callgrind)
-                )
-            stmts = f", {r['statements']:.1f} statements/turn" if name == "SQLite" else ""
-            print(f"{name:<11} turn storage: {r['turns']:,} turns, {r['tps']:,.0f} turns/s, "
-                  f"CPU {r['cpu_ms']:.3f} ms/turn{stmts} (concurrency {args.concurrency})")  # fmt: skip
+    for name, url in databases(args.database_url):
+        r = asyncio.run(run(url, args.fans, args.turns_per_fan, args.concurrency, args.callgrind))
+        stmts = f", {r['statements']:.1f} statements/turn" if name == "SQLite" else ""
+        print(f"{name:<11} turn storage: {r['turns']:,} turns, {r['tps']:,.0f} turns/s, "
+              f"CPU {r['cpu_ms']:.3f} ms/turn{stmts} (concurrency {args.concurrency})")  # fmt: skip
 
 
 if __name__ == "__main__":
