@@ -435,6 +435,7 @@ class BroadcastStore:
             "kind": sa.literal("broadcast"),
             "status": sa.literal("queued"),
             "broadcast_id": r.broadcast_id,
+            "variant_id": r.variant_id,  # NULL but on an A/B broadcast
             "private": sa.false(),
             "attempts": sa.literal(0),
             "not_before": sa.func.coalesce(quiet_expr(quiet, b.default_zone, at), pace),

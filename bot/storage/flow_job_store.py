@@ -23,7 +23,14 @@ from bot.domain import TurnRecord
 from bot.storage import link_store, tag_store
 from bot.storage.broadcast_tables import broadcast_recipients
 from bot.storage.engagement_tables import fan_tags, flow_jobs, link_clicks, links, scheduler_cursors
-from bot.storage.tables import consent_events, contacts, conversations, events, messages
+from bot.storage.tables import (
+    consent_events,
+    contacts,
+    conversations,
+    events,
+    flow_columns,
+    messages,
+)
 
 _j = flow_jobs.c
 LATE = timedelta(days=1)  # a job found later than this after it was due is not started
@@ -293,7 +300,7 @@ def finish(
         conn.execute(
             events.insert(),
             [{"contact_id": rec.contact_id, "message_id": None, "type": kind, "data": data,
-              "at": at} for kind, data in rec.events],
+              "at": at, **flow_columns(data)} for kind, data in rec.events],
         )  # fmt: skip
     values: dict[str, Any] = {"updated_at": at}
     if rec.dialogue is not None:

@@ -1,5 +1,5 @@
 """The reports' SQL: a broadcast's texts and what its fans did, the line per day, flow funnels,
-top topics. Read only; every query is one aggregate that an index of migration 0015 serves
+top topics. Read only; every query is one aggregate that an index of migrations 0016-0017 serves
 (`bench/reports.py` times each on a million fans and ten million texts).
 
 Days are UTC days. A fan's reply to a broadcast is the pipeline's own link (an inbound text's
@@ -78,7 +78,7 @@ def broadcast_report(
     }
     counts: dict[Any, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
     ab = bool(labels)  # only an A/B broadcast's figures need each fan's variant
-    sends(conn, b.id, ab, counts)
+    sends(conn, b.id, counts)
     clicks(conn, b.id, counts)
     replies(conn, b.id, ab, counts)
     start = b.started_at or b.created_at
@@ -123,14 +123,14 @@ def _inline(value: str) -> Any:
     return sa.literal(value, literal_execute=True)
 
 
-def sends(conn: Connection, broadcast_id: int, ab: bool, counts: Counts) -> None:
+def sends(conn: Connection, broadcast_id: int, counts: Counts) -> None:
+    """Texts by variant, status and error code: each text carries its variant (NULL but on an
+    A/B broadcast), so one index serves it without a row read or a join."""
     m = messages.c
-    source, variant = _variant(broadcast_id, ab, messages, m.contact_id)
     rows = conn.execute(
-        sa.select(variant.label("v"), m.status, m.error_code, sa.func.count())
-        .select_from(source)
+        sa.select(m.variant_id, m.status, m.error_code, sa.func.count())
         .where(m.broadcast_id == broadcast_id, m.kind == _inline("broadcast"))
-        .group_by(variant, m.status, m.error_code)
+        .group_by(m.variant_id, m.status, m.error_code)
     )
     for v, status, code, n in rows:
         c = counts[v]
@@ -337,14 +337,12 @@ def _with_list_size(conn: Connection, since: datetime, until: datetime, per: Per
 def funnels(conn: Connection, since: datetime, until: datetime) -> list[Funnel]:
     """Fans who started each flow, and who reached each of its steps, in the period."""
     ev = events.c
-    flow = ev.data["flow"].as_string()
-    step = ev.data["step"].as_string()
     rows = conn.execute(
-        sa.select(flow, ev.type, step, sa.func.count(sa.distinct(ev.contact_id)))
+        sa.select(ev.flow, ev.type, ev.step, sa.func.count(sa.distinct(ev.contact_id)))
         .where(
             ev.type.in_([_inline("flow_started"), _inline("step")]), ev.at >= since, ev.at < until
         )
-        .group_by(flow, ev.type, step)
+        .group_by(ev.flow, ev.type, ev.step)
     ).all()
     started: dict[str, int] = {}
     reached: dict[str, list[FunnelStep]] = defaultdict(list)

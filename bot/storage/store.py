@@ -35,6 +35,7 @@ from bot.storage.tables import (
     contacts,
     conversations,
     events,
+    flow_columns,
     messages,
     suppressions,
 )
@@ -274,7 +275,7 @@ class Store(OutboxQueries):
                 conn,
                 [
                     {"contact_id": rec.contact_id, "message_id": rec.message_id,
-                     "type": kind, "data": data, "at": at}
+                     "type": kind, "data": data, "at": at, **flow_columns(data)}
                     for kind, data in rec.events
                 ],
             )  # fmt: skip
@@ -560,6 +561,7 @@ class _Prepared:
             events.insert().values(
                 contact_id=b("contact_id"), message_id=b("message_id"), type=b("type"),
                 data=b("data", type_=e.data.type), at=b("at", type_=e.at.type),
+                flow=b("flow", type_=e.flow.type), step=b("step", type_=e.step.type),
             )
         )  # fmt: skip
         # (dialogue given, status given) -> the UPDATE setting just those

@@ -80,7 +80,7 @@ def _write(conn: Any, store: Store, t0: datetime) -> History:
         )
         copies[i] = conn.execute(messages.insert().values(
             contact_id=fans[i], direction="out", body="Presale", kind="broadcast", status=status,
-            broadcast_id=bid, error_code=code, created_at=t0,
+            broadcast_id=bid, variant_id=variants[VARIANT[i]], error_code=code, created_at=t0,
             error="frequency cap" if status == "skipped" else None,
             sent_at=None if status == "skipped" else t0 + timedelta(seconds=i),
         ).returning(messages.c.id)).scalar_one()  # fmt: skip
@@ -129,13 +129,11 @@ def _write(conn: Any, store: Store, t0: datetime) -> History:
         at = t0 + timedelta(hours=3)
         conn.execute(events.insert().values(
             contact_id=fans[i], type="flow_started", data={"flow": "tour", "trigger": "intent"},
-            at=at))  # fmt: skip
+            flow="tour", at=at))  # fmt: skip
         for step in steps:
-            conn.execute(
-                events.insert().values(
-                    contact_id=fans[i], type="step", data={"flow": "tour", "step": step}, at=at
-                )
-            )
+            conn.execute(events.insert().values(
+                contact_id=fans[i], type="step", data={"flow": "tour", "step": step}, flow="tour",
+                step=step, at=at))  # fmt: skip
     for label, size in (("denver show tonight", 5), ("refund my tickets", 2)):
         conn.execute(topics.insert().values(
             status="open", label=label, size=size, broadcast_id=bid, created_at=t0,

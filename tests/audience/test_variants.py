@@ -131,6 +131,11 @@ async def test_the_winner_by_ctr_goes_to_the_rest_once(store: Store) -> None:
     assert b.ab is not None and b.ab.winner is not None and b.ab.winner.label == "B"
     rest = [body for cid, body in sent if assigned[cid] == b.ab.winner.id]
     assert all(body.startswith("Tickets B https://nova.fm/l/") for body in rest)
+    # each text carries its fan's variant (the reports count per variant from it)
+    carried = await store.db.run(lambda c: dict(c.execute(  # type: ignore[arg-type]
+        sa.select(messages.c.contact_id, messages.c.variant_id)
+        .where(messages.c.broadcast_id == bid)).all()))  # fmt: skip
+    assert carried == assigned
     stats = await svc.stats(bid)
     a, bb = stats.variants
     assert (a.clicks, bb.clicks, bb.winner) == (1, 3, True)
