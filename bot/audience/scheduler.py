@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)  # a running job untouched this long is taken again
 BATCH = 200  # jobs claimed at a time
 MAX_ATTEMPTS = 3  # a job that failed this often is skipped (reason `error`)
+# a job due while a person owns the fan's thread waits: looked at again this often, and run once
+# the fan is back with the bot; skipped (reason `person_in_thread`) if still held a day past due
+HOLD = timedelta(minutes=5)
 
 
 def _now() -> datetime:
@@ -167,6 +170,9 @@ class TimedFlows:
             async with self.pipeline.locks.hold(phone):
                 ctx = await self.store.load_turn(job.contact_id)  # again, under the lock
                 reason = self._skip_reason(ctx, job)
+                if reason == "person_in_thread" and not _late(job, at):
+                    await db.run(jobs.hold, job, at + HOLD)
+                    return None
                 if reason is not None:
                     await db.run(jobs.settle, job, "skipped", reason, at)
                     return None
@@ -193,8 +199,12 @@ class TimedFlows:
         if job.flow not in self._flows():
             return "flow_removed"
         if ctx.status in PERSON_IN_THREAD:
-            return "person_in_thread"  # an agent is talking with the fan: no marketing now
+            return "person_in_thread"  # an agent is talking with the fan: not now
         return None
+
+
+def _late(job: jobs.FlowJob, at: datetime) -> bool:
+    return job.due_at is not None and at - job.due_at > jobs.LATE
 
 
 def _birthday_job(row: Any, day: date, clock: tuple[int, int]) -> dict[str, Any] | None:

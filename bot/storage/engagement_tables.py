@@ -31,7 +31,9 @@ flow_jobs = sa.Table(
     # skipped/cancelled: unsubscribed | erased | frequency_cap | flow_removed | replied | expired
     sa.Column("reason", sa.String(32), nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("lease_until", TS, nullable=True),  # a `running` job a dead process left
+    # `running`: its runner's lease (a dead process's job is taken again after it); `due`: held
+    # until then (a person owns the fan's thread: reason `person_in_thread`), else NULL
+    sa.Column("lease_until", TS, nullable=True),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("done_at", TS, nullable=True),
     sa.UniqueConstraint("contact_id", "flow", "trigger", "occurrence", name="uq_flow_jobs_once"),

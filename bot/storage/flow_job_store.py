@@ -46,6 +46,7 @@ class FlowJob:
     occurrence: str
     step: str | None
     attempts: int  # after the claim: the finish is conditional on it
+    due_at: datetime | None = None
 
 
 def insert_ignore(conn: Connection, table: sa.Table) -> Any:
@@ -242,11 +243,13 @@ def no_reply_to_broadcast(
 def claim(
     conn: Connection, at: datetime, lease: timedelta, limit: int, contact_id: int | None = None
 ) -> list[FlowJob]:
-    """Due jobs, and running ones whose runner's lease lapsed: `-> running` in one UPDATE."""
+    """Due jobs (but those held until later), and running ones whose runner's lease lapsed:
+    `-> running` in one UPDATE."""
     ready = sa.or_(
-        sa.and_(_j.status == "due", _j.due_at <= at),
+        sa.and_(_j.status == "due", _j.due_at <= at,
+                sa.or_(_j.lease_until.is_(None), _j.lease_until <= at)),
         sa.and_(_j.status == "running", _j.lease_until < at),
-    )
+    )  # fmt: skip
     pick = sa.select(_j.id).where(ready).order_by(_j.due_at).limit(limit)
     if contact_id is not None:
         pick = pick.where(_j.contact_id == contact_id)
@@ -256,9 +259,10 @@ def claim(
         flow_jobs.update()
         .where(_j.id.in_(pick.scalar_subquery()), ready)
         .values(status="running", lease_until=at + lease, attempts=_j.attempts + 1)
-        .returning(_j.id, _j.contact_id, _j.flow, _j.trigger, _j.occurrence, _j.step, _j.attempts)
-    ).all()
-    return sorted((FlowJob(*r) for r in rows), key=lambda j: j.id)
+        .returning(_j.id, _j.contact_id, _j.flow, _j.trigger, _j.occurrence, _j.step, _j.attempts,
+                   _j.due_at)
+    ).all()  # fmt: skip
+    return sorted((FlowJob(*r[:-1], _aware(r.due_at)) for r in rows), key=lambda j: j.id)
 
 
 def _mine(job: FlowJob) -> Any:
@@ -274,6 +278,20 @@ def settle(conn: Connection, job: FlowJob, status: str, reason: str | None, at: 
             .values(status=status, reason=reason, done_at=at, lease_until=None)
         ).rowcount
     )
+
+
+def hold(conn: Connection, job: FlowJob, until: datetime) -> bool:
+    """`running -> due` again, not claimed before `until` (`lease_until` of a `due` job: a person
+    owns the fan's thread; reason says so while it waits); the attempt is given back. False:
+    taken over."""
+    return bool(
+        conn.execute(
+            flow_jobs.update()
+            .where(_mine(job))
+            .values(status="due", reason="person_in_thread", lease_until=until,
+                    attempts=_j.attempts - 1)
+        ).rowcount
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

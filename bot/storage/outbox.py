@@ -10,7 +10,8 @@ The guard (`_SENDABLE`), checked in the claim's own statement: the fan is not un
 a broadcast: subscribed), not erased, and their number is not on the suppression list unless
 they subscribed again since. Compliance texts (the STOP confirmation, HELP) always go.
 A broadcast text is also claimed only inside its fan's sending window (quiet hours, in the
-fan's zone); outside it, the claim moves its `not_before` to the next opening instead.
+fan's zone); outside it, the claim moves its `not_before` to the next opening instead. A timed
+flow's text likewise waits while a person owns the fan's thread.
 Marketing texts (broadcast, timed) over the fan's frequency cap become `skipped` there
 (bot.storage.frequency_sql: counted under the fan's lock).
 """
@@ -27,13 +28,20 @@ from sqlalchemy.engine import Connection
 
 from bot.audience import frequency
 from bot.audience.quiet_hours import DEFAULT_ZONE, window, zone_for_fan
-from bot.domain import ConsentChange
+from bot.domain import PERSON_IN_THREAD, ConsentChange
 from bot.messages import DeliveryReport, OutboundSms
 from bot.outbound import OutboxItem, SendResult
 from bot.pacing import SLOW_HOLD_S
 from bot.storage import frequency_sql, send_rates
 from bot.storage.broadcast_tables import broadcasts
-from bot.storage.tables import TS, contacts, early_reports, messages, suppressions
+from bot.storage.tables import (
+    TS,
+    contacts,
+    conversations,
+    early_reports,
+    messages,
+    suppressions,
+)
 
 # a delivery report never moves a message backwards (callbacks can arrive out of order)
 _STATUS_RANK = {
@@ -131,17 +139,19 @@ class OutboxQueries:
         here, at the claim, because a text can wait past 21:00 local after being queued at
         20:55 (pacing), or be resumed at night; the enqueue's `not_before` is only a first
         guess. Replies, compliance and system texts answer the fan and are never held; timed
-        flows' texts (kind `timed`) are held in the line's default window (08:00-21:00)."""
+        flows' texts (kind `timed`) are held in the line's default window (08:00-21:00), and
+        while a person owns the fan's thread (looked at again every `PERSON_HOLD`)."""
         ids = [i.id for i in items if i.kind in ("broadcast", "timed")]
         if not ids:
             return set()
-        m, b = messages.c, broadcasts.c
+        m, b, cv = messages.c, broadcasts.c, conversations.c
         rows = conn.execute(
-            sa.select(m.id, m.attempts, _c.profile, _c.phone,
+            sa.select(m.id, m.attempts, m.kind, _c.profile, _c.phone, cv.status,
                       sa.func.coalesce(b.quiet_start, "08:00").label("quiet_start"),
                       sa.func.coalesce(b.quiet_end, "21:00").label("quiet_end"),
                       sa.func.coalesce(b.default_zone, DEFAULT_ZONE).label("default_zone"))
             .select_from(messages.join(contacts, _c.id == m.contact_id)
+                         .outerjoin(conversations, cv.contact_id == m.contact_id)
                          .outerjoin(broadcasts, b.id == m.broadcast_id))
             .where(m.id.in_(ids))
         ).all()  # fmt: skip
@@ -149,6 +159,8 @@ class OutboxQueries:
         for r in rows:
             zone = zone_for_fan(r.profile or {}, r.phone, r.default_zone)
             opens = window(r.quiet_start, r.quiet_end).opens_at(zone, at)
+            if opens is None and r.kind == "timed" and r.status in PERSON_IN_THREAD:
+                opens = at + PERSON_HOLD
             if opens is not None:
                 held.append({"oid": r.id, "tries": r.attempts, "at": opens})
         if held:
@@ -493,6 +505,7 @@ class OutboxQueries:
         return (row.from_number or "") if shared_rate else None
 
 
+PERSON_HOLD = timedelta(minutes=5)  # a timed text held while a person owns the thread
 EARLY_KEEP = timedelta(days=2)  # a report for a SID that never shows up is not ours: forgotten
 
 

@@ -21,7 +21,7 @@ from bot.audience.scheduler import LEASE, TimedFlows
 from bot.domain import ConsentChange, TurnRecord
 from bot.messages import OutboundSms
 from bot.runtime import Runtime
-from bot.storage import Store
+from bot.storage import Store, inbox_store
 from bot.storage import flow_job_store as jobs
 from bot.storage.engagement_tables import flow_jobs, links
 from bot.storage.tables import messages
@@ -250,3 +250,62 @@ async def test_a_timed_texts_links_are_the_fans_own_short_links(store: Store) ->
     assert body == f"Out now: https://nova.example/l/{link.code}"
     assert (link.contact_id, link.message_id, link.flow) == (contact_id, oid, "drop")
     assert link.url.startswith("https://store.example.com/glasshouse?x=1&utm_source=sms")
+
+
+async def _set_thread(line: SimpleNamespace, contact_id: int, status: str) -> None:
+    """An agent takes the fan's thread (`open`), or hands the fan back to the bot (`bot`)."""
+
+    def go(conn: Any) -> None:
+        conv = inbox_store.conversation_of_contact(conn, contact_id)
+        assert conv is not None
+        inbox_store.update_conversation(conn, conv, status=status)
+
+    await line.store.db.run(go)
+
+
+async def test_a_job_due_while_an_agent_owns_the_thread_waits_for_the_hand_back(
+    line: SimpleNamespace,
+) -> None:
+    (cid,) = await fans(line, 1, profiles=[{"timezone": _zone_at_local_hour(12)}])
+    await _set_thread(line, cid, "open")
+    timed, at = TimedFlows(line.pipeline), datetime.now(UTC) + timedelta(seconds=1)
+    assert await timed.run_pass(at) == []
+    (job,) = await job_rows(line)
+    assert (job.status, job.reason, job.attempts) == ("due", "person_in_thread", 0)
+    assert await timed.run_pass(at + timedelta(minutes=30)) == []  # still with the agent
+    assert await texts(line, cid) == []
+    await _set_thread(line, cid, "bot")  # handed back
+    (outcome,) = await timed.run_pass(at + timedelta(minutes=36))
+    assert outcome.contact_id == cid
+    assert [r.body.startswith(WELCOME_1) for r in await texts(line, cid)] == [True]
+    (job,) = await job_rows(line)
+    assert (job.status, job.attempts) == ("done", 1)
+
+
+async def test_a_job_still_held_a_day_past_due_is_skipped(line: SimpleNamespace) -> None:
+    (cid,) = await fans(line, 1)
+    await _set_thread(line, cid, "snoozed")
+    timed, at = TimedFlows(line.pipeline), datetime.now(UTC) + timedelta(seconds=1)
+    await timed.run_pass(at)
+    await timed.run_pass(at + jobs.LATE + timedelta(minutes=10))
+    (job,) = await job_rows(line)
+    assert (job.status, job.reason) == ("skipped", "person_in_thread")
+    assert await texts(line, cid) == []
+
+
+async def test_a_queued_timed_text_is_not_sent_while_an_agent_owns_the_thread(
+    line: SimpleNamespace,
+) -> None:
+    (cid,) = await fans(line, 1, profiles=[{"timezone": _zone_at_local_hour(12)}])
+    await TimedFlows(line.pipeline).run_pass(datetime.now(UTC) + timedelta(seconds=1))
+    await _set_thread(line, cid, "open")  # after the text was queued, before it went
+    assert await line.store.claim_outbox(50) == []
+    (row,) = await texts(line, cid)
+    assert row.status == "queued" and jobs._aware(row.not_before) > datetime.now(UTC)
+    await _set_thread(line, cid, "bot")
+
+    def due_now(conn: Any) -> None:  # the hold's recheck time come
+        conn.execute(messages.update().where(messages.c.contact_id == cid).values(not_before=None))
+
+    await line.store.db.run(due_now)
+    assert [i.kind for i in await line.store.claim_outbox(50)] == ["timed"]
