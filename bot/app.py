@@ -112,6 +112,10 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
         # broadcast replies the bot answered, grouped for review ("Bot answers"): same encoder
         app.ctx.answers = AnswerSweep(runtime.store.db, app.ctx.topics.vectoriser_provider,
                                       settings.topics)  # fmt: skip
+        # a teach records a retrain request; the process holding the `retrain` lease trains it
+        from bot.teach.teacher import Teacher
+
+        app.ctx.teacher = Teacher.for_runtime(runtime, holder=app.ctx.holder)
         _start_jobs(app, settings, runtime)
 
     @app.before_server_stop
@@ -218,6 +222,7 @@ def _start_jobs(app: Sanic, settings: Settings, runtime: Runtime) -> None:
         "escalation-timer": app.ctx.escalations.run,
         "topic-sweep": app.ctx.topics.run,
         "answer-sweep": app.ctx.answers.run,
+        "retrain": app.ctx.teacher.run,  # a teach's request, trained in a child process
         # flows that start in time; beside other processes a cursor stops short of the last
         # 30 s (a lower id may still commit), as the unanswered pass does
         "timed-flows": TimedFlows(
@@ -315,11 +320,7 @@ def _wake_topics(app: Sanic) -> None:
 
 
 def _teacher(app: Sanic) -> Any:
-    """The fan line's teacher (make an FAQ, accept a suggestion), made on first use."""
-    if getattr(app.ctx, "teacher", None) is None and app.ctx.runtime is not None:
-        from bot.teach.teacher import Teacher
-
-        app.ctx.teacher = Teacher.for_runtime(app.ctx.runtime)
+    """The fan line's teacher (make an FAQ, accept a suggestion): it records retrain requests."""
     return getattr(app.ctx, "teacher", None)
 
 

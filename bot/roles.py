@@ -4,7 +4,8 @@
   `/simulator` (local mode); in the background only the content reloader.
 - `worker`: the outbox sender, the broadcast scheduler, the timed-flow scheduler, the
   escalation timer, the topic and answer sweeps, the pass over texts a crash left
-  unanswered, and the content reloader; over HTTP only `/healthz`, `/readyz` and `/metrics`.
+  unanswered, the retraining a teach asked for, and the content reloader; over HTTP only
+  `/healthz`, `/readyz` and `/metrics`.
 - `all` (the default): both, in one process (what SQLite allows).
 
 Singleton jobs hold a lease (`bot.leases`): one process runs each at a time, whatever the
@@ -27,6 +28,7 @@ JOBS: dict[str, tuple[tuple[str, ...], bool]] = {
     "topic-sweep": (("all", "worker"), True),
     "answer-sweep": (("all", "worker"), True),
     "timed-flows": (("all", "worker"), True),
+    "retrain": (("all", "worker"), True),
 }
 
 

@@ -112,6 +112,11 @@ def _thread_routes(bp: Blueprint, inbox: Inbox) -> None:
         await authorise(request, inbox)
         return json((await threads.service_timers(db, days=_float(request, "days", 7.0))).to_json())
 
+    @bp.get("/model")
+    async def model(request: Request) -> HTTPResponse:
+        await authorise(request, inbox)
+        return json(await model_status(inbox))
+
     @bp.get("/events")
     async def events(request: Request) -> None:
         await authorise(request, inbox)
@@ -125,6 +130,28 @@ def _thread_routes(bp: Blueprint, inbox: Inbox) -> None:
             return await inbox.auth.session(cookie) is not None
 
         await stream(response, inbox.hub, still_valid)
+
+
+async def model_status(inbox: Inbox) -> dict[str, Any]:
+    """The model this process serves and the newest retrain request: `live` once the model
+    that request's training made (the worker's) is the one loaded here."""
+    from pathlib import Path
+
+    from bot.teach import requests
+
+    runtime = inbox.runtime()
+    interpreter = runtime.pipeline.brain.interpreter if runtime is not None else None
+    folder = getattr(interpreter, "model_dir", None)
+    loaded = Path(folder).name if folder else None
+    row = await inbox.db.run(requests.latest)
+    if row is None:
+        return {"model": loaded, "retrain": None, "live": True}
+    retrain = {"id": row["id"], "status": row["status"], "model": row["model"],
+               "error": row["error"], "seconds": None}  # fmt: skip
+    if row["finished_at"] is not None and row["started_at"] is not None:
+        retrain["seconds"] = round(row["finished_at"] - row["started_at"], 2)
+    live = row["status"] in ("done", "failed") and row["trained_model"] in (None, loaded)
+    return {"model": loaded, "retrain": retrain, "live": live}
 
 
 def _agent_routes(bp: Blueprint, inbox: Inbox) -> None:

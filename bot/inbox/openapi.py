@@ -329,6 +329,9 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/stats": {"get": _op("Service timers: first response and resolution p50/p90",
                                      params=[{"name": "days", "in": "query",
                                               "schema": {"type": "number"}}])},
+        "/api/v1/model": {"get": _op(
+            "The model this process serves and the newest retrain request (pending, training, "
+            "done, failed); live: its model is loaded here")},
         "/api/v1/events": {"get": {"summary": "Server-Sent Events: message, escalation, thread, "
                                               "broadcast, topic",
                                    "responses": {"200": {"description": "text/event-stream"},

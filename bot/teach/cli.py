@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace, work: Any) -> int:
         teacher = Teacher(
             settings.project_dir, model_dir=settings.model_dir, pipeline=settings.nlu_pipeline,
             db=db, actions=runner.known_actions() or None, max_segments=settings.max_segments,
-            autotrain=not getattr(args, "no_train", True),
+            autotrain=not getattr(args, "no_train", True), lease_ttl_s=settings.lease_ttl_s,
         )  # fmt: skip
 
         async def go() -> int:

@@ -1,5 +1,7 @@
 """The training a teach asks for, in a child process: `python -m bot.teach.retrain` reads
-{project_dir, model_dir, pipeline, traffic} as JSON on stdin and prints {model_dir, threshold}.
+{project_dir, model_dir, pipeline, traffic, watch_parent} as JSON on stdin's first line and
+prints {model_dir, threshold}. With `watch_parent` the parent keeps stdin open, and the child
+exits as soon as it closes: a worker killed with `kill -9` leaves no training behind it.
 
 Why a process: training holds the interpreter for seconds (k-fold fits, featurising), and in
 the server's own process that time is taken from the fans' turns. The child runs at a lower
@@ -12,6 +14,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,9 @@ def train_here(
 def main() -> int:
     from bot.nlu.train import TrafficText
 
-    job = json.load(sys.stdin)
+    job = json.loads(sys.stdin.readline())
+    if job.get("watch_parent"):
+        threading.Thread(target=_exit_with_parent, daemon=True).start()
     with contextlib.suppress(OSError):  # not permitted: train at the same priority
         os.nice(NICE)
     traffic = job.get("traffic")
@@ -53,6 +58,15 @@ def main() -> int:
     )  # fmt: skip
     print(json.dumps({"model_dir": str(target), "threshold": threshold}))
     return 0
+
+
+def _exit_with_parent() -> None:
+    """Return from reading stdin only at its end: the parent closed it, stopped or died."""
+    # the raw descriptor, not sys.stdin: a daemon thread blocked in a buffered read holds its
+    # lock and makes the interpreter's exit fail (the training's own successful exit included)
+    while os.read(0, 65536):
+        pass
+    os._exit(70)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Service functions called by the inbox API and the CLI (`bot.teach.cli`); SQL lives in
 `bot.storage.label_store`, file edits in `bot.teach.content_writer`, retraining in
-`bot.teach.teacher`. `agent` is the inbox agent acting (`bot.inbox.auth.Agent`), or None for
-the system (the CLI without `--as`), recorded as agent id 0.
+`bot.teach.teacher` (a request in the database, trained by the worker). `agent` is the inbox
+agent acting (`bot.inbox.auth.Agent`), or None for the system (the CLI without `--as`), recorded as agent id 0.
 """
 
 from __future__ import annotations
@@ -105,8 +105,8 @@ async def teach(
     )  # fmt: skip
     log.info("taught intent %s (%d examples) by agent %s", intent, len(written.examples),
              _agent_id(agent))  # fmt: skip
-    if teacher.autotrain:
-        teacher.schedule()
+    if teacher.autotrain:  # a durable request: the worker holding the `retrain` lease trains it
+        await teacher.request(_agent_id(agent))
     return TaughtFaq(intent, response.strip(), written.examples, written.files, teacher.autotrain)
 
 
@@ -173,7 +173,7 @@ async def accept(
             await db.run(label_store.undecide, label_id, who, label["verdict"], label["intent"])
             raise
         if files and teacher.autotrain:
-            teacher.schedule()
+            await teacher.request(who)
     return _suggestion(await _label(db, label_id))
 
 

@@ -436,7 +436,7 @@ async def teach(
             actions=teacher.actions, max_segments=teacher.max_segments,
         )  # fmt: skip
         if files and teacher.autotrain:
-            teacher.schedule()
+            await teacher.request(agent.id)  # the worker holding the `retrain` lease trains it
         result = Taught(intent, tuple(texts), tuple(files or ()), bool(teacher.autotrain), False)
 
     def mark(conn: Connection) -> None:

@@ -101,42 +101,56 @@ def test_train_without_a_database_is_as_before(
 class GatedTeacher(Teacher):
     """A teacher whose training waits for the test: overlapping requests are observable."""
 
-    def __init__(self, project_dir: Path) -> None:
-        super().__init__(project_dir)
+    def __init__(self, project_dir: Path, db: Any) -> None:
+        super().__init__(project_dir, db=db)
         self.release = threading.Event()
         self.started = threading.Semaphore(0)
         self.runs = 0
         self.running = 0
         self.overlapped = False
 
-    def _train(self, traffic: Any) -> tuple[Path, float]:
+    async def _train(self, traffic: Any, stop: Any) -> tuple[Path, float]:
         self.running += 1
         self.overlapped |= self.running > 1
         self.runs += 1
         self.started.release()
         try:
-            assert self.release.wait(10)
+            assert await asyncio.to_thread(self.release.wait, 10)
             return self.project_dir / f"nlu-run{self.runs}", 0.5
         finally:
             self.running -= 1
 
 
-async def test_retraining_runs_one_at_a_time_and_folds_requests_into_one_more_run(
-    tmp_path: Path,
+async def test_retrain_requests_are_trained_one_at_a_time_and_folded_into_one_more_run(
+    tmp_path: Path, database_url: str
 ) -> None:
-    teacher = GatedTeacher(tmp_path)
-    first = teacher.schedule()
-    assert await asyncio.to_thread(teacher.started.acquire, True, 10)
-    assert teacher.state["training"]
-    for _ in range(3):  # three requests while one runs: one more run, not three
-        assert teacher.schedule() is first
-    teacher.release.set()
-    state = await teacher.retrain()  # joins the same task
-    assert teacher.runs == 2 and not teacher.overlapped
-    assert state == {**state, "training": False, "last_model": "nlu-run2", "last_error": None}
-    teacher.release.clear()
-    again = teacher.schedule()
-    assert again is not first
-    teacher.release.set()
-    await teacher.wait()
-    assert teacher.runs == 3
+    """A teach records a request in the database; the process holding the `retrain` lease
+    trains it. Requests that come while a training runs are one more training, not three."""
+    from bot.leases import Singleton
+    from bot.storage import Database, Store
+    from bot.teach import requests
+
+    Store.open(database_url, hash_key=b"k").close()
+    db = Database(database_url)
+    teacher = GatedTeacher(tmp_path, db)
+    stop = asyncio.Event()
+    lease = Singleton(db, "retrain", teacher.run, holder=teacher.holder)  # as a worker runs it
+    job = asyncio.create_task(lease.run(stop))
+    try:
+        first = await teacher.request(7)
+        assert await asyncio.to_thread(teacher.started.acquire, True, 10)
+        assert (await db.run(requests.get, first))["status"] == "training"
+        later = [await teacher.request() for _ in range(3)]  # three while one trains
+        assert {(await db.run(requests.get, i))["status"] for i in later} == {"pending"}
+        teacher.release.set()
+        state = await teacher.wait(later[-1])  # the job (its lease) trains it: this waits
+        assert teacher.runs == 2 and not teacher.overlapped
+        assert state == {**state, "training": False, "last_model": "nlu-run2", "last_error": None}
+        assert (await db.run(requests.get, first))["model"] == "nlu-run1"
+        assert {(await db.run(requests.get, i))["model"] for i in later} == {"nlu-run2"}
+        again = await teacher.request()
+        assert (await teacher.wait(again))["last_model"] == "nlu-run3"
+    finally:
+        stop.set()
+        await job
+        db.close()

@@ -8,11 +8,13 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
 from bot.errors import BadRequest, Conflict, Forbidden, NotFound
+from bot.inbox.api import model_status
 from bot.inbox.auth import Agent
 from bot.messages import InboundSms
 from bot.reloader import Reloader
@@ -116,7 +118,12 @@ async def test_teach_from_a_topic_retrains_and_the_bot_answers_a_new_phrasing(
     assert "where do i park my car?? text me <phone>" in taught.examples
     state = await teacher.wait()
     assert state["last_error"] is None and state["last_model"] and not state["training"]
+    inbox = SimpleNamespace(runtime=lambda: runtime, db=runtime.store.db)
+    shown = await model_status(inbox)  # what the inbox shows: trained, not loaded here yet
+    assert shown["retrain"]["status"] == "done" and not shown["live"]
     assert await reloader.check()  # content and model, swapped in between turns
+    shown = await model_status(inbox)
+    assert shown["live"] and shown["model"] == state["last_model"]
 
     after = await send(runtime, await subscribed_fan(runtime), NEW_PHRASING)
     assert after.prediction is not None and after.prediction.intent == "ask_parking"
@@ -140,7 +147,7 @@ async def test_teach_from_a_thread_takes_the_fans_texts_of_its_escalation(
         ).scalars().all()  # fmt: skip
     taught = await teach(runtime.store.db, teacher, None, conversation_id=conversation,
                          intent="ask_lot", response="Lots open at 4pm.")  # fmt: skip
-    assert not taught.retraining and teacher.state["last_model"] is None
+    assert not taught.retraining and (await teacher.state())["last_model"] is None
     assert len(texts) == 2
     assert taught.examples == ("is the parking lot at ball arena open",
                                "my name is <name>, parking lot open yet?")  # fmt: skip

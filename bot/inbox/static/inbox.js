@@ -73,6 +73,20 @@
     setTimeout(() => { document.getElementById("send").disabled = true; }, 0);
   });
 
+  // ---- a teach's retraining: trained by a worker, then live once this server loaded it -------
+  const modelStatus = document.getElementById("model-status");
+  async function refreshModel() {
+    const r = await fetch("/api/v1/model", { credentials: "same-origin" });
+    if (!r.ok) return setTimeout(refreshModel, 5000);
+    const m = await r.json(), job = m.retrain || {};
+    if (job.status === "failed") { modelStatus.textContent = "Retraining failed: " + job.error; return; }
+    if (m.live) { modelStatus.textContent = "The new model is live (" + m.model + ")."; modelStatus.dataset.live = "1"; return; }
+    modelStatus.textContent = job.status === "done" ? "Trained (" + job.model + "): this server is loading it…"
+      : job.status === "training" ? "Retraining the model…" : "Retraining requested: waiting for a worker…";
+    setTimeout(refreshModel, 2000);
+  }
+  if (page === "taught" && modelStatus && modelStatus.dataset.retraining) refreshModel();
+
   // ---- broadcast progress: a light poll of the JSON API while anything is still moving ------
   const fmt = (n) => Number(n).toLocaleString("en-US");
   async function refreshBroadcasts() {
