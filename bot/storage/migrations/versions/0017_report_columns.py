@@ -78,7 +78,7 @@ def upgrade() -> None:
     )
     op.drop_index("ix_events_flow_at", table_name="events")
     op.create_index(
-        "ix_events_flow_at", "events", ["at", "type", "flow", "step", "contact_id"],
+        "ix_events_flow", "events", ["type", "flow", "step", "at", "contact_id"],
         sqlite_where=FLOW_EVENTS, postgresql_where=FLOW_EVENTS,
     )  # fmt: skip
     op.drop_index("ix_messages_broadcast_status", table_name="messages")
@@ -95,7 +95,7 @@ def downgrade() -> None:
         "ix_messages_broadcast_status", "messages", ["broadcast_id", "kind", "status", "error_code"],
         sqlite_where=BROADCAST, postgresql_where=BROADCAST,
     )  # fmt: skip
-    op.drop_index("ix_events_flow_at", table_name="events")
+    op.drop_index("ix_events_flow", table_name="events")
     op.create_index(
         "ix_events_flow_at",
         "events",
