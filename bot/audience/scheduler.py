@@ -110,7 +110,8 @@ class TimedFlows:
             if t.on_birthday is not None:
                 added += await self._birthdays(flow, t.on_birthday, at, contact_id)
         tags = [(f, t.tagged) for f, t in flows.items() if t.tagged is not None]
-        if tags:
+        if tags:  # tags found on profiles alone first: every way a tag is added fires it
+            await db.run(jobs.profile_tags, at, contact_id)
             added += await db.run(jobs.tagged, tags, at)
         clicks = [(f, t.on_click) for f, t in flows.items() if t.on_click is not None]
         if clicks:

@@ -1,5 +1,5 @@
 """Fan tags (issue 18): sub-lists a fan joins by texting a keyword (`DENVER`), by a flow's
-`tag:` step, or by an agent in the inbox. Segments select by them (`tags`, `any_tags`,
+`tag:` step, by an agent in the inbox, or on their profile (`tags`). Segments select by them (`tags`, `any_tags`,
 `not_tags`), the `tagged` trigger starts timed flows on them. The rule for a tag's name; the
 rows live in `fan_tags` (bot.storage.tag_store), mirrored on the profile as `fan.tags`.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 MAX_TAG = 32  # the inbox's limit since tags began; fan_tags.tag holds 64
-SOURCES = ("keyword", "flow", "agent", "import", "api")
+SOURCES = ("keyword", "flow", "agent", "profile", "import", "api")
 _TAG = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 

@@ -57,7 +57,8 @@ fan_tags = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),  # the `tagged` trigger's cursor reads it
     sa.Column("contact_id", sa.Integer, sa.ForeignKey("contacts.id"), nullable=False),
     sa.Column("tag", sa.String(64), nullable=False),  # lower case, [a-z0-9_-]
-    sa.Column("source", sa.String(16), nullable=False),  # keyword | agent | flow | import | api
+    # keyword | agent | flow | profile (a profile update, or found on the profile alone) | import | api
+    sa.Column("source", sa.String(16), nullable=False),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("contact_id", "tag", name="uq_fan_tags"),
     sa.Index("ix_fan_tags_tag", "tag", "contact_id"),

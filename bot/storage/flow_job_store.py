@@ -186,6 +186,19 @@ def tagged(conn: Connection, flows: Sequence[tuple[str, str]], at: datetime) -> 
     return added
 
 
+def profile_tags(conn: Connection, at: datetime, contact_id: int | None = None) -> int:
+    """Tags on profiles alone join `fan_tags` (then `tagged` reads them like any tag): once per
+    UTC day (cursor: the day), or for one fan (a moved clock) without moving the cursor."""
+    if contact_id is not None:
+        return tag_store.adopt_profile_tags(conn, at, contact_id)
+    day = at.date().toordinal()
+    if (cursor(conn, "profile_tags") or 0) >= day:
+        return 0
+    added = tag_store.adopt_profile_tags(conn, at)
+    move_cursor(conn, "profile_tags", day, at)
+    return added
+
+
 def clicked(conn: Connection, flows: Sequence[tuple[str, int | str]], at: datetime) -> int:
     """Fans whose first human click was recorded since the cursor (`link_clicks`)."""
     k, li = link_clicks.c, links.c
@@ -327,14 +340,7 @@ def finish(
         conversations.update().where(conversations.c.id == rec.conversation_id).values(**values)
     )
     if rec.profile_updates:
-        profile = conn.execute(
-            sa.select(contacts.c.profile).where(contacts.c.id == rec.contact_id)
-        ).scalar_one()
-        conn.execute(
-            contacts.update()
-            .where(contacts.c.id == rec.contact_id)
-            .values(profile={**(profile or {}), **rec.profile_updates})
-        )
+        tag_store.update_profile(conn, rec.contact_id, rec.profile_updates, at)
     for source in dict.fromkeys(s for _, s in rec.tags):  # a timed flow's `tag:` steps
         tag_store.add_tags(
             conn, rec.contact_id, [t for t, s in rec.tags if s == source], source, at

@@ -355,11 +355,7 @@ class Store(OutboxQueries):
         return [QueuedReply(i, r, status) for i, r in zip(ids, replies, strict=True)]
 
     def _update_profile(self, conn: Connection, contact_id: int, updates: dict[str, Any]) -> None:
-        profile = conn.execute(
-            sa.select(contacts.c.profile).where(contacts.c.id == contact_id)
-        ).scalar_one()
-        merged = {**(profile or {}), **updates}
-        conn.execute(contacts.update().where(contacts.c.id == contact_id).values(profile=merged))
+        tag_store.update_profile(conn, contact_id, updates, now())
 
     def _change_consent(
         self,

@@ -1,5 +1,6 @@
-"""Fan tags in `fan_tags` (bot.audience.tags): added by keyword, flow or agent, removed by an
-agent, deleted with the fan's data. Every change also rewrites the profile's `tags` list in the
+"""Fan tags in `fan_tags` (bot.audience.tags): added by keyword, flow, agent or the profile (a
+profile update's `tags`, and tags found on the profile alone), removed by an agent, deleted with
+the fan's data. Every change also rewrites the profile's `tags` list in the
 same transaction, the copy a turn reads (`fan.tags` in flow conditions, the inbox's fan card):
 old data tagged on the profile alone still counts in segments (bot.storage.segment_sql).
 """
@@ -13,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.audience.tags import normalise_tag
 from bot.storage.engagement_tables import fan_tags
 from bot.storage.tables import contacts
 
@@ -30,6 +32,74 @@ def add_tags(
     if rows:  # the fan's lock (a turn) or row lock (the inbox) keeps two adders apart
         conn.execute(_insert(conn).values(rows).on_conflict_do_nothing())
     return _mirror(conn, contact_id)
+
+
+def update_profile(
+    conn: Connection, contact_id: int, updates: dict[str, Any], at: datetime
+) -> None:
+    """Merge `updates` into the fan's profile. Tags among them (`tags`: a list) are added like
+    any tag, as fan_tags rows (source `profile`), so they fire the `tagged` trigger too; names
+    that are not tags (`normalise_tag`) are left out."""
+    c = contacts.c
+    updates = dict(updates)
+    tags = updates.pop("tags", None)
+    if updates:
+        profile = conn.execute(sa.select(c.profile).where(c.id == contact_id)).scalar_one()
+        conn.execute(
+            contacts.update()
+            .where(c.id == contact_id)
+            .values(profile={**(profile or {}), **updates})
+        )
+    if tags:
+        add_tags(
+            conn, contact_id, _valid(tags if isinstance(tags, list) else [tags]), "profile", at
+        )
+
+
+def adopt_profile_tags(conn: Connection, at: datetime, contact_id: int | None = None) -> int:
+    """Tags on a fan's profile alone (written before fan_tags existed, or straight into the
+    table by an import) become fan_tags rows (source `profile`), so the `tagged` trigger sees
+    them once; the scheduler runs this once a day (one fan's: at each of their passes)."""
+    rows = conn.execute(_PROFILE_ONLY[conn.dialect.name], {"cid": contact_id}).all()
+    new = [{"contact_id": cid, "tag": tag, "source": "profile", "created_at": at}
+           for cid, value in rows for tag in _valid([value])]  # fmt: skip
+    added = 0
+    for i in range(0, len(new), 5000):
+        added += len(
+            conn.execute(
+                _insert(conn).on_conflict_do_nothing().returning(_t.id), new[i : i + 5000]
+            ).all()
+        )
+    return added
+
+
+def _valid(values: Iterable[Any]) -> list[str]:
+    out = []
+    for value in values:
+        try:
+            out.append(normalise_tag(value))
+        except ValueError:
+            continue  # not a tag name: it stays on the profile, as written
+    return out
+
+
+# (fan, value) of each profile tag with no fan_tags row of that exact value
+_PROFILE_ONLY = {
+    "sqlite": sa.text(
+        "SELECT c.id, j.value FROM contacts AS c, json_each(c.profile, '$.tags') AS j "
+        "WHERE c.erased_at IS NULL AND (:cid IS NULL OR c.id = :cid) "
+        "AND json_type(c.profile, '$.tags') = 'array' AND NOT EXISTS (SELECT 1 FROM fan_tags "
+        "AS t WHERE t.contact_id = c.id AND t.tag = j.value)"
+    ),
+    "postgresql": sa.text(
+        "SELECT c.id, j.value FROM contacts AS c CROSS JOIN LATERAL json_array_elements_text("
+        "CASE WHEN json_typeof(c.profile -> 'tags') = 'array' THEN c.profile -> 'tags' "
+        "ELSE '[]'::json END) AS j(value) "
+        "WHERE c.erased_at IS NULL AND (CAST(:cid AS INTEGER) IS NULL OR c.id = :cid) "
+        "AND NOT EXISTS (SELECT 1 FROM fan_tags AS t WHERE t.contact_id = c.id "
+        "AND t.tag = j.value)"
+    ),
+}
 
 
 def remove_tags(conn: Connection, contact_id: int, tags: Iterable[str]) -> list[str]:

@@ -13,7 +13,7 @@ from bot.audience.scheduler import TimedFlows
 from bot.flows import load_flows
 from bot.storage import Store
 from bot.storage.engagement_tables import fan_tags, flow_jobs, link_clicks, links
-from bot.storage.tables import events, messages
+from bot.storage.tables import contacts, events, messages
 from tests.audience.fans import insert_fans, number
 
 FLOWS = """
@@ -100,3 +100,55 @@ async def test_tags_clicks_and_silence_each_start_their_flow_once(
     )
     got = sorted((f, cid, occ[:1]) for f, cid, occ in rows)
     assert got == sorted([("vinyl_news", a, "v"), ("clicked_tour", a, "k"), ("nudge", a, "e")])
+
+
+async def _vinyl_jobs(store: Store) -> list[tuple[int, str]]:
+    j = flow_jobs.c
+    return await store.db.run(
+        lambda conn: [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(j.contact_id, j.occurrence).where(j.flow == "vinyl_news").order_by(j.id)
+            )
+        ]
+    )
+
+
+async def test_a_tag_from_a_profile_update_starts_the_tagged_flow_once(
+    store: Store, tmp_path: Path
+) -> None:
+    """A profile update carrying `tags` (a signup's or a turn's) tags the fan like a keyword."""
+    t0 = datetime.now(UTC)
+    (a,) = await store.db.run(lambda conn: insert_fans(conn, store.phone_hash, [number(1)]))
+    await store.db.run(lambda conn: store._update_profile(conn, a, {"tags": ["Vinyl", "<b>"]}))
+    timed = scheduler(store, tmp_path)
+    await timed.find(t0 + timedelta(seconds=1))
+    await timed.find(t0 + timedelta(days=1, seconds=2))
+    assert await _vinyl_jobs(store) == [(a, "vinyl")]
+    rows = await store.db.run(
+        lambda conn: conn.execute(sa.select(fan_tags.c.tag, fan_tags.c.source)).all()
+    )
+    assert [tuple(r) for r in rows] == [("vinyl", "profile")]  # "<b>" is no tag name
+
+
+async def test_a_tag_on_the_profile_alone_starts_the_tagged_flow_once(
+    store: Store, tmp_path: Path
+) -> None:
+    """Tags written on the profile alone (before fan_tags, or an import straight into the
+    table) join fan_tags at the scheduler's daily look, and fire once per fan and tag."""
+    t0 = datetime.now(UTC)
+    a, b, c = await store.db.run(
+        lambda conn: insert_fans(
+            conn, store.phone_hash, [number(i) for i in range(3)],
+            profiles=[{"tags": ["vinyl", "denver"]}, {"tags": "VINYL"}, {"first_name": "Cy"}],
+        )
+    )  # fmt: skip
+    timed = scheduler(store, tmp_path)
+    await timed.find(t0 + timedelta(seconds=1))
+    await timed.find(t0 + timedelta(seconds=2))
+    await timed.find(t0 + timedelta(days=1, seconds=3))  # the next day's look: nothing new
+    assert await _vinyl_jobs(store) == [(a, "vinyl")]  # b's `tags` is no list: left as it is
+    profile = await store.db.run(
+        lambda conn: conn.execute(sa.select(contacts.c.profile).where(contacts.c.id == a)).scalar()
+    )
+    assert profile["tags"] == ["vinyl", "denver"]  # the profile's copy unchanged
