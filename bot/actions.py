@@ -68,6 +68,7 @@ class ActionCall:
     latest_message: Mapping[str, Any]  # {"text", "intent": {"name", "confidence"}, "entities"}
     active_flow: str | None
     events: Sequence[dict] = ()  # Rasa-shaped past events, when the action needs history
+    active_loop: str | None = None  # the Rasa form in progress (`tracker.active_loop`)
 
     def __post_init__(self) -> None:
         # The action server is another process (maybe another host): keep phone numbers off it.
@@ -276,7 +277,8 @@ def _action_payload(call: ActionCall, domain: dict) -> dict[str, Any]:
         "stack": stack,
         "events": list(call.events),
         "latest_input_channel": None,
-        "active_loop": {},
+        # rasa-sdk's `tracker.active_loop` / `active_form`: the imported form in progress
+        "active_loop": {"name": call.active_loop} if call.active_loop else {},
         "latest_action": {"action_name": _LISTEN},
         "latest_action_name": _LISTEN,
     }

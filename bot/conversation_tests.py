@@ -283,16 +283,24 @@ def _check(kind: str, value: Any, outcome: TurnOutcome, replies: list[str]) -> s
 
 
 def _check_slots(value: Any, outcome: TurnOutcome) -> str | None:
+    """`- name` (Rasa's form: any value) or `- name: value`; `- name: null` (Rasa's too) means
+    the turn cleared it."""
     set_now = {d["name"]: d["value"] for t, d in outcome.events if t == "slot_set"}
     expected = value if isinstance(value, list) else [value]
     for item in expected:
-        pairs = item.items() if isinstance(item, dict) else [(item, None)]
+        pairs = item.items() if isinstance(item, dict) else [(item, _ANY)]
         for name, want in pairs:
             if name not in set_now:
                 return f"slot {name!r} was not set; set: {sorted(set_now)}"
-            if want is not None and str(set_now[name]) != str(want):
-                return f"slot {name!r} = {set_now[name]!r}, expected {want!r}"
+            got = set_now[name]
+            if want is _ANY:
+                continue
+            if (got is None) != (want is None) or str(got) != str(want):
+                return f"slot {name!r} = {got!r}, expected {want!r}"
     return None
+
+
+_ANY = object()  # `slot_was_set: [name]`: any value
 
 
 async def _broadcast(runtime: Runtime, phone: str, body: str) -> None:

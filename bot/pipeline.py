@@ -630,6 +630,7 @@ class Pipeline:
             latest_message=latest,
             active_flow=active.flow_id if active else None,
             events=tuple(events),
+            active_loop=turn.brain.engine.active_loop(progress.state.stack),
         )
 
     def _action_message(self, turn: _Turn, message: dict[str, Any], state: DialogueState) -> None:

@@ -1,7 +1,9 @@
 """Conditions in flow content (`if:` guards, `next` branches, rejections), built on simpleeval.
 
 Expressions are checked when content loads (syntax, names, allowed constructs) and evaluated by
-the engine on every turn against four names: `slots`, `fan`, `message`, `intent`. Evaluation
+the engine on every turn against five names: `slots`, `fan`, `message`, `intent` and
+`active_loop` (`active_loop.name`: the imported Rasa form in progress, as Rasa's tracker has it,
+else null). Evaluation
 never raises for missing data: a missing key is None, and comparing None with `<` is false.
 This is the only module that imports simpleeval.
 """
@@ -18,7 +20,7 @@ from typing import Any
 
 import simpleeval
 
-CONTEXT_NAMES = frozenset({"slots", "fan", "message", "intent"})
+CONTEXT_NAMES = frozenset({"slots", "fan", "message", "intent", "active_loop"})
 LITERAL_NAMES = {"true": True, "false": False, "null": None, "none": None}
 FUNCTIONS: dict[str, Callable[..., Any]] = {"len": lambda v: len(v) if v is not None else 0}
 
@@ -68,7 +70,7 @@ def referenced_slots(expr: str) -> set[str]:
 
 
 def evaluate(expr: str, context: Mapping[str, Any]) -> bool:
-    """Truth of `expr` given `slots`, `fan`, `message`, `intent` mappings (missing ones are {})."""
+    """Truth of `expr` given the CONTEXT_NAMES mappings (missing ones are {})."""
     names = {name: context.get(name) or {} for name in CONTEXT_NAMES}
     names.update(LITERAL_NAMES)
     evaluator = _evaluator()

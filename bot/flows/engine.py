@@ -15,7 +15,7 @@ fan, stops at a custom action (`Progress.pending_action`; the pipeline runs it a
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -140,6 +140,12 @@ class FlowEngine:
             run.stack[-1] = replace(run.stack[-1], step_id=after_step)
         run.run()
         return run.progress()
+
+    def active_loop(self, stack: Sequence[Frame]) -> str | None:
+        """The Rasa form in progress (`tracker.active_loop`): the topmost frame that is one of
+        the domain's `forms:` (an imported form's flow), else None."""
+        forms = self.domain.forms or {}
+        return next((f.flow_id for f in reversed(stack) if f.flow_id in forms), None)
 
     def resume(
         self, state: DialogueState, slot_events: Mapping[str, Any], inp: TurnInput
@@ -782,6 +788,7 @@ class _Turn:
                 "name": prediction.intent if prediction else None,
                 "confidence": prediction.confidence if prediction else 0.0,
             },
+            "active_loop": {"name": self.engine.active_loop(self.stack)},
         }
 
     def say(self, name: str) -> None:

@@ -97,6 +97,9 @@ def _threshold_origin(cfg, meta: dict) -> str:
     fallback = cfg.component("FallbackClassifier")
     if fallback is None:
         return " (no FallbackClassifier in the pipeline: nothing is escalated as out of scope)"
+    cap = fallback.options.get("max_threshold")
+    if fallback.options["threshold"] == "auto" and cap is not None:
+        return f" (calibrated on held-out examples, at most max_threshold {cap} in {cfg.source})"
     if fallback.options["threshold"] == "auto":
         used = meta.get("threshold_data") or {}
         if not used.get("held_out"):

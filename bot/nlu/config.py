@@ -47,6 +47,9 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "LinearIntentClassifier": {"C": 1.0, "ranking_length": 5, "max_iter": 2000},
     "FallbackClassifier": {
         "threshold": "auto",  # "auto": calibrated on held-out data; or a number in [0, 1]
+        # with `auto`: never above this (`fanline import rasa` puts a Rasa project's number
+        # here: what its author let through, Fanline does not turn away)
+        "max_threshold": None,
         "holdout": 0.2,
         "neighbour_weight": 1.0,
         "neighbour_top_k": 10,  # compare with the examples of this many best intents only
@@ -315,6 +318,8 @@ def _option(path: Path, component: str, key: str, node: yaml.Node) -> Any:
         raise ConfigError(f"{component}.{key} must be one of {sorted(choices)}", loc)
     if key == "threshold" and not (value == "auto" or _is_number(value) and 0 <= value <= 1):
         raise ConfigError(f"{component}.threshold must be 'auto' or a number in [0, 1]", loc)
+    if key == "max_threshold" and value is not None and not (_is_number(value) and 0 <= value <= 1):
+        raise ConfigError(f"{component}.max_threshold must be a number in [0, 1]", loc)
     if key == "threshold" or default is None or value is None:
         return value
     if key in _POSITIVE_INTS and not (type(value) is int and value >= 1):

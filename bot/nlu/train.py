@@ -413,6 +413,8 @@ def calibration_from(plan: _Plan, held, traffic) -> Calibration:
     cal = fit_calibration(raw, correct, is_oos, oos_weight=k, extra=traffic, extra_weight=k)
     if fixed != "auto":
         cal = Calibration(cal.slope, cal.intercept, float(fixed))
+    elif (cap := plan.fallback.get("max_threshold")) is not None and cal.threshold > cap:
+        cal = replace(cal, threshold=float(cap))  # never stricter than the project asked
     if not (plan.uses("per_intent") or plan.uses("uncovered")):
         return replace(cal, unsupported=False)
     weights = np.where(is_oos, float(k), 1.0)

@@ -60,15 +60,16 @@ def convert(stories: list[Story], domain: dict[str, Any]) -> Converted:
     forms = dict(domain.get("forms") or {})
     responses = set(domain.get("responses") or {})
     out.retrieval = {r.split("/")[0] for r in responses if "/" in r} - responses
-    submits, submit_rules = _form_submits(stories, forms, out.report)
+    submits, submit_rules = _form_submits(stories, forms, out.report, domain.get("slots"))
     for name, form in forms.items():
         flow = _form_flow(name, form or {}, domain, responses, out.report)
         if flow is not None:
-            flow["steps"] += [s for a in submits.get(name, []) if (s := _action_step(a, forms))]
+            flow["steps"] += _submit_steps(submits.get(name, []), forms)
             out.flows[name] = flow
     if out.flows and "requested_slot" not in (domain.get("slots") or {}):
         out.slots["requested_slot"] = {"type": "any"}  # Rasa's: the slot a form asks for
     roots: dict[str, Node] = {}
+    asides: dict[str, dict[str, Node]] = {}  # form -> turns taken while it asks
     grafts: list[Story] = []
     for story in stories:
         if id(story) in submit_rules:  # a form's submit rule is in the form's flow already
@@ -76,13 +77,25 @@ def convert(stories: list[Story], domain: dict[str, Any]) -> Converted:
         story = _without_form_faqs(story, forms, out)
         story = _retrieval_steps(story, sorted(responses), out)
         for variant in _variants(story, out.report):
+            variant, sides = _aside_turns(variant, forms)
             if variant.steps and variant.steps[0].kind == "action" and not variant.condition:
                 grafts.append(variant)  # "after action X, intent -> ...": continues X's turns
             else:
                 _add_story(variant, roots, forms, out.report)
+            for loop, side in sides:
+                _add_story(side, asides.setdefault(loop, {}), forms, out.report, loop=loop)
     for story in grafts:
         _graft(story, roots, forms, out.report)
     fallback = roots.pop(FALLBACK_INTENT, None)
+    # turns taken while a form asks come first: their flows start only while it is active
+    for loop, loop_roots in asides.items():
+        for key in sorted(loop_roots, key=lambda k: "|" not in k):
+            flow = _story_flow(key, loop_roots[key], roots, forms, out)
+            flow["if"] = " and ".join(
+                [f"active_loop.name == '{loop}'"] + ([flow["if"]] if "if" in flow else [])
+            )
+            flow["description"] = f"Rasa stories: {key} while form {loop} asks"
+            out.flows[_flow_id(f"{loop}_{key}")] = flow
     if fallback is not None:
         fallback.actions = [a for a in fallback.actions if a not in BUILTIN_ACTIONS]
         out.flows[CANNOT_HANDLE] = _fallback_flow(fallback, forms)
@@ -200,6 +213,10 @@ def _form_flow(name: str, form: dict, domain: dict, responses: set[str], report:
     steps = _trigger_steps(
         name, [slot for slot, _ in asked], slots_spec, asked[0][0] if asked else None
     )
+    if validator and asked:
+        # Rasa runs the form's validation as it activates it, on the text that started it
+        # (rasa.core.actions.forms: `do` -> `_validate_if_required` after action_listen)
+        steps.append({"id": "activate", "action": validator})
     for index, (slot, ask) in enumerate(asked):
         after = f"ask_{asked[index + 1][0]}" if index + 1 < len(asked) else "form_done"
         checked = f"check_{slot}" if validator else after
@@ -296,10 +313,10 @@ def _mapping_notes(
             report.left_out.append(f"{what}: mapping {kind} (the collect step reads the text)")
 
 
-def _form_submits(stories: list[Story], forms: dict, report: ImportReport):
+def _form_submits(stories: list[Story], forms: dict, report: ImportReport, slots: Any = None):
     """Actions of rules `condition: active_loop: form` whose steps start with the form itself:
     what runs once the form is complete. Also the ids of those rules."""
-    submits: dict[str, list[str]] = {}
+    submits: dict[str, list[tuple[str, list[str]]]] = {}
     rules: set[int] = set()
     for story in stories:
         loops = [c.get("active_loop") for c in story.condition if _is_active_loop(c)]
@@ -309,10 +326,55 @@ def _form_submits(stories: list[Story], forms: dict, report: ImportReport):
             continue
         rules.add(id(story))
         actions = [s.value for s in story.steps if s.kind == "action" and s.value != loops[0]]
-        submits.setdefault(loops[0], []).extend(a for a in actions if a not in BUILTIN_ACTIONS)
+        guard = _slot_guard(story.condition, slots or {})
+        submits.setdefault(loops[0], []).append(
+            (guard, [a for a in actions if a not in BUILTIN_ACTIONS])
+        )
+        when = f" (if {guard})" if guard else ""
         report.converted.append(f"{story.file}:{story.line}: rule {story.name!r} -> end of flow "
-                                f"{loops[0]}")  # fmt: skip
+                                f"{loops[0]}{when}")  # fmt: skip
     return submits, rules
+
+
+def _slot_guard(condition: tuple[Any, ...], slots: dict) -> str:
+    """A rule's `slot_was_set` conditions as a flow condition: `- x: null` is empty; a value
+    of a text or any slot is "set" (Rasa features such a slot only as set or not), other
+    types compare the value."""
+    parts = []
+    for item in condition:
+        if not isinstance(item, dict) or "slot_was_set" not in item:
+            continue
+        for entry in item["slot_was_set"] or []:
+            pairs = entry.items() if isinstance(entry, dict) else [(entry, True)]
+            for name, value in pairs:
+                kind = (slots.get(name) or {}).get("type")
+                if value is None:
+                    parts.append(f"slots[{name!r}] == null")
+                elif kind in ("text", "any", None) or value is True and kind != "bool":
+                    parts.append(f"slots[{name!r}] != null")
+                else:
+                    parts.append(f"slots[{name!r}] == {value!r}")
+    return " and ".join(parts)
+
+
+def _submit_steps(blocks: list[tuple[str, list[str]]], forms: dict) -> list[dict[str, Any]]:
+    """What runs once the form is complete: each submit rule's actions, behind its slot
+    conditions (a rule whose condition does not hold adds nothing: the story goes on)."""
+    steps: list[dict[str, Any]] = []
+    for index, (guard, actions) in enumerate(blocks):
+        run = [s for a in actions if (s := _action_step(a, forms))]
+        if not run:
+            continue
+        after = f"submit_{index + 1}" if index + 1 < len(blocks) else "END"
+        if guard:
+            steps.append({"id": f"submit_{index}", "noop": True,
+                          "next": [{"if": guard, "then": f"submit_{index}_run"}, {"else": after}]})  # fmt: skip
+            run[0] = {"id": f"submit_{index}_run", **run[0]}
+        else:
+            run[0] = {"id": f"submit_{index}", **run[0]}
+        run[-1] = {**run[-1], "next": after} if "link" not in run[-1] else run[-1]
+        steps += run
+    return steps
 
 
 def _fallback_flow(node: Node, forms: dict) -> dict[str, Any]:
@@ -331,7 +393,47 @@ def _is_active_loop(condition: Any) -> bool:
 # ---------------------------------------------------------------- rules and stories
 
 
-def _add_story(story: Story, roots: dict[str, Node], forms: dict, report: ImportReport) -> None:
+def _aside_turns(story: Story, forms: dict) -> tuple[Story, list[tuple[str, Story]]]:
+    """A story's turns taken while a form asks (`active_loop: f`, then an intent before the
+    form is done), as Rasa's policies predict them: each such turn, with what the story does
+    until it returns to the form, is a story of its own that applies while that form is
+    active (`[(form, story)]`); the story itself keeps the turns before.
+
+    A part that ends by running the interrupted form again (`- action: f`) stops there: the
+    form, still under it, asks again. A part that runs another form deactivates the
+    interrupted one first (Rasa has one active loop) and calls it again when it returns."""
+    head: list[StoryStep] = []
+    parts: list[tuple[str, list[StoryStep]]] = []
+    current, loop, aside, seen = head, None, False, False
+    for step in story.steps:
+        if step.kind == "intent" and loop and not aside and seen:
+            parts.append((loop, [step]))
+            current, aside = parts[-1][1], True
+            continue
+        current.append(step)
+        seen = seen or step.kind == "intent"
+        if step.kind == "action" and step.value in forms:
+            loop, aside = str(step.value), False
+        elif step.kind == "active_loop":
+            loop = str(step.value) if step.value in forms else None
+    if not parts:
+        return story, []
+    sides = []
+    for form, steps in parts:
+        ran = [i for i, s in enumerate(steps) if s.kind == "action" and s.value in forms]
+        others = [i for i in ran if steps[i].value != form]
+        if ran and not others and steps[ran[-1]].value == form:
+            steps = steps[: ran[-1]]  # back to the form: it is still there, under this part
+        elif others:
+            stop = StoryStep("action", "action_deactivate_loop", steps[others[0]].line)
+            steps = steps[: others[0]] + [stop] + steps[others[0] :]
+        sides.append((form, replace(story, steps=tuple(steps), condition=())))
+    return replace(story, steps=tuple(head)), sides
+
+
+def _add_story(
+    story: Story, roots: dict[str, Node], forms: dict, report: ImportReport, loop: str = ""
+) -> None:
     where = f"{story.file}:{story.line}"
     label = f"{story.kind} {story.name!r}"
     turns, problem = _turns(story.steps, forms)
@@ -358,6 +460,11 @@ def _add_story(story: Story, roots: dict[str, Node], forms: dict, report: Import
     if story.condition:
         report.approximated.append(f"{where}: {label}: condition `active_loop: null` dropped (its "
                                    "intent also interrupts a flow waiting for an answer)")  # fmt: skip
+    if loop:
+        report.converted.append(f"{story.file}:{turns[0][3]}: {label}: {turns[0][0]} while form "
+                                f"{loop} asks -> {kind} {_flow_id(f'{loop}_{turns[0][0]}')} "
+                                f"(if active_loop.name == '{loop}')")  # fmt: skip
+        return
     report.converted.append(f"{where}: {label} -> {kind} {_flow_id(turns[0][0])}")
 
 

@@ -323,6 +323,7 @@ def _config(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
         (new_dir / "config.yml").write_text("pipeline: default\n")
         return
     shutil.copy2(source, new_dir / "config.yml")
+    _calibrated_threshold(new_dir / "config.yml", report)
     has_actions = (rasa_dir / "actions").is_dir() or (rasa_dir / "actions.py").is_file()
     if has_actions and "fanline" not in (read_yaml(source) or {}):
         with (new_dir / "config.yml").open("a", encoding="utf-8") as out:
@@ -336,6 +337,43 @@ def _config(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
         (report.approximated if p.warning else report.left_out).append(
             f"config.yml{line}: {p.message}"
         )
+
+
+_FALLBACK = re.compile(r"^\s*-?\s*name:\s*[\"']?FallbackClassifier[\"']?\s*(#.*)?$")
+_THRESHOLD = re.compile(r"^(\s*-?\s*threshold:\s*)([0-9.]+)(\s*(#.*)?)$")
+
+
+def _calibrated_threshold(config: Path, report: ImportReport) -> None:
+    """A FallbackClassifier's numeric `threshold` becomes `auto` with that number as its
+    `max_threshold`. Rasa's number is a cut on DIET's softmax (0.7 in Rasa's own templates);
+    Fanline's confidence is calibrated on the project's held-out examples, where the same
+    number means another thing (financial-demo: "check earnings", its own example's words,
+    fell under 0.7 and went out of scope). As a ceiling it keeps what the author let through
+    (restaurant-style 0.3: one-word form answers stay answers). The rest of the file is left
+    as written."""
+    lines = config.read_text(encoding="utf-8").splitlines(keepends=True)
+    inside = False
+    for index, line in enumerate(lines):
+        if _FALLBACK.match(line):
+            inside = True
+            continue
+        if inside and re.match(r"^\s*-\s", line):
+            break  # the next component
+        match = _THRESHOLD.match(line.rstrip("\n")) if inside else None
+        if match is None:
+            continue
+        end = "\n" if line.endswith("\n") else ""
+        indent = " " * len(re.match(r"^[\s-]*", match.group(1)).group(0))  # type: ignore[union-attr]
+        lines[index] = (f"{match.group(1)}auto  # calibrated on held-out examples ...{end}"
+                        f"{indent}max_threshold: {match.group(2)}  # ... never above Rasa's "
+                        f"threshold (DIET's softmax){end}")  # fmt: skip
+        config.write_text("".join(lines), encoding="utf-8")
+        report.approximated.append(
+            f"config.yml:{index + 1}: FallbackClassifier threshold {match.group(2)} -> auto, "
+            f"max_threshold {match.group(2)} (Rasa's number is on DIET's softmax; Fanline "
+            "calibrates on held-out examples, and is never stricter than the project asked)"
+        )
+        return
 
 
 def _endpoints(rasa_dir: Path, new_dir: Path, report: ImportReport) -> None:
