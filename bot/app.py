@@ -91,6 +91,7 @@ def create_app(settings: Settings, *, name: str = "fanline") -> Sanic:
             ),
         )  # the inbox's live feed
         app.ctx.runtime = runtime
+        await app.ctx.hub.start()  # PostgreSQL: events to and from the other processes
         gateway = _gateway(settings, app.ctx.feed)
         sender = sender_for(settings, runtime.store, gateway)  # one rate per number, shared
         app.ctx.sender, app.ctx.gateway = sender, gateway

@@ -44,14 +44,20 @@ class _Deferred:
 
 
 def build_hub(settings: Settings, config: InboxConfig | None = None) -> LiveHub:
-    """A hub with the configured escalation webhook, if any (`inbox.webhook_url`)."""
+    """A hub with the configured escalation webhook, if any (`inbox.webhook_url`): on
+    PostgreSQL one that carries events between processes (LISTEN only where agents connect)."""
     from bot.inbox.config import load_inbox_config
-    from bot.inbox.live import LiveHub, Webhook
+    from bot.inbox.live import LiveHub, PgLiveHub, Webhook, libpq_dsn
+    from bot.roles import serves_fans
+    from bot.storage.db import normalise_url
 
     config = config or load_inbox_config(settings.project_dir, settings.inbox)
     webhook = None
     if config.webhook_url and config.webhook_secret:
         webhook = Webhook(config.webhook_url, config.webhook_secret)
+    if normalise_url(settings.database_url).startswith("postgresql"):
+        return PgLiveHub(libpq_dsn(settings.database_url), listen=serves_fans(settings.role),
+                         webhook=webhook, inbox_url=settings.public_url)  # fmt: skip
     return LiveHub(webhook=webhook, inbox_url=settings.public_url)
 
 

@@ -1,15 +1,23 @@
-"""Live inbox: an in-process hub pushing committed turns to agents' browsers (Server-Sent Events)
-and, optionally, posting a signed webhook when a thread escalates (a team chat, a pager).
+"""Live inbox: a hub pushing committed turns to agents' browsers (Server-Sent Events) and,
+optionally, posting a signed webhook when a thread escalates (a team chat, a pager).
 
 It sits after step 9 of the message's path: the pipeline's `on_commit` hook calls
 `LiveHub.publish_outcome` once the turn is stored, so nothing is announced that could still roll
 back. Events carry ids, never phone numbers or message bodies; the browser fetches the thread
 through the authenticated API.
+
+`LiveHub` delivers within its process (SQLite: one process). On PostgreSQL, `PgLiveHub` sends
+every event as a NOTIFY on one channel per schema and each web process LISTENs on its own
+connection, so an agent connected to any process sees what every process (web or worker)
+committed. A NOTIFY payload can show in PostgreSQL's logs: it carries the same ids only. A lost
+listening connection is reopened, and the process's open feeds then get a `resync` event (the
+browser refreshes what it shows: events sent meanwhile did not reach this process).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -110,7 +118,12 @@ class LiveHub:
 
     def publish(self, kind: str, data: dict[str, Any]) -> int:
         """Hand an event to every open stream; return how many received it."""
-        event = LiveEvent(kind, data)
+        return self._deliver(LiveEvent(kind, data))
+
+    async def start(self) -> None:
+        """Connect what the hub needs beyond this process (nothing here; see PgLiveHub)."""
+
+    def _deliver(self, event: LiveEvent) -> int:
         for queue in self._subscribers:
             if queue.full():
                 queue.get_nowait()
@@ -144,6 +157,156 @@ class LiveHub:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.webhook is not None:
             await self.webhook.aclose()
+
+
+class PgLiveHub(LiveHub):
+    """The live feed across processes on PostgreSQL: NOTIFY out, LISTEN in (module docstring).
+
+    `publish` stays synchronous (it is called from commit hooks): it queues the event, and one
+    task sends the queue's events in order on an autocommit connection. With `listen` (web
+    processes) another connection LISTENs and hands every event, this process's own included,
+    to the open streams. Until `start` (and after `aclose`), events stay in this process.
+    """
+
+    def __init__(self, dsn: str, *, listen: bool = True, **kw: Any):
+        super().__init__(**kw)
+        self.dsn, self.listen = dsn, listen
+        self.channel = ""
+        self.listening = asyncio.Event()  # set while the LISTEN connection is up
+        self.resyncs = 0  # how many times the LISTEN connection was reopened
+        self._outgoing: asyncio.Queue[str] | None = None
+        self._sender: Any = None
+        self._background: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        import psycopg
+
+        self._sender = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        schema = (await (await self._sender.execute("SELECT current_schema()")).fetchone())[0]
+        self.channel = channel_for(schema)
+        self._outgoing = asyncio.Queue(OUTGOING_LIMIT)
+        self._background.append(asyncio.create_task(self._send(), name="live-notify"))
+        if self.listen:
+            self._background.append(asyncio.create_task(self._listen(), name="live-listen"))
+            # the first LISTEN before this process serves: no event of its own start is missed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.listening.wait(), CONNECT_TIMEOUT_S)
+
+    def publish(self, kind: str, data: dict[str, Any]) -> int:
+        if self._outgoing is None:
+            return super().publish(kind, data)
+        payload = json.dumps({"k": kind, "d": data}, separators=(",", ":"))
+        try:
+            self._outgoing.put_nowait(payload)
+        except asyncio.QueueFull:  # the database has not answered for a long while
+            log.warning("live feed: %d events waiting for PostgreSQL; one dropped", OUTGOING_LIMIT)
+        return len(self._subscribers)
+
+    async def _send(self) -> None:
+        assert self._outgoing is not None
+        while True:
+            payload = await self._outgoing.get()
+            for attempt in (1, 2):  # a lost connection: reopened once for this event
+                try:
+                    if self._sender is None or self._sender.closed:
+                        import psycopg
+
+                        self._sender = await psycopg.AsyncConnection.connect(
+                            self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                        )
+                    await self._sender.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
+                    break
+                except Exception as exc:  # noqa: BLE001 - the feed must outlive the database
+                    await _close(self._sender)
+                    self._sender = None
+                    if attempt == 2:  # at least this process's agents see it
+                        log.warning("live feed: NOTIFY failed (%s); event kept in this process",
+                                    type(exc).__name__)  # fmt: skip
+                        self._receive(payload)
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        delay = RECONNECT_S[0]
+        lost = False
+        while True:
+            conn = None
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                    application_name=f"fanline {self.channel}",
+                )  # fmt: skip
+                await conn.execute(f"LISTEN {self.channel}")  # channel_for: [a-z0-9_] only
+                self.listening.set()
+                delay = RECONNECT_S[0]
+                if lost:  # events sent while this process was not listening did not reach it
+                    lost = False
+                    self.resyncs += 1
+                    log.info("live feed: listening again; open feeds resync")
+                    self._deliver(LiveEvent("resync", {}))
+                while True:
+                    async for note in conn.notifies(timeout=PING_S):
+                        self._receive(note.payload)
+                    await conn.execute("SELECT 1")  # a quiet while: is the connection alive?
+            except asyncio.CancelledError:
+                await _close(conn)
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect whatever broke
+                self.listening.clear()
+                if not lost:
+                    log.warning("live feed: lost its PostgreSQL connection (%s); reconnecting",
+                                type(exc).__name__)  # fmt: skip
+                lost = True
+                await _close(conn)
+                await asyncio.sleep(delay)  # back off while the database is away
+                delay = min(delay * 2, RECONNECT_S[1])
+
+    def _receive(self, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+            event = LiveEvent(str(message["k"]), dict(message["d"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("live feed: an unreadable notification ignored")
+            return
+        self._deliver(event)
+
+    async def aclose(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
+        self._outgoing = None
+        await _close(self._sender)
+        self._sender = None
+        await super().aclose()
+
+
+OUTGOING_LIMIT = 10_000
+CONNECT_TIMEOUT_S = 10
+PING_S = 30.0  # a LISTEN connection quiet this long is checked with a query
+RECONNECT_S = (0.5, 5.0)  # first and longest pause between reconnections
+
+
+def channel_for(schema: str) -> str:
+    """The NOTIFY channel of a deployment: one per schema (channels are per database, and a
+    database may hold several deployments' schemas, tests' scratch schemas included)."""
+    return "fanline_live_" + hashlib.blake2b(schema.encode(), digest_size=6).hexdigest()
+
+
+def libpq_dsn(database_url: str) -> str:
+    """A SQLAlchemy URL of ours as a libpq connection string (psycopg connects with it)."""
+    import sqlalchemy as sa
+
+    from bot.storage.db import normalise_url
+
+    url = sa.engine.make_url(normalise_url(database_url)).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+async def _close(conn: Any) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            await conn.close()
 
 
 async def stream(

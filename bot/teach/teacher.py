@@ -95,7 +95,9 @@ class Teacher:
         self._wake = asyncio.Event()
         # the lease is ours: a training its previous holder left (killed) is to be done again
         if left := await self.db.run(requests.requeue):
-            log.warning("%d retrain request(s) left unfinished by another process: retraining", left)
+            log.warning(
+                "%d retrain request(s) left unfinished by another process: retraining", left
+            )
         while not stop.is_set():
             self._wake.clear()
             try:
@@ -139,7 +141,9 @@ class Teacher:
         finally:
             self.training = False
         await self.db.run(requests.finish, ids, model_dir.name, threshold)
-        log.info("retrained: model %s, threshold %.3f (requests %s)", model_dir.name, threshold, ids)
+        log.info(
+            "retrained: model %s, threshold %.3f (requests %s)", model_dir.name, threshold, ids
+        )
 
     async def _train(self, traffic: Any, stop: asyncio.Event | None) -> tuple[Path, float]:
         """Train in a child process (`bot.teach.retrain`); killed when `stop` is set."""

@@ -34,10 +34,11 @@
       const data = JSON.parse(e.data);
       if (kind === "escalation" && !data.joined) notify(data);  // a text joining one is no news
       if (page === "queue") soon(refreshQueue);
-      else if (page === "thread" && (String(data.contact_id) === body.dataset.contact || String(data.conversation_id) === body.dataset.conversation)) soon(refreshThread);
+      else if (page === "thread" && (kind === "resync" || String(data.contact_id) === body.dataset.contact || String(data.conversation_id) === body.dataset.conversation)) soon(refreshThread);
     };
   }
-  for (const kind of ["message", "escalation", "thread"]) events.addEventListener(kind, onEvent(kind));
+  // resync: the server's feed reconnected to the database and may have missed events
+  for (const kind of ["message", "escalation", "thread", "resync"]) events.addEventListener(kind, onEvent(kind));
 
   // ---- topics: the list follows new hand-offs and other agents' actions ----------------------
   async function refreshTopics() {
@@ -61,10 +62,10 @@
     }
   }
   if (page === "topic") {
-    for (const kind of ["escalation", "topic"]) events.addEventListener(kind, () => soon(refreshTopic));
+    for (const kind of ["escalation", "topic", "resync"]) events.addEventListener(kind, () => soon(refreshTopic));
   }
   if (page === "topics") {
-    for (const kind of ["escalation", "thread", "topic"]) events.addEventListener(kind, () => soon(refreshTopics));
+    for (const kind of ["escalation", "thread", "topic", "resync"]) events.addEventListener(kind, () => soon(refreshTopics));
     setInterval(() => { if (!document.hidden) refreshTopics(); }, 15000);  // the sweep groups texts on its own clock
   }
   const replyForm = document.getElementById("reply-form");
