@@ -70,13 +70,18 @@ def convert(stories: list[Story], domain: dict[str, Any]) -> Converted:
         out.slots["requested_slot"] = {"type": "any"}  # Rasa's: the slot a form asks for
     roots: dict[str, Node] = {}
     asides: dict[str, dict[str, Node]] = {}  # form -> turns taken while it asks
+    aside_guards: dict[tuple[str, str], str] = {}  # (form, key) -> a rule's slot conditions
     grafts: list[Story] = []
     for story in stories:
         if id(story) in submit_rules:  # a form's submit rule is in the form's flow already
             continue
         story = _without_form_faqs(story, forms, out)
         story = _retrieval_steps(story, sorted(responses), out)
+        during = _during_form(story, forms, domain.get("slots") or {})
         for variant in _variants(story, out.report):
+            if during is not None:  # a rule `condition: active_loop: f` starting with an intent
+                _add_during_form(variant, *during, asides, aside_guards, forms, out)
+                continue
             variant, sides = _aside_turns(variant, forms)
             if variant.steps and variant.steps[0].kind == "action" and not variant.condition:
                 grafts.append(variant)  # "after action X, intent -> ...": continues X's turns
@@ -88,14 +93,7 @@ def convert(stories: list[Story], domain: dict[str, Any]) -> Converted:
         _graft(story, roots, forms, out.report)
     fallback = roots.pop(FALLBACK_INTENT, None)
     # turns taken while a form asks come first: their flows start only while it is active
-    for loop, loop_roots in asides.items():
-        for key in sorted(loop_roots, key=lambda k: "|" not in k):
-            flow = _story_flow(key, loop_roots[key], roots, forms, out)
-            flow["if"] = " and ".join(
-                [f"active_loop.name == '{loop}'"] + ([flow["if"]] if "if" in flow else [])
-            )
-            flow["description"] = f"Rasa stories: {key} while form {loop} asks"
-            out.flows[_flow_id(f"{loop}_{key}")] = flow
+    _aside_flows(asides, aside_guards, roots, forms, out)
     if fallback is not None:
         fallback.actions = [a for a in fallback.actions if a not in BUILTIN_ACTIONS]
         out.flows[CANNOT_HANDLE] = _fallback_flow(fallback, forms)
@@ -418,17 +416,69 @@ def _aside_turns(story: Story, forms: dict) -> tuple[Story, list[tuple[str, Stor
             loop = str(step.value) if step.value in forms else None
     if not parts:
         return story, []
-    sides = []
-    for form, steps in parts:
-        ran = [i for i, s in enumerate(steps) if s.kind == "action" and s.value in forms]
-        others = [i for i in ran if steps[i].value != form]
-        if ran and not others and steps[ran[-1]].value == form:
-            steps = steps[: ran[-1]]  # back to the form: it is still there, under this part
-        elif others:
-            stop = StoryStep("action", "action_deactivate_loop", steps[others[0]].line)
-            steps = steps[: others[0]] + [stop] + steps[others[0] :]
-        sides.append((form, replace(story, steps=tuple(steps), condition=())))
+    sides = [
+        (form, replace(story, steps=_trim_aside(form, steps, forms), condition=()))
+        for form, steps in parts
+    ]
     return replace(story, steps=tuple(head)), sides
+
+
+def _trim_aside(form: str, steps: list[StoryStep], forms: dict) -> tuple[StoryStep, ...]:
+    """A turn taken while `form` asks, up to where the story returns to it (the form, still
+    under the turn's flow, asks again); another form run first deactivates `form`."""
+    ran = [i for i, s in enumerate(steps) if s.kind == "action" and s.value in forms]
+    others = [i for i in ran if steps[i].value != form]
+    if ran and not others and steps[ran[-1]].value == form:
+        steps = steps[: ran[-1]]  # back to the form: it is still there, under this part
+    elif others:
+        stop = StoryStep("action", "action_deactivate_loop", steps[others[0]].line)
+        steps = steps[: others[0]] + [stop] + steps[others[0] :]
+    return tuple(steps)
+
+
+def _aside_flows(
+    asides: dict[str, dict[str, Node]], guards: dict, roots: dict, forms: dict, out: Converted
+) -> None:
+    for loop, loop_roots in asides.items():
+        for key in sorted(loop_roots, key=lambda k: "|" not in k):
+            flow = _story_flow(key, loop_roots[key], roots, forms, out)
+            guard = guards.get((loop, key))
+            flow["if"] = " and ".join(
+                [f"active_loop.name == '{loop}'"]
+                + ([guard] if guard else [])
+                + ([flow["if"]] if "if" in flow else [])
+            )
+            flow["description"] = f"Rasa stories: {key} while form {loop} asks"
+            out.flows[_flow_id(f"{loop}_{key}")] = flow
+
+
+def _add_during_form(
+    rule: Story, form: str, guard: str, asides: dict, guards: dict, forms: dict, out: Converted
+) -> None:
+    first = rule.steps[0]
+    key = _entity_guard(str(first.value), first.entities)[1]
+    if guards.setdefault((form, key), guard) != guard:
+        out.report.left_out.append(f"{rule.file}:{rule.line}: rule {rule.name!r}: another rule "
+                                   f"for {key} while {form} asks has other slot conditions: the "
+                                   "first wins")  # fmt: skip
+        return
+    side = replace(rule, steps=_trim_aside(form, list(rule.steps), forms), condition=())
+    _add_story(side, asides.setdefault(form, {}), forms, out.report, loop=form)
+
+
+def _during_form(story: Story, forms: dict, slots: dict) -> tuple[str, str] | None:
+    """(form, slot guard) of a rule that applies while a form asks (`condition: - active_loop:
+    f`, maybe with `slot_was_set` conditions) and starts with the fan's intent: Rasa's way to
+    answer a question mid-form (`- action: f` at its end: the form asks again)."""
+    if story.kind != "rule" or not story.steps or story.steps[0].kind not in ("intent", "or"):
+        return None
+    loops = [c.get("active_loop") for c in story.condition if _is_active_loop(c)]
+    others = [c for c in story.condition if not _is_active_loop(c)]
+    if len(loops) != 1 or loops[0] not in forms:
+        return None
+    if any(not (isinstance(c, dict) and set(c) == {"slot_was_set"}) for c in others):
+        return None
+    return str(loops[0]), _slot_guard(story.condition, slots)
 
 
 def _add_story(

@@ -423,3 +423,24 @@ def test_a_test_storys_null_slot_means_cleared_not_any_value() -> None:
         "slot 'requested_slot' = 'card', expected None"
     )
     assert _check_slots(["requested_slot"], asked) is None  # a bare name: any value
+
+
+def test_a_rule_while_a_form_asks_becomes_a_flow_for_that_form() -> None:
+    # Rasa's documented unhappy path: `condition: active_loop: f`, an intent, its answer, the
+    # form again; a `slot_was_set` condition joins the flow's `if`
+    def s(kind: str, value: object, line: int) -> StoryStep:
+        return StoryStep(kind, value, line)
+
+    rule = Story("rule", "chitchat in the form", "rules.yml", 1, (
+        s("intent", "chitchat", 5), s("action", "utter_chitchat", 6),
+        s("action", "pay_form", 7), s("active_loop", "pay_form", 8),
+    ), condition=({"active_loop": "pay_form"}, {"slot_was_set": [{"card": None}]}))  # fmt: skip
+    domain = {"forms": {"pay_form": {"required_slots": ["card"]}},
+              "responses": {"utter_ask_card": [{"text": "Which?"}],
+                            "utter_chitchat": [{"text": "Fine."}]},
+              "slots": {"card": {"type": "text"}}}  # fmt: skip
+    out = convert([rule], domain)
+    flow = out.flows["rasa_pay_form_chitchat"]
+    assert flow["if"] == "active_loop.name == 'pay_form' and slots['card'] == null"
+    assert flow["steps"] == [{"action": "utter_chitchat", "next": "END"}]
+    assert not out.report.left_out

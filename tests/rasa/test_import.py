@@ -68,9 +68,9 @@ def test_the_imported_starter_answers_with_rasas_own_texts(
 def test_a_form_and_rules_project_becomes_collect_flows(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # it validates, but a checkpoint story and a slot-condition rule are left to do by hand
+    # it validates, but a checkpoint story is left to do by hand
     new, report = _import("restaurant_form", tmp_path, capsys, status=LEFT_BY_HAND)
-    assert "\nto do by hand: 2\n" in report, report
+    assert "\nto do by hand: 1\n" in report, report
     flow = read_yaml(new / "flows" / "rasa.yml")["flows"]["restaurant_form"]
     collects = [s["collect"] for s in flow["steps"] if "collect" in s]
     assert collects == ["cuisine", "num_people", "outdoor_seating"]
@@ -80,7 +80,13 @@ def test_a_form_and_rules_project_becomes_collect_flows(
     rules = str(FIXTURES / "restaurant_form" / "data" / "rules.yml")
     stories = str(FIXTURES / "restaurant_form" / "data" / "stories.yml")
     left_out = report.split("left out (")[1]
-    assert f"{rules}:35: rule 'Interrupt a form only when the fan is sure'" in left_out
+    # a rule while the form asks, with a slot condition: a flow for that form and that slot
+    interrupt = read_yaml(new / "flows" / "rasa.yml")["flows"]["rasa_restaurant_form_thankyou"]
+    assert (
+        interrupt["if"]
+        == "active_loop.name == 'restaurant_form' and slots['outdoor_seating'] == True"
+    )
+    assert f"{rules}:35: rule 'Interrupt a form only when the fan is sure'" not in left_out
     assert f"{stories}:8: story 'checkpoint example': line 10: checkpoints" in left_out
     assert "min_value dropped" in report
     assert "from_entity number" not in left_out  # the collect step reads its mappings' entities
