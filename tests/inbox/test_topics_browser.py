@@ -187,6 +187,10 @@ async def test_label_accept_and_make_an_faq_in_the_browser(
     state = await asyncio.wait_for(stack.app.ctx.teacher.wait(), 240)
     assert state["last_error"] is None, state
     await until(lambda: _reloaded(runtime, before), 60)
+    # the page after the teach follows the retraining until the new model is live here
+    status = admin.locator("#model-status")
+    await expect(status).to_contain_text("The new model is live", timeout=30_000)
+    assert runtime.pipeline.brain.interpreter.model_dir.name in await status.inner_text()
     assert ANSWER in await stack.answer(fans[DENVER[0]][0], DENVER[0])  # inline or by the SDK
 
 
