@@ -214,7 +214,9 @@ class PgLiveHub(LiveHub):
                         self._sender = await psycopg.AsyncConnection.connect(
                             self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
                         )
-                    await self._sender.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
+                    # bounded: a connection that hangs (a cut network) is dropped and reopened
+                    await asyncio.wait_for(self._sender.execute(
+                        "SELECT pg_notify(%s, %s)", (self.channel, payload)), CONNECT_TIMEOUT_S)  # fmt: skip
                     break
                 except Exception as exc:  # noqa: BLE001 - the feed must outlive the database
                     await _close(self._sender)
@@ -247,7 +249,8 @@ class PgLiveHub(LiveHub):
                 while True:
                     async for note in conn.notifies(timeout=PING_S):
                         self._receive(note.payload)
-                    await conn.execute("SELECT 1")  # a quiet while: is the connection alive?
+                    # a quiet while: is the connection alive? (a cut network hangs, not fails)
+                    await asyncio.wait_for(conn.execute("SELECT 1"), CONNECT_TIMEOUT_S)
             except asyncio.CancelledError:
                 await _close(conn)
                 raise
