@@ -116,7 +116,7 @@ class TurnRecord:
     consent: ConsentChange | None = None
     escalation: EscalationSpec | None = None
     attach_to_escalation: bool = False  # a held text: part of the open escalation's texts
-    inbound_status: str = "processed"  # processed | held
+    inbound_status: str = "processed"  # processed | held | ignored (the fan opted out)
     broadcast_id: int | None = None  # the inbound text answers this broadcast (reply window)
     # committed before this instant, the replies are answered inline (TwiML): status `twiml`
     inline_until: datetime | None = None

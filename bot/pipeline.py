@@ -344,6 +344,7 @@ class Pipeline:
                 await self._converse(turn, "", is_new)
         elif ctx.contact.subscription == "unsubscribed":
             record.events.append(("ignored", {"why": "opted_out"}))  # stored, never answered
+            record.inbound_status = "ignored"
         elif ctx.status in PERSON_IN_THREAD:  # 4. an agent owns the thread: the bot is quiet
             self._hold_for_human(turn)
         else:

@@ -34,6 +34,7 @@ from bot.audience.segments import Segment
 from bot.audience.variants import ABTest, Variant, pick_winner
 from bot.errors import ConfigError, Conflict, NotFound
 from bot.storage import link_store, variant_store
+from bot.storage.report_store import opt_out_text
 from bot.storage.broadcast_tables import broadcast_recipients, broadcasts
 from bot.storage.engagement_tables import broadcast_variants
 from bot.storage.segment_sql import field, segment_condition, zip3
@@ -495,8 +496,8 @@ class BroadcastStore:
         return int(conn.execute(self._replies_query(b.id)).scalar_one())
 
     def _replies_query(self, broadcast_id: int, *group: Any) -> Any:
-        """Count of the broadcast's texts answered within the reply window (by `group`: the
-        recipients' variant)."""
+        """Count of the broadcast's texts answered within the reply window, a STOP not counted
+        (by `group`: the recipients' variant)."""
         out, inbound = messages.alias("bout"), messages.alias("bin")
         if self.dialect == "postgresql":
             until = out.c.sent_at + self.store.reply_window
@@ -517,6 +518,7 @@ class BroadcastStore:
                 sa.exists().where(
                     inbound.c.contact_id == out.c.contact_id, inbound.c.direction == "in",
                     inbound.c.created_at >= out.c.sent_at, inbound.c.created_at <= until,
+                    ~opt_out_text(inbound.c.id),  # a STOP is no reply
                 ),
             )
         )  # fmt: skip

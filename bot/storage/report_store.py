@@ -162,11 +162,23 @@ def clicks(conn: Connection, broadcast_id: int, counts: Counts) -> None:
         counts[v]["clicks"] += n
 
 
+def opt_out_text(message_id: Any) -> Any:
+    """The fan's text opted them out (or repeated a STOP): its turn's compliance event says so.
+    Such a text is no reply to a broadcast (opt-outs are counted on their own)."""
+    ev = events.c
+    return sa.exists().where(
+        ev.message_id == message_id,
+        ev.type == "compliance",
+        ev.data["kind"].as_string() == "opt_out",
+    )
+
+
 def replies(conn: Connection, broadcast_id: int, ab: bool, counts: Counts) -> None:
+    """Fans whose text the pipeline linked to the broadcast, a STOP not counted."""
     m = messages.c
     fans = (
         sa.select(m.contact_id)
-        .where(m.broadcast_id == broadcast_id, m.direction == _inline("in"))
+        .where(m.broadcast_id == broadcast_id, m.direction == _inline("in"), ~opt_out_text(m.id))
         .distinct()
         .subquery()
     )
@@ -250,6 +262,8 @@ PerDay = dict[str, dict[str, Any]]
 
 
 def texts_per_day(conn: Connection, since: datetime, until: datetime) -> PerDay:
+    """Texts in, and those the bot answered itself: `processed` without a hand-off (not `held`
+    for a person, nor `ignored`: an opted-out fan's text is stored and never answered)."""
     m = messages.c
     d = day_of(conn, m.created_at)
     bot_answered = sa.case((sa.and_(m.status == "processed", m.escalation_id.is_(None)), 1),

@@ -77,7 +77,8 @@ messages = sa.Table(
     sa.Column("media_urls", sa.JSON, nullable=False, default=list),
     # reply | agent | broadcast | timed | compliance | system; for inbound: sms
     sa.Column("kind", sa.String(16), nullable=False),
-    # inbound: received | processed | held (human owns the thread)
+    # inbound: received | processed | held (human owns the thread) | ignored (the fan opted out:
+    #   stored, never answered)
     # outbound: queued | sending | sent | delivered | undelivered | failed | cancelled | twiml
     #   | in_doubt (answer lost: being looked up) | unknown (lookups gave up: an operator decides)
     #   | skipped (over the fan's frequency cap, `error` says so: never sent later)

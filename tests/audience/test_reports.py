@@ -5,13 +5,17 @@ a flow's funnel, top topics; the CSV files and pictures `fanline report` writes.
 from __future__ import annotations
 
 import csv
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from bot.audience import report_charts, reports
 from bot.cli import main
 from bot.storage import Store
+from bot.storage.broadcast_tables import broadcasts
+from bot.storage.tables import messages
+from tests.pipeline.test_pipeline import said, start, subscribed_fan, text
 
 from .report_rows import NAME, write_history
 
@@ -110,3 +114,47 @@ def test_pictures_keep_names_as_text(store: Store) -> None:
     assert svg.startswith("<svg") and "<b>" not in svg and "style=" not in svg
     assert "Presale $5 &lt;b&gt;" in svg
     assert "CTR 50.0 %" in svg  # the numbers on the bars are text the page can show
+
+
+async def test_a_stop_is_no_reply_and_an_opted_out_fans_text_is_not_answered(
+    database_url: str,
+) -> None:
+    """Through the pipeline: fan 1's STOP to a broadcast is an opt-out, not a reply; fan 2's
+    text is a reply; fan 1's text after the STOP is stored `ignored`, never answered by the bot."""
+    rt = await start(database_url)
+    try:
+        one, two = await subscribed_fan(rt), await subscribed_fan(rt)
+        ids = [(await rt.store.contact_by_phone(n)).id for n in (one, two)]  # type: ignore[union-attr]
+        t0 = datetime.now(UTC) - timedelta(minutes=5)
+
+        def broadcast(conn: sa.Connection) -> int:
+            bid = conn.execute(broadcasts.insert().values(
+                name="b", body="News", segment={}, status="completed", rate=1.0, created_at=t0,
+                started_at=t0, finished_at=t0).returning(broadcasts.c.id)).scalar_one()  # fmt: skip
+            for cid, phone in zip(ids, (one, two), strict=True):
+                conn.execute(messages.insert().values(
+                    contact_id=cid, direction="out", to_number=phone, body="News",
+                    kind="broadcast", status="delivered", broadcast_id=bid, created_at=t0,
+                    sent_at=t0))  # fmt: skip
+            return bid
+
+        bid = await rt.store.db.run(broadcast)
+        assert "utter_opt_out_confirmed" in said(await rt.handle(text(one, "STOP")))
+        await rt.handle(text(two, "love it, when is the tour?"))
+        (b,) = reports.line_report_sync(rt.store.db, days=1, broadcast_id=bid).broadcasts
+        assert (b.total.replies, b.total.opt_outs) == (1, 1)
+        ignored = await rt.handle(text(one, "wait, when is the tour?"))
+        assert ignored.replies == ()
+        report = reports.line_report_sync(rt.store.db, days=1)
+        stored = await rt.store.db.run(lambda c: c.execute(
+            sa.select(messages.c.status).where(messages.c.id == ignored.message_id)).scalar())  # fmt: skip
+        assert stored == "ignored"
+        today = report.days[-1]
+        answered = await rt.store.db.run(lambda c: c.execute(
+            sa.select(sa.func.count()).where(
+                messages.c.direction == "in", messages.c.status == "processed",
+                messages.c.escalation_id.is_(None)
+            )).scalar())  # fmt: skip
+        assert today.answered_by_bot == answered  # fan 1's last text is not among them
+    finally:
+        await rt.close()
