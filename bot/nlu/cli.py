@@ -88,6 +88,8 @@ def _evidence_summary(model) -> str:
         parts.append(f"uncovered words +{cal.uncovered_offset:.2f}")
         if cal.unsupported:
             parts.append("questions with nothing specific handed over")
+        if cal.unknown_words:
+            parts.append("questions about what the line never speaks of handed over")
     if added := model.metadata.get("smalltalk"):
         parts.append(f"small talk added: {', '.join(added)}")
     return "; ".join(parts)

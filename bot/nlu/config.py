@@ -62,6 +62,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "uncovered": True,  # content words the intent never speaks of raise the bar
         # a question about an uncovered word with only anchors beside it is handed over
         "specific": True,
+        # ... and so is a question about something no intent of the line speaks of
+        "unknown_words": True,
         "background": False,  # ordinary texts (HWU64 sample) join the out-of-scope class
     },
     "RegexEntityExtractor": {

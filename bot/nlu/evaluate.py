@@ -43,7 +43,7 @@ def evidence_confidence(model, texts: list[str], names: list[str], prob: np.ndar
     for text, name in zip(texts, names, strict=True):
         uncovered = coverage.uncovered(normalise(text), name) if coverage is not None else ()
         unsupported = coverage is not None and coverage.unsupported(
-            normalise(text), name, uncovered
+            normalise(text), name, uncovered, specific=cal.unsupported, unknown=cal.unknown_words
         )
         penalty.append(cal.penalty(name, bool(uncovered), unsupported))
     return np.clip(prob - np.array(penalty, dtype=np.float64), 0.0, None)

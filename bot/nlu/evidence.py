@@ -30,10 +30,11 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
-from bot.nlu.questions import is_question
+from bot.nlu.questions import is_question, split_questions
 
 # Words that carry no topic of their own: function words, question words, auxiliaries, common
 # verbs and adverbs, pronouns, fan-chat spellings. A word listed here is never "uncovered".
@@ -58,8 +59,16 @@ _GENERIC_WORDS = """
     since sorry stuff sure time times today tomorrow tonight way week weeks year years yes
     yesterday able also btw idk imo rn tbh fr ngl smth sth any anybody thing what's
     doing gonna wanna gotta lemme gimme kinda sorta ya yo hiii heyy cuz cause coz bc
+    monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs
+    fri sat sun weekend weekends january february march april june july august september
+    october november december feb apr jun jul aug sep sept oct nov dec morning afternoon
+    evening night nights noon midnight am pm hour hours minute minutes month months
+    actual real literally basically seriously totally definitely probably possibly honestly
+    truly simply exactly quick quickly
 """
 GENERIC = frozenset(_GENERIC_WORDS.split())
+# Place names: what any intent may carry, like a lookup table's values (places.txt says whence).
+_PLACES_FILE = Path(__file__).with_name("places.txt")
 MIN_WORD = 3  # shorter tokens ("la", "ok", "tv") carry little topic and many typos
 # A word spoken of by at least this share of the line's intents (and at least ANCHOR_MIN of
 # them) tells no intent apart: "nova", "show", "tour" on the demo (9 of its 34 intents).
@@ -76,6 +85,7 @@ _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _ELONGATED = re.compile(r"([^\W\d_])\1{2,}")  # "merchhh", "pleeease": the near spelling matches
 _SUFFIXES = ("'s", "ies", "ing", "es", "ed", "ly", "s")
+_SIBILANTS = ("ss", "x", "zz", "ch", "sh")  # "passes", "boxes": the plural took "es"
 _QUESTION = re.compile(
     r"\?|^\s*(?:who|what|whats|when|where|why|how|which|will|would|is|are|can|could|do|does|did"
     r"|should|any|anyone)\b",
@@ -83,12 +93,27 @@ _QUESTION = re.compile(
 )
 
 
+@lru_cache(maxsize=1)
+def places() -> frozenset[str]:
+    """The stems of the shipped place names (bot/nlu/places.txt)."""
+    lines = _PLACES_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(stem(w) for w in lines if w and not w.startswith("#"))
+
+
 def stem(word: str) -> str:
-    """A crude, fast stem: "parking" -> "park", "tickets" -> "ticket", "nova's" -> "nova"."""
+    """A crude, fast stem: "parking" -> "park", "tickets" -> "ticket", "nova's" -> "nova",
+    "cities" -> "city", "sizes" -> "size" (but "passes" -> "pass")."""
     word = word.lower().replace("’", "'")
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= MIN_WORD:
-            return word[: -len(suffix)]
+            if suffix == "s" and word.endswith(("ss", "us", "is")):
+                return word  # "miss", "bus", "this": no plural s
+            base = word[: -len(suffix)]
+            if suffix == "ies":
+                return base + "y"
+            if suffix == "es" and not base.endswith(_SIBILANTS):
+                return word[:-1]  # "sizes", "codes", "dates": only the plural's s
+            return base
     return word
 
 
@@ -124,10 +149,16 @@ class Coverage:
     near: Mapping[str, frozenset[str]]  # intent -> one-letter deletions of its longer stems
     shared: frozenset[str]  # stems every intent covers: lookup tables, synonyms, entity values
     anchors: frozenset[str] = frozenset()  # shared stems and those most intents speak of
+    # what the whole line speaks of (every intent's words and names; their near spellings)
+    every: frozenset[str] = field(default=frozenset(), compare=False)
+    every_near: frozenset[str] = field(default=frozenset(), compare=False)
 
     def __post_init__(self) -> None:
         if not self.anchors:
             object.__setattr__(self, "anchors", _anchors(self.words, self.shared))
+        every = frozenset().union(*self.words.values(), *map(name_words, self.words))
+        object.__setattr__(self, "every", every)
+        object.__setattr__(self, "every_near", frozenset().union(*self.near.values()))
 
     @classmethod
     def fit(
@@ -161,7 +192,9 @@ class Coverage:
         own = self.words.get(intent)
         if own is None:  # an intent without examples here: no evidence either way
             return True
-        if word in own or word in self.shared or word in name_words(intent):
+        if word in own or word in self.shared or word in name_words(intent) or word in places():
+            return True
+        if word + "e" in own:  # "making" -> "mak", "sized" -> "siz": the e the suffix took
             return True
         if len(word) < 4:
             return False
@@ -176,15 +209,45 @@ class Coverage:
         """Content words of the text that the intent itself speaks of and that are not anchors:
         the evidence that the text is about this intent's topic."""
         return tuple(
-            w for w in content_words(text) if w not in self.anchors and self.covers(intent, w)
+            w
+            for w in content_words(text)
+            if w not in self.anchors and w not in places() and self.covers(intent, w)
         )
 
-    def unsupported(self, text: str, intent: str, uncovered: tuple[str, ...]) -> bool:
+    def unsupported(
+        self,
+        text: str,
+        intent: str,
+        uncovered: tuple[str, ...],
+        *,
+        specific: bool = True,
+        unknown: bool = False,
+    ) -> bool:
         """A question with a word the intent never speaks of, and nothing specific to the
-        intent beside it: it asks about that word ("is the denver show indoors or outdoors")."""
+        intent beside it: it asks about that word ("is the denver show indoors or outdoors").
+        `unknown`: also a question that names something no intent of the line speaks of ("is
+        the album explicit", "is there a fan discord"): the line has no answer about it."""
         if not uncovered or self.words.get(intent) is None or not is_question(text):
             return False
-        return not self.specific(text, intent)
+        if unknown and self.unknown(text, uncovered):
+            return True
+        return specific and not self.specific(text, intent)
+
+    def unknown(self, text: str, uncovered: tuple[str, ...]) -> tuple[str, ...]:
+        """Words of the text's questions (its sentences that ask something: the story before
+        "when is the presale?" does not count) that no intent of the line speaks of."""
+        asked = {w for s in split_questions(text) if is_question(s) for w in content_words(s)}
+        return tuple(w for w in uncovered if w in asked and not self.line_covers(w))
+
+    def line_covers(self, word: str) -> bool:
+        """Whether any intent of the line speaks of the word (or of a near spelling of it)."""
+        if word in self.every or word + "e" in self.every or word in self.shared:
+            return True
+        if word in places():
+            return True
+        if len(word) < 4:
+            return False
+        return word in self.every_near or any(d in self.every_near for d in _deletions(word))
 
     def state(self) -> dict[str, list[str] | dict[str, list[str]]]:
         return {

@@ -41,6 +41,8 @@ class Calibration:
     strict: frozenset[str] = frozenset()
     # whether unsupported questions are handed over (FallbackClassifier `specific`)
     unsupported: bool = True
+    # ... and questions about what no intent of the line speaks of (`unknown_words`)
+    unknown_words: bool = False
 
     def probability(self, raw: np.ndarray | float) -> np.ndarray:
         z = np.clip(self.slope * np.asarray(raw, dtype=np.float64) + self.intercept, -30, 30)
@@ -50,7 +52,7 @@ class Calibration:
         """What the evidence takes off a probability for this intent (full name) and text;
         `unsupported`: a question about a word the intent never speaks of and nothing else
         specific to it (`Coverage.unsupported`), which no confidence makes an answer."""
-        if (unsupported and self.unsupported) or (uncovered and intent in self.strict):
+        if unsupported or (uncovered and intent in self.strict):
             return 1.0
         return self.offsets.get(intent, 0.0) + (self.uncovered_offset if uncovered else 0.0)
 
@@ -63,6 +65,7 @@ class Calibration:
             "uncovered_offset": self.uncovered_offset,
             "strict": sorted(self.strict),
             "unsupported": self.unsupported,
+            "unknown_words": self.unknown_words,
         }
 
 

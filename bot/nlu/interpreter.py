@@ -183,7 +183,9 @@ class Interpreter:
         intent = self._classes[best]
         coverage = self.model.coverage
         uncovered = coverage.uncovered(normalised, intent) if coverage is not None else ()
-        unsupported = coverage is not None and coverage.unsupported(normalised, intent, uncovered)
+        unsupported = coverage is not None and coverage.unsupported(
+            normalised, intent, uncovered, specific=cal.unsupported, unknown=cal.unknown_words
+        )
         penalty = cal.penalty(intent, bool(uncovered), unsupported)
         return _Intents(intent, confidence, ranking, oos_wins, penalty, uncovered)
 

@@ -54,7 +54,7 @@ KEEP_MODELS = 5  # older models are removed after a training: a models folder do
 # the CLINC150 protocol; 3: evidence, per-intent bars; 4: background capped by the line's size;
 # 5, 6: elongated words and coded entity values in the coverage; 7: `specific`),
 # so `fanline train` retrains; older models still load.
-TRAINING_VERSION = 7
+TRAINING_VERSION = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,6 +429,7 @@ def calibration_from(plan: _Plan, held, traffic) -> Calibration:
     return Calibration(
         cal.slope, cal.intercept, cal.threshold, offsets, uncovered_offset,
         unsupported=plan.uses("uncovered") and plan.uses("specific"),
+        unknown_words=plan.uses("uncovered") and plan.uses("unknown_words"),
     )  # fmt: skip
 
 

@@ -48,7 +48,9 @@ def test_test_command_cross_validates_and_writes_pictures(tmp_path, capsys):
     report = json.loads((out / "nlu_report.json").read_text())
     assert report["examples"] == 86
     assert {s["intent"] for s in report["per_intent"]} >= {"greet", "faq/ask_vip", "out_of_scope"}
-    assert 0.5 < report["in_scope_accuracy"] <= 1
+    # 86 examples in 3 folds: a held-out question often has a word none of the fold's other
+    # examples speaks of, and such questions are handed over (`unknown_words`)
+    assert 0.4 < report["in_scope_accuracy"] <= 1 and 0.5 < report["accuracy"] <= 1
     for picture in ("nlu_confusion.png", "nlu_confidence.png"):
         assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
