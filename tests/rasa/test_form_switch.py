@@ -444,3 +444,24 @@ def test_a_rule_while_a_form_asks_becomes_a_flow_for_that_form() -> None:
     assert flow["if"] == "active_loop.name == 'pay_form' and slots['card'] == null"
     assert flow["steps"] == [{"action": "utter_chitchat", "next": "END"}]
     assert not out.report.left_out
+
+
+def test_a_test_story_whose_form_ends_without_answers_is_noted() -> None:
+    from bot.rasa.stories import to_test_case
+
+    def s(kind: str, value: object, line: int, user: str | None = None) -> StoryStep:
+        return StoryStep(kind, value, line, user)
+
+    story = Story("story", "pay at once", "tests/test_stories.yml", 1, (
+        s("intent", "pay", 3, "pay my card"), s("action", "pay_form", 4),
+        s("active_loop", "pay_form", 5), s("active_loop", None, 6), s("action", "utter_paid", 7),
+    ))  # fmt: skip
+    _, notes = to_test_case(story, {"pay_form"})
+    assert any(
+        "tests/test_stories.yml:6: form pay_form ends here with no answer" in n for n in notes
+    )
+    answered = Story("story", "pay, answered", "t.yml", 1, (
+        s("intent", "pay", 3, "pay my card"), s("action", "pay_form", 4),
+        s("intent", "inform", 5, "visa"), s("active_loop", None, 6),
+    ))  # fmt: skip
+    assert not any("ends here" in n for n in to_test_case(answered, {"pay_form"})[1])
