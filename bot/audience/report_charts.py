@@ -246,3 +246,9 @@ def charts(report: LineReport) -> Iterator[tuple[str, str, Callable[[], Any]]]:
         yield f"funnel-{i + 1}", f"Flow {f.flow}", lambda f=f: funnel_chart(f)
     if report.topics:
         yield "topics", "Top topics", lambda: topics_chart(report)
+
+
+def svgs(report: LineReport) -> dict[str, str]:
+    """Every chart as an <svg> element for a page, by its stem (broadcast-1, texts-per-day,
+    funnel-2...); the inbox runs this in a child process (`chart_pool`)."""
+    return {stem: inline_svg(make(), stem) for stem, _title, make in charts(report)}

@@ -1,9 +1,10 @@
 """The inbox's Reports page (admins): the figures and charts of `fanline report`, drawn on the
 server as inline SVG (no JavaScript, no build step; the page's CSP stays strict).
 
-Off the inbound path. The figures are read on a thread of their own (`reports.line_report`)
-and the charts drawn on another, so neither the database's writer nor the event loop waits
-for them.
+Off the inbound path. The figures are read on a thread of their own (`reports.line_report`),
+so the database's writer never waits for them; the charts are drawn in a child process and
+kept by the figures they show (`audience/chart_pool.py`): a matplotlib draw holds the GIL,
+which on a thread would stall the event loop (webhooks, the inbox) for the draw's second or two.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.audience import report_charts, reports
-from bot.audience.report_model import LineReport
+from bot.audience import reports
+from bot.audience.chart_pool import ChartPool
 from bot.errors import BadRequest
 from bot.inbox.web import Inbox, authorise
 
@@ -25,6 +26,12 @@ PERIODS = (7, 30, 90)
 
 
 def report_page_routes(bp: Blueprint, inbox: Inbox, page: Any) -> None:
+    pool = ChartPool()
+
+    @bp.listener("after_server_stop")
+    async def close_pool(app: Any) -> None:
+        await pool.aclose()
+
     @bp.get("/reports")
     async def reports_page(request: Request) -> HTTPResponse:
         session = await authorise(request, inbox, admin=True)
@@ -32,7 +39,7 @@ def report_page_routes(bp: Blueprint, inbox: Inbox, page: Any) -> None:
         report = await asyncio.to_thread(
             reports.line_report_sync, inbox.db, days, broadcast_id, window=_window(inbox)
         )
-        charts = await asyncio.to_thread(_draw, report)
+        charts = await pool.draw(report)
         return page("reports.html", session=session, report=report, charts=charts, days=days,
                     periods=PERIODS, broadcast_id=broadcast_id, pct=reports.pct)  # fmt: skip
 
@@ -52,11 +59,3 @@ def _args(args: Any) -> tuple[int, int | None]:
     if not 1 <= days <= 366:
         raise BadRequest("days: 1 to 366")
     return days, broadcast
-
-
-def _draw(report: LineReport) -> dict[str, str]:
-    """Every chart as an <svg> element, by its stem (broadcast-1, texts-per-day, funnel-2...)."""
-    return {
-        stem: report_charts.inline_svg(make(), stem)
-        for stem, _title, make in report_charts.charts(report)
-    }
