@@ -12,7 +12,11 @@ jobs found and written to `flow_jobs`, then claimed: seconds and peak memory.
    every job due by the end of the day (`due -> running`, in batches);
 4. prints seconds per step and the peak resident memory of this process.
 
+With `--at`, a flow `at` the pass's own instant joins them: one job for every subscribed fan
+(an announcement to the whole list), found by one INSERT ... SELECT and then claimed.
+
     python bench/scheduler.py --fans 1000000
+    python bench/scheduler.py --fans 1000000 --at
     python bench/scheduler.py --fans 1000000 --database-url postgresql://postgres@127.0.0.1/bench
 """
 
@@ -104,7 +108,14 @@ async def main(args: argparse.Namespace) -> None:
         lambda c: c.execute(sa.select(sa.func.max(ce.id)).where(ce.at < yesterday)).scalar()
     )
     await store.db.run(jobs.move_cursor, "after_signup", int(seen or 0), yesterday)
-    flows = load_flows([ROOT / "flows" / "timed.yml"])  # the demo's timed flows
+    paths = [ROOT / "flows" / "timed.yml"]  # the demo's timed flows
+    if args.at:  # and one to every fan, at the pass's instant
+        paths.append(Path(tmp) / "at.yml")
+        paths[-1].write_text(
+            "flows:\n  bench_at:\n    trigger: {at: '" + now.isoformat() + "'}\n"
+            "    steps: [{action: utter_bench}]\n"
+        )
+    flows = load_flows(paths)
     timed_flows = {k: f for k, f in flows.items() if f.trigger is not None}
     pipeline = SimpleNamespace(store=store, brain=SimpleNamespace(engine=SimpleNamespace(
         flows=timed_flows)))  # fmt: skip
@@ -137,6 +148,8 @@ def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fans", type=int, default=1_000_000)
     p.add_argument("--database-url", help="default: a fresh SQLite file in a temp folder")
+    p.add_argument("--at", action="store_true",
+                   help="add a flow `at` the pass's instant: a job for every subscribed fan")  # fmt: skip
     return p.parse_args()
 
 
