@@ -174,13 +174,16 @@ def fill(db: Database, fans: int, texts: int, now: datetime) -> dict[str, int]:
         f"{sql.ts(f'(i * {90 * DAY}) / {escalations_n} + 60 * (i % 120)')} END",
         escalations_n)  # fmt: skip
     flow_events = 3 * f
-    ins("events", "contact_id, type, flow, step, data, at",
-        f"1 + (i * 7919) % {f}, CASE WHEN i % 3 = 0 THEN 'flow_started' ELSE 'step' END, "
+    # each event names the fan's text whose turn wrote it (a report's lookups by message_id
+    # then see the selectivity they have on a real line)
+    ins("events", "contact_id, message_id, type, flow, step, data, at",
+        f"1 + (i * 7919) % {f}, {first_in} + (i * 7) % {rest}, "
+        "CASE WHEN i % 3 = 0 THEN 'flow_started' ELSE 'step' END, "
         "'flow' || (i % 8), CASE WHEN i % 3 <> 0 THEN 'step' || (i % 5) END, "
         f"{sql.json(chr(39) + 'flow' + chr(39), chr(39) + 'flow' + chr(39) + ' || (i % 8)', chr(39) + 'step' + chr(39), chr(39) + 'step' + chr(39) + ' || (i % 5)')}, "  # noqa: E501
         f"{sql.ts(f'(i * {90 * DAY}) / {flow_events}')}", flow_events)  # fmt: skip
-    ins("events", "contact_id, type, data, at",
-        f"1 + (i * 7919) % {f}, 'intent', {sql.json(chr(39) + 'intent' + chr(39), chr(39) + 'greet' + chr(39))}, "  # noqa: E501
+    ins("events", "contact_id, message_id, type, data, at",
+        f"1 + (i * 7919) % {f}, {first_in} + i % {rest}, 'intent', {sql.json(chr(39) + 'intent' + chr(39), chr(39) + 'greet' + chr(39))}, "  # noqa: E501
         f"{sql.ts(f'(i * {90 * DAY}) / {2 * f}')}", 2 * f)  # fmt: skip
     for k in (BROADCASTS - 1, BROADCASTS):
         variant = "1 + i % 2" if k == BROADCASTS else "NULL"
