@@ -34,9 +34,9 @@ from bot.audience.segments import Segment
 from bot.audience.variants import ABTest, Variant, pick_winner
 from bot.errors import ConfigError, Conflict, NotFound
 from bot.storage import link_store, variant_store
-from bot.storage.report_store import opt_out_text
 from bot.storage.broadcast_tables import broadcast_recipients, broadcasts
 from bot.storage.engagement_tables import broadcast_variants
+from bot.storage.report_store import opt_out_text
 from bot.storage.segment_sql import field, segment_condition, zip3
 from bot.storage.store import Store
 from bot.storage.tables import TS, consent_events, contacts, messages
