@@ -205,8 +205,11 @@ class PgLiveHub(LiveHub):
     async def _send(self) -> None:
         assert self._outgoing is not None
         while True:
-            payload = await self._outgoing.get()
-            for attempt in (1, 2):  # a lost connection: reopened once for this event
+            # what queued meanwhile goes in the same round trip (a burst of turns), in order
+            payloads = [await self._outgoing.get()]
+            while len(payloads) < BATCH and not self._outgoing.empty():
+                payloads.append(self._outgoing.get_nowait())
+            for attempt in (1, 2):  # a lost connection: reopened once for these events
                 try:
                     if self._sender is None or self._sender.closed:
                         import psycopg
@@ -216,15 +219,17 @@ class PgLiveHub(LiveHub):
                         )
                     # bounded: a connection that hangs (a cut network) is dropped and reopened
                     await asyncio.wait_for(self._sender.execute(
-                        "SELECT pg_notify(%s, %s)", (self.channel, payload)), CONNECT_TIMEOUT_S)  # fmt: skip
+                        "SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p",
+                        (self.channel, payloads)), CONNECT_TIMEOUT_S)  # fmt: skip
                     break
                 except Exception as exc:  # noqa: BLE001 - the feed must outlive the database
                     await _close(self._sender)
                     self._sender = None
-                    if attempt == 2:  # at least this process's agents see it
-                        log.warning("live feed: NOTIFY failed (%s); event kept in this process",
-                                    type(exc).__name__)  # fmt: skip
-                        self._receive(payload)
+                    if attempt == 2:  # at least this process's agents see them
+                        log.warning("live feed: NOTIFY failed (%s); %d event(s) kept in this "
+                                    "process", type(exc).__name__, len(payloads))  # fmt: skip
+                        for payload in payloads:
+                            self._receive(payload)
 
     async def _listen(self) -> None:
         import psycopg
@@ -285,6 +290,7 @@ class PgLiveHub(LiveHub):
 
 
 OUTGOING_LIMIT = 10_000
+BATCH = 200  # events sent in one statement at most
 CONNECT_TIMEOUT_S = 10
 PING_S = 30.0  # a LISTEN connection quiet this long is checked with a query
 RECONNECT_S = (0.5, 5.0)  # first and longest pause between reconnections

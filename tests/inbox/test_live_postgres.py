@@ -81,6 +81,10 @@ async def test_an_event_published_in_one_process_reaches_the_feeds_of_another(
                 a.publish("thread", {"conversation_id": 4, "action": "resolve"})  # its own too
                 assert (await received(feed, "thread")).data["conversation_id"] == 4
                 assert elsewhere.empty()
+                for i in range(200):  # a burst goes out in batches: in order, none lost
+                    b.publish("message", {"contact_id": 1, "message_id": 1000 + i, "held": False})
+                got = [(await received(feed, "message")).data["message_id"] for _ in range(200)]
+                assert got == [1000 + i for i in range(200)]
 
                 # the LISTEN connection is cut: the hub reconnects and tells its feeds to resync
                 assert terminate_listeners(pg_url, a.channel) == 1
