@@ -333,7 +333,7 @@ def openapi_document() -> dict[str, Any]:
             "The model this process serves and the newest retrain request (pending, training, "
             "done, failed); live: its model is loaded here")},
         "/api/v1/events": {"get": {"summary": "Server-Sent Events: message, escalation, thread, "
-                                              "broadcast, topic",
+                                              "broadcast, topic, answers; resync (refresh)",
                                    "responses": {"200": {"description": "text/event-stream"},
                                                  **_ERRORS}}},
         "/api/v1/agents": {
