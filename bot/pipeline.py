@@ -564,7 +564,9 @@ class Pipeline:
             turn.record.events.append(("action", {"name": progress.pending_action}))
             for message in result.messages:
                 self._action_message(turn, message, progress.state)
-            progress = turn.brain.engine.resume(progress.state, result.slots, inp)
+            progress = turn.brain.engine.resume(
+                progress.state, result.slots, inp, result.other_events
+            )
 
     def _apply(self, turn: _Turn, command: Any, state: DialogueState) -> None:
         record = turn.record

@@ -148,15 +148,24 @@ class FlowEngine:
         return next((f.flow_id for f in reversed(stack) if f.flow_id in forms), None)
 
     def resume(
-        self, state: DialogueState, slot_events: Mapping[str, Any], inp: TurnInput
+        self,
+        state: DialogueState,
+        slot_events: Mapping[str, Any],
+        inp: TurnInput,
+        events: Sequence[Mapping[str, Any]] = (),
     ) -> Progress:
-        """Continue after the custom action the last Progress stopped at returned its slots."""
+        """Continue after the custom action the last Progress stopped at returned its slots
+        (and its other Rasa events: `followup`, `active_loop`)."""
         run = _Turn(self, state, inp)
         for name, value in slot_events.items():
             run.set_slot(name, value)
             if value is None:  # an action rejected the value (a form's validate_<slot>)
                 run.rejected.add(name)
-        run.run()
+        going = True
+        for event in events:
+            going = run.rasa_event(event) and going
+        if going:
+            run.run()
         return run.progress()
 
 
@@ -514,6 +523,40 @@ class _Turn:
             if flow.if_ is None or evaluate(flow.if_, self.context()):
                 return flow_id, label
         return None
+
+    def rasa_event(self, event: Mapping[str, Any]) -> bool:
+        """What Rasa does with a custom action's `FollowupAction(name)` (run it next) and
+        `ActiveLoop(name)` (that form is now the active loop; `None`: none is). A flow (an
+        imported form) already in progress is gone back to, the flows above it ending, and it
+        asks again; another starts on top, and the flow that ran the action goes on once it
+        ends; a response is said; `ActiveLoop(None)` ends the form in progress, and what ran
+        it goes on. Anything else (Rasa's own actions, LoopInterrupted...) changes nothing.
+        False when a question now waits (nothing more runs this turn)."""
+        kind, name = event.get("event"), event.get("name")
+        if kind == "active_loop" and name is None:
+            loop = self.engine.active_loop(self.stack)
+            index = next((i for i in range(len(self.stack) - 1, -1, -1)
+                          if self.stack[i].flow_id == loop), None)  # fmt: skip
+            if index is not None:
+                self.commands.append(FlowEnded(self.stack.pop(index).flow_id, "deactivated"))
+            return True
+        if kind not in ("followup", "active_loop") or not isinstance(name, str):
+            return True
+        if name not in self.flows:
+            if kind == "followup" and name.startswith("utter_") and name in self.engine.responses:
+                self.say(name)
+            return True
+        if not any(frame.flow_id == name for frame in self.stack):
+            return self.start(name, f"followup:{name}")
+        while self.stack[-1].flow_id != name:  # back to it
+            self.end_top("followup", quiet=True)
+        self.stack[-1] = replace(self.stack[-1], interrupted=False)
+        step = self.waiting_collect()
+        if step is None:
+            return True
+        if self.slot_values().get(step.collect) is None:
+            self.ask(step)
+        return False
 
     def interrupt(self, flow_id: str, trigger: str) -> bool:
         if self.waiting_collect() is not None:
