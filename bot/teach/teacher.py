@@ -172,6 +172,10 @@ class Teacher:
                 if stopped is not None and stopped in done:
                     raise Stopped()
                 raise RuntimeError(f"training took longer than {TRAIN_TIMEOUT_S} s")
+        except BaseException:
+            out.cancel()
+            err.cancel()
+            raise
         finally:
             if stopped is not None:
                 stopped.cancel()

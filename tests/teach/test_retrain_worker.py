@@ -77,3 +77,39 @@ def test_a_worker_killed_while_training_leaves_the_request_to_the_next_one(
                 if p.stdout is not None:
                     p.stdout.close()
         db.close()
+
+
+async def test_a_worker_stopping_mid_training_kills_its_child_and_leaves_the_request(
+    tmp_path: Path, database_url: str
+) -> None:
+    """SIGTERM (or a lost lease) stops the job: the child is killed at once, the request goes
+    back to pending for the next holder, and the lease is released."""
+    import asyncio
+
+    from bot import leases
+    from bot.teach.teacher import LEASE, Teacher
+
+    Store.open(database_url, hash_key=b"k").close()
+    db = Database(database_url)
+    pidfile = tmp_path / "child.pid"
+    teacher = Teacher(tmp_path, db=db, lease_ttl_s=10)
+    teacher.command = [sys.executable, str(HERE / "gated_child.py"), str(pidfile)]
+    stop = asyncio.Event()
+    job = asyncio.create_task(
+        leases.Singleton(db, LEASE, teacher.run, holder=teacher.holder, ttl_s=10).run(stop)
+    )
+    try:
+        request = await teacher.request()
+        child = int(await asyncio.to_thread(
+            until, lambda: pidfile.is_file() and pidfile.read_text(), 60))  # fmt: skip
+        assert (await db.run(requests.get, request))["status"] == "training"
+        stop.set()  # what SIGTERM does to the worker's jobs
+        await asyncio.wait_for(job, 60)
+        assert gone(child)
+        row = await db.run(requests.get, request)
+        assert row["status"] == "pending" and row["holder"] is None
+        assert (await db.run(leases.holders))[LEASE][2] <= 0  # released, not left to lapse
+    finally:
+        stop.set()
+        await asyncio.gather(job, return_exceptions=True)
+        db.close()
