@@ -7,7 +7,10 @@ Prints turns/s, p50/p99 latency and CPU time (every thread of this process) per 
 the NLU alone and through NLU + flow engine alone, in this process, as the baseline. By default
 fans send the demo's few texts, which the NLU's parse cache answers after the first time;
 `--unique-texts` makes every text new, as real traffic mostly is. FANLINE_NLU_PIPELINE=default
-measures the scikit-learn-only pipeline instead of config.yml's.
+measures the scikit-learn-only pipeline instead of config.yml's. `--callgrind`, under
+`valgrind --tool=callgrind --instr-atstart=no`, counts the instructions of the measured turns
+alone: `--warmup-fans` other fans' turns run first (parse cache, first statements), then
+instrumentation is switched on for the other fans' turns (callgrind_control -i), SQLite only.
 Bounded: a fixed number of turns, no network beyond 127.0.0.1.
 """
 
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +55,13 @@ def body_for(i: int, step: int, unique: bool) -> str:
 
 
 async def run_backend(
-    url: str, fans: int, per_fan: int, concurrency: int, unique: bool = False
+    url: str,
+    fans: int,
+    per_fan: int,
+    concurrency: int,
+    unique: bool = False,
+    callgrind: bool = False,
+    warmup: int = 0,
 ) -> dict[str, float]:
     settings = load_settings(ROOT, env=_env(url))
     runtime = await Runtime.start(settings)
@@ -69,11 +79,22 @@ async def run_backend(
                 )
                 latencies.append(time.perf_counter() - t0)
 
+    if warmup:  # fans of their own, before the measured ones (their turns are not counted)
+        await asyncio.gather(*(one_fan(fans + i) for i in range(warmup)))
+        latencies.clear()
+    _collect(callgrind, "on")
     start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one_fan(i) for i in range(fans)))
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    _collect(callgrind, "off")
     await runtime.close()
     return _summary(latencies, wall) | {"cpu_ms": cpu / len(latencies) * 1000}
+
+
+def _collect(callgrind: bool, state: str) -> None:
+    if callgrind:
+        subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True,
+                       capture_output=True)  # fmt: skip
 
 
 def _env(url: str) -> dict[str, str]:
@@ -131,23 +152,31 @@ def main() -> None:
     ap.add_argument("--database-url", default=os.environ.get("FANLINE_TEST_DATABASE_URL"))
     ap.add_argument("--unique-texts", action="store_true",
                     help="no two texts alike: every parse misses the NLU's cache")  # fmt: skip
+    ap.add_argument("--callgrind", action="store_true",
+                    help="count only the measured turns (under valgrind --instr-atstart=no); "
+                    "SQLite only, no baseline or compute-alone figures")  # fmt: skip
+    ap.add_argument("--warmup-fans", type=int, default=0,
+                    help="fans whose turns run before the measured ones, not counted")  # fmt: skip
     args = ap.parse_args()
-    print_baseline()
-
-    nlu, both = asyncio.run(compute_only(2000, args.unique_texts))
-    print(f"NLU alone:           {nlu * 1e3:.3f} ms/turn ({1 / nlu:,.0f}/s)")
-    print(f"NLU + flow engine:   {both * 1e3:.3f} ms/turn ({1 / both:,.0f}/s)")
-    for name, url in databases(args.database_url):
+    both = 0.0
+    if not args.callgrind:
+        print_baseline()
+        nlu, both = asyncio.run(compute_only(2000, args.unique_texts))
+        print(f"NLU alone:           {nlu * 1e3:.3f} ms/turn ({1 / nlu:,.0f}/s)")
+        print(f"NLU + flow engine:   {both * 1e3:.3f} ms/turn ({1 / both:,.0f}/s)")
+    for name, url in databases(None if args.callgrind else args.database_url):
         r = asyncio.run(
-            run_backend(url, args.fans, args.turns_per_fan, args.concurrency, args.unique_texts)
-        )
+            run_backend(url, args.fans, args.turns_per_fan, args.concurrency, args.unique_texts,
+                        args.callgrind, args.warmup_fans)
+        )  # fmt: skip
         print(f"{name:<11} pipeline: {r['turns']:,.0f} turns, {r['tps']:,.0f} turns/s, "
               f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
               f"CPU {r['cpu_ms']:.2f} ms/turn (concurrency {args.concurrency}, {args.fans} fans"
               f"{', unique texts' if args.unique_texts else ''})")  # fmt: skip
-        print(
-            f"            compute alone (NLU + engine) would allow {1 / both:,.0f} turns/s on one core"
-        )
+        if both:
+            print(
+                f"            compute alone (NLU + engine) would allow {1 / both:,.0f} turns/s on one core"
+            )
 
 
 if __name__ == "__main__":
