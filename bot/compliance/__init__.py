@@ -90,6 +90,23 @@ def classify(
         kind = {"STOP": "opt_out", "START": "opt_in", "HELP": "help"}.get(opt_out_type.upper())
         if kind:
             return Decision(kind, opt_out_type.upper(), provider_handled=True)  # type: ignore[arg-type]
+    # pure in the text and these values: fans send the same texts again and again, so each
+    # model keeps its recent decisions (it dies with the model, as the NLU's parse cache does)
+    model = model or phrases.model()
+    key = (text, subscription, asked, policy, yes_rejoins)
+    decided = model.decisions.get(key, _UNDECIDED)
+    if decided is _UNDECIDED:
+        decided = _decide(text, subscription, asked, model, policy, yes_rejoins)
+        model.decisions.put(key, decided)
+    return decided  # type: ignore[return-value]
+
+
+_UNDECIDED = object()
+
+
+def _decide(
+    text: str, subscription: str, asked: bool, model: PhraseModel, policy: Policy, yes_rejoins: bool
+) -> Decision | None:
     words = normalise(text)
     hit = exact(words, subscription=subscription, asked=asked, yes_rejoins=yes_rejoins)
     if hit is not None:
@@ -104,7 +121,7 @@ def classify(
         )
     if not policy.phrase_model or sum(w.isalpha() and len(w) > 1 for w in words.split()) < 2:
         return None  # one word, a ZIP, a date: the keywords and typos above had their say
-    return _from_model(text, subscription, model or phrases.model(), policy)
+    return _from_model(text, subscription, model, policy)
 
 
 def _from_model(

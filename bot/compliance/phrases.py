@@ -35,6 +35,7 @@ from scipy import sparse
 
 LABELS = ("opt_out", "opt_in", "help", "other")
 MAX_CHARS = 320  # two SMS segments: the ask is at the start of a longer text, if anywhere
+DECISIONS_KEPT = 4096  # `compliance.classify` decisions kept per model (texts repeat)
 # the background together weighs this many times the shipped "other" phrases: enough to teach
 # what ordinary language looks like, not so much that a plain "i'm done with these" is drowned
 # (chosen on the dev sets, see docs/flows.md)
@@ -151,6 +152,8 @@ class PhraseModel:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.labels: tuple[str, ...] = labels
+        # `compliance.classify`'s recent decisions with this model (pure: text and values)
+        self.decisions = Decisions(DECISIONS_KEPT)
         self._intercept = np.asarray(intercept, dtype=np.float64)
         self._coef = np.asarray(coef, dtype=np.float64)  # (features, labels): 4 labels, never 2
         self._vocabularies = vocabularies
@@ -210,6 +213,23 @@ class PhraseModel:
         model.examples = int(meta.get("examples", 0))
         model._line = frozenset(meta.get("line", ()))
         return model
+
+
+class Decisions:
+    """A bounded memo (thread-safe: one dict operation at a time under the GIL); when full it
+    starts again, which costs one decision per text at worst."""
+
+    def __init__(self, size: int) -> None:
+        self._items: dict[Any, Any] = {}
+        self._size = size
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
+    def put(self, key: Any, value: Any) -> None:
+        if len(self._items) >= self._size:
+            self._items = {}
+        self._items[key] = value
 
 
 class _Shared:
