@@ -472,6 +472,27 @@ class _Turn:
                     return value, True
         return parse_slot_value(slot, self.inp.text, prediction=prediction), False
 
+    def prefill(self, flow: Flow) -> None:
+        """An imported Rasa form as it activates: its empty slots that an entity of the text
+        fills (their `from_entity` mappings), as Rasa runs action_extract_slots at activation
+        ("i want to transfer money to Latisha": PERSON), before it validates and asks."""
+        prediction = self.inp.prediction
+        if prediction is None or not prediction.entities:
+            return
+        for step in flow.steps:
+            if not isinstance(step, CollectStep):
+                continue
+            slot = self.engine.domain.slots.get(step.collect)
+            if slot is None or self.slot_values().get(step.collect) is not None:
+                continue
+            names = self.entity_names(step.collect, slot)
+            for entity in prediction.entities:
+                if entity.entity not in names or entity.value is None:
+                    continue
+                if (value := self.entity_value(slot, entity.entity, entity.value)) is not None:
+                    self.set_slot(step.collect, value)
+                    break
+
     def entity_names(self, name: str, slot: Slot) -> set[str]:
         """Entities that fill slot `name`: its own name, its Rasa `from_entity` mappings, and
         for a `location` the usual place entities (city, zip, GPE ...)."""
@@ -739,6 +760,8 @@ class _Turn:
         self.budget -= 1
         self.stack.append(Frame(flow_id, reason=reason))
         self.commands.append(FlowStarted(flow_id, trigger))
+        if flow_id in (self.engine.domain.forms or {}):
+            self.prefill(self.flow(flow_id))
         tag = self.flow(flow_id).tag
         if tag is not None:
             source = "keyword" if trigger.startswith("keyword:") else "flow"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flow_helpers import Conversation, predict
 
 from bot.flows import DialogueState, TurnInput
-from bot.flows.state import FlowEnded
+from bot.flows.state import FlowEnded, SetSlot
 
 DOMAIN = """
 slots:
@@ -99,3 +99,14 @@ def test_no_form_no_active_loop(make_engine):
     assert engine.active_loop(()) is None
     chat.send("balance", predict(None))  # `if: active_loop.name == 'pay_form'`: not started
     assert chat.state.stack == ()
+
+
+def test_a_form_takes_its_slots_from_the_text_that_starts_it(make_engine):
+    # Rasa runs action_extract_slots as a form activates: "pay 50" fills `amount` as the form
+    # starts, before `card` is asked (a validate_<form> step there sees it), not only once
+    # the amount's own question comes
+    chat, _ = _chat(make_engine)
+    progress = chat.send("pay", predict(None, amount="50"))
+    assert SetSlot("amount", 50.0) in progress.commands
+    assert progress.says() == ["Which card?"]
+    assert chat.send("visa", predict("inform")).says() == ["Paid."]  # amount known: not asked
