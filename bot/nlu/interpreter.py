@@ -24,6 +24,7 @@ from bot.nlu import model as store
 from bot.nlu.classifier import single_vector
 from bot.nlu.data import base_intent
 from bot.nlu.entities import map_synonyms, merge
+from bot.nlu.evidence import NEAR_COPY
 
 MAX_TEXT = 1000  # longer texts are cut: SMS bodies rarely pass 10 segments
 CACHE_SIZE = 4096  # parse results kept per loaded model (a few hundred KB)
@@ -63,6 +64,8 @@ class Interpreter:
         # Fans send the same short texts ("TOUR", "yes", "thanks") again and again. The cache
         # holds the threshold-free part of a parse; it dies with this loaded model.
         self._cache = _Lru(cache_size)
+        # the entities of recent texts, exactly as written (extraction sees case and spacing)
+        self._entities = _Lru(cache_size)
         # sentence embeddings computed ahead, several texts in one encoder call (`prefetch`)
         self._embeddings: dict[str, np.ndarray] = {}
         # the embeddings of recent parses, for `embed`: the topic sweep groups texts that were
@@ -183,11 +186,19 @@ class Interpreter:
         intent = self._classes[best]
         coverage = self.model.coverage
         uncovered = coverage.uncovered(normalised, intent) if coverage is not None else ()
+        unknown = cal.unknown_words and not self._near_copy(normalised, best)
         unsupported = coverage is not None and coverage.unsupported(
-            normalised, intent, uncovered, specific=cal.unsupported, unknown=cal.unknown_words
+            normalised, intent, uncovered, specific=cal.unsupported, unknown=unknown
         )
         penalty = cal.penalty(intent, bool(uncovered), unsupported)
         return _Intents(intent, confidence, ranking, oos_wins, penalty, uncovered)
+
+    def _near_copy(self, text: str, column: int) -> bool:
+        """Whether the text says what one of its intent's own examples says (`NEAR_COPY`)."""
+        embedding = self._recent.peek(text[:MAX_TEXT]) if self.encoder is not None else None
+        if embedding is None:
+            return False
+        return self.model.linear.own_nearness(embedding, column) >= NEAR_COPY
 
     def parse(self, text: str) -> Prediction:
         text = text[:MAX_TEXT]
@@ -216,6 +227,13 @@ class Interpreter:
 
     def entities(self, text: str) -> tuple[Entity, ...]:
         text = text[:MAX_TEXT]
+        entities = self._entities.peek(text)
+        if entities is None:
+            entities = self._extract(text)
+            self._entities.put(text, entities)
+        return entities  # type: ignore[no-any-return]
+
+    def _extract(self, text: str) -> tuple[Entity, ...]:
         found: list[Entity] = []
         if self.model.patterns is not None:
             found += self.model.patterns.extract(text)
