@@ -57,6 +57,11 @@ class Reactions:
     kinds: Mapping[str, Kind] = field(default_factory=lambda: MappingProxyType({}))
     symbols: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     words: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # the longest symbol, in characters: how far `read` looks ahead (worked out once, not per text)
+    longest: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "longest", max((len(s) for s in self.symbols), default=1))
 
     @classmethod
     def of(cls, kinds: list[Kind]) -> Reactions:
@@ -98,7 +103,7 @@ class Reactions:
             return None
         counts: Counter[str] = Counter()
         i = 0
-        longest = max((len(s) for s in self.symbols), default=1)
+        longest = self.longest
         while i < len(text):
             ch = text[i]
             if ch.isspace() or ch in _DECORATION:
