@@ -30,12 +30,24 @@ UNCERTAIN_SENDS = Gauge(
 
 
 def count_turn(outcome: Any) -> None:
-    TURNS.labels("held" if outcome.held else "answered").inc()
+    _child(TURNS, "held" if outcome.held else "answered").inc()
     if outcome.prediction is not None:
-        INTENTS.labels(outcome.prediction.intent or "none").inc()
+        _child(INTENTS, outcome.prediction.intent or "none").inc()
     escalation = outcome.escalation
     if escalation is not None:
-        ESCALATIONS.labels(escalation["reason"]).inc()
+        _child(ESCALATIONS, escalation["reason"]).inc()
+
+
+# a metric's child per label value, looked up once (`labels()` validates and locks every call);
+# the values are the content's intents and reasons: a few hundred at most
+_children: dict[tuple[int, str], Any] = {}
+
+
+def _child(metric: Counter, value: str) -> Any:
+    child = _children.get((id(metric), value))
+    if child is None:
+        child = _children[(id(metric), value)] = metric.labels(value)
+    return child
 
 
 def exposition() -> bytes:
