@@ -133,6 +133,14 @@ class LinearModel:
             out[:, owned] = np.maximum.reduceat(sims, self.starts[owned], axis=1)
         return out
 
+    def own_nearness(self, embedding: np.ndarray, column: int) -> float:
+        """Cosine similarity of a text's embedding to the nearest example of one class (0
+        without sentence embeddings or examples)."""
+        if self.neighbours_embeddings is None or self.starts[column + 1] <= self.starts[column]:
+            return 0.0
+        examples = self.neighbours_embeddings[self.starts[column] : self.starts[column + 1]]
+        return float((examples @ embedding).max())
+
     def decide_one(
         self,
         vector: SparseVector | None,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bot.nlu.classifier import featurize
+from bot.nlu.evidence import NEAR_COPY
 from bot.nlu.fallback import auroc
 from bot.nlu.interpreter import Interpreter, normalise
 from bot.nlu.train import score_batch
@@ -36,15 +37,22 @@ class BatchResult:
         return np.asarray(self.confidence, dtype=np.float64)
 
 
-def evidence_confidence(model, texts: list[str], names: list[str], prob: np.ndarray) -> np.ndarray:
+def evidence_confidence(
+    model, texts: list[str], names: list[str], prob: np.ndarray, embeddings=None
+) -> np.ndarray:
     """The calibrated probabilities less the evidence's penalties, as `parse` gives them."""
     cal, coverage = model.calibration, model.coverage
+    column = {name: i for i, name in enumerate(model.linear.classes)}
     penalty = []
-    for text, name in zip(texts, names, strict=True):
+    for i, (text, name) in enumerate(zip(texts, names, strict=True)):
         uncovered = coverage.uncovered(normalise(text), name) if coverage is not None else ()
-        unsupported = coverage is not None and coverage.unsupported(
-            normalise(text), name, uncovered, specific=cal.unsupported, unknown=cal.unknown_words
+        near_copy = embeddings is not None and (
+            model.linear.own_nearness(embeddings[i], column[name]) >= NEAR_COPY
         )
+        unsupported = coverage is not None and coverage.unsupported(
+            normalise(text), name, uncovered, specific=cal.unsupported,
+            unknown=cal.unknown_words and name not in cal.taught and not near_copy,
+        )  # fmt: skip
         penalty.append(cal.penalty(name, bool(uncovered), unsupported))
     return np.clip(prob - np.array(penalty, dtype=np.float64), 0.0, None)
 
@@ -62,7 +70,7 @@ def predict_batch(interp: Interpreter, texts: list[str], embeddings: np.ndarray 
     calibrated = model.calibration.probability(raw)
     if features.ngrams is not None:  # no known n-gram: no confident guess (as in parse())
         calibrated = np.where(features.ngrams.getnnz(axis=1) > 0, calibrated, 0.0)
-    confidence = evidence_confidence(model, texts, names, calibrated)
+    confidence = evidence_confidence(model, texts, names, calibrated, embeddings)
     return BatchResult(texts, names, confidence, oos_wins, calibrated)
 
 

@@ -75,6 +75,10 @@ MIN_WORD = 3  # shorter tokens ("la", "ok", "tv") carry little topic and many ty
 ANCHOR_SHARE = 0.25
 ANCHOR_MIN = 3
 NEWS_BAR = 0.9  # confidence a reply asking about a broadcast's news needs to be answered
+# A text this close (cosine, sentence embeddings) to one of its intent's own examples says what
+# that example says: a word the line never used is then a synonym ("when does the presale
+# begin" beside "when does the presale start"), not something the line has no answer about.
+NEAR_COPY = 0.85
 
 # Asking what the news changed: "still on?", "is it cancelled now", "meet and greet too?"
 _CHANGE = re.compile(

@@ -41,8 +41,11 @@ class Calibration:
     strict: frozenset[str] = frozenset()
     # whether unsupported questions are handed over (FallbackClassifier `specific`)
     unsupported: bool = True
-    # ... and questions about what no intent of the line speaks of (`unknown_words`)
+    # ... and questions about what no intent of the line speaks of (`unknown_words`), except
+    # for intents taught from the inbox: their answer was written for a group of fans' texts
+    # in their own words, grouped by meaning, so their next fan's words may be new to the line
     unknown_words: bool = False
+    taught: frozenset[str] = frozenset()
 
     def probability(self, raw: np.ndarray | float) -> np.ndarray:
         z = np.clip(self.slope * np.asarray(raw, dtype=np.float64) + self.intercept, -30, 30)
@@ -66,6 +69,7 @@ class Calibration:
             "strict": sorted(self.strict),
             "unsupported": self.unsupported,
             "unknown_words": self.unknown_words,
+            "taught": sorted(self.taught),
         }
 
 

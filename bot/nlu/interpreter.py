@@ -24,6 +24,7 @@ from bot.nlu import model as store
 from bot.nlu.classifier import single_vector
 from bot.nlu.data import base_intent
 from bot.nlu.entities import map_synonyms, merge
+from bot.nlu.evidence import NEAR_COPY
 
 MAX_TEXT = 1000  # longer texts are cut: SMS bodies rarely pass 10 segments
 CACHE_SIZE = 4096  # parse results kept per loaded model (a few hundred KB)
@@ -185,11 +186,24 @@ class Interpreter:
         intent = self._classes[best]
         coverage = self.model.coverage
         uncovered = coverage.uncovered(normalised, intent) if coverage is not None else ()
+        unknown = (  # (the nearness only when it may matter: a word the intent never used)
+            cal.unknown_words
+            and bool(uncovered)
+            and intent not in cal.taught
+            and not self._near_copy(normalised, best)
+        )
         unsupported = coverage is not None and coverage.unsupported(
-            normalised, intent, uncovered, specific=cal.unsupported, unknown=cal.unknown_words
+            normalised, intent, uncovered, specific=cal.unsupported, unknown=unknown
         )
         penalty = cal.penalty(intent, bool(uncovered), unsupported)
         return _Intents(intent, confidence, ranking, oos_wins, penalty, uncovered)
+
+    def _near_copy(self, text: str, column: int) -> bool:
+        """Whether the text says what one of its intent's own examples says (`NEAR_COPY`)."""
+        embedding = self._recent.peek(text[:MAX_TEXT]) if self.encoder is not None else None
+        if embedding is None:
+            return False
+        return self.model.linear.own_nearness(embedding, column) >= NEAR_COPY
 
     def parse(self, text: str) -> Prediction:
         text = text[:MAX_TEXT]

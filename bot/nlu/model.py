@@ -158,7 +158,13 @@ def load(model_dir: Path) -> NluModel:
 
 
 def _calibration(state: dict[str, Any]) -> Calibration:
-    return Calibration(**{**state, "strict": frozenset(state.get("strict", ()))})
+    return Calibration(
+        **{
+            **state,
+            "strict": frozenset(state.get("strict", ())),
+            "taught": frozenset(state.get("taught", ())),
+        }
+    )
 
 
 def _assemble(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> NluModel:

@@ -54,7 +54,8 @@ KEEP_MODELS = 5  # older models are removed after a training: a models folder do
 # the CLINC150 protocol; 3: evidence, per-intent bars; 4: background capped by the line's size;
 # 5, 6: elongated words and coded entity values in the coverage; 7: `specific`),
 # so `fanline train` retrains; older models still load.
-TRAINING_VERSION = 8
+TRAINING_VERSION = 9
+TAUGHT_NLU_FILE = "taught.yml"  # bot/teach/content_writer.py's data/taught.yml
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,8 @@ def build_model(
         calibration = calibration_from(plan, held, scored)
         if added and coverage is not None:  # few, generic examples: only what they speak of
             calibration = replace(calibration, strict=frozenset(added))
+        if calibration.unknown_words:
+            calibration = replace(calibration, taught=taught_intents(line))
         steps.set_postfix_str("entities")
         tagger = TokenTagger.fit(line, plan.tagger) if plan.tagger else None
         steps.update()
@@ -245,6 +248,15 @@ def build_model(
             "traffic": len(scored[0]) if scored else 0,
         }, "smalltalk": added},
     )  # fmt: skip
+
+
+def taught_intents(data: TrainingData) -> frozenset[str]:
+    """Intents taught from the inbox: their examples are in a `taught.yml` (bot/teach)."""
+    return frozenset(
+        e.intent
+        for e in data.examples
+        if e.location is not None and e.location.file.endswith(TAUGHT_NLU_FILE)
+    )
 
 
 def add_smalltalk(data: TrainingData) -> TrainingData:

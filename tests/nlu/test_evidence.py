@@ -433,3 +433,29 @@ def test_a_coded_entity_value_makes_no_word_everyones():
     assert "denver" in words  # a city: any intent may name it (a month is no topic word at all)
     assert "march" not in words and "march" not in content_words("in march")
     assert "crew" not in words  # the fan club's word, not every intent's
+
+
+def test_an_intent_taught_from_the_inbox_may_hear_words_new_to_the_line(interp):
+    text = "when is the next tour zeppelin?"  # a word no intent of the fixture speaks of
+    on = _with(interp, offsets={}, uncovered_offset=0.0, unsupported=False, unknown_words=True)
+    assert on.parse(text).intent == "out_of_scope"
+    guess = on.parse(text).ranking[0][0]
+    taught = _with(
+        interp, offsets={}, uncovered_offset=0.0, unsupported=False, unknown_words=True,
+        taught=frozenset({guess}),
+    )  # fmt: skip
+    assert taught.parse(text).intent == guess
+    assert predict_batch(taught, [text]).confidence[0] >= taught.threshold
+
+
+def test_taught_intents_are_those_of_the_taught_file():
+    from bot.errors import Location
+    from bot.nlu.train import taught_intents
+
+    data = TrainingData(
+        examples=(
+            Example("when is the tour", "tour", location=Location("data/nlu.yml", 3)),
+            Example("is parking free", "parking", location=Location("data/taught.yml", 4)),
+        )
+    )
+    assert taught_intents(data) == frozenset({"parking"})
