@@ -144,7 +144,10 @@ class StepBase(Located):
 
     @property
     def step_id(self) -> str:
-        return self.id or self._auto_id
+        # the private attribute read where pydantic keeps it: `self._auto_id` first fails the
+        # ordinary lookup (an AttributeError built and dropped) and then runs pydantic's
+        # __getattr__, several times a turn
+        return self.id or self.__pydantic_private__["_auto_id"]  # type: ignore[index]
 
     @property
     def kind(self) -> str:
@@ -346,7 +349,7 @@ class Flow(Located):
 
     @property
     def id(self) -> str:
-        return self._id
+        return self.__pydantic_private__["_id"]  # type: ignore[index,no-any-return]  # as step_id
 
     @field_validator("tag", mode="before")
     @classmethod
