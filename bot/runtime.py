@@ -142,7 +142,32 @@ def _links(settings: Settings) -> Any:
     from bot.audience.signup import SignupLinks
 
     signup = SignupLinks(settings)
-    return lambda contact_id: {"signup_link": signup(contact_id)}
+    return lambda contact_id: {"signup_link": LazyText(lambda: signup(contact_id))}
+
+
+class LazyText:
+    """A fan field worked out when a text first shows it (`str()`): the signed signup link is
+    offered in few replies, and signing one (JSON, zlib, HMAC) was work on every turn."""
+
+    __slots__ = ("_make", "_text")
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = self._make()
+        return self._text
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == (str(other) if isinstance(other, LazyText) else other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __repr__(self) -> str:
+        return repr(str(self))
 
 
 def escalation_policy(settings: Settings) -> EscalationPolicy:
