@@ -116,6 +116,7 @@ def _lookup(words: list[str]) -> str | None:
     return _index().get(" ".join(words)) if len(words) <= _MAX_WORDS else None
 
 
+@functools.lru_cache(maxsize=2048)  # pure, and read on every text: fans repeat their texts
 def mentioned(text: str) -> str | None:
     """A city named after a locative word anywhere in a text: "PLEASE come to Denver!!"."""
     for sentence in re.split(r"[.!?\n]+", text):

@@ -11,6 +11,7 @@ python-dateutil.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import date, datetime
@@ -71,6 +72,7 @@ def parse_slot_value(
     return _PARSERS[slot.type](text)
 
 
+@functools.lru_cache(maxsize=2048)  # pure, and read several times a turn (keywords, entities)
 def normalise(text: str) -> str:
     """Case-folded, NFKC, punctuation dropped, whitespace collapsed (emoji are kept)."""
     text = unicodedata.normalize("NFKC", text).casefold()
