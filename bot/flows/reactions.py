@@ -33,6 +33,7 @@ UNKNOWN = "unknown"
 _DECORATION = {"\ufe0e", "\ufe0f", "\u200d", "\u20e3"} | {chr(c) for c in range(0x1F3FB, 0x1F400)}
 _SYMBOL_CATEGORIES = {"So", "Sk", "Sm", "Sc", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Cf"}
 MAX_REACTION_CHARS = 40  # longer texts are messages, whatever they are made of
+SEEN_KEPT = 2048  # texts whose reaction (or none) a map remembers
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,10 @@ class Reactions:
     words: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # the longest symbol, in characters: how far `read` looks ahead (worked out once, not per text)
     longest: int = field(init=False, repr=False, compare=False)
+    # recent texts' reactions (`classify` is pure; fans repeat "lol", "thanks", "❤️")
+    _seen: dict[str, Reaction | None] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "longest", max((len(s) for s in self.symbols), default=1))
@@ -89,6 +94,16 @@ class Reactions:
 
     def classify(self, text: str) -> Reaction | None:
         """The reaction a text is, or None when it carries words the map does not know."""
+        if text in self._seen:
+            return self._seen[text]
+        if len(text) > 2 * MAX_REACTION_CHARS:  # a message: read no further (not kept)
+            return self._classify(text)
+        if len(self._seen) >= SEEN_KEPT:
+            self._seen.clear()
+        reaction = self._seen[text] = self._classify(text)
+        return reaction
+
+    def _classify(self, text: str) -> Reaction | None:
         counts = self.read(text)
         if counts is None:
             return None
