@@ -168,7 +168,7 @@ def opt_out_text(message_id: Any) -> Any:
     ev = events.c
     return sa.exists().where(
         ev.message_id == message_id,
-        ev.type == "compliance",
+        ev.type == _inline("compliance"),  # the constant: ix_events_compliance is partial on it
         ev.data["kind"].as_string() == "opt_out",
     )
 

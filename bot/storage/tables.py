@@ -225,4 +225,11 @@ REPORT_INDEXES = (
         postgresql_where=_FLOW_EVENTS,
     ),
     sa.Index("ix_contacts_subscription", contacts.c.subscription),
+    # 0017: a STOP is no reply to a broadcast: the texts that opted a fan out, by message
+    sa.Index(
+        "ix_events_compliance",
+        events.c.message_id,
+        sqlite_where=sa.text("type = 'compliance'"),
+        postgresql_where=sa.text("type = 'compliance'"),
+    ),
 )  # an Index built on a table's columns is part of that table (and of `metadata`)

@@ -22,6 +22,7 @@ depends_on = None
 
 FLOW_EVENTS = sa.text("type IN ('flow_started', 'step')")
 BROADCAST = sa.text("kind = 'broadcast'")
+COMPLIANCE = sa.text("type = 'compliance'")
 
 events = sa.table(
     "events",
@@ -87,9 +88,15 @@ def upgrade() -> None:
         ["broadcast_id", "kind", "variant_id", "status", "error_code"],
         sqlite_where=BROADCAST, postgresql_where=BROADCAST,
     )  # fmt: skip
+    # a STOP is no reply: the texts that opted a fan out, by message (few rows)
+    op.create_index(
+        "ix_events_compliance", "events", ["message_id"],
+        sqlite_where=COMPLIANCE, postgresql_where=COMPLIANCE,
+    )  # fmt: skip
 
 
 def downgrade() -> None:
+    op.drop_index("ix_events_compliance", table_name="events")
     op.drop_index("ix_messages_broadcast_status", table_name="messages")
     op.create_index(
         "ix_messages_broadcast_status", "messages", ["broadcast_id", "kind", "status", "error_code"],
