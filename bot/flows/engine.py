@@ -608,7 +608,7 @@ class _Turn:
         except KeyError:
             raise _EngineFault(f"flow {flow.id}: no step {step_id}") from None
         self.budget -= 1
-        self.stack[-1] = replace(frame, step_id=step_id, retries=0, asks=0, quiet=0)
+        self.stack[-1] = frame.taken(step_id)
         self.commands.append(StepTaken(flow.id, step_id))
         return self.execute(flow, step)
 

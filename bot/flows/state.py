@@ -36,6 +36,11 @@ class Frame:
     asks: int = 0  # times the waiting question was asked (a collect's `max_asks`)
     quiet: int = 0  # interruptions answered since it was last asked (`reask_every`)
 
+    def taken(self, step_id: str) -> Frame:
+        """The frame once `step_id` is taken: its counters start again. A step is taken several
+        times a turn, and `dataclasses.replace` costs several times this constructor call."""
+        return Frame(self.flow_id, step_id, 0, self.interrupted, self.reason, 0, 0)
+
 
 @dataclass(frozen=True, slots=True)
 class DialogueState:
