@@ -218,9 +218,13 @@ class PgLiveHub(LiveHub):
                             self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
                         )
                     # bounded: a connection that hangs (a cut network) is dropped and reopened
-                    await asyncio.wait_for(self._sender.execute(
-                        "SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p",
-                        (self.channel, payloads)), CONNECT_TIMEOUT_S)  # fmt: skip
+                    # (asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
+                    # that lands as the query completes, and aclose() would wait forever)
+                    async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                        await self._sender.execute(
+                            "SELECT count(pg_notify(%s, p)) FROM unnest(%s::text[]) AS p",
+                            (self.channel, payloads),
+                        )
                     break
                 except Exception as exc:  # noqa: BLE001 - the feed must outlive the database
                     await _close(self._sender)
@@ -255,7 +259,8 @@ class PgLiveHub(LiveHub):
                     async for note in conn.notifies(timeout=PING_S):
                         self._receive(note.payload)
                     # a quiet while: is the connection alive? (a cut network hangs, not fails)
-                    await asyncio.wait_for(conn.execute("SELECT 1"), CONNECT_TIMEOUT_S)
+                    async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                        await conn.execute("SELECT 1")
             except asyncio.CancelledError:
                 await _close(conn)
                 raise
@@ -279,9 +284,13 @@ class PgLiveHub(LiveHub):
         self._deliver(event)
 
     async def aclose(self) -> None:
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        # cancelled again until done: a cancel can be lost in a library's own wait (Python
+        # 3.11's wait_for), and a task still running would hold the shutdown for ever
+        pending = set(self._background)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
         self._background.clear()
         self._outgoing = None
         await _close(self._sender)
@@ -338,7 +347,8 @@ async def stream(
         await response.send(LiveEvent("ready", {}).sse())
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                async with asyncio.timeout(KEEPALIVE_S):  # (wait_for may swallow a cancel)
+                    event = await queue.get()
             except TimeoutError:
                 if not await valid():
                     break
