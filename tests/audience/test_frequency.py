@@ -43,6 +43,13 @@ def capped(database_url: str) -> Iterator[Store]:
         s.close()
 
 
+def awake() -> dict[str, Any]:
+    """A fan whose local time is about noon now: timed texts wait for 08:00-21:00 in the fan's
+    zone, and these tests are about the cap, whatever hour of the day they run at."""
+    offset = 12 - datetime.now(UTC).hour  # -11 .. +12; Etc/GMT's sign is the other way round
+    return {"timezone": f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"}
+
+
 async def queue(store: Store, fan_id: int, phone: str, kind: str) -> int:
     """A text in the outbox, due now; a timed flow's text is just this with kind "timed"."""
     at = datetime.now(UTC)
@@ -122,7 +129,7 @@ async def test_a_broadcast_and_a_timed_flow_racing_to_the_same_fans_send_one_eac
     capped: Store, database_url: str
 ) -> None:
     fans = [number(i) for i in range(8)]
-    ids = await add_fans(capped, [{"phone": p} for p in fans])
+    ids = await add_fans(capped, [{"phone": p, "profile": awake()} for p in fans])
     service = BroadcastService(capped)
     bid = await broadcast(service, "Presale Tuesday!")
     await service.send(bid)
@@ -166,7 +173,9 @@ async def test_a_broadcast_and_a_timed_flow_racing_to_the_same_fans_send_one_eac
 async def test_stop_still_wins_and_texts_the_fan_asked_for_are_never_capped(
     capped: Store,
 ) -> None:
-    [fan, gone] = await add_fans(capped, [{"phone": number(1)}, {"phone": number(2)}])
+    [fan, gone] = await add_fans(
+        capped, [{"phone": number(1), "profile": awake()}, {"phone": number(2), "profile": awake()}]
+    )
     sent = [await queue(capped, fan, number(1), "broadcast"),
             await queue(capped, gone, number(2), "timed")]  # fmt: skip
     assert {i.id for i in await capped.claim_outbox(10)} == set(sent)
@@ -188,7 +197,7 @@ async def test_the_window_passes_and_a_broadcast_with_skipped_texts_completes(
     capped: Store,
 ) -> None:
     phones = [number(i) for i in range(3)]
-    ids = await add_fans(capped, [{"phone": p} for p in phones])
+    ids = await add_fans(capped, [{"phone": p, "profile": awake()} for p in phones])
     earlier = await queue(capped, ids[0], phones[0], "timed")
     await capped.claim_outbox(10)
     service = BroadcastService(capped)
