@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from bot.storage.db import scratch_schema
 from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.cli.test_run import free_port
 from tests.conftest import PG_URL, ROOT
+from tests.processes import ready
 
 from .conftest import FAST_HASHER, PASSWORD, logged_in
 from .test_api import next_event
@@ -99,21 +99,6 @@ async def test_an_event_published_in_one_process_reaches_the_feeds_of_another(
 def fanline(*args: str, env: dict[str, str], **kw: object) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "bot", "--project", str(ROOT), "-q", *args],
                             env={**os.environ, **env}, text=True, **kw)  # type: ignore[call-overload]  # fmt: skip
-
-
-async def ready(url: str, process: subprocess.Popen[str], log: Path) -> None:
-    """Wait (bounded) until a starting server answers /readyz 200."""
-    async with httpx.AsyncClient(timeout=2) as client:
-        deadline = time.monotonic() + 300  # a bound on start-up under load, not a speed claim
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if (await client.get(url + "/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)  # polling a starting process
-    raise AssertionError("not ready: " + log.read_text()[-3000:])
 
 
 @pytest.fixture

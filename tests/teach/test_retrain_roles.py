@@ -25,6 +25,7 @@ from bot.testing.twilio_server import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.cli.test_run import free_port
 from tests.conftest import PG_URL
 from tests.inbox.conftest import FAST_HASHER, PASSWORD, logged_in
+from tests.processes import ready
 from tests.teach.conftest import PIPELINE
 from tests.teach.test_teach import NEW_PHRASING, PARKING, PARKING_ANSWER
 
@@ -38,20 +39,6 @@ OUR_NUMBER = "+15005550006"
 def fanline(project: Path, *args: str, env: dict[str, str], **kw: object) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "bot", "--project", str(project), "-q", *args],
                             env={**os.environ, **env}, text=True, **kw)  # type: ignore[call-overload]  # fmt: skip
-
-
-async def ready(url: str, process: subprocess.Popen[str], log: Path) -> None:
-    async with httpx.AsyncClient(timeout=2) as client:
-        deadline = time.monotonic() + 300  # a bound on start-up under load, not a speed claim
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if (await client.get(url + "/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)  # polling a starting process
-    raise AssertionError("not ready: " + log.read_text()[-3000:])
 
 
 async def text(url: str, phone: str, body: str) -> str:
